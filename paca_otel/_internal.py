@@ -1,0 +1,85 @@
+"""Error handling for paths that must never raise into the host application.
+
+Record, callback, processor and export paths log once, drop, and count the drop in a
+self-metric (``paca_otel.dropped``, attribute ``reason``). Under pytest, internal errors
+re-raise so the project's own tests see them (the way Logfire's ``handle_internal_errors``
+does); users' test suites can opt out with ``PACA_OTEL_RAISE_INTERNAL=0``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from opentelemetry import metrics
+
+_logger = logging.getLogger("paca_otel")
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_once(logger: logging.Logger, key: str, msg: str, *args: object) -> None:
+    """Log ``msg`` at WARNING the first time ``key`` is seen in this process, never again."""
+    if key in _warned:
+        return
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    logger.warning(msg, *args)
+
+
+def reset_warnings() -> None:
+    """Forget which warnings were given (for tests)."""
+    with _warned_lock:
+        _warned.clear()
+
+
+def raise_internal() -> bool:
+    """Whether internal errors re-raise: under pytest unless ``PACA_OTEL_RAISE_INTERNAL=0``."""
+    flag = os.environ.get("PACA_OTEL_RAISE_INTERNAL")
+    if flag is not None:
+        return flag not in ("", "0", "false")
+    return "PYTEST_CURRENT_TEST" in os.environ
+
+
+class _Drops:
+    """The ``paca_otel.dropped`` self-metric, created lazily on the global MeterProvider.
+
+    Lazy because the global provider may be set after this module is imported; the OTel API's
+    proxy meter forwards to the real one once it is.
+    """
+
+    def __init__(self) -> None:
+        self._counter: metrics.Counter | None = None
+
+    def add(self, reason: str, amount: int = 1) -> None:
+        counter = self._counter
+        if counter is None:
+            counter = self._counter = metrics.get_meter("paca_otel").create_counter(
+                "paca_otel.dropped",
+                unit="{item}",
+                description="Items paca-otel dropped instead of raising into the application.",
+            )
+        counter.add(amount, {"reason": reason})
+
+
+drops = _Drops()
+
+
+@contextmanager
+def handle_internal_errors(what: str, logger: logging.Logger = _logger) -> Iterator[None]:
+    """Swallow, log once and count an exception raised by paca-otel's own code in ``what``."""
+    try:
+        yield
+    except Exception:
+        if raise_internal():
+            raise
+        drops.add(f"internal_error:{what}")
+        if what not in _warned:
+            with _warned_lock:
+                _warned.add(what)
+            logger.exception("paca-otel internal error in %s (further ones are counted only)", what)
