@@ -1,0 +1,669 @@
+"""The rule engine: turns rule evaluations into alert state and alert state into notifications.
+
+Per rule and label set an alert moves ``inactive -> pending -> firing -> resolved`` exactly as in
+Prometheus (``for``, ``keep_firing_for``), with two additions from the seed: a ``clear``
+condition (hysteresis: a firing alert resolves only once ``clear`` holds, so a value hovering at
+the threshold does not page every minute) and a flap detector (an alert that changes state more
+than ``flap_threshold`` times in ``flap_window`` sends one summary instead of a storm). What to
+send is decided here, Alertmanager-style: repeats after ``cooldown``, silences, and grouping of
+alerts that fire together into one :class:`~paca_otel.alerting.models.Notification` per channel
+(for channels with a ``resend_interval`` the notification carries the whole group's firing
+alerts, because the dispatcher re-sends only a group's latest one). Sending is not:
+notifications go into the outbox, and the dispatcher's thread delivers them, so evaluation
+never waits on I/O.
+State is written through to SQLite on every transition (``state.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from paca_otel._internal import handle_internal_errors
+from paca_otel.alerting.expr import evaluate
+from paca_otel.alerting.models import AlertEvent, AlertState, Notification, Severity, fingerprint
+from paca_otel.alerting.rules import Rule, render_annotations
+from paca_otel.alerting.silences import Silences
+from paca_otel.alerting.state import AlertRecord, SilenceRecord, StateStore
+from paca_otel.errors import ConfigError, RuleError
+from paca_otel.pipeline.store import Labels, Matcher, SeriesStore
+
+if TYPE_CHECKING:
+    from paca_otel.alerting.channels.base import NotificationChannel
+    from paca_otel.alerting.outbox import Dispatcher
+
+logger = logging.getLogger("paca_otel.alerting")
+
+#: Events kept in memory for :meth:`RuleEngine.history` (the same number is kept on disk).
+HISTORY_SIZE = 1_000
+
+
+class NotificationSink(Protocol):
+    """Where the engine puts notifications: the :class:`~paca_otel.alerting.outbox.Outbox`."""
+
+    def enqueue(self, notification: Notification) -> bool:
+        """Store one notification for delivery; ``False`` if an identical one exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveAlert:
+    """A pending or firing alert as the API and dashboard show it.
+
+    ``labels`` are the series labels merged with the rule's; ``silenced_by`` is the id of a
+    silence muting it now, if any.
+    """
+
+    rule: str
+    state: AlertState
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    value: float | None
+    severity: Severity
+    active_since: float
+    fired_at: float | None
+    last_notified: float | None
+    fingerprint: str
+    flapping: bool = False
+    silenced_by: str | None = None
+
+
+@dataclass(slots=True)
+class _Flap:
+    """Recent firing/resolved transitions of one alert, for the flap detector."""
+
+    rule: str
+    times: deque[float] = field(default_factory=deque)
+    flapping: bool = False
+    last_event: AlertEvent | None = None
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    """One alert event due to one channel, before grouping."""
+
+    channel: str
+    group_key: str
+    kind: str  # "notify" | "repeat" | "flapping" | "settled"
+    event: AlertEvent
+    summary: str = ""
+
+
+def _seconds(value: object, what: str) -> float:
+    number = float(value)  # type: ignore[arg-type]  # validated right below; bad types raise
+    if not math.isfinite(number) or number < 0:
+        msg = f"{what} must be a finite number of seconds >= 0, got {value!r}"
+        raise ConfigError(msg)
+    return number
+
+
+class RuleEngine:
+    """Evaluates rules against a :class:`SeriesStore` and tracks every alert's state.
+
+    Args:
+        store: Where the series live (the pipeline fills it).
+        outbox: Where notifications go; by default an in-memory
+            :class:`~paca_otel.alerting.outbox.Outbox` that :meth:`start` also dispatches.
+        channels: The channels by name; used to check rules' channel names, to give channels
+            with a ``resend_interval`` whole-group notifications, and by the dispatcher
+            :meth:`start` runs. Default: one log channel per default channel name.
+        state_path: SQLite file for alert state and silences; ``None`` keeps them in memory.
+        clock: Time source (a fake one in tests makes evaluation deterministic).
+        evaluation_interval: Seconds between evaluations of the background thread.
+        group_wait: Seconds to hold a new group's first notification so alerts firing in the
+            next evaluations join it (Alertmanager's ``group_wait``); 0 sends per evaluation.
+        default_channels: Channels of rules that name none.
+        collect: Called with the evaluation time before each evaluation (``Pipeline.collect``).
+        group_by: Labels whose values form the group key; ``alertname`` is the rule name.
+        flap_threshold: More state changes than this within ``flap_window`` mark a flapping
+            alert.
+        flap_window: Seconds over which changes are counted; an alert stops flapping after a
+            full window without a change.
+    """
+
+    def __init__(
+        self,
+        store: SeriesStore,
+        *,
+        outbox: NotificationSink | None = None,
+        channels: Mapping[str, NotificationChannel] | None = None,
+        state_path: str | os.PathLike[str] | None = None,
+        clock: Callable[[], float] = time.time,
+        evaluation_interval: float = 15.0,
+        group_wait: float = 0.0,
+        default_channels: Sequence[str] = ("log",),
+        collect: Callable[[float], None] | None = None,
+        group_by: Sequence[str] = ("alertname",),
+        flap_threshold: int = 6,
+        flap_window: float = 600.0,
+    ) -> None:
+        if not 1.0 <= float(evaluation_interval) <= 86_400.0:
+            msg = f"evaluation_interval must be 1..86400 seconds, got {evaluation_interval!r}"
+            raise ConfigError(msg)
+        if flap_threshold < 1:
+            msg = f"flap_threshold must be at least 1 state change, got {flap_threshold!r}"
+            raise ConfigError(msg)
+        if not default_channels:
+            msg = "default_channels must name at least one channel (e.g. 'log')"
+            raise ConfigError(msg)
+        self.store = store
+        self.clock = clock
+        self.evaluation_interval = float(evaluation_interval)
+        self.group_wait = _seconds(group_wait, "group_wait")
+        self.flap_window = _seconds(flap_window, "flap_window")
+        self.flap_threshold = int(flap_threshold)
+        self.default_channels = tuple(default_channels)
+        self.group_by = tuple(group_by)
+        self._collect = collect
+        self._check_channels = channels is not None
+        if channels is None:
+            from paca_otel.alerting.channels.log import LogChannel
+
+            channels = {name: LogChannel(name=name) for name in self.default_channels}
+        self.channels: dict[str, NotificationChannel] = dict(channels)
+        if self._check_channels:
+            self._check_channel_names(self.default_channels, "default_channels")
+        self._owns_outbox = outbox is None
+        if outbox is None:
+            from paca_otel.alerting.outbox import Outbox
+
+            outbox = Outbox(":memory:", clock=clock)
+        self.outbox: NotificationSink = outbox
+        self._dispatcher: Dispatcher | None = None
+        self._state = StateStore(state_path)
+        self.silences = Silences(self._state, clock)
+        self._lock = threading.RLock()
+        self._rules: dict[str, Rule] = {}
+        self._alerts: dict[str, dict[Labels, AlertRecord]] = {}
+        for record in self._state.load_alerts():
+            self._alerts.setdefault(record.rule, {})[record.labels] = record
+        self._flaps: dict[str, _Flap] = {}
+        self._last_eval: dict[str, float] = {}
+        self._held: dict[tuple[str, str, str], tuple[float, list[_Outgoing]]] = {}
+        self._history: deque[AlertEvent] = deque(
+            self._state.load_history(HISTORY_SIZE), maxlen=HISTORY_SIZE
+        )
+        self._dirty: dict[str, AlertRecord] = {}
+        self._events: list[AlertEvent] = []  # this cycle's transitions
+        self._out: list[_Outgoing] = []  # this cycle's notifications, before grouping
+        self._deleted: set[str] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: Notifications the outbox refused as duplicates (same idempotency key).
+        self.duplicates = 0
+        #: Evaluation cycles run and the duration of the last one, for self-monitoring.
+        self.cycles = 0
+        self.last_cycle_seconds = 0.0
+
+    # ------------------------------------------------------------------ rules
+    @property
+    def rules(self) -> Mapping[str, Rule]:
+        """The rules by name (a snapshot)."""
+        with self._lock:
+            return dict(self._rules)
+
+    def _check_channel_names(self, names: Iterable[str], where: str) -> None:
+        unknown = [n for n in names if n not in self.channels]
+        if unknown:
+            msg = f"{where} names unknown channel(s) {unknown}; configured: {sorted(self.channels)}"
+            raise RuleError(msg)
+
+    def add_rule(self, rule: Rule) -> None:
+        """Add ``rule``, or replace the rule of the same name keeping its alerts' state.
+
+        Raises:
+            RuleError: the rule routes to a channel that is not configured.
+        """
+        if self._check_channels:
+            self._check_channel_names(rule.channels, f"rule {rule.name!r} channels")
+        with self._lock:
+            self._rules[rule.name] = rule
+
+    def remove_rule(self, name: str) -> None:
+        """Remove a rule and forget its alerts (without resolved notifications).
+
+        Raises:
+            RuleError: no rule has that name.
+        """
+        with self._lock:
+            if name not in self._rules:
+                msg = f"no rule named {name!r}; rules: {sorted(self._rules)}"
+                raise RuleError(msg)
+            del self._rules[name]
+            for record in self._alerts.pop(name, {}).values():
+                self._forget(record)
+            self._flush_state()
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate_once(self, now: float | None = None) -> list[AlertEvent]:
+        """Run one evaluation cycle at ``now`` and return the transitions it caused.
+
+        Returned are the events of alerts that started firing or resolved; notifications for
+        them (after silences, flap detection and grouping) are in the outbox when this returns.
+        """
+        with self._lock:
+            at = self.clock() if now is None else float(now)
+            started = time.perf_counter()
+            if self._collect is not None:
+                with handle_internal_errors("rule_engine_collect", logger):
+                    self._collect(at)
+            events = self._events = []
+            outgoing = self._out = []
+            for rule in list(self._rules.values()):
+                if rule.interval is not None:  # a group with its own, slower interval
+                    last = self._last_eval.get(rule.name)
+                    if last is not None and at - last < rule.interval - 1e-6:
+                        continue
+                    self._last_eval[rule.name] = at
+                with handle_internal_errors("rule_evaluation", logger):
+                    self._evaluate_rule(rule, at)
+            self._check_flaps(at)
+            self._send(outgoing, at)
+            self._history.extend(events)
+            self._state.append_history(events)
+            self._flush_state()
+            self.silences.gc(at)
+            self.cycles += 1
+            self.last_cycle_seconds = time.perf_counter() - started
+        return events
+
+    def _evaluate_rule(self, rule: Rule, now: float) -> None:
+        tracked = self._alerts.setdefault(rule.name, {})
+        result = evaluate(rule.expr, self.store, now)
+        force_clear = False
+        if result.no_data:
+            mode = rule.no_data
+            if mode == "keep":
+                holding: dict[Labels, float | None] | None = None
+            elif mode == "alerting":
+                holding = dict.fromkeys(tracked or [()], None)
+            else:  # "ok": nothing to measure counts as healthy; resolve without waiting on clear
+                holding = {}
+                force_clear = True
+        else:
+            holding = dict(result.samples)
+        if holding is not None:
+            for labels, value in holding.items():
+                self._condition_true(rule, tracked, labels, value, now)
+            cleared: dict[Labels, float] | None = None
+            clear_all = force_clear or rule.clear_expr is None
+            for labels in [lb for lb in tracked if lb not in holding]:
+                record = tracked[labels]
+                if record.state is AlertState.FIRING and not clear_all:
+                    if cleared is None:
+                        assert rule.clear_expr is not None  # clear_all is False only with one
+                        clear_result = evaluate(rule.clear_expr, self.store, now)
+                        clear_all = clear_result.no_data or () in clear_result.samples
+                        cleared = clear_result.samples
+                    if not clear_all and labels not in cleared:
+                        record.false_since = None  # hysteresis: still firing, still "true"
+                        record.last_true = now
+                        continue
+                self._condition_false(rule, tracked, record, now)
+        for record in tracked.values():
+            if record.state is AlertState.FIRING:
+                self._maybe_repeat(rule, record, now)
+
+    def _condition_true(
+        self,
+        rule: Rule,
+        tracked: dict[Labels, AlertRecord],
+        labels: Labels,
+        value: float | None,
+        now: float,
+    ) -> None:
+        record = tracked.get(labels)
+        if record is None:
+            full = self._labels(rule, labels)
+            record = tracked[labels] = AlertRecord(
+                rule=rule.name,
+                labels=labels,
+                fingerprint=fingerprint(rule.name, full),
+                state=AlertState.PENDING,
+                active_since=now,
+                last_true=now,
+                value=value,
+            )
+            self._dirty[record.fingerprint] = record
+        record.last_true = now
+        record.value = value
+        if record.false_since is not None:
+            record.false_since = None
+            self._dirty[record.fingerprint] = record
+        if record.state is AlertState.PENDING and now - record.active_since >= rule.for_:
+            record.state = AlertState.FIRING
+            record.last_notified = None
+            self._dirty[record.fingerprint] = record
+            event = self._event(rule, record, AlertState.FIRING, None)
+            self._events.append(event)
+            self._transition(rule, record, event, now)
+
+    def _condition_false(
+        self, rule: Rule, tracked: dict[Labels, AlertRecord], record: AlertRecord, now: float
+    ) -> None:
+        if record.state is AlertState.PENDING:
+            del tracked[record.labels]  # the `for` timer restarts from zero next time
+            self._forget(record)
+            return
+        if record.false_since is None:
+            record.false_since = now
+            self._dirty[record.fingerprint] = record
+        if now - record.false_since < rule.keep_firing_for:
+            return
+        del tracked[record.labels]
+        self._forget(record)
+        event = self._event(rule, record, AlertState.RESOLVED, now)
+        self._events.append(event)
+        if record.last_notified is not None or record.fingerprint in self._flaps:
+            self._transition(rule, record, event, now)
+        else:  # never announced (silenced, grouped away): a lone "resolved" would confuse
+            self._note_flap(rule, record, event, now)
+
+    def _forget(self, record: AlertRecord) -> None:
+        self._dirty.pop(record.fingerprint, None)
+        self._deleted.add(record.fingerprint)
+
+    def _labels(self, rule: Rule, labels: Labels) -> dict[str, str]:
+        full = dict(labels)
+        full.update(rule.labels)
+        return full
+
+    def _event(
+        self, rule: Rule, record: AlertRecord, state: AlertState, ends_at: float | None
+    ) -> AlertEvent:
+        full = self._labels(rule, record.labels)
+        return AlertEvent(
+            rule=rule.name,
+            state=state,
+            labels=full,
+            annotations=render_annotations(
+                rule, full, math.nan if record.value is None else record.value
+            ),
+            value=record.value,
+            severity=rule.severity,
+            starts_at=record.active_since,
+            ends_at=ends_at,
+            fingerprint=record.fingerprint,
+        )
+
+    # ------------------------------------------------------------------ notification policy
+    def _channels_of(self, rule: Rule) -> tuple[str, ...]:
+        return tuple(rule.channels) or self.default_channels
+
+    def _group_key(self, event: AlertEvent) -> str:
+        parts = []
+        for name in self.group_by:
+            value = event.rule if name == "alertname" else event.labels.get(name, "")
+            parts.append(f"{name}={value}")
+        return ",".join(parts)
+
+    def _silenced(self, event: AlertEvent, now: float) -> SilenceRecord | None:
+        labels = dict(event.labels)
+        labels["alertname"] = event.rule
+        return self.silences.matching(labels, now)
+
+    def _note_flap(self, rule: Rule, record: AlertRecord, event: AlertEvent, now: float) -> _Flap:
+        flap = self._flaps.get(record.fingerprint)
+        if flap is None:
+            flap = self._flaps[record.fingerprint] = _Flap(rule=rule.name)
+        flap.times.append(now)
+        flap.last_event = event
+        while flap.times and flap.times[0] <= now - self.flap_window:
+            flap.times.popleft()
+        return flap
+
+    def _transition(self, rule: Rule, record: AlertRecord, event: AlertEvent, now: float) -> None:
+        """An alert fired or resolved: notify, unless flapping or silenced."""
+        flap = self._note_flap(rule, record, event, now)
+        if flap.flapping:
+            return
+        if len(flap.times) > self.flap_threshold:
+            flap.flapping = True
+            summary = (
+                f"{rule.name} is flapping: {len(flap.times)} state changes in "
+                f"{self.flap_window:g} s; notifications paused until it settles"
+            )
+            self._emit(rule, event, "flapping", summary=summary)
+            return
+        if self._silenced(event, now) is not None:
+            return
+        self._emit(rule, event, "notify")
+        if event.state is AlertState.FIRING:
+            self._mark_notified(record, now)
+
+    def _mark_notified(self, record: AlertRecord, now: float) -> None:
+        record.last_notified = now
+        self._dirty[record.fingerprint] = record
+
+    def _maybe_repeat(self, rule: Rule, record: AlertRecord, now: float) -> None:
+        """A firing alert: send an owed notification, or repeat it after ``cooldown``.
+
+        Re-sends to channels with a ``resend_interval`` (Alertmanager) are the dispatcher's
+        job: it repeats the latest firing notification of each group on its own clock.
+        """
+        flap = self._flaps.get(record.fingerprint)
+        if flap is not None and flap.flapping:
+            return
+        last = record.last_notified
+        if last is not None and now - last < rule.cooldown:
+            return
+        event = self._event(rule, record, AlertState.FIRING, None)
+        if self._silenced(event, now) is not None:
+            return
+        self._emit(rule, event, "notify" if last is None else "repeat")
+        self._mark_notified(record, now)
+
+    def _emit(self, rule: Rule, event: AlertEvent, kind: str, *, summary: str = "") -> None:
+        key = self._group_key(event)
+        if kind in ("flapping", "settled"):
+            key = f"{key},flapping={event.fingerprint}"
+        for name in self._channels_of(rule):
+            self._out.append(_Outgoing(name, key, kind, event, summary))
+
+    def _check_flaps(self, now: float) -> None:
+        """Forget quiet alerts; announce the current state of ones that stopped flapping."""
+        for fp, flap in list(self._flaps.items()):
+            while flap.times and flap.times[0] <= now - self.flap_window:
+                flap.times.popleft()
+            if flap.times:
+                continue
+            del self._flaps[fp]
+            rule = self._rules.get(flap.rule)
+            if not flap.flapping or rule is None or flap.last_event is None:
+                continue
+            record = next(
+                (r for r in self._alerts.get(rule.name, {}).values() if r.fingerprint == fp), None
+            )
+            if record is not None and record.state is AlertState.FIRING:
+                event = self._event(rule, record, AlertState.FIRING, None)
+                self._mark_notified(record, now)
+            else:
+                event = flap.last_event
+            if self._silenced(event, now) is None:
+                summary = f"{rule.name} stopped flapping and is {event.state.value}"
+                self._emit(rule, event, "settled", summary=summary)
+
+    def _send(self, outgoing: list[_Outgoing], now: float) -> None:
+        """Group per (channel, group, kind), honour ``group_wait``, enqueue into the outbox."""
+        groups: dict[tuple[str, str, str], list[_Outgoing]] = {}
+        for item in outgoing:
+            groups.setdefault((item.channel, item.group_key, item.kind), []).append(item)
+        if self.group_wait > 0:
+            for key, items in groups.items():
+                since, held = self._held.get(key, (now, []))
+                self._held[key] = (since, held + items)
+            groups = {}
+            for key, (since, held) in list(self._held.items()):
+                if now - since >= self.group_wait:
+                    groups[key] = held
+                    del self._held[key]
+        sent = 0
+        for (channel, group_key, kind), items in sorted(groups.items()):
+            unique: dict[tuple[str, str], AlertEvent] = {}
+            for item in items:
+                unique[(item.event.fingerprint, item.event.state.value)] = item.event
+            channel_obj = self.channels.get(channel)
+            if (
+                kind in ("notify", "repeat")
+                and channel_obj is not None
+                and channel_obj.resend_interval
+            ):
+                for event in self._group_firing(channel, group_key, now):
+                    unique.setdefault((event.fingerprint, event.state.value), event)
+            events = tuple(sorted(unique.values(), key=lambda e: (e.rule, e.fingerprint)))
+            extra: dict[str, Any] = {"kind": kind} if kind != "notify" else {}
+            if kind == "repeat":
+                extra["sent_at"] = now
+            notification = Notification(
+                channel=channel,
+                group_key=group_key,
+                events=events,
+                created_at=now,
+                summary=items[0].summary,
+                extra=extra,
+            )
+            if self.outbox.enqueue(notification):
+                sent += 1
+            else:
+                self.duplicates += 1
+        if sent and self._dispatcher is not None:
+            self._dispatcher.wake()
+
+    def _group_firing(self, channel: str, group_key: str, now: float) -> list[AlertEvent]:
+        """Announced, unmuted firing alerts routed to ``channel`` in group ``group_key``."""
+        found: list[AlertEvent] = []
+        for name, tracked in self._alerts.items():
+            rule = self._rules.get(name)
+            if rule is None or channel not in self._channels_of(rule):
+                continue
+            for record in tracked.values():
+                if record.state is not AlertState.FIRING or record.last_notified is None:
+                    continue
+                flap = self._flaps.get(record.fingerprint)
+                if flap is not None and flap.flapping:
+                    continue
+                event = self._event(rule, record, AlertState.FIRING, None)
+                if self._group_key(event) == group_key and self._silenced(event, now) is None:
+                    found.append(event)
+        return found
+
+    # ------------------------------------------------------------------ persistence
+    def _flush_state(self) -> None:
+        deleted = [fp for fp in self._deleted if fp not in self._dirty]
+        self._state.save_alerts(list(self._dirty.values()), deleted)
+        self._dirty.clear()
+        self._deleted.clear()
+
+    # ------------------------------------------------------------------ queries
+    def active_alerts(self) -> list[ActiveAlert]:
+        """Pending and firing alerts of the current rules, sorted by rule and labels."""
+        now = self.clock()
+        out: list[ActiveAlert] = []
+        with self._lock:
+            for name in sorted(self._rules):
+                rule = self._rules[name]
+                for labels in sorted(self._alerts.get(name, {})):
+                    record = self._alerts[name][labels]
+                    firing = record.state is AlertState.FIRING
+                    event = self._event(rule, record, record.state, None)
+                    silence = self._silenced(event, now)
+                    flap = self._flaps.get(record.fingerprint)
+                    out.append(
+                        ActiveAlert(
+                            rule=name,
+                            state=record.state,
+                            labels=event.labels,
+                            annotations=event.annotations,
+                            value=record.value,
+                            severity=event.severity,
+                            active_since=record.active_since,
+                            fired_at=record.active_since + rule.for_ if firing else None,
+                            last_notified=record.last_notified,
+                            fingerprint=record.fingerprint,
+                            flapping=flap is not None and flap.flapping,
+                            silenced_by=None if silence is None else silence.id,
+                        )
+                    )
+        return out
+
+    def history(self, limit: int = 100) -> list[AlertEvent]:
+        """The newest ``limit`` firing/resolved events, newest first."""
+        with self._lock:
+            items = list(self._history)
+        return items[::-1][: max(0, limit)]
+
+    # ------------------------------------------------------------------ silences
+    def silence(
+        self,
+        matchers: Mapping[str, str] | Sequence[Matcher],
+        *,
+        duration: float | None = None,
+        until: float | None = None,
+        comment: str = "",
+    ) -> str:
+        """Mute notifications of alerts matching every matcher (``alertname`` = rule name).
+
+        State still moves; a firing alert that was muted is notified once the silence ends.
+
+        Raises:
+            RuleError: bad matchers, or not exactly one of ``duration``/``until``.
+        """
+        return self.silences.add(matchers, duration=duration, until=until, comment=comment)
+
+    def expire_silence(self, silence_id: str) -> None:
+        """End a silence now.
+
+        Raises:
+            RuleError: no silence has that id.
+        """
+        self.silences.expire(silence_id)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Evaluate every ``evaluation_interval`` seconds on a daemon thread; idempotent.
+
+        When the engine made its own outbox, a dispatcher for ``channels`` is started too.
+        """
+        if self._thread is not None and self._thread.is_alive():
+            return
+        if self._owns_outbox and self._dispatcher is None:
+            from paca_otel.alerting.outbox import Dispatcher, Outbox
+
+            assert isinstance(self.outbox, Outbox)  # made in __init__ when none was given
+            self._dispatcher = Dispatcher(self.outbox, self.channels, clock=self.clock)
+            self._dispatcher.start()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="paca-otel-rules", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with handle_internal_errors("rule_engine_cycle", logger):
+                self.evaluate_once()
+            self._stop.wait(self.evaluation_interval)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the evaluation thread (and the dispatcher this engine started)."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+        if self._dispatcher is not None:
+            self._dispatcher.stop(timeout)
+            self._dispatcher = None
+
+    def close(self) -> None:
+        """Stop and release the state database (and the outbox the engine owns)."""
+        self.stop()
+        with self._lock:
+            self._state.close()
+            if self._owns_outbox:
+                close = getattr(self.outbox, "close", None)
+                if close is not None:
+                    close()

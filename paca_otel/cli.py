@@ -1,0 +1,103 @@
+"""The ``paca-otel`` command: ``demo``, ``config``, ``rules`` and ``--version``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from paca_otel._version import __version__
+from paca_otel.errors import PacaOtelError
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from paca_otel.demo import create_app
+
+    app = create_app(traffic=not args.no_traffic)
+    base = f"http://{args.host}:{args.port}"
+    print(
+        f"paca-otel demo on {base}\n"
+        f"  dashboard        {base}/monitoring/\n"
+        f"  current metrics  {base}/monitoring/metrics\n"
+        f"  Prometheus       {base}/metrics\n"
+        f"  API docs         {base}/docs\n"
+        "Logs below are JSON lines with trace ids. Ctrl-C stops.",
+        flush=True,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    from paca_otel.config import load_settings
+
+    settings = load_settings()
+    data = settings.masked()
+    data["effective_exporters"] = {
+        signal: list(settings.exporters(signal)) for signal in ("traces", "metrics", "logs")
+    }
+    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    return 0
+
+
+def _rules(args: argparse.Namespace) -> int:
+    if args.rules_command == "check":
+        from paca_otel.alerting.rules_cli import check
+
+        return check(args.file)
+    if args.rules_command == "export":
+        from paca_otel.alerting.rules_cli import export
+
+        return export(args.file, fmt=args.format)
+    from paca_otel.alerting.rule_tests import main as run_tests
+
+    return run_tests(args.file)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="paca-otel", description="OpenTelemetry monitoring for Python services."
+    )
+    parser.add_argument("--version", action="version", version=f"paca-otel {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the instrumented FastAPI demo service")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--no-traffic", action="store_true", help="no self-generated requests")
+    demo.set_defaults(func=_demo)
+
+    config = sub.add_parser("config", help="print the effective settings, secrets masked")
+    config.set_defaults(func=_config)
+
+    rules = sub.add_parser("rules", help="check, test or export alert rule files")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_sub.add_parser("check", help="validate a rule file")
+    check.add_argument("file")
+    test = rules_sub.add_parser("test", help="run rule unit tests (like promtool test rules)")
+    test.add_argument("file")
+    export = rules_sub.add_parser("export", help="write Prometheus alerting rules")
+    export.add_argument("file")
+    export.add_argument("--format", default="prometheus", choices=["prometheus"])
+    rules.set_defaults(func=_rules)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except PacaOtelError as exc:
+        print(f"paca-otel: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

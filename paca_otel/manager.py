@@ -1,0 +1,191 @@
+"""MonitoringManager: the seed's async facade over configure(), the gauges and alerting.
+
+It owns nothing the process does not already have: ``start()`` adopts a live ``configure()``
+or makes one, and every MonitoringManager (and AlertManager) of the process shares the same
+pipeline and rule engine, the way OpenTelemetry's global providers are shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from paca_otel.config import PacaOtelSettings
+from paca_otel.errors import RuleError
+from paca_otel.setup import Telemetry, configure, get_telemetry
+from paca_otel.snapshot import MetricsSnapshot, snapshot_from
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from paca_otel.alerting.engine import ActiveAlert
+    from paca_otel.alerting.models import AlertEvent
+    from paca_otel.alerting.rules import Rule
+
+logger = logging.getLogger("paca_otel")
+
+
+class MonitoringManager:
+    """Start, read and stop monitoring of this process (the seed API).
+
+    Example::
+
+        monitor = MonitoringManager(service_name="shop")
+        await monitor.start()
+        await monitor.start_monitoring()
+        metrics = await monitor.get_current_metrics()
+        print(metrics["cpu_usage"], metrics.memory_usage)
+        await monitor.stop()
+    """
+
+    def __init__(
+        self,
+        settings: PacaOtelSettings | None = None,
+        *,
+        app: FastAPI | None = None,
+        **overrides: Any,
+    ) -> None:
+        self._settings = settings
+        self._overrides = overrides
+        self._app = app
+        self._telemetry: Telemetry | None = None
+        self._owns_telemetry = False
+        self._monitoring = False
+
+    @property
+    def telemetry(self) -> Telemetry | None:
+        """The configuration this manager runs on, once started."""
+        return self._telemetry
+
+    @property
+    def is_running(self) -> bool:
+        return self._telemetry is not None and not self._telemetry.is_shutdown
+
+    async def start(self) -> None:
+        """Configure telemetry, or adopt the configuration already live in the process.
+
+        Idempotent: a second call does nothing.
+        """
+        if self.is_running:
+            return
+        live = get_telemetry()
+        if live is not None and self._settings is None and not self._overrides:
+            self._telemetry = live
+            self._owns_telemetry = False
+            if self._app is not None:
+                live.instrument_app(self._app)
+            return
+        self._telemetry = configure(self._settings, app=self._app, **self._overrides)
+        self._owns_telemetry = True
+
+    async def start_monitoring(self) -> None:
+        """Start the system gauges and the alert evaluation loop (starting telemetry if needed).
+
+        Idempotent.
+        """
+        await self.start()
+        if self._monitoring:
+            return
+        self._monitoring = True
+        telemetry = self._require()
+        if telemetry.system is None and not telemetry.settings.sdk_disabled:
+            from paca_otel.signals.system import SystemMetrics
+
+            telemetry.system = SystemMetrics(telemetry.meter_provider)
+        from paca_otel import runtime
+
+        runtime.attach(telemetry)
+
+    async def setup_alert(
+        self,
+        metric: str,
+        threshold: float,
+        notification_channel: str = "log",
+        *,
+        cooldown: float | str = 300,
+        for_: float | str = 0,
+        severity: str = "warning",
+        name: str | None = None,
+    ) -> Rule:
+        """Alert when ``metric > threshold`` (the seed's sugar over ``AlertManager.add_rule``).
+
+        Raises:
+            RuleError: bad metric name or threshold, or the channel is not configured.
+        """
+        from paca_otel.alerting.manager import AlertManager
+
+        if not isinstance(threshold, int | float) or not math.isfinite(threshold):
+            msg = f"setup_alert: threshold must be a finite number, got {threshold!r}"
+            raise RuleError(msg)
+        return AlertManager().add_rule(
+            name or f"{metric}_above_{threshold:g}",
+            f"{metric} > {threshold!r}",
+            notification_channel,
+            cooldown,
+            for_=for_,
+            severity=severity,
+        )
+
+    async def get_active_alerts(self) -> list[ActiveAlert]:
+        """Pending and firing alerts (shared with every AlertManager)."""
+        from paca_otel.alerting.manager import AlertManager
+
+        return AlertManager().get_active_alerts()
+
+    async def get_alert_history(self, limit: int = 100) -> list[AlertEvent]:
+        """Recent firing/resolved transitions."""
+        from paca_otel.alerting.manager import AlertManager
+
+        return AlertManager().get_alert_history(limit)
+
+    async def silence(
+        self, matchers: Mapping[str, str], *, duration: float = 3600.0, comment: str = ""
+    ) -> str:
+        """Mute notifications of matching alerts for ``duration`` seconds; returns its id."""
+        from paca_otel.alerting.manager import AlertManager
+
+        return AlertManager().silence(matchers, duration=duration, comment=comment)
+
+    def add_demo_rules(self) -> None:
+        """The demo's rules: they fire on the demo's own traffic and system load."""
+        from paca_otel.alerting.manager import AlertManager
+
+        alerts = AlertManager()
+        alerts.add_rule("high_error_rate", "error_rate > 0.1", "log", 60, for_="30s",
+                        clear="error_rate < 0.05")  # fmt: skip
+        alerts.add_rule("high_cpu", "cpu_usage > 90", "log", 300, for_="1m")
+        alerts.add_rule("high_memory_usage", "memory_usage > 90", "log", 300, for_="1m")
+        alerts.add_rule("slow_requests", "latency_p95 > 0.5", "log", 300, for_="1m")
+
+    async def get_current_metrics(self) -> MetricsSnapshot:
+        """Current values of the system aliases and every metric, from one SDK collection."""
+        telemetry = self._require()
+        # Collection runs every callback (psutil included); keep it off the event loop.
+        return await asyncio.to_thread(current_metrics, telemetry)
+
+    async def stop(self) -> None:
+        """Stop monitoring; shut telemetry down if this manager started it. Idempotent."""
+        telemetry, self._telemetry = self._telemetry, None
+        self._monitoring = False
+        if telemetry is None:
+            return
+        if self._owns_telemetry and not telemetry.is_shutdown:
+            await asyncio.to_thread(telemetry.shutdown)
+
+    def _require(self) -> Telemetry:
+        if self._telemetry is None or self._telemetry.is_shutdown:
+            msg = "MonitoringManager is not started: await monitor.start() first"
+            raise RuntimeError(msg)
+        return self._telemetry
+
+
+def current_metrics(telemetry: Telemetry) -> MetricsSnapshot:
+    """One collection of the in-process reader, flattened (used by the manager and the API)."""
+    from paca_otel.signals.system import seed_aliases
+
+    data = telemetry.snapshot_reader.get_metrics_data()
+    aliases = seed_aliases(data) if data is not None else {}
+    return snapshot_from(data, aliases)

@@ -1,0 +1,81 @@
+"""The alerting pipeline: wires the metric reader and the RED span processor to the store.
+
+Set-up code attaches :attr:`Pipeline.reader` to the MeterProvider (``metric_readers=[...]``)
+and :attr:`Pipeline.span_processor` to the TracerProvider; the rule engine then calls
+:meth:`Pipeline.collect` once per evaluation interval and queries :attr:`Pipeline.store`.
+Collection happens on the caller's thread, so there is no extra thread to start or stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from paca_otel._internal import handle_internal_errors
+from paca_otel.pipeline.aliases import write_red, write_system
+from paca_otel.pipeline.reader import StoreMetricReader
+from paca_otel.pipeline.spans import REDSpanProcessor
+from paca_otel.pipeline.store import SeriesStore
+
+logger = logging.getLogger("paca_otel.pipeline")
+
+PRUNE_EVERY = 60.0
+"""Seconds between sweeps for series that stopped reporting (a sweep is O(series))."""
+
+
+class Pipeline:
+    """The store plus the two OTel hooks that fill it.
+
+    Args:
+        store: Where series go; a default-sized :class:`SeriesStore` when omitted.
+        clock: Seconds since the epoch; every point of a collection is stamped with one
+            reading of it, so a fake clock makes the whole alerting path deterministic.
+        red_window: Seconds covered by the request/error/latency aliases.
+        span_processor: A pre-built RED processor (to tune its bounds); one sharing
+            ``clock`` is created when omitted.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: SeriesStore | None = None,
+        clock: Callable[[], float] = time.time,
+        red_window: float = 60.0,
+        span_processor: REDSpanProcessor | None = None,
+    ) -> None:
+        self.store = store if store is not None else SeriesStore()
+        self.clock = clock
+        self.reader = StoreMetricReader()
+        self.span_processor = (
+            span_processor
+            if span_processor is not None
+            else REDSpanProcessor(window=red_window, clock=clock)
+        )
+        self.collections = 0
+        self.last_collect_seconds = 0.0
+        self.last_points = 0
+        self._last_prune: float | None = None
+        self._lock = threading.Lock()
+
+    def collect(self, now: float | None = None) -> None:
+        """Pull the reader and drain the span window into the store, all stamped ``now``.
+
+        Never raises into the caller (the evaluation loop): a failing part is logged once and
+        counted, and the other parts still run.
+        """
+        now = self.clock() if now is None else now
+        started = time.perf_counter()
+        with self._lock:
+            points = self.reader.collect_into(self.store, now)
+            with handle_internal_errors("pipeline.system_aliases", logger):
+                points += write_system(self.store, now)
+            with handle_internal_errors("pipeline.red", logger):
+                points += write_red(self.store, self.span_processor.drain(now), now)
+            if self._last_prune is None or now - self._last_prune >= PRUNE_EVERY:
+                self._last_prune = now
+                self.store.prune(now)
+            self.collections += 1
+            self.last_points = points
+            self.last_collect_seconds = time.perf_counter() - started

@@ -1,0 +1,230 @@
+"""The metric reader that copies the MeterProvider's current values into the series store.
+
+It is a pull :class:`~opentelemetry.sdk.metrics.export.MetricReader` on the same provider as
+the exporters, so alert rules see exactly the numbers users export. Counters stay cumulative
+(so ``rate``/``increase`` work as in PromQL); histograms become ``<name>.count``,
+``<name>.sum`` and quantile estimates ``<name>.p50/.p95/.p99`` computed from the buckets that
+filled up *since the previous collection*, which is what a latency alert needs (a lifetime
+quantile would barely move during an incident).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.sdk.metrics import (
+    Counter,
+    Histogram,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+    UpDownCounter,
+)
+from opentelemetry.sdk.metrics import _Gauge as SyncGauge
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    ExponentialHistogramDataPoint,
+    Gauge,
+    HistogramDataPoint,
+    MetricReader,
+    MetricsData,
+    NumberDataPoint,
+    Sum,
+)
+from opentelemetry.sdk.metrics.export import (
+    ExponentialHistogram as ExpHistogramData,
+)
+from opentelemetry.sdk.metrics.export import (
+    Histogram as HistogramData,
+)
+
+from paca_otel._internal import handle_internal_errors
+from paca_otel.pipeline.store import Labels, SeriesStore, labels_of
+
+logger = logging.getLogger("paca_otel.pipeline")
+
+QUANTILES: tuple[tuple[str, float], ...] = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
+"""The quantiles written for every histogram, as (name suffix, q)."""
+
+_CUMULATIVE: dict[type, AggregationTemporality] = dict.fromkeys(
+    (
+        Counter,
+        UpDownCounter,
+        Histogram,
+        SyncGauge,
+        ObservableCounter,
+        ObservableUpDownCounter,
+        ObservableGauge,
+    ),
+    AggregationTemporality.CUMULATIVE,
+)
+
+
+def bucket_quantile(
+    q: float,
+    bounds: Sequence[float],
+    counts: Sequence[float],
+    *,
+    low: float | None = None,
+    high: float | None = None,
+) -> float | None:
+    """Estimate the ``q`` quantile from explicit-bucket counts, like ``histogram_quantile``.
+
+    Interpolates linearly inside the bucket holding the rank, as Prometheus does, but uses
+    the recorded ``low``/``high`` (OTel's min/max) instead of 0 and the last finite bound
+    for the open-ended first and last buckets, and clamps the answer into that range.
+
+    Args:
+        q: The quantile, 0..1.
+        bounds: Upper bounds of all buckets but the last (``len(counts) - 1`` of them).
+        counts: Observations per bucket (not cumulative).
+        low: Smallest observation, if known.
+        high: Largest observation, if known.
+
+    Returns:
+        The estimate, or ``None`` when there are no observations.
+    """
+    total = sum(counts)
+    if total <= 0:
+        return None
+    rank = q * total
+    cumulative = 0.0
+    index = len(counts) - 1
+    for i, count in enumerate(counts):
+        if count and cumulative + count >= rank:
+            index = i
+            break
+        cumulative += count
+    count = counts[index]
+    if index == 0:
+        first_bound = bounds[0] if bounds else 0.0
+        lower = low if low is not None and math.isfinite(low) else min(0.0, first_bound)
+    else:
+        lower = bounds[index - 1]
+    if index < len(bounds):
+        upper = bounds[index]
+    elif high is not None and math.isfinite(high):
+        upper = high
+    else:
+        return bounds[-1] if bounds else lower  # the +Inf bucket without a max: as Prometheus
+    if high is not None and math.isfinite(high):
+        upper = min(upper, high)
+    if low is not None and math.isfinite(low):
+        lower = max(lower, low)
+    upper = max(upper, lower)
+    fraction = (rank - cumulative) / count if count else 1.0
+    return lower + (upper - lower) * min(max(fraction, 0.0), 1.0)
+
+
+def _exponential_buckets(
+    point: ExponentialHistogramDataPoint,
+) -> tuple[list[float], list[float]]:
+    """Express an exponential histogram as explicit buckets (negatives folded into the first)."""
+    base = 2.0 ** (2.0**-point.scale)
+    offset = point.positive.offset
+    positive = list(point.positive.bucket_counts)
+    negatives = sum(point.negative.bucket_counts)
+    bounds = [0.0] + [base ** (offset + k) for k in range(len(positive) + 1)]
+    counts = [float(negatives + point.zero_count), 0.0, *map(float, positive), 0.0]
+    return bounds, counts
+
+
+class StoreMetricReader(MetricReader):
+    """A pull reader whose collections land in a :class:`SeriesStore`.
+
+    Attach it to the MeterProvider next to the exporters' readers; the pipeline calls
+    :meth:`collect_into` once per evaluation interval. Points are stamped with the
+    pipeline's ``now`` (not the SDK's wall-clock timestamps) so that a fake clock drives
+    the whole alerting path in tests. Resource attributes are not copied into labels:
+    they are the same for every series of the process.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(preferred_temporality=dict(_CUMULATIVE))
+        self._pending: MetricsData | None = None
+        self._lock = threading.Lock()
+        # (series name, labels) -> (start time, bucket counts) at the previous collection.
+        self._previous: dict[tuple[str, Labels], tuple[int, tuple[float, ...]]] = {}
+
+    def _receive_metrics(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> None:
+        self._pending = metrics_data
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        """Nothing to release: the reader holds no thread, socket or file."""
+
+    def collect_into(self, store: SeriesStore, now: float) -> int:
+        """Collect from the SDK and write every data point into ``store`` at time ``now``.
+
+        Returns:
+            How many points were written (0 when the reader is not attached or failed).
+        """
+        written = 0
+        with self._lock, handle_internal_errors("metric_reader", logger):
+            self._pending = None
+            self.collect()
+            data, self._pending = self._pending, None
+            if data is not None:
+                written = self._write(data, store, now)
+        return written
+
+    def _write(self, data: MetricsData, store: SeriesStore, now: float) -> int:
+        written = 0
+        for resource_metrics in data.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    payload = metric.data
+                    if isinstance(payload, (Sum, Gauge)):
+                        written += self._write_numbers(metric.name, payload.data_points, store, now)
+                    elif isinstance(payload, (HistogramData, ExpHistogramData)):
+                        for point in payload.data_points:
+                            written += self._write_histogram(metric.name, point, store, now)
+        return written
+
+    @staticmethod
+    def _write_numbers(
+        name: str, points: Sequence[NumberDataPoint], store: SeriesStore, now: float
+    ) -> int:
+        for point in points:
+            store.append(name, labels_of(point.attributes or {}), float(point.value), now)
+        return len(points)
+
+    def _write_histogram(
+        self,
+        name: str,
+        point: HistogramDataPoint | ExponentialHistogramDataPoint,
+        store: SeriesStore,
+        now: float,
+    ) -> int:
+        labels = labels_of(point.attributes or {})
+        store.append(f"{name}.count", labels, float(point.count), now)
+        store.append(f"{name}.sum", labels, float(point.sum), now)
+        if isinstance(point, HistogramDataPoint):
+            bounds: Sequence[float] = point.explicit_bounds
+            counts: tuple[float, ...] = tuple(map(float, point.bucket_counts))
+        else:
+            exp_bounds, exp_counts = _exponential_buckets(point)
+            bounds, counts = exp_bounds, tuple(exp_counts)
+        key = (name, labels)
+        previous = self._previous.get(key)
+        self._previous[key] = (point.start_time_unix_nano, counts)
+        window = counts
+        if (
+            previous is not None
+            and previous[0] == point.start_time_unix_nano
+            and len(previous[1]) == len(counts)
+            and all(c >= p for c, p in zip(counts, previous[1], strict=True))
+        ):
+            window = tuple(c - p for c, p in zip(counts, previous[1], strict=True))
+        written = 2
+        for suffix, q in QUANTILES:
+            estimate = bucket_quantile(q, bounds, window, low=point.min, high=point.max)
+            if estimate is not None:
+                store.append(f"{name}.{suffix}", labels, estimate, now)
+                written += 1
+        return written

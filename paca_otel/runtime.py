@@ -1,0 +1,171 @@
+"""The process's one alerting runtime: store, rule engine, outbox, dispatcher and channels.
+
+Every ``MonitoringManager`` and ``AlertManager`` of the process shares it, the way OTel's global
+providers are shared, so a rule added through either is evaluated and visible through both,
+whichever was created first. The series store outlives re-configuration; each ``configure()``
+builds a new :class:`~paca_otel.pipeline.pipeline.Pipeline` over it and :func:`attach` points
+the engine at that pipeline.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from paca_otel.alerting.channels import (
+    AlertmanagerChannel,
+    EmailChannel,
+    LogChannel,
+    NotificationChannel,
+    SlackChannel,
+    WebhookChannel,
+)
+from paca_otel.alerting.engine import RuleEngine
+from paca_otel.alerting.outbox import Dispatcher, Outbox
+from paca_otel.config import PacaOtelSettings, load_settings
+from paca_otel.errors import RuleError
+from paca_otel.pipeline import shared_store
+
+if TYPE_CHECKING:
+    from paca_otel.setup import Telemetry
+
+#: The seed's action names and the channel each stands for.
+ACTION_ALIASES: dict[str, str] = {
+    "send_email": "email",
+    "email": "email",
+    "webhook": "webhook",
+    "send_webhook": "webhook",
+    "slack": "slack",
+    "send_slack": "slack",
+    "log": "log",
+    "alertmanager": "alertmanager",
+}
+
+_lock = threading.RLock()
+_runtime: AlertingRuntime | None = None
+
+
+def channels_from_settings(settings: PacaOtelSettings) -> dict[str, NotificationChannel]:
+    """The channels the settings configure; ``log`` is always there."""
+    channels: dict[str, NotificationChannel] = {"log": LogChannel(name="log")}
+    if settings.webhook_url:
+        channels["webhook"] = WebhookChannel(settings.webhook_url, name="webhook")
+    if settings.slack_webhook_url:
+        channels["slack"] = SlackChannel(settings.slack_webhook_url, name="slack")
+    if settings.alertmanager_url:
+        channels["alertmanager"] = AlertmanagerChannel(settings.alertmanager_url, name="alertmanager")
+    if settings.smtp_host:
+        channels["email"] = EmailChannel(
+            settings.smtp_host,
+            settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            sender=settings.smtp_from,
+            recipients=list(settings.smtp_to) or [settings.smtp_from],
+            starttls=settings.smtp_starttls,
+            name="email",
+        )
+    return channels
+
+
+_HINTS = {
+    "email": "set smtp_host (PACA_OTEL_SMTP_HOST) and smtp_to",
+    "webhook": "set webhook_url (PACA_OTEL_WEBHOOK_URL)",
+    "slack": "set slack_webhook_url (PACA_OTEL_SLACK_WEBHOOK_URL)",
+    "alertmanager": "set alertmanager_url (PACA_OTEL_ALERTMANAGER_URL)",
+}
+
+
+class AlertingRuntime:
+    """Owns the engine and delivery of this process; see the module docstring."""
+
+    def __init__(self, settings: PacaOtelSettings, *, clock: Callable[[], float] | None = None):
+        import time
+
+        self.settings = settings
+        self.clock = clock or time.time
+        self.channels = channels_from_settings(settings)
+        path = str(settings.state_path) if settings.state_path else ":memory:"
+        self.outbox = Outbox(path, clock=self.clock)
+        self.engine = RuleEngine(
+            shared_store(),
+            outbox=self.outbox,
+            channels=self.channels,
+            state_path=settings.state_path,
+            clock=self.clock,
+            evaluation_interval=settings.evaluation_interval,
+        )
+        self.dispatcher = Dispatcher(self.outbox, self.channels, clock=self.clock)
+        self.telemetry: Telemetry | None = None
+        self._started = False
+
+    def channel_for(self, action: str) -> str:
+        """Resolve a seed action / channel name, failing with what to configure."""
+        name = ACTION_ALIASES.get(action, action)
+        if name not in self.channels:
+            hint = _HINTS.get(name, f"add it with AlertManager.add_channel({name!r}, channel)")
+            msg = (
+                f"channel {name!r} (from {action!r}) is not configured: {hint}; "
+                f"configured channels: {', '.join(sorted(self.channels))}"
+            )
+            raise RuleError(msg)
+        return name
+
+    def add_channel(self, name: str, channel: NotificationChannel) -> None:
+        """Register a user channel (the NotificationChannel protocol) under ``name``."""
+        self.channels[name] = channel  # the engine and dispatcher hold this same dict
+
+    def attach(self, telemetry: Telemetry) -> None:
+        """Evaluate against ``telemetry``'s pipeline and start the loops (idempotent)."""
+        self.telemetry = telemetry
+        for name, channel in channels_from_settings(telemetry.settings).items():
+            self.channels.setdefault(name, channel)
+        self.engine._collect = telemetry.pipeline.collect
+        if not self._started:
+            self._started = True
+            self.dispatcher.start()
+            self.engine.start()
+
+    def evaluate_now(self, now: float | None = None) -> None:
+        """One collection + evaluation cycle right now, and wake the sender."""
+        self.engine.evaluate_once(now)
+        self.dispatcher.wake()
+
+    def close(self) -> None:
+        self.engine.stop()
+        self.dispatcher.stop()
+        self.engine.close()
+        self.outbox.close()
+
+
+def get_runtime() -> AlertingRuntime:
+    """The process's runtime, created on first use from the live settings or the environment."""
+    global _runtime  # noqa: PLW0603  # one runtime per process is the point of this module
+    with _lock:
+        if _runtime is None:
+            from paca_otel.setup import get_telemetry
+
+            telemetry = get_telemetry()
+            settings = telemetry.settings if telemetry is not None else load_settings()
+            _runtime = AlertingRuntime(settings)
+        return _runtime
+
+
+def attach(telemetry: Telemetry) -> AlertingRuntime:
+    """Point the runtime at ``telemetry`` and start evaluating (``start_monitoring``)."""
+    runtime = get_runtime()
+    runtime.attach(telemetry)
+    return runtime
+
+
+def reset() -> None:
+    """Stop and forget the runtime and the shared store (tests, re-initialisation)."""
+    global _runtime  # noqa: PLW0603  # see get_runtime
+    with _lock:
+        runtime, _runtime = _runtime, None
+    if runtime is not None:
+        runtime.close()
+    from paca_otel import pipeline
+
+    pipeline.reset_shared_store()

@@ -1,0 +1,514 @@
+"""configure()/shutdown(): the providers, resource and exporters of one process.
+
+One call builds a TracerProvider, MeterProvider and LoggerProvider from the settings, installs
+them as the OpenTelemetry globals and returns a :class:`Telemetry` handle that owns them. Calling
+``configure`` again with the same settings returns the same handle; with other settings it shuts
+the old providers down first, so there are never duplicate providers, readers or servers.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import metrics, trace
+from opentelemetry._logs import set_logger_provider
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    ConsoleLogRecordExporter,
+    LogRecordExporter,
+)
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    InMemoryMetricReader,
+    MetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from prometheus_client import CollectorRegistry
+
+from paca_otel._internal import drops
+from paca_otel._version import __version__
+from paca_otel.config import PacaOtelSettings, Signal, load_settings
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from fastapi import FastAPI
+
+    from paca_otel.pipeline.pipeline import Pipeline
+    from paca_otel.signals.logs import LoggingHandles
+    from paca_otel.signals.system import SystemMetrics
+
+logger = logging.getLogger("paca_otel")
+
+_lock = threading.RLock()
+_current: Telemetry | None = None
+_INSTANCE_ID = str(uuid.uuid4())  # one per process, stable across re-configuration
+
+
+@dataclass(eq=False)
+class Telemetry:
+    """The handle ``configure`` returns: it owns the providers and everything they export to."""
+
+    settings: PacaOtelSettings
+    resource: Resource
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    logger_provider: LoggerProvider
+    snapshot_reader: InMemoryMetricReader
+    pipeline: Pipeline
+    prometheus_registry: CollectorRegistry | None = None
+    system: SystemMetrics | None = None
+    logging_handles: LoggingHandles | None = None
+    _prometheus_server: tuple[WSGIServer, threading.Thread] | None = None
+    _apps: list[Any] = field(default_factory=list)
+    _is_shutdown: bool = False
+
+    @property
+    def is_shutdown(self) -> bool:
+        return self._is_shutdown
+
+    def instrument_app(self, app: FastAPI, *, metrics_path: str | None = "/metrics") -> None:
+        """Trace a FastAPI app with OTel's instrumentation and mount ``/metrics`` on it.
+
+        Idempotent per app: a second call changes nothing.
+        """
+        if any(a is app for a in self._apps):
+            return
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=self.tracer_provider, meter_provider=self.meter_provider
+        )
+        if metrics_path and self.prometheus_registry is not None:
+            from prometheus_client import make_asgi_app
+
+            app.mount(metrics_path, make_asgi_app(registry=self.prometheus_registry))
+        self._apps.append(app)
+
+    def force_flush(self, timeout_millis: int = 5_000) -> bool:
+        """Export what is buffered now; False if some provider did not finish in time."""
+        deadline = time.monotonic() + timeout_millis / 1000
+        ok = True
+        for flush in (
+            self.tracer_provider.force_flush,
+            self.meter_provider.force_flush,
+            self.logger_provider.force_flush,
+        ):
+            remaining = max(1, int((deadline - time.monotonic()) * 1000))
+            ok = bool(flush(remaining)) and ok
+        return ok
+
+    def shutdown(self, timeout_millis: int | None = None) -> None:
+        """Flush and stop everything, never taking much longer than the timeout.
+
+        The SDK's own shutdowns can block on an unreachable collector for the exporter's whole
+        retry budget, so each runs in a daemon thread joined against one shared deadline.
+        """
+        global _current  # noqa: PLW0603  # the process-wide handle is the point of configure()
+        with _lock:
+            if self._is_shutdown:
+                return
+            self._is_shutdown = True
+            if _current is self:
+                _current = None
+        timeout = (
+            timeout_millis / 1000 if timeout_millis is not None else self.settings.shutdown_timeout
+        )
+        deadline = time.monotonic() + timeout
+        if self.logging_handles is not None:
+            self.logging_handles.uninstall()
+        if self.system is not None:
+            self.system.shutdown()
+        if self._prometheus_server is not None:
+            server, thread = self._prometheus_server
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=1)
+        for app in self._apps:
+            from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+            FastAPIInstrumentor.uninstrument_app(app)
+        self._apps.clear()
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("traces", self.tracer_provider.shutdown),
+            ("metrics", lambda: self.meter_provider.shutdown(timeout_millis=timeout * 1000)),
+            ("logs", self.logger_provider.shutdown),
+        ]
+        for name, step in steps:
+            _run_bounded(name, step, deadline)
+
+
+def _run_bounded(name: str, step: Callable[[], object], deadline: float) -> None:
+    worker = threading.Thread(target=step, name=f"paca-otel-shutdown-{name}", daemon=True)
+    worker.start()
+    worker.join(timeout=max(0.0, deadline - time.monotonic()))
+    if worker.is_alive():
+        logger.warning("paca-otel: %s did not shut down in time; dropping what was left", name)
+        drops.add("shutdown_timeout")
+
+
+def get_telemetry() -> Telemetry | None:
+    """The live handle of this process, if ``configure`` was called and not shut down."""
+    return _current
+
+
+def configure(
+    settings: PacaOtelSettings | None = None,
+    *,
+    app: FastAPI | None = None,
+    metric_readers: Sequence[MetricReader] = (),
+    span_processors: Sequence[SpanProcessor] = (),
+    set_global: bool = True,
+    **overrides: Any,
+) -> Telemetry:
+    """Set up traces, metrics and logs for this process in one call.
+
+    Args:
+        settings: a complete settings object; otherwise built from ``overrides`` and the
+            environment with the precedence argument > ``PACA_OTEL_*`` > ``OTEL_*`` > default.
+        app: a FastAPI app to instrument and mount ``/metrics`` on (no standalone server then).
+        metric_readers: extra readers to attach (e.g. an ``InMemoryMetricReader`` in tests).
+        span_processors: extra span processors.
+        set_global: install the providers as the OpenTelemetry globals.
+        **overrides: any :class:`~paca_otel.config.PacaOtelSettings` field by name.
+
+    Raises:
+        ConfigError: a setting is invalid; the message names it, the value and what is allowed.
+    """
+    global _current  # noqa: PLW0603  # the process-wide handle is the point of configure()
+    if settings is None:
+        settings = load_settings(**overrides)
+    elif overrides:
+        settings = load_settings(**{**settings.model_dump(exclude_unset=True), **overrides})
+    with _lock:
+        current = _current
+        if current is not None and not current.is_shutdown:
+            if current.settings == settings and not metric_readers and not span_processors:
+                if app is not None:
+                    current.instrument_app(app)
+                return current
+            logger.info("paca-otel: configure() called with new settings; replacing providers")
+            current.shutdown()
+        telemetry = _build(settings, app, metric_readers, span_processors, set_global)
+        if set_global:
+            _current = telemetry
+        return telemetry
+
+
+def _build(
+    settings: PacaOtelSettings,
+    app: FastAPI | None,
+    metric_readers: Sequence[MetricReader],
+    span_processors: Sequence[SpanProcessor],
+    set_global: bool,
+) -> Telemetry:
+    from paca_otel.pipeline import shared_store
+    from paca_otel.pipeline.pipeline import Pipeline
+
+    resource = _resource(settings)
+    pipeline = Pipeline(store=shared_store())
+
+    tracer_provider = TracerProvider(resource=resource, sampler=_sampler(settings))
+    tracer_provider.add_span_processor(pipeline.span_processor)
+    for exporter in _span_exporters(settings):
+        tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+    for processor in span_processors:
+        tracer_provider.add_span_processor(processor)
+
+    snapshot_reader = InMemoryMetricReader()
+    readers: list[MetricReader] = [snapshot_reader, pipeline.reader, *metric_readers]
+    registry: CollectorRegistry | None = None
+    metric_exporters = settings.exporters("metrics")
+    if "prometheus" in metric_exporters:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+
+        registry = CollectorRegistry(auto_describe=True)
+        readers.append(PrometheusMetricReader(registry=registry))
+    for metric_exporter in _metric_exporters(settings):
+        readers.append(
+            PeriodicExportingMetricReader(
+                metric_exporter,
+                export_interval_millis=settings.metric_export_interval,
+                export_timeout_millis=settings.metric_export_timeout,
+            )
+        )
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+
+    logger_provider = LoggerProvider(resource=resource)
+    for log_exporter in _log_exporters(settings):
+        logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
+
+    if set_global and not settings.sdk_disabled:
+        _set_globals(tracer_provider, meter_provider, logger_provider)
+
+    telemetry = Telemetry(
+        settings=settings,
+        resource=resource,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        logger_provider=logger_provider,
+        snapshot_reader=snapshot_reader,
+        pipeline=pipeline,
+        prometheus_registry=registry,
+    )
+    if settings.system_metrics and not settings.sdk_disabled:
+        from paca_otel.signals.system import SystemMetrics
+
+        telemetry.system = SystemMetrics(
+            meter_provider,
+            per_cpu=settings.system_metrics_per_cpu,
+            connections=settings.system_metrics_connections,
+        )
+    if settings.logs:
+        from paca_otel.signals.logs import install_logging
+
+        telemetry.logging_handles = install_logging(
+            logger_provider=logger_provider if settings.exporters("logs") else None,
+            service_name=settings.service_name,
+            level=logging.getLevelName(settings.log_level),
+        )
+    if registry is not None and app is None:
+        telemetry._prometheus_server = _start_prometheus(settings, registry)
+    if app is not None:
+        telemetry.instrument_app(app)
+    _probe_collectors(settings)
+    return telemetry
+
+
+def _resource(settings: PacaOtelSettings) -> Resource:
+    attributes: dict[str, str] = {
+        "service.instance.id": _INSTANCE_ID,
+        "telemetry.distro.name": "paca-otel",
+        "telemetry.distro.version": __version__,
+    }
+    attributes.update(settings.resource_attributes)
+    attributes["service.name"] = settings.service_name
+    if settings.service_version:
+        attributes["service.version"] = settings.service_version
+    if settings.environment:
+        attributes["deployment.environment.name"] = settings.environment
+    # Resource.create also merges OTEL_RESOURCE_ATTRIBUTES/OTEL_SERVICE_NAME; ours win because
+    # they already applied the PACA_OTEL_* > OTEL_* precedence.
+    return Resource.create(attributes)
+
+
+def _sampler(settings: PacaOtelSettings) -> sampling.Sampler:
+    ratio = 1.0 if settings.traces_sampler_arg is None else settings.traces_sampler_arg
+    name = settings.traces_sampler
+    root: sampling.Sampler
+    if name.endswith("always_off"):
+        root = sampling.ALWAYS_OFF
+    elif name.endswith("traceidratio"):
+        root = sampling.TraceIdRatioBased(ratio)
+    else:
+        root = sampling.ALWAYS_ON
+    return sampling.ParentBased(root) if name.startswith("parentbased_") else root
+
+
+def _otlp_kwargs(settings: PacaOtelSettings, signal: Signal) -> dict[str, Any]:
+    protocol = settings.otlp_protocol_for(signal)
+    kwargs: dict[str, Any] = {
+        "endpoint": settings.otlp_endpoint_for(signal),
+        "headers": settings.otlp_headers_for(signal),
+        "timeout": settings.otlp_timeout / 1000,  # the Python exporters take seconds
+    }
+    if protocol == "grpc":
+        import grpc
+
+        if settings.otlp_compression == "gzip":
+            kwargs["compression"] = grpc.Compression.Gzip
+        insecure = settings.otlp_insecure
+        if insecure is None:
+            insecure = kwargs["endpoint"].startswith("http://")
+        kwargs["insecure"] = insecure
+    elif settings.otlp_compression == "gzip":
+        from opentelemetry.exporter.otlp.proto.http import Compression
+
+        kwargs["compression"] = Compression.Gzip
+    return kwargs
+
+
+def _span_exporters(settings: PacaOtelSettings) -> list[SpanExporter]:
+    exporters: list[SpanExporter] = []
+    for name in settings.exporters("traces"):
+        if name == "console":
+            exporters.append(ConsoleSpanExporter())
+        elif settings.otlp_protocol_for("traces") == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+            exporters.append(OTLPSpanExporter(**_otlp_kwargs(settings, "traces")))
+        else:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+                OTLPSpanExporter as HTTPSpanExporter,
+            )
+
+            exporters.append(HTTPSpanExporter(**_otlp_kwargs(settings, "traces")))
+    return exporters
+
+
+def _metric_exporters(settings: PacaOtelSettings) -> list[MetricExporter]:
+    exporters: list[MetricExporter] = []
+    for name in settings.exporters("metrics"):
+        if name == "console":
+            exporters.append(ConsoleMetricExporter())
+        elif name == "prometheus":
+            continue  # a pull reader, built by the caller
+        elif settings.otlp_protocol_for("metrics") == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+            exporters.append(OTLPMetricExporter(**_otlp_kwargs(settings, "metrics")))
+        else:
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+                OTLPMetricExporter as HTTPMetricExporter,
+            )
+
+            exporters.append(HTTPMetricExporter(**_otlp_kwargs(settings, "metrics")))
+    return exporters
+
+
+def _log_exporters(settings: PacaOtelSettings) -> list[LogRecordExporter]:
+    exporters: list[LogRecordExporter] = []
+    for name in settings.exporters("logs"):
+        if name == "console":
+            exporters.append(ConsoleLogRecordExporter())
+        elif settings.otlp_protocol_for("logs") == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+            exporters.append(OTLPLogExporter(**_otlp_kwargs(settings, "logs")))
+        else:
+            from opentelemetry.exporter.otlp.proto.http._log_exporter import (
+                OTLPLogExporter as HTTPLogExporter,
+            )
+
+            exporters.append(HTTPLogExporter(**_otlp_kwargs(settings, "logs")))
+    return exporters
+
+
+def _start_prometheus(
+    settings: PacaOtelSettings, registry: CollectorRegistry
+) -> tuple[WSGIServer, threading.Thread] | None:
+    from prometheus_client import start_http_server
+
+    try:
+        return start_http_server(
+            settings.prometheus_port, addr=settings.prometheus_host, registry=registry
+        )
+    except OSError as exc:
+        # A busy port must not stop the application from starting (principle 4).
+        logger.warning(
+            "paca-otel: cannot serve Prometheus metrics on %s:%s (%s); scrape endpoint disabled",
+            settings.prometheus_host,
+            settings.prometheus_port,
+            exc,
+        )
+        return None
+
+
+def _set_globals(
+    tracer_provider: TracerProvider, meter_provider: MeterProvider, logger_provider: LoggerProvider
+) -> None:
+    """Install the providers as the OTel globals, also after an earlier configure/shutdown.
+
+    The OTel API lets a global be set once per process. Re-configuration after ``shutdown`` is
+    a supported use here (tests, reloads), so the set-once guards are re-armed first; these are
+    private attributes of opentelemetry-api, stable since 1.0 and used the same way by OTel's
+    own test utilities.
+    """
+    from opentelemetry import _logs
+    from opentelemetry.metrics import _internal as metrics_internal
+    from opentelemetry.util._once import Once
+
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
+    metrics_internal._METER_PROVIDER_SET_ONCE = Once()
+    _logs._internal._LOGGER_PROVIDER_SET_ONCE = Once()
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    set_logger_provider(logger_provider)
+
+
+# --- collector reachability -------------------------------------------------------------------
+
+_OTLP_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    "opentelemetry.exporter.otlp.proto.http",
+    "opentelemetry.exporter.otlp.proto.grpc",
+    "opentelemetry.exporter.otlp.proto.common",
+    "opentelemetry.exporter.http.transport",
+)
+
+
+class _ExportFailureFilter(logging.Filter):
+    """Lets one OTLP export-failure record through per quiet period; counts the rest.
+
+    The SDK exporters log every failed attempt; with a collector down that is a warning every
+    few seconds per signal, which buries the application's own logs.
+    """
+
+    def __init__(self, quiet_seconds: float = 300.0) -> None:
+        super().__init__()
+        self.quiet_seconds = quiet_seconds
+        self.last_emitted = float("-inf")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        now = time.monotonic()
+        if now - self.last_emitted < self.quiet_seconds:
+            drops.add("export_failure_log")
+            return False
+        self.last_emitted = now
+        return True
+
+
+_export_filter = _ExportFailureFilter()
+for _name in _OTLP_LOGGERS:
+    logging.getLogger(_name).addFilter(_export_filter)
+
+
+def _probe_collectors(settings: PacaOtelSettings) -> None:
+    """Check in the background that the OTLP endpoints accept connections; warn once if not."""
+    targets: dict[tuple[str, int], list[str]] = {}
+    signals: tuple[Signal, ...] = ("traces", "metrics", "logs")
+    for signal in signals:
+        if "otlp" not in settings.exporters(signal):
+            continue
+        parts = urllib.parse.urlsplit(settings.otlp_endpoint_for(signal))
+        host = parts.hostname or "localhost"
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        targets.setdefault((host, port), []).append(signal)
+    if not targets:
+        return
+
+    def probe() -> None:
+        for (host, port), signals in targets.items():
+            try:
+                socket.create_connection((host, port), timeout=2).close()
+            except OSError as exc:
+                _export_filter.last_emitted = time.monotonic()
+                logger.warning(
+                    "paca-otel: OTLP collector at %s:%s is unreachable (%s); the app keeps "
+                    "running and %s are retried and then dropped until it is back",
+                    host,
+                    port,
+                    exc,
+                    ", ".join(signals),
+                )
+
+    threading.Thread(target=probe, name="paca-otel-probe", daemon=True).start()

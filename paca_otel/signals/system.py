@@ -1,0 +1,655 @@
+"""System, process and container gauges as OpenTelemetry observable instruments.
+
+One responsibility: turn one :class:`~paca_otel.signals.system_source.SystemSource` snapshot
+per collection into semantic-convention observations. All callbacks share that snapshot
+(contrib's ``SystemMetricsInstrumentor`` calls psutil once per callback); utilisations are
+computed from deltas between snapshots, so they are what happened *since the last
+collection*, not since boot.
+
+Instruments (``kind``: G gauge, C counter, U up-down counter; all observable):
+
+=====================================  ====  ===================  ============================
+name                                   kind  unit                 attributes
+=====================================  ====  ===================  ============================
+system.cpu.utilization                 G     1                    cpu.mode [cpu.logical_number]
+system.memory.usage                    U     By                   system.memory.state
+system.memory.utilization              G     1                    system.memory.state
+system.paging.usage                    U     By                   system.paging.state
+system.paging.utilization              G     1                    system.paging.state
+system.disk.io                         C     By                   system.device, disk.io.direction
+system.disk.operations                 C     {operation}          system.device, disk.io.direction
+system.filesystem.usage                U     By                   system.device, system.filesystem.
+                                                                  mountpoint/type/state
+system.filesystem.utilization          G     1                    same as usage
+system.network.io                      C     By                   network.interface.name,
+                                                                  network.io.direction
+system.network.errors                  C     {error}              same as io
+system.network.connection.count        U     {connection}         network.transport,
+                                                                  network.connection.state
+process.cpu.utilization                G     1                    cpu.mode (user, system)
+process.memory.usage                   U     By
+process.memory.virtual                 U     By
+process.thread.count                   U     {thread}
+process.unix.file_descriptor.count     U     {file_descriptor}
+cpython.gc.collections                 C     {collection}         cpython.gc.generation
+cpython.gc.collected_objects           C     {object}             cpython.gc.generation
+cpython.gc.uncollectable_objects       C     {object}             cpython.gc.generation
+container.cpu.usage                    G     {cpu}
+container.cpu.utilization              G     1
+container.memory.usage                 U     By
+container.memory.working_set           U     By
+container.memory.utilization           G     1
+=====================================  ====  ===================  ============================
+
+Notes on choices:
+
+* ``system.cpu.utilization`` is the share of CPU time in each mode over all CPUs (0..1, the
+  modes sum to 1). With ``per_cpu=True`` it is reported per logical CPU *instead* (so sums
+  over attributes stay meaningful). ``irq`` and ``softirq`` are folded into ``interrupt``.
+* ``system.memory.state=used`` is ``total - available``, as psutil and ``free`` compute it.
+* ``system.filesystem.state`` includes ``reserved`` (root-only blocks), so states sum to total.
+* ``system.network.connection.count`` (the current name of the deprecated
+  ``system.network.connections``) is opt-in: ``connections=True``. It costs ~10 ms per
+  collection on a busy host.
+* Container gauges read cgroup v2 (``cgroup_root``): ``container.cpu.usage`` and
+  ``container.memory.usage`` / ``.working_set`` are semantic conventions;
+  ``container.cpu.utilization`` (CPUs used / ``cpu.max`` quota) and
+  ``container.memory.utilization`` (working set / ``memory.max``, what the OOM killer and
+  kubelet eviction act on) are paca-otel names, registered only when the limit is not
+  ``max``. No cgroup v2 (v1 hosts, macOS): no container instruments.
+
+The first CPU sample is taken at construction. If a collection comes too soon after the
+previous one for the counters to have moved, the last value (or, the first time, the
+average since boot / since process start) is reported: never a spurious 0. After
+``fork`` the child rebuilds its process handle and re-primes, and drops any snapshot it
+inherited from the parent.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Final
+
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+from opentelemetry.sdk.metrics.export import MetricsData, NumberDataPoint
+from opentelemetry.semconv._incubating.attributes.cpu_attributes import (
+    CPU_LOGICAL_NUMBER,
+    CPU_MODE,
+)
+from opentelemetry.semconv._incubating.attributes.cpython_attributes import (
+    CPYTHON_GC_GENERATION,
+)
+from opentelemetry.semconv._incubating.attributes.disk_attributes import DISK_IO_DIRECTION
+from opentelemetry.semconv._incubating.attributes.network_attributes import (
+    NETWORK_CONNECTION_STATE,
+    NETWORK_INTERFACE_NAME,
+    NETWORK_IO_DIRECTION,
+    NETWORK_TRANSPORT,
+)
+from opentelemetry.semconv._incubating.attributes.system_attributes import (
+    SYSTEM_DEVICE,
+    SYSTEM_FILESYSTEM_MOUNTPOINT,
+    SYSTEM_FILESYSTEM_STATE,
+    SYSTEM_FILESYSTEM_TYPE,
+    SYSTEM_MEMORY_STATE,
+    SYSTEM_PAGING_STATE,
+)
+from opentelemetry.semconv._incubating.metrics import (
+    container_metrics as cm,
+)
+from opentelemetry.semconv._incubating.metrics import (
+    cpython_metrics as gm,
+)
+from opentelemetry.semconv._incubating.metrics import (
+    process_metrics as pm,
+)
+from opentelemetry.semconv._incubating.metrics import (
+    system_metrics as sm,
+)
+from opentelemetry.util.types import Attributes
+
+from paca_otel._internal import handle_internal_errors
+from paca_otel._version import __version__
+from paca_otel.signals.system_source import (
+    CgroupSample,
+    CgroupV2,
+    ProcessStats,
+    PsutilSource,
+    SystemSource,
+)
+
+__all__ = [
+    "CONTAINER_CPU_UTILIZATION",
+    "CONTAINER_MEMORY_UTILIZATION",
+    "SystemMetrics",
+    "seed_aliases",
+]
+
+CONTAINER_CPU_UTILIZATION: Final = "container.cpu.utilization"
+CONTAINER_MEMORY_UTILIZATION: Final = "container.memory.utilization"
+
+# Below this many seconds between snapshots, counters have not moved (10 ms clock ticks):
+# keep the previous value rather than divide noise by almost nothing.
+_MIN_INTERVAL: Final = 0.05
+
+_GAUGE, _COUNTER, _UPDOWN = "gauge", "counter", "updown"
+
+# (instrument name, kind, unit, description)
+_SYSTEM_SPECS: Final = (
+    (sm.SYSTEM_CPU_UTILIZATION, _GAUGE, "1", "Share of CPU time in each mode."),
+    (sm.SYSTEM_MEMORY_USAGE, _UPDOWN, "By", "Physical memory by state."),
+    (sm.SYSTEM_MEMORY_UTILIZATION, _GAUGE, "1", "Share of physical memory in each state."),
+    (sm.SYSTEM_PAGING_USAGE, _UPDOWN, "By", "Swap space by state."),
+    (sm.SYSTEM_PAGING_UTILIZATION, _GAUGE, "1", "Share of swap space in each state."),
+    (sm.SYSTEM_DISK_IO, _COUNTER, "By", "Bytes read and written by each block device."),
+    (sm.SYSTEM_DISK_OPERATIONS, _COUNTER, "{operation}", "Reads and writes by each device."),
+    (sm.SYSTEM_FILESYSTEM_USAGE, _UPDOWN, "By", "Filesystem space by state."),
+    (sm.SYSTEM_FILESYSTEM_UTILIZATION, _GAUGE, "1", "Share of filesystem space in each state."),
+    (sm.SYSTEM_NETWORK_IO, _COUNTER, "By", "Bytes transmitted and received by each interface."),
+    (sm.SYSTEM_NETWORK_ERRORS, _COUNTER, "{error}", "Errors seen by each interface."),
+)
+_CONNECTION_SPEC: Final = (
+    (sm.SYSTEM_NETWORK_CONNECTION_COUNT, _UPDOWN, "{connection}", "Inet connections by state."),
+)
+_PROCESS_SPECS: Final = (
+    (pm.PROCESS_CPU_UTILIZATION, _GAUGE, "1", "CPU time of this process per available CPU."),
+    (pm.PROCESS_MEMORY_USAGE, _UPDOWN, "By", "Resident memory of this process."),
+    (pm.PROCESS_MEMORY_VIRTUAL, _UPDOWN, "By", "Virtual memory of this process."),
+    (pm.PROCESS_THREAD_COUNT, _UPDOWN, "{thread}", "Threads of this process."),
+    (pm.PROCESS_UNIX_FILE_DESCRIPTOR_COUNT, _UPDOWN, "{file_descriptor}", "Open descriptors."),
+    (gm.CPYTHON_GC_COLLECTIONS, _COUNTER, "{collection}", "Collections per GC generation."),
+    (gm.CPYTHON_GC_COLLECTED_OBJECTS, _COUNTER, "{object}", "Objects collected per generation."),
+    (gm.CPYTHON_GC_UNCOLLECTABLE_OBJECTS, _COUNTER, "{object}", "Uncollectable objects found."),
+)
+_CONTAINER_CPU_SPECS: Final = (
+    (cm.CONTAINER_CPU_USAGE, _GAUGE, "{cpu}", "CPUs used by the container's cgroup."),
+)
+_CONTAINER_CPU_LIMIT_SPECS: Final = (
+    (CONTAINER_CPU_UTILIZATION, _GAUGE, "1", "Container CPU use against its cpu.max quota."),
+)
+_CONTAINER_MEMORY_SPECS: Final = (
+    (cm.CONTAINER_MEMORY_USAGE, _UPDOWN, "By", "Memory charged to the container."),
+    (cm.CONTAINER_MEMORY_WORKING_SET, _UPDOWN, "By", "Container memory minus inactive cache."),
+)
+_CONTAINER_MEMORY_LIMIT_SPECS: Final = (
+    (CONTAINER_MEMORY_UTILIZATION, _GAUGE, "1", "Container working set against memory.max."),
+)
+
+_PROC_USER: Final = {CPU_MODE: "user"}
+_PROC_SYSTEM: Final = {CPU_MODE: "system"}
+
+_Observations = dict[str, list[Observation]]
+_Callback = Callable[[CallbackOptions], Iterable[Observation]]
+
+_instances: weakref.WeakSet[SystemMetrics] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """Give every live instance a fresh lock and forget the parent's snapshot.
+
+    A lock held by another thread at fork time would stay locked forever in the child.
+    """
+    for inst in list(_instances):
+        inst._lock = threading.Lock()
+        inst._view = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _shares(prev: Mapping[str, float], cur: Mapping[str, float]) -> tuple[dict[str, float], float]:
+    """Share of each mode in the CPU time elapsed between two cumulative samples."""
+    deltas = {mode: max(value - prev.get(mode, 0.0), 0.0) for mode, value in cur.items()}
+    total = sum(deltas.values())
+    if total <= 0:
+        return {}, 0.0
+    return {mode: d / total for mode, d in deltas.items()}, total
+
+
+def _cumulative_shares(cur: Mapping[str, float]) -> dict[str, float]:
+    """Shares since boot: the best first answer when no time has elapsed yet."""
+    total = sum(cur.values())
+    return {mode: v / total for mode, v in cur.items()} if total > 0 else {}
+
+
+class _View:
+    """One collection's observations, built once and handed to every callback."""
+
+    __slots__ = ("observations", "pid", "taken")
+
+    def __init__(self, taken: float, pid: int, observations: _Observations) -> None:
+        self.taken = taken
+        self.pid = pid
+        self.observations = observations
+
+
+class SystemMetrics:
+    """Registers system, process and container gauges on a MeterProvider.
+
+    Args:
+        meter_provider: Where to register; the global provider when ``None``.
+        source: Where the numbers come from; psutil when ``None``.
+        per_cpu: Report ``system.cpu.utilization`` per logical CPU (``cpu.logical_number``)
+            instead of the aggregate. Multiplies its data points by the CPU count.
+        connections: Also report ``system.network.connection.count`` (expensive).
+        cgroup_root: The cgroup v2 mount to read container limits from.
+        snapshot_ttl: Seconds one snapshot is shared. Every callback of one collection, and
+            other readers collecting within this window, reuse it.
+        clock: Monotonic seconds; injectable for deterministic tests.
+    """
+
+    def __init__(
+        self,
+        meter_provider: MeterProvider | None = None,
+        *,
+        source: SystemSource | None = None,
+        per_cpu: bool = False,
+        connections: bool = False,
+        cgroup_root: str = "/sys/fs/cgroup",
+        snapshot_ttl: float = 0.2,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source: SystemSource = source if source is not None else PsutilSource()
+        self._per_cpu = per_cpu
+        self._connections = connections
+        self._ttl = snapshot_ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._view: _View | None = None
+        self._closed = False
+        self._attrs: dict[tuple[object, ...], Attributes] = {}
+
+        # Prime: the first collection computes deltas against these, never against zero.
+        now = clock()
+        self._cpu_prev = dict(self._source.cpu_times())
+        self._cpu_last: dict[str, float] = {}
+        self._percpu_prev = [dict(c) for c in self._source.per_cpu_times()] if per_cpu else []
+        self._percpu_last: list[dict[str, float]] = []
+        self._proc_prev: tuple[ProcessStats, float] = (self._source.process(), now)
+        self._proc_last: tuple[float, float] | None = None
+
+        self._cgroup = CgroupV2(cgroup_root)
+        sample = self._cgroup.sample() if self._cgroup.available else None
+        self._cg_prev: tuple[float, float] | None = (
+            (sample.cpu_usage_seconds, now)
+            if sample and sample.cpu_usage_seconds is not None
+            else None
+        )
+        self._cg_cpu_last: float | None = None
+
+        specs: list[tuple[str, str, str, str]] = list(_SYSTEM_SPECS)
+        if connections:
+            specs.extend(_CONNECTION_SPEC)
+        specs.extend(_PROCESS_SPECS)
+        if sample is not None:
+            if sample.cpu_usage_seconds is not None:
+                specs.extend(_CONTAINER_CPU_SPECS)
+                if sample.cpu_limit is not None:
+                    specs.extend(_CONTAINER_CPU_LIMIT_SPECS)
+            if sample.memory_current is not None:
+                specs.extend(_CONTAINER_MEMORY_SPECS)
+                if sample.memory_limit is not None:
+                    specs.extend(_CONTAINER_MEMORY_LIMIT_SPECS)
+        self._use_cgroup = sample is not None
+
+        provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+        meter = provider.get_meter("paca_otel.system", __version__)
+        create = {
+            _GAUGE: meter.create_observable_gauge,
+            _COUNTER: meter.create_observable_counter,
+            _UPDOWN: meter.create_observable_up_down_counter,
+        }
+        self.instrument_names: tuple[str, ...] = tuple(spec[0] for spec in specs)
+        for name, kind, unit, description in specs:
+            create[kind](name, callbacks=[self._callback(name)], unit=unit, description=description)
+        _instances.add(self)
+
+    def shutdown(self) -> None:
+        """Stop reporting: callbacks return nothing from now on (instruments cannot be removed)."""
+        self._closed = True
+        self._view = None
+
+    # -- collection -------------------------------------------------------------------------
+
+    def _callback(self, name: str) -> _Callback:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            view = self._current()
+            return () if view is None else view.observations.get(name, ())
+
+        callback.__qualname__ = f"SystemMetrics[{name}]"
+        return callback
+
+    def _current(self) -> _View | None:
+        """The shared snapshot, refreshed when older than the TTL or taken by another pid."""
+        if self._closed:
+            return None
+        now = self._clock()
+        pid = os.getpid()
+        view = self._view
+        if view is not None and now - view.taken < self._ttl and view.pid == pid:
+            return view
+        with self._lock:
+            view = self._view
+            if view is None or now - view.taken >= self._ttl or view.pid != pid:
+                view = _View(now, pid, self._build(now))
+                self._view = view
+        return view
+
+    def _build(self, now: float) -> _Observations:
+        out: _Observations = {}
+        with handle_internal_errors("system_metrics.cpu"):
+            self._observe_cpu(out)
+        with handle_internal_errors("system_metrics.memory"):
+            self._observe_memory(out)
+        with handle_internal_errors("system_metrics.disk"):
+            self._observe_disk(out)
+        with handle_internal_errors("system_metrics.filesystem"):
+            self._observe_filesystem(out)
+        with handle_internal_errors("system_metrics.network"):
+            self._observe_network(out)
+        with handle_internal_errors("system_metrics.process"):
+            self._observe_process(out, now)
+        with handle_internal_errors("system_metrics.gc"):
+            self._observe_gc(out)
+        if self._use_cgroup:
+            with handle_internal_errors("system_metrics.cgroup"):
+                self._observe_cgroup(out, self._cgroup.sample(), now)
+        return out
+
+    def _observe_cpu(self, out: _Observations) -> None:
+        cache = self._attrs
+        if not self._per_cpu:
+            cur = self._source.cpu_times()
+            shares, total = _shares(self._cpu_prev, cur)
+            if total > 0:
+                self._cpu_prev = dict(cur)
+                self._cpu_last = shares
+            else:
+                shares = self._cpu_last or _cumulative_shares(cur)
+            out[sm.SYSTEM_CPU_UTILIZATION] = [
+                Observation(v, cache.get(("cpu", m)) or cache.setdefault(("cpu", m), {CPU_MODE: m}))
+                for m, v in shares.items()
+            ]
+            return
+        cores = self._source.per_cpu_times()
+        obs: list[Observation] = []
+        prevs, lasts = self._percpu_prev, self._percpu_last
+        for i, cur in enumerate(cores):
+            prev = prevs[i] if i < len(prevs) else {}
+            shares, total = _shares(prev, cur)
+            last = lasts[i] if i < len(lasts) else {}
+            if total > 0:
+                last = shares
+            else:
+                shares = last or _cumulative_shares(cur)
+            if i < len(prevs):
+                if total > 0:
+                    prevs[i] = dict(cur)
+                    lasts[i] = last
+            else:
+                prevs.append(dict(cur))
+                lasts.append(last)
+            for m, v in shares.items():
+                key = ("core", i, m)
+                a = cache.get(key) or cache.setdefault(key, {CPU_MODE: m, CPU_LOGICAL_NUMBER: i})
+                obs.append(Observation(v, a))
+        out[sm.SYSTEM_CPU_UTILIZATION] = obs
+
+    def _observe_memory(self, out: _Observations) -> None:
+        cache = self._attrs
+        for stats, usage, util, state_key, tag in (
+            (
+                self._source.memory(),
+                sm.SYSTEM_MEMORY_USAGE,
+                sm.SYSTEM_MEMORY_UTILIZATION,
+                SYSTEM_MEMORY_STATE,
+                "mem",
+            ),
+            (
+                self._source.swap(),
+                sm.SYSTEM_PAGING_USAGE,
+                sm.SYSTEM_PAGING_UTILIZATION,
+                SYSTEM_PAGING_STATE,
+                "swap",
+            ),
+        ):
+            attrs = [
+                (cache.get((tag, s)) or cache.setdefault((tag, s), {state_key: s}), v)
+                for s, v in stats.states.items()
+            ]
+            out[usage] = [Observation(v, a) for a, v in attrs]
+            if stats.total > 0:
+                out[util] = [Observation(v / stats.total, a) for a, v in attrs]
+
+    def _observe_disk(self, out: _Observations) -> None:
+        io: list[Observation] = []
+        ops: list[Observation] = []
+        cache = self._attrs
+        for dev, c in self._source.disk_io().items():
+            read = cache.get(("r", dev)) or cache.setdefault(
+                ("r", dev), {SYSTEM_DEVICE: dev, DISK_IO_DIRECTION: "read"}
+            )
+            write = cache.get(("w", dev)) or cache.setdefault(
+                ("w", dev), {SYSTEM_DEVICE: dev, DISK_IO_DIRECTION: "write"}
+            )
+            io.append(Observation(c.read_bytes, read))
+            io.append(Observation(c.write_bytes, write))
+            ops.append(Observation(c.read_count, read))
+            ops.append(Observation(c.write_count, write))
+        out[sm.SYSTEM_DISK_IO] = io
+        out[sm.SYSTEM_DISK_OPERATIONS] = ops
+
+    def _observe_filesystem(self, out: _Observations) -> None:
+        usage: list[Observation] = []
+        util: list[Observation] = []
+        cache = self._attrs
+        for fs in self._source.filesystems():
+            for state, value in (("used", fs.used), ("free", fs.free), ("reserved", fs.reserved)):
+                key = ("fs", fs.device, fs.mountpoint, fs.fstype, state)
+                a = cache.get(key) or cache.setdefault(
+                    key,
+                    {
+                        SYSTEM_DEVICE: fs.device,
+                        SYSTEM_FILESYSTEM_MOUNTPOINT: fs.mountpoint,
+                        SYSTEM_FILESYSTEM_TYPE: fs.fstype,
+                        SYSTEM_FILESYSTEM_STATE: state,
+                    },
+                )
+                usage.append(Observation(value, a))
+                if fs.total > 0:
+                    util.append(Observation(value / fs.total, a))
+        out[sm.SYSTEM_FILESYSTEM_USAGE] = usage
+        out[sm.SYSTEM_FILESYSTEM_UTILIZATION] = util
+
+    def _observe_network(self, out: _Observations) -> None:
+        io: list[Observation] = []
+        errors: list[Observation] = []
+        cache = self._attrs
+        for nic, c in self._source.network_io().items():
+            tx = cache.get(("tx", nic)) or cache.setdefault(
+                ("tx", nic), {NETWORK_INTERFACE_NAME: nic, NETWORK_IO_DIRECTION: "transmit"}
+            )
+            rx = cache.get(("rx", nic)) or cache.setdefault(
+                ("rx", nic), {NETWORK_INTERFACE_NAME: nic, NETWORK_IO_DIRECTION: "receive"}
+            )
+            io.append(Observation(c.bytes_sent, tx))
+            io.append(Observation(c.bytes_recv, rx))
+            errors.append(Observation(c.errors_out, tx))
+            errors.append(Observation(c.errors_in, rx))
+        out[sm.SYSTEM_NETWORK_IO] = io
+        out[sm.SYSTEM_NETWORK_ERRORS] = errors
+        if self._connections:
+            conns: list[Observation] = []
+            for (transport, state), count in self._source.connections().items():
+                key = ("conn", transport, state)
+                a = cache.get(key) or cache.setdefault(
+                    key,
+                    {NETWORK_TRANSPORT: transport, NETWORK_CONNECTION_STATE: state}
+                    if state
+                    else {NETWORK_TRANSPORT: transport},
+                )
+                conns.append(Observation(count, a))
+            out[sm.SYSTEM_NETWORK_CONNECTION_COUNT] = conns
+
+    def _observe_process(self, out: _Observations, now: float) -> None:
+        p = self._source.process()
+        ncpu = max(self._source.cpu_count(), 1)
+        prev, prev_at = self._proc_prev
+        elapsed = now - prev_at
+        restarted = (
+            p.pid != prev.pid or p.cpu_user < prev.cpu_user or p.cpu_system < prev.cpu_system
+        )
+        if restarted or (elapsed < _MIN_INTERVAL and self._proc_last is None):
+            # A new process (fork) or no time elapsed yet: the average since it started.
+            span = max(p.uptime, _MIN_INTERVAL) * ncpu
+            user, system = p.cpu_user / span, p.cpu_system / span
+            self._proc_prev = (p, now)
+        elif elapsed < _MIN_INTERVAL and self._proc_last is not None:
+            user, system = self._proc_last
+        else:
+            span = elapsed * ncpu
+            user = (p.cpu_user - prev.cpu_user) / span
+            system = (p.cpu_system - prev.cpu_system) / span
+            self._proc_prev = (p, now)
+        user, system = min(max(user, 0.0), 1.0), min(max(system, 0.0), 1.0)
+        self._proc_last = (user, system)
+        out[pm.PROCESS_CPU_UTILIZATION] = [
+            Observation(user, _PROC_USER),
+            Observation(system, _PROC_SYSTEM),
+        ]
+        out[pm.PROCESS_MEMORY_USAGE] = [Observation(p.rss)]
+        out[pm.PROCESS_MEMORY_VIRTUAL] = [Observation(p.vms)]
+        out[pm.PROCESS_THREAD_COUNT] = [Observation(p.threads)]
+        if p.fds is not None:
+            out[pm.PROCESS_UNIX_FILE_DESCRIPTOR_COUNT] = [Observation(p.fds)]
+
+    def _observe_gc(self, out: _Observations) -> None:
+        collections: list[Observation] = []
+        collected: list[Observation] = []
+        uncollectable: list[Observation] = []
+        cache = self._attrs
+        for gen, g in enumerate(self._source.gc_stats()):
+            a = cache.get(("gc", gen)) or cache.setdefault(
+                ("gc", gen), {CPYTHON_GC_GENERATION: gen}
+            )
+            collections.append(Observation(g.collections, a))
+            collected.append(Observation(g.collected, a))
+            uncollectable.append(Observation(g.uncollectable, a))
+        out[gm.CPYTHON_GC_COLLECTIONS] = collections
+        out[gm.CPYTHON_GC_COLLECTED_OBJECTS] = collected
+        out[gm.CPYTHON_GC_UNCOLLECTABLE_OBJECTS] = uncollectable
+
+    def _observe_cgroup(self, out: _Observations, s: CgroupSample, now: float) -> None:
+        if s.cpu_usage_seconds is not None:
+            cores: float | None = self._cg_cpu_last
+            prev = self._cg_prev
+            if prev is None or s.cpu_usage_seconds < prev[0]:
+                self._cg_prev = (s.cpu_usage_seconds, now)
+            elif now - prev[1] >= _MIN_INTERVAL:
+                cores = (s.cpu_usage_seconds - prev[0]) / (now - prev[1])
+                self._cg_prev = (s.cpu_usage_seconds, now)
+                self._cg_cpu_last = cores
+            if cores is not None:
+                out[cm.CONTAINER_CPU_USAGE] = [Observation(cores)]
+                if s.cpu_limit:
+                    out[CONTAINER_CPU_UTILIZATION] = [Observation(cores / s.cpu_limit)]
+        if s.memory_current is not None:
+            out[cm.CONTAINER_MEMORY_USAGE] = [Observation(s.memory_current)]
+            if s.memory_working_set is not None:
+                out[cm.CONTAINER_MEMORY_WORKING_SET] = [Observation(s.memory_working_set)]
+                if s.memory_limit:
+                    out[CONTAINER_MEMORY_UTILIZATION] = [
+                        Observation(s.memory_working_set / s.memory_limit)
+                    ]
+
+
+# -- the seed's percent aliases -----------------------------------------------------------------
+
+
+def _points(data: MetricsData, names: Sequence[str]) -> dict[str, list[NumberDataPoint]]:
+    found: dict[str, list[NumberDataPoint]] = {}
+    for rm in data.resource_metrics:
+        for scope in rm.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name in names:
+                    found.setdefault(metric.name, []).extend(
+                        p for p in metric.data.data_points if isinstance(p, NumberDataPoint)
+                    )
+    return found
+
+
+def seed_aliases(metrics_data: MetricsData) -> dict[str, float]:
+    """The seed's percent aliases (0..100) computed from collected system data points.
+
+    Pure: reads only ``metrics_data``. A key is left out when its data is missing, rather
+    than reported as a misleading 0.
+
+    * ``cpu_usage``: ``100 * (1 - idle share)`` of ``system.cpu.utilization``; with per-CPU
+      data, the mean over CPUs.
+    * ``memory_usage``: ``100 *`` ``system.memory.utilization`` of state ``used``.
+    * ``disk_usage``: of the ``/`` filesystem, or the largest one if ``/`` is absent:
+      ``100 * used / (used + free)`` from ``system.filesystem.usage`` -- what ``df`` and
+      ``psutil.disk_usage().percent`` (the seed) show, blocks reserved for root excluded --
+      falling back to ``100 *`` utilization of state ``used`` without usage data.
+    """
+    pts = _points(
+        metrics_data,
+        (
+            sm.SYSTEM_CPU_UTILIZATION,
+            sm.SYSTEM_MEMORY_UTILIZATION,
+            sm.SYSTEM_FILESYSTEM_USAGE,
+            sm.SYSTEM_FILESYSTEM_UTILIZATION,
+        ),
+    )
+    aliases: dict[str, float] = {}
+
+    aggregate: list[float] = []
+    per_core: list[float] = []
+    for p in pts.get(sm.SYSTEM_CPU_UTILIZATION, []):
+        a = p.attributes or {}
+        if a.get(CPU_MODE) == "idle":
+            (per_core if CPU_LOGICAL_NUMBER in a else aggregate).append(float(p.value))
+    idle = aggregate[-1] if aggregate else (sum(per_core) / len(per_core) if per_core else None)
+    if idle is not None:
+        aliases["cpu_usage"] = min(max(100.0 * (1.0 - idle), 0.0), 100.0)
+
+    for p in pts.get(sm.SYSTEM_MEMORY_UTILIZATION, []):
+        if (p.attributes or {}).get(SYSTEM_MEMORY_STATE) == "used":
+            aliases["memory_usage"] = 100.0 * float(p.value)
+
+    by_mount: dict[str, dict[str, float]] = {}
+    for p in pts.get(sm.SYSTEM_FILESYSTEM_USAGE, []):
+        a = p.attributes or {}
+        mount, state = str(a.get(SYSTEM_FILESYSTEM_MOUNTPOINT)), str(a.get(SYSTEM_FILESYSTEM_STATE))
+        by_mount.setdefault(mount, {})[state] = float(p.value)
+    chosen = _pick_mount(by_mount)
+    if chosen is not None:
+        states = by_mount[chosen]
+        denominator = states.get("used", 0.0) + states.get("free", 0.0)
+        if denominator > 0:
+            aliases["disk_usage"] = 100.0 * states.get("used", 0.0) / denominator
+    else:
+        utils: dict[str, dict[str, float]] = {}
+        for p in pts.get(sm.SYSTEM_FILESYSTEM_UTILIZATION, []):
+            a = p.attributes or {}
+            mount = str(a.get(SYSTEM_FILESYSTEM_MOUNTPOINT))
+            utils.setdefault(mount, {})[str(a.get(SYSTEM_FILESYSTEM_STATE))] = float(p.value)
+        chosen = "/" if "/" in utils else (next(iter(utils)) if utils else None)
+        if chosen is not None and "used" in utils[chosen]:
+            aliases["disk_usage"] = 100.0 * utils[chosen]["used"]
+    return aliases
+
+
+def _pick_mount(by_mount: Mapping[str, Mapping[str, float]]) -> str | None:
+    """``/`` if reported, else the filesystem with the most space."""
+    if "/" in by_mount:
+        return "/"
+    if not by_mount:
+        return None
+    return max(by_mount, key=lambda m: sum(by_mount[m].values()))

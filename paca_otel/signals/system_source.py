@@ -1,0 +1,548 @@
+"""Where system and process gauges get their raw numbers: the ``SystemSource`` seam.
+
+:class:`~paca_otel.signals.system.SystemMetrics` turns these numbers into OpenTelemetry
+observations; this module only *reads* them. Three readers live here:
+
+* :class:`PsutilSource`, the production source (psutil), which rebuilds its
+  ``psutil.Process`` when the pid changes, i.e. after ``fork``;
+* :class:`StaticSource`, a ``/proc``-like fake with plain mutable fields, for deterministic
+  tests (re-exported by ``paca_otel.testing``); it counts the calls it gets;
+* :class:`CgroupV2`, which reads a cgroup v2 directory (limits and usage of the container).
+
+The source speaks semantic-convention vocabulary already (``cpu.mode`` names, memory states),
+so a fake does not have to know psutil's field names.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import psutil
+
+__all__ = [
+    "CgroupSample",
+    "CgroupV2",
+    "DiskIO",
+    "FilesystemUsage",
+    "GcGeneration",
+    "MemoryStats",
+    "NetworkIO",
+    "ProcessStats",
+    "PsutilSource",
+    "StaticSource",
+    "SystemSource",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryStats:
+    """Physical memory or swap: ``total`` bytes and bytes per ``system.*.state``."""
+
+    total: int
+    states: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class DiskIO:
+    """Cumulative I/O counters of one block device since boot."""
+
+    read_bytes: int
+    write_bytes: int
+    read_count: int
+    write_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class FilesystemUsage:
+    """Space on one mounted filesystem; ``reserved`` is what only root may use."""
+
+    device: str
+    mountpoint: str
+    fstype: str
+    total: int
+    used: int
+    free: int
+
+    @property
+    def reserved(self) -> int:
+        """Bytes neither used nor available to unprivileged users (ext4's root reserve)."""
+        return max(self.total - self.used - self.free, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkIO:
+    """Cumulative counters of one network interface since boot."""
+
+    bytes_sent: int
+    bytes_recv: int
+    errors_out: int
+    errors_in: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessStats:
+    """The current process: cumulative CPU seconds, memory, threads, descriptors.
+
+    ``uptime`` (seconds since the process started) lets the first utilisation value be an
+    average since start instead of a meaningless 0.
+    """
+
+    pid: int
+    cpu_user: float
+    cpu_system: float
+    rss: int
+    vms: int
+    threads: int
+    fds: int | None
+    uptime: float
+
+
+@dataclass(frozen=True, slots=True)
+class GcGeneration:
+    """``gc.get_stats()`` of one generation."""
+
+    collections: int
+    collected: int
+    uncollectable: int
+
+
+@runtime_checkable
+class SystemSource(Protocol):
+    """The raw numbers behind the system gauges; one call each per collection.
+
+    Implement it to feed gauges from somewhere other than psutil (a fake in tests, a
+    sidecar's numbers...). Every method must be cheap and must not block on I/O.
+    """
+
+    def cpu_times(self) -> Mapping[str, float]:
+        """Cumulative CPU seconds over all CPUs by ``cpu.mode`` (user, system, idle, ...)."""
+        ...
+
+    def per_cpu_times(self) -> Sequence[Mapping[str, float]]:
+        """Cumulative CPU seconds by ``cpu.mode``, one mapping per logical CPU."""
+        ...
+
+    def cpu_count(self) -> int:
+        """Number of logical CPUs available to this process."""
+        ...
+
+    def memory(self) -> MemoryStats:
+        """Physical memory by ``system.memory.state`` (used, free, cached, buffers)."""
+        ...
+
+    def swap(self) -> MemoryStats:
+        """Swap by ``system.paging.state`` (used, free)."""
+        ...
+
+    def disk_io(self) -> Mapping[str, DiskIO]:
+        """Cumulative block-device counters by device name."""
+        ...
+
+    def filesystems(self) -> Sequence[FilesystemUsage]:
+        """Usage of each mounted local filesystem."""
+        ...
+
+    def network_io(self) -> Mapping[str, NetworkIO]:
+        """Cumulative interface counters by interface name."""
+        ...
+
+    def connections(self) -> Mapping[tuple[str, str], int]:
+        """Open inet connections by (``network.transport``, ``network.connection.state``).
+
+        The state is ``""`` where it has none (UDP). Expensive with psutil: opt-in.
+        """
+        ...
+
+    def process(self) -> ProcessStats:
+        """The current process (after a fork: the child)."""
+        ...
+
+    def gc_stats(self) -> Sequence[GcGeneration]:
+        """The interpreter's garbage-collector counters by generation."""
+        ...
+
+
+# psutil's cpu_times fields -> semconv cpu.mode. guest/guest_nice are already counted in
+# user/nice by Linux, so they are left out rather than counted twice.
+_CPU_MODE = {
+    "user": "user",
+    "nice": "nice",
+    "system": "system",
+    "idle": "idle",
+    "iowait": "iowait",
+    "irq": "interrupt",
+    "softirq": "interrupt",
+    "interrupt": "interrupt",
+    "dpc": "interrupt",
+    "steal": "steal",
+}
+_MEMORY_STATES = ("used", "free", "cached", "buffers")
+
+
+def _cpu_modes(times: object) -> dict[str, float]:
+    """Fold a psutil ``scputimes`` into semconv ``cpu.mode`` buckets."""
+    out: dict[str, float] = {}
+    for name in times._fields:  # type: ignore[attr-defined]  # psutil namedtuples have _fields
+        mode = _CPU_MODE.get(name)
+        if mode is not None:
+            out[mode] = out.get(mode, 0.0) + getattr(times, name)
+    return out
+
+
+class PsutilSource:
+    """The production :class:`SystemSource`, backed by psutil.
+
+    Args:
+        getpid: Returns the current pid; injectable so tests can simulate a fork. When it
+            changes, the ``psutil.Process`` is rebuilt (contrib's instrumentor keeps the
+            parent's and so reports the parent after a fork).
+        mount_ttl: Seconds the list of mounted filesystems is reused. Listing mounts costs
+            more than all other reads together and mounts rarely change.
+    """
+
+    def __init__(
+        self,
+        *,
+        getpid: Callable[[], int] = os.getpid,
+        mount_ttl: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._getpid = getpid
+        self._pid = getpid()
+        self._proc = psutil.Process(self._pid)
+        self._create_time = self._proc.create_time()
+        self._mount_ttl = mount_ttl
+        self._clock = clock
+        self._mounts: list[tuple[str, str, str]] = []
+        self._mounts_at = float("-inf")
+        self._has_fds = hasattr(self._proc, "num_fds")
+
+    def cpu_times(self) -> Mapping[str, float]:
+        """See :meth:`SystemSource.cpu_times`."""
+        return _cpu_modes(psutil.cpu_times())
+
+    def per_cpu_times(self) -> Sequence[Mapping[str, float]]:
+        """See :meth:`SystemSource.per_cpu_times`."""
+        return [_cpu_modes(t) for t in psutil.cpu_times(percpu=True)]
+
+    def cpu_count(self) -> int:
+        """See :meth:`SystemSource.cpu_count`; honours CPU affinity where the OS has it."""
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0)) or 1
+        return psutil.cpu_count() or 1
+
+    def memory(self) -> MemoryStats:
+        """See :meth:`SystemSource.memory`; ``used`` is ``total - available`` (psutil >= 5)."""
+        vm = psutil.virtual_memory()
+        states = {name: int(getattr(vm, name)) for name in _MEMORY_STATES if hasattr(vm, name)}
+        return MemoryStats(total=int(vm.total), states=states)
+
+    def swap(self) -> MemoryStats:
+        """See :meth:`SystemSource.swap`."""
+        sw = psutil.swap_memory()
+        return MemoryStats(total=int(sw.total), states={"used": int(sw.used), "free": int(sw.free)})
+
+    def disk_io(self) -> Mapping[str, DiskIO]:
+        """See :meth:`SystemSource.disk_io`."""
+        counters = psutil.disk_io_counters(perdisk=True) or {}
+        return {
+            dev: DiskIO(c.read_bytes, c.write_bytes, c.read_count, c.write_count)
+            for dev, c in counters.items()
+        }
+
+    def filesystems(self) -> Sequence[FilesystemUsage]:
+        """See :meth:`SystemSource.filesystems`.
+
+        Only physical filesystems (``all=False``): network mounts are skipped because
+        ``statvfs`` on a hung NFS server blocks, and collection must never block.
+        """
+        now = self._clock()
+        if now - self._mounts_at >= self._mount_ttl:
+            self._mounts = [
+                (p.device, p.mountpoint, p.fstype) for p in psutil.disk_partitions(all=False)
+            ]
+            self._mounts_at = now
+        out: list[FilesystemUsage] = []
+        for device, mountpoint, fstype in self._mounts:
+            try:
+                usage = psutil.disk_usage(mountpoint)
+            except OSError:  # unmounted since the list was read, or not permitted
+                self._mounts_at = float("-inf")
+                continue
+            out.append(
+                FilesystemUsage(device, mountpoint, fstype, usage.total, usage.used, usage.free)
+            )
+        return out
+
+    def network_io(self) -> Mapping[str, NetworkIO]:
+        """See :meth:`SystemSource.network_io`."""
+        counters = psutil.net_io_counters(pernic=True) or {}
+        return {
+            nic: NetworkIO(c.bytes_sent, c.bytes_recv, c.errout, c.errin)
+            for nic, c in counters.items()
+        }
+
+    def connections(self) -> Mapping[tuple[str, str], int]:
+        """See :meth:`SystemSource.connections`."""
+        counts: Counter[tuple[str, str]] = Counter()
+        for conn in psutil.net_connections(kind="inet"):
+            transport = "tcp" if conn.type == _SOCK_STREAM else "udp"
+            state = "" if conn.status == psutil.CONN_NONE else conn.status.lower()
+            counts[transport, state] += 1
+        return dict(counts)
+
+    def process(self) -> ProcessStats:
+        """See :meth:`SystemSource.process`; rebuilds the process handle after a fork."""
+        pid = self._getpid()
+        if pid != self._pid:
+            self._pid = pid
+            self._proc = psutil.Process(pid)
+            self._create_time = self._proc.create_time()
+        proc = self._proc
+        with proc.oneshot():
+            cpu = proc.cpu_times()
+            mem = proc.memory_info()
+            threads = proc.num_threads()
+            fds = proc.num_fds() if self._has_fds else None
+        return ProcessStats(
+            pid=pid,
+            cpu_user=cpu.user,
+            cpu_system=cpu.system,
+            rss=mem.rss,
+            vms=mem.vms,
+            threads=threads,
+            fds=fds,
+            uptime=max(time.time() - self._create_time, 0.0),
+        )
+
+    def gc_stats(self) -> Sequence[GcGeneration]:
+        """See :meth:`SystemSource.gc_stats`."""
+        return [
+            GcGeneration(s["collections"], s["collected"], s["uncollectable"])
+            for s in gc.get_stats()
+        ]
+
+
+_SOCK_STREAM = 1  # socket.SOCK_STREAM on every platform psutil supports
+
+
+def _default_cpu() -> dict[str, float]:
+    return {"user": 100.0, "system": 50.0, "idle": 800.0, "iowait": 10.0}
+
+
+def _default_memory() -> MemoryStats:
+    gib = 1 << 30
+    return MemoryStats(
+        total=8 * gib,
+        states={
+            "used": 2 * gib,
+            "free": 4 * gib,
+            "cached": 2 * gib - (1 << 28),
+            "buffers": 1 << 28,
+        },
+    )
+
+
+@dataclass
+class StaticSource:
+    """A fake :class:`SystemSource` whose numbers are plain fields: set them, then collect.
+
+    Cumulative counters (``cpu``, ``disk``, ``network``, process CPU) are cumulative, as in
+    ``/proc``: to simulate load, *increase* them between collections. ``calls`` counts every
+    method call by name, so tests can check that one collection reads the source once.
+    """
+
+    cpu: dict[str, float] = field(default_factory=_default_cpu)
+    per_cpu: list[dict[str, float]] = field(
+        default_factory=lambda: [
+            {k: v / 2 for k, v in _default_cpu().items()},
+            {k: v / 2 for k, v in _default_cpu().items()},
+        ]
+    )
+    ncpu: int = 2
+    mem: MemoryStats = field(default_factory=_default_memory)
+    swap_stats: MemoryStats = field(
+        default_factory=lambda: MemoryStats(
+            total=1 << 30, states={"used": 1 << 28, "free": 3 << 28}
+        )
+    )
+    disks: dict[str, DiskIO] = field(
+        default_factory=lambda: {"sda": DiskIO(4096_000, 8192_000, 1000, 2000)}
+    )
+    mounts: list[FilesystemUsage] = field(
+        default_factory=lambda: [
+            FilesystemUsage("/dev/sda1", "/", "ext4", 100 << 30, 40 << 30, 55 << 30),
+            FilesystemUsage("/dev/sdb1", "/data", "xfs", 500 << 30, 100 << 30, 400 << 30),
+        ]
+    )
+    nics: dict[str, NetworkIO] = field(
+        default_factory=lambda: {"eth0": NetworkIO(1_000_000, 2_000_000, 1, 2)}
+    )
+    conns: dict[tuple[str, str], int] = field(
+        default_factory=lambda: {("tcp", "established"): 3, ("tcp", "listen"): 2, ("udp", ""): 1}
+    )
+    proc: ProcessStats = field(
+        default_factory=lambda: ProcessStats(
+            pid=4242,
+            cpu_user=1.5,
+            cpu_system=0.5,
+            rss=50 << 20,
+            vms=500 << 20,
+            threads=4,
+            fds=12 if sys.platform != "win32" else None,
+            uptime=10.0,
+        )
+    )
+    gc: list[GcGeneration] = field(
+        default_factory=lambda: [
+            GcGeneration(100, 5000, 0),
+            GcGeneration(9, 300, 0),
+            GcGeneration(1, 20, 1),
+        ]
+    )
+    calls: Counter[str] = field(default_factory=Counter)
+
+    def cpu_times(self) -> Mapping[str, float]:
+        """Return ``cpu``."""
+        self.calls["cpu_times"] += 1
+        return dict(self.cpu)
+
+    def per_cpu_times(self) -> Sequence[Mapping[str, float]]:
+        """Return ``per_cpu``."""
+        self.calls["per_cpu_times"] += 1
+        return [dict(c) for c in self.per_cpu]
+
+    def cpu_count(self) -> int:
+        """Return ``ncpu``."""
+        self.calls["cpu_count"] += 1
+        return self.ncpu
+
+    def memory(self) -> MemoryStats:
+        """Return ``mem``."""
+        self.calls["memory"] += 1
+        return self.mem
+
+    def swap(self) -> MemoryStats:
+        """Return ``swap_stats``."""
+        self.calls["swap"] += 1
+        return self.swap_stats
+
+    def disk_io(self) -> Mapping[str, DiskIO]:
+        """Return ``disks``."""
+        self.calls["disk_io"] += 1
+        return dict(self.disks)
+
+    def filesystems(self) -> Sequence[FilesystemUsage]:
+        """Return ``mounts``."""
+        self.calls["filesystems"] += 1
+        return list(self.mounts)
+
+    def network_io(self) -> Mapping[str, NetworkIO]:
+        """Return ``nics``."""
+        self.calls["network_io"] += 1
+        return dict(self.nics)
+
+    def connections(self) -> Mapping[tuple[str, str], int]:
+        """Return ``conns``."""
+        self.calls["connections"] += 1
+        return dict(self.conns)
+
+    def process(self) -> ProcessStats:
+        """Return ``proc``."""
+        self.calls["process"] += 1
+        return self.proc
+
+    def gc_stats(self) -> Sequence[GcGeneration]:
+        """Return ``gc``."""
+        self.calls["gc_stats"] += 1
+        return list(self.gc)
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupSample:
+    """One read of a cgroup v2 directory; ``None`` where a file is missing or says ``max``."""
+
+    cpu_usage_seconds: float | None
+    cpu_limit: float | None
+    memory_current: int | None
+    memory_working_set: int | None
+    memory_limit: int | None
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+class CgroupV2:
+    """Reads the limits and usage of this process's cgroup v2 (a container, a systemd unit).
+
+    Args:
+        root: The cgroup v2 mount, injectable for tests. If it has no ``cpu.max`` /
+            ``memory.max`` of its own (no cgroup namespace, e.g. a systemd service), the
+            process's own cgroup path from ``proc_cgroup`` (``0::/path``) is tried below it.
+        proc_cgroup: Where to read this process's cgroup path.
+    """
+
+    def __init__(
+        self, root: str | os.PathLike[str], *, proc_cgroup: str = "/proc/self/cgroup"
+    ) -> None:
+        base = Path(root)
+        self.path = base
+        if not self._has_files(base):
+            text = _read(Path(proc_cgroup)) or ""
+            for line in text.splitlines():
+                if line.startswith("0::/"):
+                    nested = base / line[4:].strip()
+                    if self._has_files(nested):
+                        self.path = nested
+                    break
+
+    @staticmethod
+    def _has_files(path: Path) -> bool:
+        return (path / "cpu.max").is_file() or (path / "memory.max").is_file()
+
+    @property
+    def available(self) -> bool:
+        """Whether this looks like a cgroup v2 directory at all."""
+        return self._has_files(self.path) or (self.path / "cpu.stat").is_file()
+
+    def sample(self) -> CgroupSample:
+        """Read usage and limits now (five small pseudo-files, tens of microseconds)."""
+        path = self.path
+        cpu_usage: float | None = None
+        stat = _read(path / "cpu.stat")
+        if stat:
+            for line in stat.splitlines():
+                if line.startswith("usage_usec "):
+                    cpu_usage = int(line.split()[1]) / 1e6
+                    break
+        cpu_limit: float | None = None
+        cpu_max = _read(path / "cpu.max")
+        if cpu_max:
+            parts = cpu_max.split()  # "<quota> <period>" or "max <period>"
+            if len(parts) == 2 and parts[0] != "max" and float(parts[1]) > 0:
+                cpu_limit = float(parts[0]) / float(parts[1])
+        current_text = _read(path / "memory.current")
+        current = int(current_text) if current_text and current_text.strip().isdigit() else None
+        working_set: int | None = None
+        if current is not None:
+            inactive = 0
+            for line in (_read(path / "memory.stat") or "").splitlines():
+                if line.startswith("inactive_file "):
+                    inactive = int(line.split()[1])
+                    break
+            working_set = max(current - inactive, 0)
+        limit_text = (_read(path / "memory.max") or "").strip()
+        memory_limit = int(limit_text) if limit_text.isdigit() else None
+        return CgroupSample(cpu_usage, cpu_limit, current, working_set, memory_limit)

@@ -1,0 +1,69 @@
+"""Helpers for tests, the project's and its users' (in the spirit of Logfire's ``capfire``).
+
+``reset()`` shuts paca-otel down and re-arms the OpenTelemetry globals so each test starts clean;
+``capture()`` configures paca-otel with in-memory exporters and hands them to the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from paca_otel import _internal
+from paca_otel.setup import Telemetry, configure, get_telemetry
+
+
+def reset() -> None:
+    """Shut down the live configuration (if any) and forget one-time warnings."""
+    telemetry = get_telemetry()
+    if telemetry is not None:
+        telemetry.shutdown(timeout_millis=2_000)
+    from paca_otel import runtime
+
+    runtime.reset()
+    _internal.reset_warnings()
+
+
+@dataclass
+class Captured:
+    """What ``capture()`` recorded: spans, metrics and log records, all in memory."""
+
+    telemetry: Telemetry
+    spans: InMemorySpanExporter
+    metrics: InMemoryMetricReader
+    logs: InMemoryLogRecordExporter
+
+    def metric_names(self) -> set[str]:
+        data = self.metrics.get_metrics_data()
+        return {
+            metric.name
+            for rm in (data.resource_metrics if data else ())
+            for sm in rm.scope_metrics
+            for metric in sm.metrics
+        }
+
+
+@contextmanager
+def capture(**settings: Any) -> Iterator[Captured]:
+    """Configure paca-otel with in-memory exporters for the duration of the block."""
+    spans = InMemorySpanExporter()
+    reader = InMemoryMetricReader()
+    settings.setdefault("metrics_exporter", "none")
+    settings.setdefault("traces_exporter", "none")
+    settings.setdefault("logs_exporter", "none")
+    telemetry = configure(
+        metric_readers=[reader], span_processors=[SimpleSpanProcessor(spans)], **settings
+    )
+    logs = InMemoryLogRecordExporter()
+    telemetry.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
+    try:
+        yield Captured(telemetry=telemetry, spans=spans, metrics=reader, logs=logs)
+    finally:
+        telemetry.shutdown(timeout_millis=2_000)

@@ -1,0 +1,126 @@
+"""Traces, metrics and logs reach a real OTLP collector (rotel) over gRPC and HTTP/protobuf.
+
+What users deploy is ``configure(...)`` pointed at a collector. These tests do the same: rotel
+listens on 127.0.0.1 and forwards everything to an in-memory OTLP receiver, so a signal counts
+as delivered only once it has crossed a real collector. The second half checks the failure
+mode users hit first: a collector that is not there must not stop the app or flood its logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from paca_otel.setup import configure
+from paca_otel.signals.metrics import MetricsCollector
+from tests.integration.conftest import RotelCollector, wait_until
+from tests.integration.otlp_receiver import OtlpReceiver
+from tests.peers import free_port
+
+pytestmark = [pytest.mark.peer("rotel"), pytest.mark.timeout(40)]
+
+DELIVERY_TIMEOUT_S = 15.0
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_span_metric_and_log_arrive_through_rotel(
+    rotel_collector: RotelCollector, protocol: str
+) -> None:
+    """A span, a metric and a log record each cross rotel to the receiver after force_flush."""
+    service = f"paca-it-{protocol.replace('/', '-')}"
+    telemetry = configure(
+        service_name=service,
+        traces_exporter="otlp",
+        metrics_exporter="otlp",
+        logs_exporter="otlp",
+        otlp_endpoint=rotel_collector.endpoint(protocol),
+        otlp_protocol=protocol,
+        metric_export_interval=60_000,  # only force_flush exports, so the test proves it does
+        logs=True,
+        system_metrics=False,
+    )
+
+    with telemetry.tracer_provider.get_tracer("paca_it").start_as_current_span("checkout"):
+        MetricsCollector().increment("paca_it.orders", 1, {"shop": "a"})
+        logging.getLogger("paca_it").warning("order placed %s", 42)
+    assert telemetry.force_flush(timeout_millis=10_000)
+
+    receiver = rotel_collector.receiver
+
+    def delivered(r: OtlpReceiver) -> bool:
+        return (
+            "checkout" in r.span_names()
+            and "paca_it.orders" in r.metric_names()
+            and any("order placed 42" in str(body) for body in r.log_bodies())
+        )
+
+    assert receiver.wait_for(delivered, DELIVERY_TIMEOUT_S), receiver.summary()
+    assert service in receiver.service_names(), receiver.summary()
+
+
+def test_log_record_is_linked_to_its_span(rotel_collector: RotelCollector) -> None:
+    """A log emitted inside a span arrives carrying that span's trace and span ids."""
+    telemetry = configure(
+        service_name="paca-it-correlation",
+        traces_exporter="otlp",
+        metrics_exporter="none",
+        logs_exporter="otlp",
+        otlp_endpoint=rotel_collector.grpc_endpoint,
+        otlp_protocol="grpc",
+        logs=True,
+        system_metrics=False,
+    )
+    tracer = telemetry.tracer_provider.get_tracer("paca_it")
+    with tracer.start_as_current_span("charge") as span:
+        logging.getLogger("paca_it").warning("charging card")
+        context = span.get_span_context()
+    assert telemetry.force_flush(timeout_millis=10_000)
+
+    receiver = rotel_collector.receiver
+
+    def has_log(r: OtlpReceiver) -> bool:
+        return any("charging card" in str(body) for body in r.log_bodies())
+
+    assert receiver.wait_for(has_log, DELIVERY_TIMEOUT_S), receiver.summary()
+    record = next(rec for rec in receiver.log_records() if "charging card" in str(rec.body))
+    assert record.trace_id == context.trace_id.to_bytes(16, "big")
+    assert record.span_id == context.span_id.to_bytes(8, "big")
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_unreachable_collector_starts_and_warns_once(
+    caplog: pytest.LogCaptureFixture, protocol: str
+) -> None:
+    """With nothing listening on the endpoint, configure returns at once and warns exactly once."""
+    closed_port = free_port()  # bound and released: nothing listens there
+    caplog.set_level(logging.WARNING)
+
+    started = time.monotonic()
+    telemetry = configure(
+        service_name="paca-it-unreachable",
+        traces_exporter="otlp",
+        metrics_exporter="otlp",
+        logs_exporter="otlp",
+        otlp_endpoint=f"http://127.0.0.1:{closed_port}",
+        otlp_protocol=protocol,
+        logs=False,
+        system_metrics=False,
+    )
+    assert time.monotonic() - started < 2.0, "configure blocked on the unreachable collector"
+
+    # Exercise the export path too: its failures must not add warnings of their own.
+    with telemetry.tracer_provider.get_tracer("paca_it").start_as_current_span("lost"):
+        MetricsCollector().increment("paca_it.lost", 1)
+    telemetry.force_flush(timeout_millis=1_500)
+
+    def warnings() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+    assert wait_until(lambda: bool(warnings()), timeout=5.0), "no warning about the collector"
+    time.sleep(0.5)  # let any late duplicate from the exporters' threads arrive
+    found = warnings()
+    assert len(found) == 1, [f"{r.name}: {r.getMessage()}" for r in found]
+    assert str(closed_port) in found[0].getMessage()
+    telemetry.shutdown(timeout_millis=1_000)
