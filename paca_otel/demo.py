@@ -29,6 +29,7 @@ def create_app(*, traffic: bool = True, **settings: Any) -> FastAPI:
     """Build the demo app; ``settings`` go to ``configure`` (service name, exporters...)."""
     settings.setdefault("service_name", "paca-otel-demo")
     settings.setdefault("logs", True)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the traffic generator's own chatter
     collector = MetricsCollector()
     monitor: MonitoringManager
 

@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,10 +47,13 @@ if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
     from fastapi import FastAPI
+    from starlette.requests import Request
+    from starlette.responses import Response
 
     from paca_otel.pipeline.pipeline import Pipeline
     from paca_otel.signals.logs import LoggingHandles
     from paca_otel.signals.system import SystemMetrics
+    from paca_otel.signals.system_source import SystemSource
 
 logger = logging.getLogger("paca_otel")
 
@@ -94,9 +97,7 @@ class Telemetry:
             app, tracer_provider=self.tracer_provider, meter_provider=self.meter_provider
         )
         if metrics_path and self.prometheus_registry is not None:
-            from prometheus_client import make_asgi_app
-
-            app.mount(metrics_path, make_asgi_app(registry=self.prometheus_registry))
+            app.add_route(metrics_path, _scrape_endpoint(self.prometheus_registry), ["GET"])
         self._apps.append(app)
 
     def force_flush(self, timeout_millis: int = 5_000) -> bool:
@@ -152,6 +153,23 @@ class Telemetry:
             _run_bounded(name, step, deadline)
 
 
+def _scrape_endpoint(registry: CollectorRegistry) -> Callable[[Request], Awaitable[Response]]:
+    """A Starlette endpoint serving ``registry`` at an exact path (a mount would redirect).
+
+    A scrape runs every metric callback (psutil included), so it runs in a worker thread.
+    """
+    from prometheus_client.exposition import choose_encoder
+    from starlette.concurrency import run_in_threadpool
+    from starlette.responses import Response
+
+    async def scrape(request: Request) -> Response:
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        body = await run_in_threadpool(encoder, registry)
+        return Response(body, media_type=content_type)
+
+    return scrape
+
+
 def _run_bounded(name: str, step: Callable[[], object], deadline: float) -> None:
     worker = threading.Thread(target=step, name=f"paca-otel-shutdown-{name}", daemon=True)
     worker.start()
@@ -173,6 +191,7 @@ def configure(
     metric_readers: Sequence[MetricReader] = (),
     span_processors: Sequence[SpanProcessor] = (),
     set_global: bool = True,
+    system_source: SystemSource | None = None,
     **overrides: Any,
 ) -> Telemetry:
     """Set up traces, metrics and logs for this process in one call.
@@ -184,6 +203,8 @@ def configure(
         metric_readers: extra readers to attach (e.g. an ``InMemoryMetricReader`` in tests).
         span_processors: extra span processors.
         set_global: install the providers as the OpenTelemetry globals.
+        system_source: where the system gauges read from (psutil by default; a
+            ``StaticSource`` in tests).
         **overrides: any :class:`~paca_otel.config.PacaOtelSettings` field by name.
 
     Raises:
@@ -197,13 +218,16 @@ def configure(
     with _lock:
         current = _current
         if current is not None and not current.is_shutdown:
-            if current.settings == settings and not metric_readers and not span_processors:
+            unchanged = not (metric_readers or span_processors or system_source)
+            if current.settings == settings and unchanged:
                 if app is not None:
                     current.instrument_app(app)
                 return current
             logger.info("paca-otel: configure() called with new settings; replacing providers")
             current.shutdown()
-        telemetry = _build(settings, app, metric_readers, span_processors, set_global)
+        telemetry = _build(
+            settings, app, metric_readers, span_processors, set_global, system_source
+        )
         if set_global:
             _current = telemetry
         return telemetry
@@ -215,6 +239,7 @@ def _build(
     metric_readers: Sequence[MetricReader],
     span_processors: Sequence[SpanProcessor],
     set_global: bool,
+    system_source: SystemSource | None,
 ) -> Telemetry:
     from paca_otel.pipeline import shared_store
     from paca_otel.pipeline.pipeline import Pipeline
@@ -270,6 +295,7 @@ def _build(
 
         telemetry.system = SystemMetrics(
             meter_provider,
+            source=system_source,
             per_cpu=settings.system_metrics_per_cpu,
             connections=settings.system_metrics_connections,
         )

@@ -61,7 +61,7 @@ def capture(**settings: Any) -> Iterator[Captured]:
     telemetry = configure(
         metric_readers=[reader], span_processors=[SimpleSpanProcessor(spans)], **settings
     )
-    logs = InMemoryLogRecordExporter()
+    logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]  # untyped in the SDK
     telemetry.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
     try:
         yield Captured(telemetry=telemetry, spans=spans, metrics=reader, logs=logs)

@@ -23,21 +23,23 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from paca_otel._internal import handle_internal_errors
-from paca_otel.alerting.expr import evaluate
-from paca_otel.alerting.models import AlertEvent, AlertState, Notification, Severity, fingerprint
+from paca_otel.alerting.expr import Expr, evaluate
+from paca_otel.alerting.models import AlertEvent, AlertState, Notification, fingerprint
 from paca_otel.alerting.rules import Rule, render_annotations
-from paca_otel.alerting.silences import Silences
-from paca_otel.alerting.state import AlertRecord, SilenceRecord, StateStore
+from paca_otel.alerting.silences import FlapDetector, Silences
+from paca_otel.alerting.state import ActiveAlert, AlertRecord, SilenceRecord, StateStore
 from paca_otel.errors import ConfigError, RuleError
-from paca_otel.pipeline.store import Labels, Matcher, SeriesStore
+from paca_otel.pipeline.store import Labels, Matcher, Series, SeriesStore
 
 if TYPE_CHECKING:
     from paca_otel.alerting.channels.base import NotificationChannel
     from paca_otel.alerting.outbox import Dispatcher
+
+__all__ = ["ActiveAlert", "NotificationSink", "RuleEngine"]
 
 logger = logging.getLogger("paca_otel.alerting")
 
@@ -52,38 +54,6 @@ class NotificationSink(Protocol):
         """Store one notification for delivery; ``False`` if an identical one exists."""
 
 
-@dataclass(frozen=True, slots=True)
-class ActiveAlert:
-    """A pending or firing alert as the API and dashboard show it.
-
-    ``labels`` are the series labels merged with the rule's; ``silenced_by`` is the id of a
-    silence muting it now, if any.
-    """
-
-    rule: str
-    state: AlertState
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    value: float | None
-    severity: Severity
-    active_since: float
-    fired_at: float | None
-    last_notified: float | None
-    fingerprint: str
-    flapping: bool = False
-    silenced_by: str | None = None
-
-
-@dataclass(slots=True)
-class _Flap:
-    """Recent firing/resolved transitions of one alert, for the flap detector."""
-
-    rule: str
-    times: deque[float] = field(default_factory=deque)
-    flapping: bool = False
-    last_event: AlertEvent | None = None
-
-
 @dataclass(slots=True)
 class _Outgoing:
     """One alert event due to one channel, before grouping."""
@@ -95,12 +65,65 @@ class _Outgoing:
     summary: str = ""
 
 
+class _CycleView:
+    """The store as one evaluation cycle sees it: each distinct selector is read once.
+
+    Many rules share a selector (``error_rate{route="/x"}`` with a warning and a critical
+    threshold, a condition and its ``clear``); memoising ``latest``/``select`` by their
+    arguments for the length of one cycle reads each once, and gives every rule of the cycle
+    the same snapshot. The evaluator passes the same cached matcher tuples every time, so
+    the keys hash cheaply.
+    """
+
+    __slots__ = ("_latest", "_select", "_store")
+
+    def __init__(self, store: SeriesStore) -> None:
+        self._store = store
+        self._latest: dict[tuple[Any, ...], list[tuple[Labels, float]]] = {}
+        self._select: dict[tuple[Any, ...], list[Series]] = {}
+
+    def latest(
+        self, name: str, matchers: Sequence[Matcher] = (), *, at: float, lookback: float = 300.0
+    ) -> list[tuple[Labels, float]]:
+        key = (name, tuple(matchers), at, lookback)
+        hit = self._latest.get(key)
+        if hit is None:
+            hit = self._latest[key] = self._store.latest(name, matchers, at=at, lookback=lookback)
+        return hit
+
+    def select(
+        self, name: str, matchers: Sequence[Matcher] = (), *, start: float, end: float
+    ) -> list[Series]:
+        key = (name, tuple(matchers), start, end)
+        hit = self._select.get(key)
+        if hit is None:
+            hit = self._select[key] = self._store.select(name, matchers, start=start, end=end)
+        return hit
+
+    def names(self) -> list[str]:
+        return self._store.names()
+
+
 def _seconds(value: object, what: str) -> float:
     number = float(value)  # type: ignore[arg-type]  # validated right below; bad types raise
     if not math.isfinite(number) or number < 0:
         msg = f"{what} must be a finite number of seconds >= 0, got {value!r}"
         raise ConfigError(msg)
     return number
+
+
+def _check_settings(
+    evaluation_interval: float, flap_threshold: int, default_channels: Sequence[str]
+) -> None:
+    if not 1.0 <= float(evaluation_interval) <= 86_400.0:
+        msg = f"evaluation_interval must be 1..86400 seconds, got {evaluation_interval!r}"
+        raise ConfigError(msg)
+    if flap_threshold < 1:
+        msg = f"flap_threshold must be at least 1 state change, got {flap_threshold!r}"
+        raise ConfigError(msg)
+    if not default_channels:
+        msg = "default_channels must name at least one channel (e.g. 'log')"
+        raise ConfigError(msg)
 
 
 class RuleEngine:
@@ -143,21 +166,12 @@ class RuleEngine:
         flap_threshold: int = 6,
         flap_window: float = 600.0,
     ) -> None:
-        if not 1.0 <= float(evaluation_interval) <= 86_400.0:
-            msg = f"evaluation_interval must be 1..86400 seconds, got {evaluation_interval!r}"
-            raise ConfigError(msg)
-        if flap_threshold < 1:
-            msg = f"flap_threshold must be at least 1 state change, got {flap_threshold!r}"
-            raise ConfigError(msg)
-        if not default_channels:
-            msg = "default_channels must name at least one channel (e.g. 'log')"
-            raise ConfigError(msg)
+        _check_settings(evaluation_interval, flap_threshold, default_channels)
         self.store = store
         self.clock = clock
         self.evaluation_interval = float(evaluation_interval)
         self.group_wait = _seconds(group_wait, "group_wait")
         self.flap_window = _seconds(flap_window, "flap_window")
-        self.flap_threshold = int(flap_threshold)
         self.default_channels = tuple(default_channels)
         self.group_by = tuple(group_by)
         self._collect = collect
@@ -166,7 +180,11 @@ class RuleEngine:
             from paca_otel.alerting.channels.log import LogChannel
 
             channels = {name: LogChannel(name=name) for name in self.default_channels}
-        self.channels: dict[str, NotificationChannel] = dict(channels)
+        # the caller's dict itself, not a copy: channels registered later (the runtime's
+        # add_channel) are seen by the engine and the dispatcher alike
+        self.channels: dict[str, NotificationChannel] = (
+            channels if isinstance(channels, dict) else dict(channels)
+        )
         if self._check_channels:
             self._check_channel_names(self.default_channels, "default_channels")
         self._owns_outbox = outbox is None
@@ -180,11 +198,14 @@ class RuleEngine:
         self.silences = Silences(self._state, clock)
         self._lock = threading.RLock()
         self._rules: dict[str, Rule] = {}
+        # parsed condition and clear condition per rule, read once (pydantic attrs are slow)
+        self._exprs: dict[str, tuple[Expr, Expr | None]] = {}
         self._alerts: dict[str, dict[Labels, AlertRecord]] = {}
         for record in self._state.load_alerts():
             self._alerts.setdefault(record.rule, {})[record.labels] = record
-        self._flaps: dict[str, _Flap] = {}
+        self._flaps = FlapDetector(int(flap_threshold), self.flap_window)
         self._last_eval: dict[str, float] = {}
+        self._view: SeriesStore = store
         self._held: dict[tuple[str, str, str], tuple[float, list[_Outgoing]]] = {}
         self._history: deque[AlertEvent] = deque(
             self._state.load_history(HISTORY_SIZE), maxlen=HISTORY_SIZE
@@ -224,6 +245,7 @@ class RuleEngine:
             self._check_channel_names(rule.channels, f"rule {rule.name!r} channels")
         with self._lock:
             self._rules[rule.name] = rule
+            self._exprs[rule.name] = (rule.expr, rule.clear_expr)
 
     def remove_rule(self, name: str) -> None:
         """Remove a rule and forget its alerts (without resolved notifications).
@@ -236,6 +258,7 @@ class RuleEngine:
                 msg = f"no rule named {name!r}; rules: {sorted(self._rules)}"
                 raise RuleError(msg)
             del self._rules[name]
+            del self._exprs[name]
             for record in self._alerts.pop(name, {}).values():
                 self._forget(record)
             self._flush_state()
@@ -255,6 +278,8 @@ class RuleEngine:
                     self._collect(at)
             events = self._events = []
             outgoing = self._out = []
+            # duck-typed stand-in: the evaluator only calls latest/select/names
+            self._view = cast("SeriesStore", _CycleView(self.store))
             for rule in list(self._rules.values()):
                 if rule.interval is not None:  # a group with its own, slower interval
                     last = self._last_eval.get(rule.name)
@@ -269,13 +294,15 @@ class RuleEngine:
             self._state.append_history(events)
             self._flush_state()
             self.silences.gc(at)
+            self._view = self.store  # drop the cycle's memo
             self.cycles += 1
             self.last_cycle_seconds = time.perf_counter() - started
         return events
 
     def _evaluate_rule(self, rule: Rule, now: float) -> None:
         tracked = self._alerts.setdefault(rule.name, {})
-        result = evaluate(rule.expr, self.store, now)
+        expr, clear_expr = self._exprs[rule.name]
+        result = evaluate(expr, self._view, now)
         force_clear = False
         if result.no_data:
             mode = rule.no_data
@@ -292,13 +319,13 @@ class RuleEngine:
             for labels, value in holding.items():
                 self._condition_true(rule, tracked, labels, value, now)
             cleared: dict[Labels, float] | None = None
-            clear_all = force_clear or rule.clear_expr is None
+            clear_all = force_clear or clear_expr is None
             for labels in [lb for lb in tracked if lb not in holding]:
                 record = tracked[labels]
                 if record.state is AlertState.FIRING and not clear_all:
                     if cleared is None:
-                        assert rule.clear_expr is not None  # clear_all is False only with one
-                        clear_result = evaluate(rule.clear_expr, self.store, now)
+                        assert clear_expr is not None  # clear_all is False only with one
+                        clear_result = evaluate(clear_expr, self._view, now)
                         clear_all = clear_result.no_data or () in clear_result.samples
                         cleared = clear_result.samples
                     if not clear_all and labels not in cleared:
@@ -362,8 +389,8 @@ class RuleEngine:
         self._events.append(event)
         if record.last_notified is not None or record.fingerprint in self._flaps:
             self._transition(rule, record, event, now)
-        else:  # never announced (silenced, grouped away): a lone "resolved" would confuse
-            self._note_flap(rule, record, event, now)
+        else:  # never announced (silenced): a lone "resolved" would confuse
+            self._flaps.note(record.fingerprint, rule.name, event, now)
 
     def _forget(self, record: AlertRecord) -> None:
         self._dirty.pop(record.fingerprint, None)
@@ -408,30 +435,17 @@ class RuleEngine:
         labels["alertname"] = event.rule
         return self.silences.matching(labels, now)
 
-    def _note_flap(self, rule: Rule, record: AlertRecord, event: AlertEvent, now: float) -> _Flap:
-        flap = self._flaps.get(record.fingerprint)
-        if flap is None:
-            flap = self._flaps[record.fingerprint] = _Flap(rule=rule.name)
-        flap.times.append(now)
-        flap.last_event = event
-        while flap.times and flap.times[0] <= now - self.flap_window:
-            flap.times.popleft()
-        return flap
-
     def _transition(self, rule: Rule, record: AlertRecord, event: AlertEvent, now: float) -> None:
         """An alert fired or resolved: notify, unless flapping or silenced."""
-        flap = self._note_flap(rule, record, event, now)
-        if flap.flapping:
-            return
-        if len(flap.times) > self.flap_threshold:
-            flap.flapping = True
+        fp = record.fingerprint
+        if self._flaps.note(fp, rule.name, event, now):
             summary = (
-                f"{rule.name} is flapping: {len(flap.times)} state changes in "
+                f"{rule.name} is flapping: {self._flaps.changes(fp)} state changes in "
                 f"{self.flap_window:g} s; notifications paused until it settles"
             )
             self._emit(rule, event, "flapping", summary=summary)
             return
-        if self._silenced(event, now) is not None:
+        if self._flaps.is_flapping(fp) or self._silenced(event, now) is not None:
             return
         self._emit(rule, event, "notify")
         if event.state is AlertState.FIRING:
@@ -447,8 +461,7 @@ class RuleEngine:
         Re-sends to channels with a ``resend_interval`` (Alertmanager) are the dispatcher's
         job: it repeats the latest firing notification of each group on its own clock.
         """
-        flap = self._flaps.get(record.fingerprint)
-        if flap is not None and flap.flapping:
+        if self._flaps.is_flapping(record.fingerprint):
             return
         last = record.last_notified
         if last is not None and now - last < rule.cooldown:
@@ -467,15 +480,10 @@ class RuleEngine:
             self._out.append(_Outgoing(name, key, kind, event, summary))
 
     def _check_flaps(self, now: float) -> None:
-        """Forget quiet alerts; announce the current state of ones that stopped flapping."""
-        for fp, flap in list(self._flaps.items()):
-            while flap.times and flap.times[0] <= now - self.flap_window:
-                flap.times.popleft()
-            if flap.times:
-                continue
-            del self._flaps[fp]
+        """Announce the current state of alerts that stopped flapping."""
+        for fp, flap in self._flaps.settle(now):
             rule = self._rules.get(flap.rule)
-            if not flap.flapping or rule is None or flap.last_event is None:
+            if rule is None or flap.last_event is None:
                 continue
             record = next(
                 (r for r in self._alerts.get(rule.name, {}).values() if r.fingerprint == fp), None
@@ -517,9 +525,9 @@ class RuleEngine:
                 for event in self._group_firing(channel, group_key, now):
                     unique.setdefault((event.fingerprint, event.state.value), event)
             events = tuple(sorted(unique.values(), key=lambda e: (e.rule, e.fingerprint)))
-            extra: dict[str, Any] = {"kind": kind} if kind != "notify" else {}
-            if kind == "repeat":
-                extra["sent_at"] = now
+            # repeats and flap notices re-use events already sent: ``sent_at`` tells them apart
+            # (the outbox's idempotency key must include it for them to be delivered)
+            extra: dict[str, Any] = {} if kind == "notify" else {"kind": kind, "sent_at": now}
             notification = Notification(
                 channel=channel,
                 group_key=group_key,
@@ -545,8 +553,7 @@ class RuleEngine:
             for record in tracked.values():
                 if record.state is not AlertState.FIRING or record.last_notified is None:
                     continue
-                flap = self._flaps.get(record.fingerprint)
-                if flap is not None and flap.flapping:
+                if self._flaps.is_flapping(record.fingerprint):
                     continue
                 event = self._event(rule, record, AlertState.FIRING, None)
                 if self._group_key(event) == group_key and self._silenced(event, now) is None:
@@ -573,7 +580,6 @@ class RuleEngine:
                     firing = record.state is AlertState.FIRING
                     event = self._event(rule, record, record.state, None)
                     silence = self._silenced(event, now)
-                    flap = self._flaps.get(record.fingerprint)
                     out.append(
                         ActiveAlert(
                             rule=name,
@@ -586,7 +592,7 @@ class RuleEngine:
                             fired_at=record.active_since + rule.for_ if firing else None,
                             last_notified=record.last_notified,
                             fingerprint=record.fingerprint,
-                            flapping=flap is not None and flap.flapping,
+                            flapping=self._flaps.is_flapping(record.fingerprint),
                             silenced_by=None if silence is None else silence.id,
                         )
                     )

@@ -100,7 +100,7 @@ class AlertManager:
         return self.runtime.engine.active_alerts()
 
     def get_alert_history(self, limit: int = 100) -> list[AlertEvent]:
-        """The most recent firing/resolved transitions, newest last."""
+        """The most recent firing/resolved transitions, newest first."""
         return self.runtime.engine.history(limit)
 
     def silence(

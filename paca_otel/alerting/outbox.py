@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     UNIQUE (channel, idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (channel, status, next_attempt_at);
-CREATE INDEX IF NOT EXISTS outbox_resend ON outbox (channel, resend_at);
+CREATE INDEX IF NOT EXISTS outbox_group ON outbox (channel, group_key);
+CREATE INDEX IF NOT EXISTS outbox_resend ON outbox (channel, resend_at) WHERE resend_at IS NOT NULL;
 """
 
 _COLUMNS = (
@@ -131,6 +132,7 @@ class Outbox:
         self._max_pending = max_pending_per_channel
         self._lock = threading.Lock()
         self._listeners: list[Callable[[str], None]] = []
+        self._pending_estimate: dict[str, int] = {}
         try:
             conn = sqlite3.connect(
                 self.path, check_same_thread=False, isolation_level=None, timeout=10.0
@@ -205,10 +207,17 @@ class Outbox:
         return inserted
 
     def _evict_over_bound(self, conn: sqlite3.Connection, channel: str, now: float) -> int:
+        # An upper bound of the pending count (deliveries are not subtracted) spares the
+        # COUNT(*) scan on most enqueues; it is made exact whenever it reaches the bound.
+        estimate = self._pending_estimate.get(channel)
+        if estimate is not None and estimate < self._max_pending:
+            self._pending_estimate[channel] = estimate + 1
+            return 0
         (count,) = conn.execute(
             "SELECT COUNT(*) FROM outbox WHERE channel = ? AND status = ?", (channel, PENDING)
         ).fetchone()
         excess = int(count) - self._max_pending
+        self._pending_estimate[channel] = min(int(count), self._max_pending)
         if excess <= 0:
             return 0
         conn.execute(
@@ -283,11 +292,17 @@ class Outbox:
     # -- reading -------------------------------------------------------------------------
 
     def due(self, channel: str, now: float, limit: int = 100) -> list[OutboxEntry]:
-        """Pending rows of ``channel`` whose next attempt is due, oldest schedule first."""
+        """Pending rows of ``channel`` whose next attempt is due, oldest schedule first.
+
+        Within a group the order is kept: a row waits while an older one of its group is
+        pending, so a retried ``firing`` can never arrive after the ``resolved`` behind it.
+        """
         rows = self._fetch(
-            f"SELECT {_COLUMNS} FROM outbox WHERE channel = ? AND status = ?"
-            " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
-            (channel, PENDING, now, limit),
+            f"SELECT {_COLUMNS} FROM outbox AS o WHERE channel = ? AND status = ?"
+            " AND next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM outbox AS p"
+            " WHERE p.channel = o.channel AND p.group_key = o.group_key AND p.status = ?"
+            " AND p.id < o.id) ORDER BY next_attempt_at, id LIMIT ?",
+            (channel, PENDING, now, PENDING, limit),
         )
         return [_entry(r) for r in rows]
 
@@ -305,7 +320,8 @@ class Outbox:
         rows = self._fetch(
             "SELECT MIN(t) FROM ("
             " SELECT MIN(next_attempt_at) AS t FROM outbox WHERE channel = ? AND status = ?"
-            " UNION ALL SELECT MIN(resend_at) FROM outbox WHERE channel = ? AND status = ?)",
+            " UNION ALL SELECT MIN(resend_at) FROM outbox WHERE channel = ? AND status = ?"
+            " AND resend_at IS NOT NULL)",
             (channel, PENDING, channel, DELIVERED),
         )
         value = rows[0][0] if rows else None
@@ -395,6 +411,8 @@ class Dispatcher:
         poll_interval: Longest a worker sleeps without a wake-up, so it notices rows that
             another process wrote into the same file.
         retention: Delivered and dead rows older than this are purged (seconds).
+        meter: Where the self-metrics go; ``get_meter("paca_otel")`` on the global provider
+            by default.
 
     Backoff is exponential with full jitter: attempt ``n`` waits
     ``uniform(0, min(max_delay, base_delay * 2**(n-1)))``, which spreads the retries of many
@@ -415,6 +433,7 @@ class Dispatcher:
         rng: random.Random | None = None,
         poll_interval: float = 5.0,
         retention: float = 7 * 86400.0,
+        meter: metrics.Meter | None = None,
     ) -> None:
         if not 0 < base_delay <= max_delay:
             msg = f"need 0 < base_delay <= max_delay, got base_delay={base_delay!r}, "
@@ -442,31 +461,9 @@ class Dispatcher:
         self._threads: list[threading.Thread] = []
         self._last_purge = float("-inf")
         self._attrs = {name: {"channel": name} for name in self.channels}
-        meter = metrics.get_meter("paca_otel")
-        self._retries = meter.create_counter(
-            "paca_otel.alerts.delivery.retries",
-            unit="{attempt}",
-            description="Failed notification attempts that will be tried again.",
-        )
-        self._failures = meter.create_counter(
-            "paca_otel.alerts.delivery.failures",
-            unit="{notification}",
-            description="Notifications given up on (dead letters): deadline or non-retryable.",
-        )
-        self._delivered = meter.create_counter(
-            "paca_otel.alerts.delivery.delivered",
-            unit="{notification}",
-            description="Notifications a channel accepted (re-sends included).",
-        )
-        ref = weakref.ref(self)
-        meter.create_observable_gauge(
-            "paca_otel.alerts.queue_depth",
-            callbacks=[lambda _options: _observe_depth(ref)],
-            unit="{notification}",
-            description="Notifications waiting in the outbox, per channel.",
-        )
+        self._metrics = _instruments(meter or metrics.get_meter("paca_otel"))
+        self._metrics.sources.add(self)
         self._listener = self._on_enqueue
-        outbox.add_listener(self._listener)
 
     # -- control -------------------------------------------------------------------------
 
@@ -475,6 +472,7 @@ class Dispatcher:
         if self._threads:
             return
         self._stop.clear()
+        self.outbox.add_listener(self._listener)
         for name in self.channels:
             thread = threading.Thread(
                 target=self._run, args=(name,), name=f"paca-otel-alerts-{name}", daemon=True
@@ -542,7 +540,7 @@ class Dispatcher:
                     self.outbox.mark_delivered(
                         entry.id, t, resend_at=self._resend_at(channel, entry, t)
                     )
-                    self._delivered.add(1, self._attrs[name])
+                    self._metrics.delivered.add(1, self._attrs[name])
                     continue
                 if not self._failed(entry, error, t):
                     break
@@ -561,7 +559,7 @@ class Dispatcher:
         if not retryable or t >= deadline:
             why = "not retryable" if not retryable else f"deadline passed after {attempts} attempts"
             self.outbox.mark_dead(entry.id, t, f"{why}: {text}")
-            self._failures.add(1, attrs)
+            self._metrics.failures.add(1, attrs)
             _logger.warning(
                 "alert notification %s to %r given up (%s): %s",
                 entry.idempotency_key,
@@ -571,7 +569,7 @@ class Dispatcher:
             )
             return True
         self.outbox.mark_retry(entry.id, min(t + self.backoff(attempts), deadline), text)
-        self._retries.add(1, attrs)
+        self._metrics.retries.add(1, attrs)
         return False
 
     def _attempt(
@@ -610,9 +608,9 @@ class Dispatcher:
             error = self._attempt(channel, entry.notification)
             self.outbox.reschedule_resend(entry.id, now + interval)
             if error is None:
-                self._delivered.add(1, self._attrs[name])
+                self._metrics.delivered.add(1, self._attrs[name])
             else:
-                self._retries.add(1, self._attrs[name])
+                self._metrics.retries.add(1, self._attrs[name])
                 warn_once(_logger, f"resend:{name}", "re-send to %r failed: %s", name, error)
 
     def _maybe_purge(self, now: float) -> None:
@@ -623,7 +621,7 @@ class Dispatcher:
 
     def _run(self, name: str) -> None:
         event = self._events[name]
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self.outbox.closed:
             event.clear()
             with handle_internal_errors("alert_dispatcher", _logger):
                 self._deliver_channel(name, None)
@@ -639,11 +637,62 @@ class Dispatcher:
         return f"Dispatcher(outbox={self.outbox!r}, channels={sorted(self.channels)!r})"
 
 
-def _observe_depth(ref: weakref.ref[Dispatcher]) -> Iterable[metrics.Observation]:
-    dispatcher = ref()
-    if dispatcher is None or dispatcher.outbox.closed:
-        return []
-    counts = dispatcher.outbox.pending_by_channel()
-    return [
-        metrics.Observation(counts.get(name, 0), {"channel": name}) for name in dispatcher.channels
-    ]
+class _Instruments:
+    """The self-metrics of every dispatcher reporting to one meter.
+
+    Made once per meter: the SDK keeps only the first callback of an observable gauge
+    registered twice under one name, so the gauge observes all live dispatchers instead.
+    """
+
+    def __init__(self, meter: metrics.Meter) -> None:
+        self.sources: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
+        self.retries = meter.create_counter(
+            "paca_otel.alerts.delivery.retries",
+            unit="{attempt}",
+            description="Failed notification attempts that will be tried again.",
+        )
+        self.failures = meter.create_counter(
+            "paca_otel.alerts.delivery.failures",
+            unit="{notification}",
+            description="Notifications given up on (dead letters): deadline or non-retryable.",
+        )
+        self.delivered = meter.create_counter(
+            "paca_otel.alerts.delivery.delivered",
+            unit="{notification}",
+            description="Notifications a channel accepted (re-sends included).",
+        )
+        meter.create_observable_gauge(
+            "paca_otel.alerts.queue_depth",
+            callbacks=[self._observe_depth],
+            unit="{notification}",
+            description="Notifications waiting in the outbox, per channel.",
+        )
+
+    def _observe_depth(self, _options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+        out: list[metrics.Observation] = []
+        for dispatcher in list(self.sources):
+            if dispatcher.outbox.closed:
+                continue
+            counts = dispatcher.outbox.pending_by_channel()
+            out.extend(
+                metrics.Observation(counts.get(name, 0), {"channel": name})
+                for name in dispatcher.channels
+            )
+        return out
+
+
+_instruments_by_meter: weakref.WeakKeyDictionary[metrics.Meter, _Instruments] = (
+    weakref.WeakKeyDictionary()
+)
+_instruments_lock = threading.Lock()
+
+
+def _instruments(meter: metrics.Meter) -> _Instruments:
+    """The instruments of ``meter``, made on its first sighting only."""
+    found = _instruments_by_meter.get(meter)
+    if found is None:
+        with _instruments_lock:
+            found = _instruments_by_meter.get(meter)
+            if found is None:
+                found = _instruments_by_meter[meter] = _Instruments(meter)
+    return found

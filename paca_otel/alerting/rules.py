@@ -402,7 +402,8 @@ def load_rules_text(text: str, source: str = "<rules>") -> list[Rule]:
         interval = None
         if group.get("interval") is not None:
             interval = parse_duration(group["interval"], f"{source}: group {gname!r}: interval")
-        raw_rules = group.get("rules") or []
+        raw_rules = group.get("rules")
+        raw_rules = [] if raw_rules is None else raw_rules
         if not isinstance(raw_rules, list):
             msg = f"{source}: group {gname!r}: 'rules' must be a list"
             raise RuleError(msg)

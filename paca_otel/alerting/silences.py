@@ -1,9 +1,13 @@
-"""Silences: label matchers with an expiry that mute notifications, never alert state.
+"""What mutes notifications while alert state moves on: silences and the flap detector.
 
 A silence is what an on-call engineer sets during maintenance: alerts whose labels match keep
 moving through pending/firing/resolved (so the dashboard and history stay true), but nothing is
 sent for them until the silence expires. Matching follows Alertmanager: every matcher must hold,
 regexes are fully anchored, and a missing label matches like the empty string.
+
+The flap detector is the automatic counterpart: an alert that fires and resolves more than
+``threshold`` times within ``window`` seconds is muted after one summary notification, until a
+whole window passes without a change (Nagios' flap detection, simplified).
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 
+from paca_otel.alerting.models import AlertEvent
 from paca_otel.alerting.state import SilenceRecord, StateStore
 from paca_otel.errors import RuleError
 
@@ -169,6 +176,8 @@ class Silences:
 
     def matching(self, labels: Mapping[str, str], now: float) -> SilenceRecord | None:
         """The first silence in force at ``now`` that matches ``labels``, else ``None``."""
+        if not self._items:  # the common case: no silences at all, no lock, no copy
+            return None
         for silence in self.active(now):
             if all(matcher_holds(op, v, labels.get(n, "")) for n, op, v in silence.matchers):
                 return silence
@@ -181,3 +190,75 @@ class Silences:
             for i in old:
                 del self._items[i]
         self._state.delete_silences(old)
+
+
+@dataclass(slots=True)
+class Flap:
+    """Recent firing/resolved transitions of one alert.
+
+    Attributes:
+        rule: The alert's rule name.
+        times: When it changed state within the window, oldest first.
+        flapping: Whether it is muted as flapping.
+        last_event: Its most recent transition (what to announce when it settles).
+    """
+
+    rule: str
+    times: deque[float] = field(default_factory=deque)
+    flapping: bool = False
+    last_event: AlertEvent | None = None
+
+
+class FlapDetector:
+    """Counts each alert's state changes in a sliding window; owned by the engine's thread.
+
+    Args:
+        threshold: More changes than this within ``window`` make an alert flapping.
+        window: Seconds over which changes count; quiet for this long, it settles.
+    """
+
+    def __init__(self, threshold: int, window: float) -> None:
+        self.threshold = threshold
+        self.window = window
+        self._flaps: dict[str, Flap] = {}
+
+    def note(self, fp: str, rule: str, event: AlertEvent, now: float) -> bool:
+        """Record a transition of alert ``fp``; ``True`` if it starts flapping with this one."""
+        flap = self._flaps.get(fp)
+        if flap is None:
+            flap = self._flaps[fp] = Flap(rule=rule)
+        flap.times.append(now)
+        flap.last_event = event
+        self._trim(flap, now)
+        if not flap.flapping and len(flap.times) > self.threshold:
+            flap.flapping = True
+            return True
+        return False
+
+    def changes(self, fp: str) -> int:
+        """Changes of ``fp`` in the current window."""
+        flap = self._flaps.get(fp)
+        return 0 if flap is None else len(flap.times)
+
+    def is_flapping(self, fp: str) -> bool:
+        """Whether ``fp`` is muted as flapping."""
+        flap = self._flaps.get(fp)
+        return flap is not None and flap.flapping
+
+    def __contains__(self, fp: object) -> bool:
+        """Whether ``fp`` changed state within the window (it is being watched)."""
+        return fp in self._flaps
+
+    def settle(self, now: float) -> Iterator[tuple[str, Flap]]:
+        """Forget alerts quiet for a window; yield those among them that were flapping."""
+        for fp, flap in list(self._flaps.items()):
+            self._trim(flap, now)
+            if flap.times:
+                continue
+            del self._flaps[fp]
+            if flap.flapping:
+                yield fp, flap
+
+    def _trim(self, flap: Flap, now: float) -> None:
+        while flap.times and flap.times[0] <= now - self.window:
+            flap.times.popleft()

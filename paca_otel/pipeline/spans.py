@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -147,6 +148,7 @@ class REDSpanProcessor(SpanProcessor):
         self._pending: deque[_Sample] = deque(maxlen=max_pending)
         self._buckets: dict[tuple[str, str | None], deque[_Bucket]] = {}
         self._last_seen: dict[tuple[str, str | None], float] = {}
+        self._drain_lock = threading.Lock()  # drains are serialised; on_end never takes it
 
     # ------------------------------------------------------------ the hot path
 
@@ -197,7 +199,7 @@ class REDSpanProcessor(SpanProcessor):
         all routes together (``route=None``) when anything was seen at all.
         """
         now = self._clock() if now is None else now
-        with handle_internal_errors("red_span_processor.drain", logger):
+        with self._drain_lock, handle_internal_errors("red_span_processor.drain", logger):
             self._absorb(now)
             return self._figures(now)
         return []  # only reached when an internal error was swallowed

@@ -62,8 +62,11 @@ def _to_json(value: object) -> object:
     if isinstance(value, bytes):
         return value.decode("utf-8", "backslashreplace")
     if type(value).__str__ is not object.__str__:
-        return str(value)
-    return repr(value)
+        try:
+            return str(value)
+        except Exception:  # a broken __str__ must not break logging; try repr instead
+            pass
+    return _safe_repr(value)
 
 
 def _safe_repr(value: object) -> str:
@@ -132,7 +135,7 @@ class JsonFormatter(logging.Formatter):
             for key, value in extras.items():
                 try:
                     json.dumps(value, default=_to_json, allow_nan=False)
-                except (TypeError, ValueError, RecursionError):
+                except Exception:  # whatever broke (even a raising __repr__), keep the line
                     payload[key] = _safe_repr(value)
             return json.dumps(payload, default=_to_json, allow_nan=False)
 
@@ -359,13 +362,3 @@ def install_logging(
         handles = LoggingHandles(target, stream_handler, otel_handler, previous_level)
         _registry[target] = handles
         return handles
-
-
-def installed(logger: logging.Logger | None = None) -> Mapping[str, logging.Handler | None]:
-    """The handlers :func:`install_logging` currently has on ``logger`` (for diagnostics)."""
-    target = logger if logger is not None else logging.getLogger()
-    with _install_lock:
-        handles = _registry.get(target)
-    if handles is None:
-        return {"stream_handler": None, "otel_handler": None}
-    return {"stream_handler": handles.stream_handler, "otel_handler": handles.otel_handler}

@@ -203,6 +203,23 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+# (cumulative times at the last real delta, the shares computed then)
+_CpuState = tuple[dict[str, float], dict[str, float]]
+
+
+def _step(state: _CpuState, cur: Mapping[str, float]) -> tuple[dict[str, float], _CpuState]:
+    """Shares since the previous sample, and the state to keep for the next one.
+
+    If no CPU time elapsed (collected too soon) the previous shares are repeated, or, the
+    first time, the shares since boot: never a spurious 0.
+    """
+    prev, last = state
+    shares, total = _shares(prev, cur)
+    if total > 0:
+        return shares, (dict(cur), shares)
+    return (last or _cumulative_shares(cur)), state
+
+
 def _shares(prev: Mapping[str, float], cur: Mapping[str, float]) -> tuple[dict[str, float], float]:
     """Share of each mode in the CPU time elapsed between two cumulative samples."""
     deltas = {mode: max(value - prev.get(mode, 0.0), 0.0) for mode, value in cur.items()}
@@ -239,8 +256,8 @@ class SystemMetrics:
             instead of the aggregate. Multiplies its data points by the CPU count.
         connections: Also report ``system.network.connection.count`` (expensive).
         cgroup_root: The cgroup v2 mount to read container limits from.
-        snapshot_ttl: Seconds one snapshot is shared. Every callback of one collection, and
-            other readers collecting within this window, reuse it.
+        snapshot_ttl: Seconds a snapshot is shared by collections of other readers. Every
+            callback of one collection shares one snapshot regardless of this.
         clock: Monotonic seconds; injectable for deterministic tests.
     """
 
@@ -267,10 +284,12 @@ class SystemMetrics:
 
         # Prime: the first collection computes deltas against these, never against zero.
         now = clock()
-        self._cpu_prev = dict(self._source.cpu_times())
-        self._cpu_last: dict[str, float] = {}
-        self._percpu_prev = [dict(c) for c in self._source.per_cpu_times()] if per_cpu else []
-        self._percpu_last: list[dict[str, float]] = []
+        self._cpu: _CpuState = ({}, {})
+        self._percpu: list[_CpuState] = []
+        if per_cpu:
+            self._percpu = [(dict(c), {}) for c in self._source.per_cpu_times()]
+        else:
+            self._cpu = (dict(self._source.cpu_times()), {})
         self._proc_prev: tuple[ProcessStats, float] = (self._source.process(), now)
         self._proc_last: tuple[float, float] | None = None
 
@@ -306,8 +325,9 @@ class SystemMetrics:
             _UPDOWN: meter.create_observable_up_down_counter,
         }
         self.instrument_names: tuple[str, ...] = tuple(spec[0] for spec in specs)
-        for name, kind, unit, description in specs:
-            create[kind](name, callbacks=[self._callback(name)], unit=unit, description=description)
+        for i, (name, kind, unit, description) in enumerate(specs):
+            callback = self._callback(name, first=i == 0)
+            create[kind](name, callbacks=[callback], unit=unit, description=description)
         _instances.add(self)
 
     def shutdown(self) -> None:
@@ -317,26 +337,33 @@ class SystemMetrics:
 
     # -- collection -------------------------------------------------------------------------
 
-    def _callback(self, name: str) -> _Callback:
+    def _callback(self, name: str, *, first: bool) -> _Callback:
         def callback(options: CallbackOptions) -> Iterable[Observation]:
-            view = self._current()
+            view = self._current(refresh=first)
             return () if view is None else view.observations.get(name, ())
 
         callback.__qualname__ = f"SystemMetrics[{name}]"
         return callback
 
-    def _current(self) -> _View | None:
-        """The shared snapshot, refreshed when older than the TTL or taken by another pid."""
+    def _current(self, *, refresh: bool) -> _View | None:
+        """The shared snapshot; taken anew only by the first instrument's callback.
+
+        The SDK runs one provider's collections one at a time and calls callbacks in
+        registration order, so the first instrument opens each collection: it refreshes a
+        snapshot older than the TTL, and every later callback of that collection reuses it,
+        however long the collection takes. Readers collecting within the TTL share it too.
+        A snapshot inherited across ``fork`` (another pid) is never reused.
+        """
         if self._closed:
             return None
         now = self._clock()
         pid = os.getpid()
         view = self._view
-        if view is not None and now - view.taken < self._ttl and view.pid == pid:
+        if view is not None and view.pid == pid and (not refresh or now - view.taken < self._ttl):
             return view
         with self._lock:
             view = self._view
-            if view is None or now - view.taken >= self._ttl or view.pid != pid:
+            if view is None or view.pid != pid or (refresh and now - view.taken >= self._ttl):
                 view = _View(now, pid, self._build(now))
                 self._view = view
         return view
@@ -365,36 +392,20 @@ class SystemMetrics:
     def _observe_cpu(self, out: _Observations) -> None:
         cache = self._attrs
         if not self._per_cpu:
-            cur = self._source.cpu_times()
-            shares, total = _shares(self._cpu_prev, cur)
-            if total > 0:
-                self._cpu_prev = dict(cur)
-                self._cpu_last = shares
-            else:
-                shares = self._cpu_last or _cumulative_shares(cur)
+            shares, self._cpu = _step(self._cpu, self._source.cpu_times())
             out[sm.SYSTEM_CPU_UTILIZATION] = [
                 Observation(v, cache.get(("cpu", m)) or cache.setdefault(("cpu", m), {CPU_MODE: m}))
                 for m, v in shares.items()
             ]
             return
-        cores = self._source.per_cpu_times()
         obs: list[Observation] = []
-        prevs, lasts = self._percpu_prev, self._percpu_last
-        for i, cur in enumerate(cores):
-            prev = prevs[i] if i < len(prevs) else {}
-            shares, total = _shares(prev, cur)
-            last = lasts[i] if i < len(lasts) else {}
-            if total > 0:
-                last = shares
-            else:
-                shares = last or _cumulative_shares(cur)
-            if i < len(prevs):
-                if total > 0:
-                    prevs[i] = dict(cur)
-                    lasts[i] = last
-            else:
-                prevs.append(dict(cur))
-                lasts.append(last)
+        states = self._percpu
+        for i, cur in enumerate(self._source.per_cpu_times()):
+            shares, state = _step(states[i] if i < len(states) else ({}, {}), cur)
+            if i < len(states):
+                states[i] = state
+            else:  # a CPU came online
+                states.append(state)
             for m, v in shares.items():
                 key = ("core", i, m)
                 a = cache.get(key) or cache.setdefault(key, {CPU_MODE: m, CPU_LOGICAL_NUMBER: i})

@@ -79,7 +79,6 @@ def traced(func: _F, /) -> _F: ...
 @overload
 def traced(
     name: str | None = None,
-    /,
     *,
     attributes: Mapping[str, AttributeValue] | None = None,
     tracer: Tracer | None = None,
@@ -88,7 +87,6 @@ def traced(
 
 def traced(
     name: str | Callable[..., Any] | None = None,
-    /,
     *,
     attributes: Mapping[str, AttributeValue] | None = None,
     tracer: Tracer | None = None,

@@ -6,13 +6,17 @@ before ``configure()`` runs. Collections run in a worker thread to keep the even
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from enum import Enum
 from importlib import resources
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
 
+from paca_otel.errors import PacaOtelError
 from paca_otel.setup import Telemetry, get_telemetry
 from paca_otel.snapshot import MetricsSnapshot
 
@@ -24,6 +28,24 @@ def _telemetry() -> Telemetry:
     return telemetry
 
 
+class RulePayload(BaseModel):
+    """A rule as the API accepts it (the seed's add_rule fields plus ``for``/``clear``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    condition: str = Field(min_length=1, max_length=2000)
+    action: str = "log"
+    cooldown: float | str = 300
+    for_: float | str = Field(default=0, alias="for")
+    severity: str = "warning"
+    clear: str | None = None
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.value if isinstance(v, Enum) else v for k, v in data.items()}
+
+
 def monitoring_router() -> APIRouter:
     """Routes under the prefix the caller chooses (the demo uses ``/monitoring``)."""
     router = APIRouter(tags=["monitoring"])
@@ -33,6 +55,37 @@ def monitoring_router() -> APIRouter:
         from paca_otel.manager import current_metrics
 
         return await run_in_threadpool(current_metrics, _telemetry())
+
+    @router.get("/alerts")
+    async def alerts() -> list[dict[str, Any]]:
+        from paca_otel.alerting.manager import AlertManager
+
+        return [_jsonable(asdict(a)) for a in AlertManager().get_active_alerts()]
+
+    @router.get("/alerts/history")
+    async def history(limit: int = 100) -> list[dict[str, Any]]:
+        from paca_otel.alerting.manager import AlertManager
+
+        return [e.to_dict() for e in AlertManager().get_alert_history(max(1, min(limit, 1000)))]
+
+    @router.get("/rules")
+    async def rules() -> list[dict[str, Any]]:
+        from paca_otel.alerting.manager import AlertManager, rule_payload
+
+        return [rule_payload(rule) for rule in AlertManager().rules]
+
+    @router.post("/rules", status_code=201)
+    async def add_rule(payload: RulePayload) -> dict[str, Any]:
+        from paca_otel.alerting.manager import AlertManager, rule_payload
+
+        try:
+            rule = AlertManager().add_rule(
+                payload.name, payload.condition, payload.action, payload.cooldown,
+                for_=payload.for_, severity=payload.severity, clear=payload.clear,
+            )  # fmt: skip
+        except PacaOtelError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+        return rule_payload(rule)
 
     @router.get("/health")
     async def health() -> dict[str, Any]:

@@ -55,8 +55,12 @@ class Receiver:
                             key = body.get("groupKey")
                         receiver.keys[str(key)] += 1
                     receiver.requests.append(
-                        {"path": self.path, "headers": dict(self.headers), "body": body,
-                         "status": status}
+                        {
+                            "path": self.path,
+                            "headers": dict(self.headers),
+                            "body": body,
+                            "status": status,
+                        }
                     )
                     receiver.arrived.notify_all()
                 payload = b"{}" if status < 300 else b'{"error": "scripted"}'
@@ -104,6 +108,7 @@ def event(
     severity: Severity = Severity.CRITICAL,
     value: float | None = 0.97,
     ends_at: float | None = None,
+    starts_at: float = T0,
 ) -> AlertEvent:
     return AlertEvent(
         rule=rule,
@@ -112,7 +117,7 @@ def event(
         annotations={"summary": "p99 latency above 500 ms"},
         value=value,
         severity=severity,
-        starts_at=T0,
+        starts_at=starts_at,
         ends_at=ends_at,
     )
 
@@ -120,7 +125,7 @@ def event(
 def notification(*events: AlertEvent, channel: str = "webhook") -> Notification:
     return Notification(
         channel=channel,
-        group_key="{}:{alertname=\"HighLatency\"}",
+        group_key='{}:{alertname="HighLatency"}',
         events=events or (event(),),
         created_at=T0 + 5,
         extra={"external_url": "http://paca.example/", "generator_url": "http://paca.example/r"},
@@ -155,7 +160,13 @@ def test_webhook_posts_alertmanager_v4_payload(receiver: Receiver) -> None:
     assert body["commonAnnotations"] == {"summary": "p99 latency above 500 ms"}
     first = body["alerts"][0]
     assert set(first) >= {
-        "status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"
+        "status",
+        "labels",
+        "annotations",
+        "startsAt",
+        "endsAt",
+        "generatorURL",
+        "fingerprint",
     }
     assert first["startsAt"] == rfc3339(T0) == "2023-11-14T22:13:20.000Z"
     assert first["endsAt"] == "0001-01-01T00:00:00Z"
@@ -175,10 +186,12 @@ def test_webhook_resolved_carries_end_time(receiver: Receiver) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "retryable"), [(500, True), (503, True), (429, True), (408, True), (400, False),
-                              (404, False)]
+    ("status", "retryable"),
+    [(500, True), (503, True), (429, True), (408, True), (400, False), (404, False)],
 )
-def test_http_errors_map_to_delivery_error(receiver: Receiver, status: int, retryable: bool) -> None:
+def test_http_errors_map_to_delivery_error(
+    receiver: Receiver, status: int, retryable: bool
+) -> None:
     """HTTP >= 400 raises DeliveryError; only 5xx, 408 and 429 are retryable."""
     receiver.statuses = [status]
     channel = WebhookChannel(receiver.url)
@@ -245,7 +258,10 @@ def test_alertmanager_payload_and_endpoint(receiver: Receiver) -> None:
     assert first["path"] == "/api/v2/alerts"
     (alert,) = first["body"]
     assert alert["labels"] == {
-        "alertname": "HighLatency", "severity": "critical", "service": "api", "route": "/pay"
+        "alertname": "HighLatency",
+        "severity": "critical",
+        "service": "api",
+        "route": "/pay",
     }
     assert alert["startsAt"] == rfc3339(T0)
     assert alert["endsAt"] == rfc3339(now + 240)
@@ -291,8 +307,13 @@ def test_email_message_subject_body_and_header() -> None:
 def test_email_password_is_masked(password: str | SecretStr) -> None:
     """The SMTP password never appears in the channel's repr."""
     channel = EmailChannel(
-        "smtp.example.com", 587, username="u", password=password,
-        sender="a@example.com", recipients="b@example.com", starttls=True,
+        "smtp.example.com",
+        587,
+        username="u",
+        password=password,
+        sender="a@example.com",
+        recipients="b@example.com",
+        starttls=True,
     )
     assert "hunter2" not in repr(channel)
     assert "password='**********'" in repr(channel)
@@ -302,8 +323,13 @@ def test_email_refused_connection_is_retryable() -> None:
     """An SMTP server that is down gives a retryable DeliveryError naming host and port."""
     port = free_port()
     channel = EmailChannel(
-        "127.0.0.1", port, username="u", password="pw-never-shown",
-        sender="a@example.com", recipients="b@example.com", timeout=2,
+        "127.0.0.1",
+        port,
+        username="u",
+        password="pw-never-shown",
+        sender="a@example.com",
+        recipients="b@example.com",
+        timeout=2,
     )
     with pytest.raises(DeliveryError, match=f"127.0.0.1:{port}") as info:
         channel.send(notification())
@@ -334,15 +360,28 @@ def test_build_channel_by_kind() -> None:
         ("webhook", {"url": "http://x", "timeout": 0}, "timeout=0 must be a positive"),
         ("slack", {"url": "http://x", "colour": "red"}, "unexpected keyword argument"),
         ("email", {"host": "h", "port": 0, "sender": "a@b", "recipients": "c@d"}, "port=0"),
-        ("email", {"host": "h", "port": 25, "sender": "a@b", "recipients": []}, "recipients=\\[\\]"),
         (
             "email",
-            {"host": "h", "port": 25, "sender": "a@b", "recipients": "c@d", "starttls": True,
-             "use_ssl": True},
+            {"host": "h", "port": 25, "sender": "a@b", "recipients": []},
+            "recipients=\\[\\]",
+        ),
+        (
+            "email",
+            {
+                "host": "h",
+                "port": 25,
+                "sender": "a@b",
+                "recipients": "c@d",
+                "starttls": True,
+                "use_ssl": True,
+            },
             "exclude each other",
         ),
-        ("email", {"host": "h", "port": 25, "sender": "a@b", "recipients": "c@d",
-                   "username": "u"}, "given together"),
+        (
+            "email",
+            {"host": "h", "port": 25, "sender": "a@b", "recipients": "c@d", "username": "u"},
+            "given together",
+        ),
         ("alertmanager", {"url": "http://x", "resend_interval": 0}, "resend_interval=0"),
     ],
 )

@@ -87,7 +87,10 @@ def smtp() -> Iterator[tuple[Collect, int]]:
     handler = Collect()
     port = free_port()
     controller = aiosmtpd_controller.Controller(
-        handler, hostname="127.0.0.1", port=port, authenticator=authenticate,
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticate,
         auth_require_tls=False,
     )
     controller.start()
@@ -100,8 +103,13 @@ def test_firing_and_resolved_mail_arrive_with_auth(smtp: tuple[Collect, int]) ->
     """Firing and resolved notifications arrive as mails with subject, body and key header."""
     handler, port = smtp
     channel = EmailChannel(
-        "127.0.0.1", port, username=USER, password=PASSWORD, sender="paca@example.com",
-        recipients=["ops@example.com", "dev@example.com"], timeout=5,
+        "127.0.0.1",
+        port,
+        username=USER,
+        password=PASSWORD,
+        sender="paca@example.com",
+        recipients=["ops@example.com", "dev@example.com"],
+        timeout=5,
     )
     firing = notification(event(), event(labels={"service": "api", "route": "/cart"}))
     resolved = notification(event(state=AlertState.RESOLVED, ends_at=event().starts_at + 60))
@@ -112,7 +120,9 @@ def test_firing_and_resolved_mail_arrive_with_auth(smtp: tuple[Collect, int]) ->
     assert rcpts == ["ops@example.com", "dev@example.com"]
     assert first["Subject"] == "[FIRING:2] HighLatency (service=api)"
     assert first["X-Paca-Idempotency-Key"] == firing.idempotency_key
-    body = first.get_payload(decode=True).decode()
+    payload = first.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    body = payload.decode()
     assert "value: 0.97" in body
     assert "service = api" in body
     assert second["Subject"].startswith("[RESOLVED] HighLatency")
@@ -124,8 +134,13 @@ def test_wrong_password_is_not_retryable(smtp: tuple[Collect, int]) -> None:
     """A refused login (535) is a non-retryable DeliveryError without the password in it."""
     _, port = smtp
     channel = EmailChannel(
-        "127.0.0.1", port, username=USER, password="wrong-pw-xyz",
-        sender="paca@example.com", recipients="ops@example.com", timeout=5,
+        "127.0.0.1",
+        port,
+        username=USER,
+        password="wrong-pw-xyz",
+        sender="paca@example.com",
+        recipients="ops@example.com",
+        timeout=5,
     )
     with pytest.raises(DeliveryError, match="535") as info:
         channel.send(notification())
@@ -142,24 +157,38 @@ def test_starttls_then_auth(tmp_path: Path) -> None:
     handler = Collect()
     port = free_port()
     controller = aiosmtpd_controller.Controller(
-        handler, hostname="127.0.0.1", port=port, tls_context=server_ctx,
-        require_starttls=True, authenticator=authenticate,
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=server_ctx,
+        require_starttls=True,
+        authenticator=authenticate,
     )
     controller.start()
     try:
         client_ctx = ssl.create_default_context(cafile=str(cert))
         channel = EmailChannel(
-            "127.0.0.1", port, username=USER, password=PASSWORD, sender="paca@example.com",
-            recipients="ops@example.com", starttls=True, ssl_context=client_ctx, timeout=5,
+            "127.0.0.1",
+            port,
+            username=USER,
+            password=PASSWORD,
+            sender="paca@example.com",
+            recipients="ops@example.com",
+            starttls=True,
+            ssl_context=client_ctx,
+            timeout=5,
         )
         channel.send(notification())
         plain = EmailChannel(
-            "127.0.0.1", port, sender="paca@example.com", recipients="ops@example.com",
+            "127.0.0.1",
+            port,
+            sender="paca@example.com",
+            recipients="ops@example.com",
             timeout=5,
         )
         with pytest.raises(DeliveryError, match="530"):
             plain.send(notification())
     finally:
         controller.stop()
-    (_, _, message), = handler.messages
+    ((_, _, message),) = handler.messages
     assert message["Subject"].startswith("[FIRING:1] HighLatency")

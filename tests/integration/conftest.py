@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from paca_otel import testing
 from tests.integration.otlp_receiver import OtlpReceiver
 from tests.peers import free_port, require_binary
 
@@ -89,7 +90,7 @@ class PeerProcess:
     def start(self) -> PeerProcess:
         """Launch the process with stdout and stderr in the log file."""
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(  # noqa: S603  # reason: argv built from a found binary, no shell
+            self.process = subprocess.Popen(  # reason: argv built from a found binary, no shell
                 self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
         return self
@@ -177,7 +178,7 @@ class PrometheusServer:
             return bool(result)
 
         if not wait_until(has_series, timeout, interval=0.25):
-            msg = f"PromQL {promql!r} returned no series within {timeout} s; targets: {self.targets()}"
+            msg = f"PromQL {promql!r}: no series within {timeout} s; targets: {self.targets()}"
             raise AssertionError(msg)
         return result
 
@@ -308,4 +309,7 @@ def rotel_collector(
         receiver=otlp_receiver,
         peer=peer,
     )
+    # Shut paca-otel down while its collector is still up, as a deployment would: otherwise
+    # the final export on shutdown waits out its timeout against a dead port (2 s per test).
+    testing.reset()
     peer.stop()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
-import grpc  # type: ignore[import-untyped]  # reason: grpcio ships no type information
+import grpc
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc

@@ -105,6 +105,9 @@ def test_unreachable_collector_starts_and_warns_once(
         logs_exporter="otlp",
         otlp_endpoint=f"http://127.0.0.1:{closed_port}",
         otlp_protocol=protocol,
+        # Bounds each export attempt: the SDK's force_flush waits out the exporter's whole
+        # retry budget (7 s with the 10 s default), whatever timeout it is given.
+        otlp_timeout=1_000,
         logs=False,
         system_metrics=False,
     )

@@ -16,7 +16,7 @@ OTHER = labels_of({"route": "/b", "method": "GET"})
 
 
 def test_labels_of_sorts_stringifies_and_drops_empty() -> None:
-    """Label sets are sorted (key, str(value)) pairs without empty values, so equal sets hash equal."""
+    """Label sets are sorted (key, str(value)) pairs without empty values; equal sets hash equal."""
     assert labels_of({"b": 2, "a": "x", "c": ""}) == (("a", "x"), ("b", "2"))
     assert labels_of({"a": "x", "b": 2}) == labels_of({"b": 2, "a": "x"})
 

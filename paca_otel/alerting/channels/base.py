@@ -142,16 +142,17 @@ class HttpChannel:
         if client is None:
             client = self._client = httpx.Client(timeout=self.timeout)
         headers = {**self.headers, "Idempotency-Key": idempotency_key}
+        where = redact(url, secret_path=self.secret_path)
         try:
             response = client.post(url, json=payload, headers=headers)
         except httpx.HTTPError as exc:
-            msg = f"{self.name}: POST {redact(url, secret_path=self.secret_path)} failed: {type(exc).__name__}: {exc}"
+            msg = f"{self.name}: POST {where} failed: {type(exc).__name__}: {exc}"
             raise DeliveryError(msg) from exc
         if response.status_code >= 400:
             status = response.status_code
             retryable = status >= 500 or status in RETRYABLE_4XX
             body = response.text[:200]
-            msg = f"{self.name}: POST {redact(url, secret_path=self.secret_path)} returned HTTP {status}: {body}"
+            msg = f"{self.name}: POST {where} returned HTTP {status}: {body}"
             raise DeliveryError(msg, retryable=retryable, status=status)
         return response
 
@@ -162,7 +163,8 @@ class HttpChannel:
             self._client = None
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, url={redact(self.url, secret_path=self.secret_path)!r})"
+        url = redact(self.url, secret_path=self.secret_path)
+        return f"{type(self).__name__}(name={self.name!r}, url={url!r})"
 
 
 def redact(url: str, *, secret_path: bool = False) -> str:

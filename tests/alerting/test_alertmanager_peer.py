@@ -1,0 +1,135 @@
+"""AlertmanagerChannel against a real Alertmanager that routes to our local webhook receiver."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from paca_otel.alerting.channels import AlertmanagerChannel
+from paca_otel.alerting.models import AlertState
+from paca_otel.alerting.outbox import Dispatcher, Outbox
+from tests.alerting.test_channels import Receiver, event, notification
+from tests.peers import free_port, require_binary
+
+T = TypeVar("T")
+
+CONFIG = """\
+route:
+  receiver: paca
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: paca
+    webhook_configs:
+      - url: {url}
+        send_resolved: true
+"""
+
+
+def poll(what: str, check: Callable[[], T | None], timeout: float = 20.0) -> T:
+    """Call ``check`` every 0.1 s until it returns a value; fail naming ``what`` after timeout."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = check()
+        if value is not None:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[tuple[str, Receiver]]:
+    """A real Alertmanager on 127.0.0.1 whose only receiver is a local webhook peer."""
+    binary = require_binary("prometheus-alertmanager")
+    hook = Receiver()
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(CONFIG.format(url=f"{hook.url}/am"))
+    port = free_port()
+    log = (tmp_path / "alertmanager.log").open("w")
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool | None:
+        if proc.poll() is not None:
+            pytest.fail(f"alertmanager exited: {(tmp_path / 'alertmanager.log').read_text()}")
+        try:
+            return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200 or None
+        except httpx.HTTPError:
+            return None
+
+    try:
+        poll("alertmanager to be ready", ready)
+        yield url, hook
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+        hook.stop()
+
+
+def _our_alerts(url: str) -> list[dict[str, Any]]:
+    alerts: list[dict[str, Any]] = httpx.get(f"{url}/api/v2/alerts", timeout=5).json()
+    return [a for a in alerts if a["labels"].get("alertname") == "HighLatency"]
+
+
+def _webhooks(hook: Receiver, status: str) -> list[dict[str, Any]] | None:
+    with hook.lock:
+        found = [r["body"] for r in hook.requests if r["body"].get("status") == status]
+    return found or None
+
+
+@pytest.mark.peer("alertmanager")
+def test_alert_fires_routes_and_resolves(alertmanager: tuple[str, Receiver]) -> None:
+    """Our alert shows in Alertmanager, reaches its webhook receiver, and resolves after ours."""
+    url, hook = alertmanager
+    box = Outbox()
+    channel = AlertmanagerChannel(url, resend_interval=60)
+    dispatcher = Dispatcher(box, {"alertmanager": channel})
+    start = time.time() - 5
+    box.enqueue(notification(event(starts_at=start), channel="alertmanager"))
+    try:
+        assert dispatcher.deliver_due() == 1
+        (alert,) = poll("the alert in GET /api/v2/alerts", lambda: _our_alerts(url) or None)
+        assert alert["status"]["state"] == "active"
+        assert alert["labels"] == {
+            "alertname": "HighLatency",
+            "severity": "critical",
+            "service": "api",
+            "route": "/pay",
+        }
+        assert alert["annotations"]["summary"] == "p99 latency above 500 ms"
+        assert alert["generatorURL"] == "http://paca.example/r"
+        (fired,) = poll("the firing webhook", lambda: _webhooks(hook, "firing"))
+        assert fired["alerts"][0]["labels"]["route"] == "/pay"
+
+        resolved = event(state=AlertState.RESOLVED, starts_at=start, ends_at=time.time())
+        assert box.enqueue(notification(resolved, channel="alertmanager"))
+        assert dispatcher.deliver_due() == 1
+        done = poll("the resolved webhook", lambda: _webhooks(hook, "resolved"))
+        assert done[0]["alerts"][0]["status"] == "resolved"
+        assert box.next_due("alertmanager") is None  # no more re-sends of the firing state
+    finally:
+        channel.close()
+        box.close()

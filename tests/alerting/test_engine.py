@@ -1,0 +1,459 @@
+"""The rule engine's state machine, notification policy, silences, grouping and persistence."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paca_otel.alerting.engine import RuleEngine
+from paca_otel.alerting.models import AlertState, Notification
+from paca_otel.alerting.outbox import Dispatcher, Outbox
+from paca_otel.alerting.rules import Rule
+from paca_otel.errors import ConfigError, RuleError
+from paca_otel.pipeline.store import Matcher, SeriesStore
+
+HOST_A = (("host", "a"),)
+HOST_B = (("host", "b"),)
+
+
+class Clock:
+    """A settable fake clock."""
+
+    def __init__(self, t: float = 1_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Sink:
+    """Records every notification the engine enqueues (a stand-in for the outbox)."""
+
+    def __init__(self) -> None:
+        self.notifications: list[Notification] = []
+
+    def enqueue(self, notification: Notification) -> bool:
+        self.notifications.append(notification)
+        return True
+
+    def states(self) -> list[tuple[str, ...]]:
+        """Each notification as its events' states, for compact asserts."""
+        return [tuple(e.state.value for e in n.events) for n in self.notifications]
+
+
+class FakeChannel:
+    """A channel that records what it is sent."""
+
+    def __init__(self, name: str, resend_interval: float | None = None) -> None:
+        self.name = name
+        self.resend_interval = resend_interval
+        self.sent: list[Notification] = []
+
+    def send(self, notification: Notification) -> None:
+        self.sent.append(notification)
+
+
+def make_rule(**kwargs: Any) -> Rule:
+    data: dict[str, Any] = {"name": "HighMem", "condition": "mem > 90", "cooldown": 3600}
+    data.update(kwargs)
+    return Rule(**data)
+
+
+def make_engine(
+    rule: Rule | None = None, *, clock: Clock | None = None, sink: Sink | None = None, **kw: Any
+) -> tuple[RuleEngine, SeriesStore, Sink, Clock]:
+    store = SeriesStore()
+    sink = sink or Sink()
+    clock = clock or Clock()
+    engine = RuleEngine(store, outbox=sink, clock=clock, **kw)
+    if rule is not None:
+        engine.add_rule(rule)
+    return engine, store, sink, clock
+
+
+def drive(
+    rule: Rule, values: Sequence[float | None], *, step: float = 15.0, **kw: Any
+) -> tuple[list[str | None], Sink, RuleEngine]:
+    """Feed ``values`` (None = no point) one per step and return the alert's state per step."""
+    engine, store, sink, clock = make_engine(rule, **kw)
+    states: list[str | None] = []
+    for i, value in enumerate(values):
+        t = 1_000.0 + i * step
+        clock.t = t
+        if value is not None:
+            store.append("mem", HOST_A, value, t)
+        engine.evaluate_once(t)
+        alerts = engine.active_alerts()
+        states.append(alerts[0].state.value if alerts else None)
+    return states, sink, engine
+
+
+P, F = "pending", "firing"
+
+STATE_TABLE = [
+    pytest.param({"for": "30s"}, [95, 95, 95, 95], [P, P, F, F], id="pending-then-firing"),
+    pytest.param({}, [95, 95], [F, F], id="for-zero-fires-at-once"),
+    pytest.param({"for": 30}, [95, 95, 50, 95, 95, 95], [P, P, None, P, P, F], id="for-resets"),
+    pytest.param({}, [50, 95, 50], [None, F, None], id="fires-and-resolves"),
+    pytest.param({"keep_firing_for": 30}, [95, 50, 50, 50], [F, F, F, None], id="keep-firing"),
+    pytest.param(
+        {"keep_firing_for": 30}, [95, 50, 95, 50, 50], [F, F, F, F, F], id="keep-firing-rearms"
+    ),
+    pytest.param({"clear": "mem < 80"}, [95, 85, 85, 70], [F, F, F, None], id="clear-hysteresis"),
+    pytest.param(
+        {"clear": "mem < 80"}, [95, 85, 95, 85, 79], [F, F, F, F, None], id="clear-holds-firing"
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "values", "expected"), STATE_TABLE)
+def test_state_transitions(
+    fields: dict[str, Any], values: list[float], expected: list[str]
+) -> None:
+    """Every transition of inactive/pending/firing/resolved happens at the Prometheus step."""
+    states, _, _ = drive(make_rule(**fields), values)
+    assert states == expected
+
+
+def test_events_carry_labels_annotations_and_times() -> None:
+    """A firing and a resolved event carry rule labels, rendered annotations and start/end."""
+    rule = make_rule(
+        labels={"team": "ops"},
+        annotations={"summary": "{{ $labels.host }} at {{ $value }}"},
+        severity="critical",
+    )
+    _, sink, engine = drive(rule, [95, 50])
+    firing, resolved = (n.events[0] for n in sink.notifications)
+    assert firing.state is AlertState.FIRING
+    assert firing.labels == {"host": "a", "team": "ops"}
+    assert firing.annotations == {"summary": "a at 95"}
+    assert firing.severity.value == "critical"
+    assert resolved.state is AlertState.RESOLVED
+    assert resolved.starts_at == firing.starts_at == 1_000.0
+    assert resolved.ends_at == 1_015.0
+    assert [e.state for e in engine.history()] == [AlertState.RESOLVED, AlertState.FIRING]
+
+
+def test_pending_alert_does_not_notify() -> None:
+    """A pending alert that never reaches ``for`` sends nothing at all."""
+    _, sink, _ = drive(make_rule(**{"for": 60}), [95, 95, 50])
+    assert sink.notifications == []
+
+
+def test_cooldown_repeats_while_firing() -> None:
+    """A firing alert is notified again once per ``cooldown`` (Alertmanager's repeat_interval)."""
+    _, sink, _ = drive(make_rule(cooldown=60), [95] * 10)  # t = 0 .. 135 s
+    assert len(sink.notifications) == 3  # t = 0, 60, 120
+    assert [n.extra.get("kind") for n in sink.notifications] == [None, "repeat", "repeat"]
+
+
+def test_resolved_notification_after_repeats() -> None:
+    """Resolution is always announced for an alert whose firing was announced."""
+    _, sink, _ = drive(make_rule(cooldown=3600), [95, 95, 95, 10])
+    assert sink.states() == [("firing",), ("resolved",)]
+
+
+@pytest.mark.parametrize(
+    ("mode", "values", "expected"),
+    [
+        pytest.param("keep", [95, None, None], [F, F, F], id="keep"),
+        pytest.param("ok", [95, None, None], [F, None, None], id="ok"),
+        pytest.param("alerting", [None, None], [F, F], id="alerting-without-history"),
+        pytest.param("keep", [None, None], [None, None], id="keep-nothing"),
+    ],
+)
+def test_no_data_modes(mode: str, values: list[float | None], expected: list[str | None]) -> None:
+    """With every selector empty (stale after 5 min), the rule's no_data mode decides."""
+    states, _, _ = drive(make_rule(no_data=mode), values, step=400.0)
+    assert states == expected
+
+
+def test_no_data_alerting_applies_for() -> None:
+    """``no_data: alerting`` treats no data as true, so ``for`` still applies."""
+    states, sink, _ = drive(make_rule(no_data="alerting", **{"for": 600}), [None] * 3, step=400)
+    assert states == [P, P, F]
+    assert sink.notifications[0].events[0].value is None
+
+
+def test_silence_mutes_notifications_not_state() -> None:
+    """A matching silence suppresses notifications; the alert still fires and is listed."""
+    engine, store, sink, clock = make_engine(make_rule())
+    sid = engine.silence({"host": "a"}, duration=60)
+    store.append("mem", HOST_A, 95, clock.t)
+    engine.evaluate_once()
+    (alert,) = engine.active_alerts()
+    assert alert.state is AlertState.FIRING
+    assert alert.silenced_by == sid
+    assert sink.notifications == []
+    clock.t += 120  # the silence has expired: the owed firing notification goes out
+    store.append("mem", HOST_A, 95, clock.t)
+    engine.evaluate_once()
+    assert sink.states() == [("firing",)]
+
+
+def test_silence_by_alertname_regex_and_expire() -> None:
+    """Silences match ``alertname`` and regexes; expiring one lets notifications through."""
+    engine, store, sink, clock = make_engine(make_rule())
+    sid = engine.silence([Matcher("alertname", "=~", "High.*")], until=clock.t + 3600)
+    store.append("mem", HOST_A, 95, clock.t)
+    engine.evaluate_once()
+    assert sink.notifications == []
+    engine.expire_silence(sid)
+    clock.t += 15
+    store.append("mem", HOST_A, 95, clock.t)
+    engine.evaluate_once()
+    assert sink.states() == [("firing",)]
+
+
+def test_silenced_alert_resolves_quietly() -> None:
+    """An alert muted for its whole life sends no lone "resolved"."""
+    engine, store, sink, clock = make_engine(make_rule())
+    engine.silence({"host": "a"}, duration=3600)
+    for value in (95, 10):
+        store.append("mem", HOST_A, value, clock.t)
+        engine.evaluate_once()
+        clock.t += 15
+    assert sink.notifications == []
+    assert [e.state.value for e in engine.history()] == ["resolved", "firing"]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        pytest.param(lambda e: e.silence({}, duration=1), "at least one matcher", id="empty"),
+        pytest.param(lambda e: e.silence({"a": "b"}), "exactly one of", id="no-expiry"),
+        pytest.param(lambda e: e.silence({"a": "b"}, duration=0), "after its start", id="zero"),
+        pytest.param(lambda e: e.expire_silence("nope"), "no silence", id="unknown-id"),
+        pytest.param(lambda e: e.remove_rule("nope"), "no rule named", id="unknown-rule"),
+    ],
+)
+def test_control_errors(call: Any, message: str) -> None:
+    """Bad silence and rule calls fail fast with a RuleError naming the problem."""
+    engine, *_ = make_engine()
+    with pytest.raises(RuleError, match=message):
+        call(engine)
+
+
+def test_config_errors() -> None:
+    """Unknown channels and a bad interval are refused at set-up."""
+    store = SeriesStore()
+    with pytest.raises(ConfigError, match="evaluation_interval"):
+        RuleEngine(store, outbox=Sink(), evaluation_interval=0)
+    engine = RuleEngine(store, outbox=Sink(), channels={"log": FakeChannel("log")})
+    with pytest.raises(RuleError, match="unknown channel"):
+        engine.add_rule(make_rule(channels=["slack"]))
+
+
+def test_grouping_one_notification_per_channel() -> None:
+    """Alerts of one rule firing in the same evaluation go out as one notification per channel."""
+    channels = {"log": FakeChannel("log"), "slack": FakeChannel("slack")}
+    engine, store, sink, clock = make_engine(
+        make_rule(channels=["log", "slack"]), channels=channels
+    )
+    store.append("mem", HOST_A, 95, clock.t)
+    store.append("mem", HOST_B, 97, clock.t)
+    engine.evaluate_once()
+    assert sorted(n.channel for n in sink.notifications) == ["log", "slack"]
+    assert all(len(n.events) == 2 for n in sink.notifications)
+    assert sink.notifications[0].group_key == "alertname=HighMem"
+
+
+def test_grouping_by_label_across_rules() -> None:
+    """With ``group_by`` a label, alerts of different rules sharing its value are one message."""
+    engine, store, sink, clock = make_engine(group_by=("team",))
+    engine.add_rule(make_rule(name="HighMem", labels={"team": "ops"}))
+    engine.add_rule(make_rule(name="VeryHighMem", condition="mem > 95", labels={"team": "ops"}))
+    store.append("mem", HOST_A, 99, clock.t)
+    engine.evaluate_once()
+    (notification,) = sink.notifications
+    assert notification.group_key == "team=ops"
+    assert sorted(e.rule for e in notification.events) == ["HighMem", "VeryHighMem"]
+
+
+def test_group_wait_batches_later_alerts() -> None:
+    """``group_wait`` holds a new group's first notification so later alerts join it."""
+    engine, store, sink, clock = make_engine(make_rule(), group_wait=30)
+    store.append("mem", HOST_A, 95, clock.t)
+    engine.evaluate_once()
+    clock.t += 15
+    store.append("mem", HOST_A, 95, clock.t)
+    store.append("mem", HOST_B, 95, clock.t)
+    engine.evaluate_once()
+    assert sink.notifications == []
+    clock.t += 15
+    for labels in (HOST_A, HOST_B):
+        store.append("mem", labels, 95, clock.t)
+    engine.evaluate_once()
+    (notification,) = sink.notifications
+    assert len(notification.events) == 2
+
+
+def test_resend_channel_gets_whole_group() -> None:
+    """A channel with ``resend_interval`` gets every firing alert of the group each time."""
+    channels = {"am": FakeChannel("am", resend_interval=60)}
+    engine, store, sink, clock = make_engine(
+        make_rule(channels=["am"]), channels=channels, default_channels=["am"]
+    )
+    store.append("mem", HOST_A, 95, clock.t)
+    engine.evaluate_once()
+    clock.t += 15
+    store.append("mem", HOST_A, 95, clock.t)
+    store.append("mem", HOST_B, 95, clock.t)
+    engine.evaluate_once()
+    assert [len(n.events) for n in sink.notifications] == [1, 2]
+
+
+def test_state_survives_restart(tmp_path: Path) -> None:
+    """A new engine on the same SQLite file keeps pending timers and firing alerts' notify time."""
+    path = tmp_path / "state.db"
+    rules = [make_rule(), make_rule(name="Slow", condition="mem > 50", **{"for": 60})]
+    clock = Clock()
+    first, store, sink, _ = make_engine(clock=clock, state_path=path)
+    for rule in rules:
+        first.add_rule(rule)
+    for _ in range(2):  # t = 1000, 1015: HighMem fires, Slow is pending since 1000
+        store.append("mem", HOST_A, 95, clock.t)
+        first.evaluate_once()
+        clock.t += 15
+    first.close()
+    assert sink.states() == [("firing",)]
+
+    second = RuleEngine(store, outbox=sink, clock=clock, state_path=path)
+    for rule in rules:
+        second.add_rule(rule)
+    before = {a.rule: a for a in second.active_alerts()}
+    assert before["Slow"].state is AlertState.PENDING
+    assert before["Slow"].active_since == 1_000.0
+    assert before["HighMem"].last_notified == 1_000.0
+    for _ in range(3):  # t = 1030, 1045, 1060: Slow fires at 1060 (for = 60 s since 1000)
+        store.append("mem", HOST_A, 95, clock.t)
+        second.evaluate_once()
+        clock.t += 15
+    assert sink.states() == [("firing",), ("firing",)]  # no re-page for HighMem
+    assert sink.notifications[-1].events[0].rule == "Slow"
+    assert len(second.history()) == 2
+    second.close()
+
+
+def test_silences_survive_restart(tmp_path: Path) -> None:
+    """Silences are stored with the alert state."""
+    path = tmp_path / "state.db"
+    first, *_ = make_engine(state_path=path)
+    sid = first.silence({"host": "a"}, duration=600, comment="maintenance")
+    first.close()
+    second, *_ = make_engine(state_path=path)
+    (silence,) = second.silences.all()
+    assert (silence.id, silence.comment) == (sid, "maintenance")
+    second.close()
+
+
+def test_remove_rule_forgets_alerts() -> None:
+    """Removing a rule drops its alerts without notifications."""
+    engine, store, _, clock = make_engine(make_rule())
+    store.append("mem", HOST_A, 95, clock.t)
+    engine.evaluate_once()
+    engine.remove_rule("HighMem")
+    assert engine.active_alerts() == []
+    assert "HighMem" not in engine.rules
+
+
+def test_add_rule_replaces_and_keeps_state() -> None:
+    """Replacing a rule of the same name keeps its alerts (no re-notification)."""
+    engine, store, sink, clock = make_engine(make_rule())
+    store.append("mem", HOST_A, 95, clock.t)
+    engine.evaluate_once()
+    engine.add_rule(make_rule(annotations={"summary": "changed"}))
+    clock.t += 15
+    store.append("mem", HOST_A, 95, clock.t)
+    engine.evaluate_once()
+    assert len(sink.notifications) == 1
+    assert engine.active_alerts()[0].annotations == {"summary": "changed"}
+
+
+def test_collect_runs_before_each_evaluation() -> None:
+    """The ``collect`` hook (Pipeline.collect) fills the store right before evaluating."""
+    calls: list[float] = []
+    store = SeriesStore()
+
+    def collect(now: float) -> None:
+        calls.append(now)
+        store.append("mem", HOST_A, 95, now)
+
+    sink = Sink()
+    engine = RuleEngine(store, outbox=sink, clock=Clock(), collect=collect)
+    engine.add_rule(make_rule())
+    events = engine.evaluate_once(2_000.0)
+    assert calls == [2_000.0]
+    assert [e.state for e in events] == [AlertState.FIRING]
+
+
+def test_real_outbox_and_dispatcher_deliver_one_message() -> None:
+    """End to end with the real outbox: one grouped firing message reaches the channel."""
+    clock = Clock()
+    channel = FakeChannel("log")
+    outbox = Outbox(":memory:", clock=clock)
+    store = SeriesStore()
+    engine = RuleEngine(store, outbox=outbox, channels={"log": channel}, clock=clock)
+    engine.add_rule(make_rule())
+    store.append("mem", HOST_A, 95, clock.t)
+    store.append("mem", HOST_B, 95, clock.t)
+    engine.evaluate_once()
+    dispatcher = Dispatcher(outbox, {"log": channel}, clock=clock)
+    assert dispatcher.deliver_due(clock.t) == 1
+    assert len(channel.sent[0].events) == 2
+    outbox.close()
+
+
+def test_background_thread_evaluates_and_stops() -> None:
+    """``start`` evaluates on a daemon thread at once; ``stop`` joins it."""
+    store = SeriesStore()
+    store.append("mem", HOST_A, 95, time.time())
+    channel = FakeChannel("log")
+    engine = RuleEngine(store, channels={"log": channel}, evaluation_interval=1)
+    engine.add_rule(make_rule())
+    engine.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not channel.sent and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        engine.close()
+    assert engine.cycles >= 1
+    assert channel.sent[0].status is AlertState.FIRING
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Notification.idempotency_key ignores extra['sent_at'], so the outbox drops repeats "
+    "as duplicates; needs a models.py change (lead)",
+)
+def test_cooldown_repeat_reaches_real_outbox() -> None:
+    """A cooldown repeat is a new row in the real outbox, not a duplicate of the first message."""
+    clock = Clock(0.0)
+    outbox = Outbox(":memory:", clock=clock)
+    store = SeriesStore()
+    engine = RuleEngine(store, outbox=outbox, clock=clock)
+    engine.add_rule(make_rule(cooldown=60))
+    for i in range(6):  # t = 0 .. 75 s: first message at 0, repeat at 60
+        clock.t = i * 15.0
+        store.append("mem", HOST_A, 95, clock.t)
+        engine.evaluate_once()
+    assert len(outbox.entries()) == 2
+    assert engine.duplicates == 0
+    outbox.close()
+
+
+def test_group_interval_slows_a_rule() -> None:
+    """A rule from a group with ``interval: 60s`` is evaluated every 60 s, not every cycle."""
+    engine, store, sink, clock = make_engine(make_rule(interval=60))
+    fired_at = []
+    for i in range(6):
+        clock.t = 1_000.0 + i * 15
+        store.append("mem", HOST_A, 50 if i < 1 else 95, clock.t)
+        if engine.evaluate_once():
+            fired_at.append(clock.t)
+    assert fired_at == [1_060.0]

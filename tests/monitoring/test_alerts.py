@@ -1,0 +1,150 @@
+"""The seed's alerting commands end to end: add_rule / setup_alert -> real SMTP, log, API."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
+
+import pytest
+
+from paca_otel import AlertManager, MonitoringManager, RuleError, configure
+from paca_otel.signals.system_source import MemoryStats, StaticSource
+from tests.peers import free_port
+
+
+class _Inbox:
+    """An aiosmtpd handler that keeps every message."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802  # aiosmtpd's hook name
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, _Inbox]]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1."""
+    from aiosmtpd.controller import Controller
+
+    inbox = _Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, inbox
+    finally:
+        controller.stop()
+
+
+def _memory(source: StaticSource, percent: int) -> None:
+    source.mem = MemoryStats(total=1000, states={"used": percent * 10, "free": 1000 - percent * 10})
+    time.sleep(0.25)  # past SystemMetrics' snapshot TTL (0.2 s), so the next collection reads it
+
+
+async def _wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_seed_add_rule_sends_email_firing_and_resolved_with_cooldown(
+    smtp: tuple[int, _Inbox],
+) -> None:
+    """memory_usage > 90 -> one FIRING mail (cooldown holds repeats), then one RESOLVED mail."""
+    port, inbox = smtp
+    source = StaticSource()
+    _memory(source, 50)
+    configure(
+        system_source=source, metrics_exporter="none", smtp_host="127.0.0.1", smtp_port=port,
+        smtp_to="ops@example.com", evaluation_interval=3600,
+    )  # fmt: skip
+    monitor = MonitoringManager()
+    await monitor.start()
+    await monitor.start_monitoring()
+
+    alerts = AlertManager()
+    alerts.add_rule(
+        name="high_memory_usage",
+        condition="memory_usage > 90",
+        action="send_email",
+        cooldown=300,
+    )
+    _memory(source, 95)
+    await alerts.evaluate()
+    await _wait_for(lambda: len(inbox.messages) == 1)
+    assert "FIRING" in inbox.messages[0]["Subject"]
+    assert "high_memory_usage" in inbox.messages[0]["Subject"]
+    assert [a.rule for a in await monitor.get_active_alerts()] == ["high_memory_usage"]
+
+    for _ in range(3):  # still firing, inside the 300 s cooldown: no repeat
+        await alerts.evaluate()
+    await asyncio.sleep(0.5)
+    assert len(inbox.messages) == 1
+
+    _memory(source, 40)
+    await alerts.evaluate()
+    await _wait_for(lambda: len(inbox.messages) == 2)
+    assert "RESOLVED" in inbox.messages[1]["Subject"]
+    assert inbox.messages[0]["X-Paca-Idempotency-Key"] != inbox.messages[1]["X-Paca-Idempotency-Key"]
+    states = [e.state.value for e in alerts.get_alert_history()]
+    assert states == ["resolved", "firing"]  # newest first
+    await monitor.stop()
+
+
+async def test_setup_alert_and_add_rule_share_one_engine() -> None:
+    """Rules added through MonitoringManager and AlertManager, in any order, are one set."""
+    early = AlertManager()
+    early.add_rule("queue_backlog", "queue_depth > 100", "log", 60)
+    configure(metrics_exporter="none", system_metrics=False)
+    monitor = MonitoringManager()
+    await monitor.start()
+    await monitor.setup_alert("cpu_usage", 80, "log")
+    late = AlertManager()
+    assert {r.name for r in late.rules} == {"queue_backlog", "cpu_usage_above_80"}
+    assert {r.name for r in early.rules} == {"queue_backlog", "cpu_usage_above_80"}
+    assert late.rules[1].condition == "cpu_usage > 80"
+    await monitor.stop()
+
+
+async def test_setup_alert_fires_on_a_custom_metric() -> None:
+    """A custom metric recorded through MetricsCollector can be alerted on by name."""
+    from paca_otel import MetricsCollector
+
+    configure(metrics_exporter="none", system_metrics=False, evaluation_interval=3600)
+    monitor = MonitoringManager()
+    await monitor.start_monitoring()
+    await monitor.setup_alert("queue_depth", 10, "log")
+    await MetricsCollector().record_metric("queue_depth", 42, {"queue": "mail"})
+    await AlertManager().evaluate()
+    active = await monitor.get_active_alerts()
+    assert [(a.rule, a.labels.get("queue"), a.value) for a in active] == [
+        ("queue_depth_above_10", "mail", 42.0)
+    ]
+    await monitor.stop()
+
+
+def test_bad_rules_fail_with_a_precise_message() -> None:
+    """Parse errors name the column; unknown channels say what to configure."""
+    alerts = AlertManager()
+    with pytest.raises(RuleError, match="column"):
+        alerts.add_rule("x", "memory_usage >", "log", 300)
+    with pytest.raises(RuleError, match="smtp_host"):
+        alerts.add_rule("x", "memory_usage > 90", "send_email", 300)
+    with pytest.raises(RuleError, match="threshold"):
+        asyncio.run(MonitoringManager().setup_alert("cpu_usage", float("nan"), "log"))
+
+
+def test_silence_mutes_matching_alerts() -> None:
+    """silence() returns an id and can be expired."""
+    alerts = AlertManager()
+    silence_id = alerts.silence({"alertname": "high_cpu"}, duration=60)
+    assert silence_id
+    alerts.expire_silence(silence_id)

@@ -1,0 +1,57 @@
+"""The paca-otel command: --version, config (secrets masked), rules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from paca_otel import __version__
+from paca_otel.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """--version prints the package version."""
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_config_prints_effective_settings_with_secrets_masked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """config shows env-derived values and masks header values and passwords."""
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "billing")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer topsecret")
+    monkeypatch.setenv("PACA_OTEL_SMTP_PASSWORD", "hunter2")
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(out)
+    assert data["service_name"] == "billing"
+    assert data["otlp_headers"] == {"authorization": "***"}
+    assert "topsecret" not in out and "hunter2" not in out
+    assert data["effective_exporters"]["metrics"] == ["prometheus"]
+
+
+def test_config_error_is_reported_not_raised(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad environment value exits 2 with a message naming the setting."""
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "zipkin")
+    assert main(["config"]) == 2
+    assert "metrics_exporter" in capsys.readouterr().err
+
+
+def test_console_script_is_installed() -> None:
+    """The paca-otel entry point runs as a subprocess."""
+    result = subprocess.run(
+        [sys.executable, "-m", "paca_otel.cli", "--version"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert __version__ in result.stdout

@@ -1,0 +1,181 @@
+"""configure()/shutdown(): providers, resource, exporters, idempotence, failure isolation."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import httpx
+import pytest
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider, sampling
+
+from paca_otel import configure, get_telemetry
+from paca_otel.errors import ConfigError
+from tests.peers import free_port
+
+
+def _quiet(**extra: object) -> dict[str, object]:
+    return {"metrics_exporter": "none", "system_metrics": False, **extra}
+
+
+def test_configure_sets_global_providers_and_resource() -> None:
+    """The handle owns the providers and they become the OTel globals."""
+    tel = configure(service_name="shop", service_version="1.2.3", environment="prod", **_quiet())
+    assert trace.get_tracer_provider() is tel.tracer_provider
+    assert metrics.get_meter_provider() is tel.meter_provider
+    attrs = tel.resource.attributes
+    assert attrs["service.name"] == "shop"
+    assert attrs["service.version"] == "1.2.3"
+    assert attrs["deployment.environment.name"] == "prod"
+    assert attrs["service.instance.id"]
+    assert get_telemetry() is tel
+
+
+def test_resource_reads_otel_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES reach the resource."""
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "env-svc")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "team=core")
+    tel = configure(**_quiet())
+    assert tel.resource.attributes["service.name"] == "env-svc"
+    assert tel.resource.attributes["team"] == "core"
+
+
+def test_configure_twice_with_same_settings_returns_same_handle() -> None:
+    """No duplicate providers, readers or servers."""
+    port = free_port()
+    first = configure(metrics_exporter="prometheus", prometheus_port=port, system_metrics=False)
+    second = configure(metrics_exporter="prometheus", prometheus_port=port, system_metrics=False)
+    assert first is second
+    assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 200
+
+
+def test_configure_with_new_settings_replaces_the_old_providers() -> None:
+    """The old handle is shut down and the new providers are global."""
+    first = configure(service_name="a", **_quiet())
+    second = configure(service_name="b", **_quiet())
+    assert first.is_shutdown
+    assert not second.is_shutdown
+    assert trace.get_tracer_provider() is second.tracer_provider
+    with trace.get_tracer("t").start_as_current_span("s") as span:
+        assert span.get_span_context().is_valid
+
+
+def test_prometheus_scrape_endpoint_serves_metrics() -> None:
+    """The standalone endpoint serves our metrics on 127.0.0.1 and stops at shutdown."""
+    port = free_port()
+    tel = configure(metrics_exporter="prometheus", prometheus_port=port, system_metrics=True)
+    metrics.get_meter("t").create_counter("orders").add(2, {"shop": "a"})
+    body = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert 'orders_total{' in body
+    assert "system_memory_usage_bytes" in body
+    tel.shutdown()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1)
+
+
+def test_busy_prometheus_port_warns_and_starts(caplog: pytest.LogCaptureFixture) -> None:
+    """A port in use never stops the app from starting."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with caplog.at_level(logging.WARNING, logger="paca_otel"):
+            tel = configure(metrics_exporter="prometheus", prometheus_port=port, system_metrics=False)
+    assert not tel.is_shutdown
+    assert "cannot serve Prometheus metrics" in caplog.text
+
+
+def test_unreachable_collector_starts_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """A collector that is down costs one warning, not a failed start or a log storm."""
+    port = free_port()  # nothing listens there
+    with caplog.at_level(logging.WARNING):
+        tel = configure(
+            otlp_endpoint=f"http://127.0.0.1:{port}", metric_export_interval=200,
+            otlp_timeout=500, system_metrics=False, logs_exporter="none",
+        )  # fmt: skip
+        with trace.get_tracer("t").start_as_current_span("s"):
+            pass
+        deadline = time.monotonic() + 5
+        while "unreachable" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tel.force_flush(timeout_millis=1500)
+        started = time.monotonic()
+        tel.shutdown(timeout_millis=1500)
+        assert time.monotonic() - started < 3
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "unreachable" in warnings[0].getMessage()
+
+
+def test_shutdown_is_idempotent_and_bounded() -> None:
+    """shutdown() twice is fine and returns promptly."""
+    tel = configure(**_quiet())
+    tel.shutdown()
+    tel.shutdown()
+    assert get_telemetry() is None
+
+
+def test_extra_reader_sees_custom_metrics() -> None:
+    """User-supplied readers are attached to the same MeterProvider."""
+    reader = InMemoryMetricReader()
+    configure(metric_readers=[reader], **_quiet())
+    metrics.get_meter("t").create_counter("jobs").add(1)
+    data = reader.get_metrics_data()
+    assert data is not None
+    names = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    assert "jobs" in names
+
+
+@pytest.mark.parametrize(
+    ("name", "arg", "expected"),
+    [
+        ("always_on", None, "AlwaysOnSampler"),
+        ("always_off", None, "AlwaysOffSampler"),
+        ("traceidratio", 0.5, "TraceIdRatioBased{0.5}"),
+        ("parentbased_traceidratio", 0.1, "ParentBased{root:TraceIdRatioBased{0.1}"),
+    ],
+)
+def test_sampler_settings(name: str, arg: float | None, expected: str) -> None:
+    """OTEL_TRACES_SAMPLER(_ARG) choose the SDK sampler."""
+    tel = configure(traces_sampler=name, traces_sampler_arg=arg, **_quiet())
+    assert isinstance(tel.tracer_provider, TracerProvider)
+    sampler = tel.tracer_provider.sampler
+    assert isinstance(sampler, sampling.Sampler)
+    assert sampler.get_description().startswith(expected)
+
+
+def test_sdk_disabled_exports_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_SDK_DISABLED=true: no scrape server, no system gauges, no globals."""
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    port = free_port()
+    tel = configure(prometheus_port=port)
+    assert tel.system is None
+    assert tel.prometheus_registry is None
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1)
+
+
+def test_invalid_setting_fails_fast() -> None:
+    """configure() raises ConfigError before building anything."""
+    with pytest.raises(ConfigError, match="logs_exporter"):
+        configure(logs_exporter="prometheus")
+    assert get_telemetry() is None
+
+
+def test_console_exporters() -> None:
+    """traces_exporter=console attaches the SDK's console exporter.
+
+    The exporter binds ``sys.stdout`` when the SDK module is imported, so pytest's capture
+    cannot see its output; the processor chain is checked instead (a private SDK attribute).
+    """
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+    tel = configure(traces_exporter="console", **_quiet())
+    processors = tel.tracer_provider._active_span_processor._span_processors
+    exporters = [getattr(p, "_batch_processor", p) for p in processors]
+    found = [getattr(e, "_exporter", None) for e in exporters]
+    assert any(isinstance(e, ConsoleSpanExporter) for e in found), found
