@@ -36,6 +36,7 @@ def reset_warnings() -> None:
     """Forget which warnings were given (for tests)."""
     with _warned_lock:
         _warned.clear()
+    drops.reset()
 
 
 def raise_internal() -> bool:
@@ -55,6 +56,10 @@ class _Drops:
 
     def __init__(self) -> None:
         self._counter: metrics.Counter | None = None
+
+    def reset(self) -> None:
+        """Look the counter up again on next use (after the global provider changed)."""
+        self._counter = None
 
     def add(self, reason: str, amount: int = 1) -> None:
         counter = self._counter

@@ -93,6 +93,11 @@ class Notification:
     def idempotency_key(self) -> str:
         """Channel + the members' keys: a re-send after a crash carries the same key."""
         keys = ",".join(sorted(e.idempotency_key for e in self.events))
+        kind = self.extra.get("kind", "notify")
+        if kind != "notify":
+            # Repeats after the cooldown, flapping and settled summaries re-announce events
+            # already sent: their send time makes them new messages, not re-sends.
+            keys += f"|{kind}@{self.extra.get('sent_at')}"
         digest = hashlib.sha256(f"{self.channel}|{keys}".encode()).hexdigest()[:24]
         return digest
 

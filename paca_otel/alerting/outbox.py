@@ -61,8 +61,8 @@ CREATE INDEX IF NOT EXISTS outbox_resend ON outbox (channel, resend_at) WHERE re
 """
 
 _COLUMNS = (
-    "id, channel, idempotency_key, payload, status, attempts, enqueued_at, next_attempt_at, "
-    "deadline, last_error, finished_at"
+    "id, channel, idempotency_key, group_key, payload, status, attempts, enqueued_at, "
+    "next_attempt_at, deadline, last_error, finished_at"
 )
 
 
@@ -73,6 +73,7 @@ class OutboxEntry:
     id: int
     channel: str
     idempotency_key: str
+    group_key: str
     notification: Notification
     status: str
     attempts: int
@@ -88,14 +89,15 @@ def _entry(row: tuple[Any, ...]) -> OutboxEntry:
         id=row[0],
         channel=row[1],
         idempotency_key=row[2],
-        notification=Notification.from_dict(json.loads(row[3])),
-        status=row[4],
-        attempts=row[5],
-        enqueued_at=row[6],
-        next_attempt_at=row[7],
-        deadline=row[8],
-        last_error=row[9],
-        finished_at=row[10],
+        group_key=row[3],
+        notification=Notification.from_dict(json.loads(row[4])),
+        status=row[5],
+        attempts=row[6],
+        enqueued_at=row[7],
+        next_attempt_at=row[8],
+        deadline=row[9],
+        last_error=row[10],
+        finished_at=row[11],
     )
 
 
@@ -291,18 +293,12 @@ class Outbox:
 
     # -- reading -------------------------------------------------------------------------
 
-    def due(self, channel: str, now: float, limit: int = 100) -> list[OutboxEntry]:
-        """Pending rows of ``channel`` whose next attempt is due, oldest schedule first.
-
-        Within a group the order is kept: a row waits while an older one of its group is
-        pending, so a retried ``firing`` can never arrive after the ``resolved`` behind it.
-        """
+    def pending_page(self, channel: str, after_id: int = 0, limit: int = 200) -> list[OutboxEntry]:
+        """Pending rows of ``channel`` in enqueue order, after ``after_id`` (one page)."""
         rows = self._fetch(
-            f"SELECT {_COLUMNS} FROM outbox AS o WHERE channel = ? AND status = ?"
-            " AND next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM outbox AS p"
-            " WHERE p.channel = o.channel AND p.group_key = o.group_key AND p.status = ?"
-            " AND p.id < o.id) ORDER BY next_attempt_at, id LIMIT ?",
-            (channel, PENDING, now, PENDING, limit),
+            f"SELECT {_COLUMNS} FROM outbox WHERE channel = ? AND status = ? AND id > ?"
+            " ORDER BY id LIMIT ?",
+            (channel, PENDING, after_id, limit),
         )
         return [_entry(r) for r in rows]
 
@@ -316,10 +312,14 @@ class Outbox:
         return [_entry(r) for r in rows]
 
     def next_due(self, channel: str) -> float | None:
-        """When ``channel`` next has something to do (attempt or re-send), if ever."""
+        """When ``channel`` next has something to do (attempt or re-send), if ever.
+
+        Only the oldest pending row of each group counts: the rows behind it wait for it.
+        """
         rows = self._fetch(
             "SELECT MIN(t) FROM ("
-            " SELECT MIN(next_attempt_at) AS t FROM outbox WHERE channel = ? AND status = ?"
+            " SELECT MIN(next_attempt_at) AS t FROM outbox WHERE id IN ("
+            "  SELECT MIN(id) FROM outbox WHERE channel = ? AND status = ? GROUP BY group_key)"
             " UNION ALL SELECT MIN(resend_at) FROM outbox WHERE channel = ? AND status = ?"
             " AND resend_at IS NOT NULL)",
             (channel, PENDING, channel, DELIVERED),
@@ -524,26 +524,40 @@ class Dispatcher:
         return sum(self._deliver_channel(name, now) for name in self.channels)
 
     def _deliver_channel(self, name: str, now: float | None) -> int:
+        """Send what is due, oldest first, keeping each group's order.
+
+        A group is skipped for the rest of the pass once one of its rows is not due yet or
+        failed, so a later ``resolved`` never overtakes an earlier ``firing``.
+        """
         channel = self.channels[name]
         with self._locks[name]:
             t = self._clock() if now is None else now
             self._maybe_purge(t)
             delivered = 0
-            entries = self.outbox.due(name, t)
-            for entry in entries:
-                if self._stop.is_set() and self._threads:
-                    break
-                error = self._attempt(channel, entry.notification)
-                t = self._clock() if now is None else now
-                if error is None:
-                    delivered += 1
-                    self.outbox.mark_delivered(
-                        entry.id, t, resend_at=self._resend_at(channel, entry, t)
-                    )
-                    self._metrics.delivered.add(1, self._attrs[name])
-                    continue
-                if not self._failed(entry, error, t):
-                    break
+            blocked: set[str] = set()
+            last_id = 0
+            while page := self.outbox.pending_page(name, last_id):
+                for entry in page:
+                    last_id = entry.id
+                    if self._stop.is_set() and self._threads:
+                        return delivered
+                    if entry.group_key in blocked:
+                        continue
+                    if entry.next_attempt_at > t:
+                        blocked.add(entry.group_key)
+                        continue
+                    error = self._attempt(channel, entry.notification)
+                    t = self._clock() if now is None else now
+                    if error is None:
+                        delivered += 1
+                        resend_at = self._resend_at(channel, entry, t)
+                        self.outbox.mark_delivered(entry.id, t, resend_at=resend_at)
+                        self._metrics.delivered.add(1, self._attrs[name])
+                        continue
+                    blocked.add(entry.group_key)
+                    if not self._failed(entry, error, t):
+                        self._resend(name, channel, t)
+                        return delivered
             self._resend(name, channel, t)
             return delivered
 

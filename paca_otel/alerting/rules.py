@@ -195,6 +195,10 @@ class Rule(BaseModel):
     Construction raises :class:`RuleError` (or its subclass :class:`ParseError` for a bad
     condition, carrying the position) whose message names the rule and the field, instead of
     pydantic's ``ValidationError``: callers of set-up calls handle one exception tree.
+
+    Durations (``for``, ``keep_firing_for``, ``cooldown``, ``interval``) are seconds, given as
+    numbers or strings such as ``"5m"``. ``group`` and ``interval`` come from the rule file's
+    group (``interval`` None = the engine's own tick); the Prometheus export keeps them.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)

@@ -103,12 +103,11 @@ class MetricsCollector:
     def __init__(
         self, meter: Meter | None = None, *, meter_provider: MeterProvider | None = None
     ) -> None:
-        if meter is None:
-            if meter_provider is not None:
-                meter = meter_provider.get_meter("paca_otel")
-            else:
-                meter = metrics.get_meter("paca_otel")
-        self._meter = meter
+        if meter is None and meter_provider is not None:
+            meter = meter_provider.get_meter("paca_otel")
+        # With neither, the global meter is looked up at the first instrument, not here: a
+        # collector made at import time or before configure() then lands on the live provider.
+        self._meter: Meter | None = meter
         self._lock = threading.Lock()
         # One dict per kind so the hot path is a single lookup keyed by the plain name.
         self._counters: dict[str, Counter] = {}
@@ -121,6 +120,8 @@ class MetricsCollector:
     @property
     def meter(self) -> Meter:
         """The meter instruments are created on."""
+        if self._meter is None:
+            self._meter = metrics.get_meter("paca_otel")
         return self._meter
 
     # ------------------------------------------------------------------ instrument cache
@@ -151,16 +152,16 @@ class MetricsCollector:
             description = description or ""
             instrument: Any
             if kind is MetricKind.COUNTER:
-                instrument = self._meter.create_counter(name, unit, description)
+                instrument = self.meter.create_counter(name, unit, description)
             elif kind is MetricKind.UP_DOWN_COUNTER:
-                instrument = self._meter.create_up_down_counter(name, unit, description)
+                instrument = self.meter.create_up_down_counter(name, unit, description)
             elif kind is MetricKind.HISTOGRAM:
                 advisory = list(SECONDS_BUCKETS) if unit == "s" else None
-                instrument = self._meter.create_histogram(
+                instrument = self.meter.create_histogram(
                     name, unit, description, explicit_bucket_boundaries_advisory=advisory
                 )
             else:
-                instrument = self._meter.create_gauge(name, unit, description)
+                instrument = self.meter.create_gauge(name, unit, description)
             self._kinds[key] = kind
             cache[name] = instrument
             return instrument

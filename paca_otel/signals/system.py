@@ -6,40 +6,30 @@ per collection into semantic-convention observations. All callbacks share that s
 computed from deltas between snapshots, so they are what happened *since the last
 collection*, not since boot.
 
-Instruments (``kind``: G gauge, C counter, U up-down counter; all observable):
+Instruments (observable; G gauge, C counter, U up-down counter), by attribute set:
 
-=====================================  ====  ===================  ============================
-name                                   kind  unit                 attributes
-=====================================  ====  ===================  ============================
-system.cpu.utilization                 G     1                    cpu.mode [cpu.logical_number]
-system.memory.usage                    U     By                   system.memory.state
-system.memory.utilization              G     1                    system.memory.state
-system.paging.usage                    U     By                   system.paging.state
-system.paging.utilization              G     1                    system.paging.state
-system.disk.io                         C     By                   system.device, disk.io.direction
-system.disk.operations                 C     {operation}          system.device, disk.io.direction
-system.filesystem.usage                U     By                   system.device, system.filesystem.
-                                                                  mountpoint/type/state
-system.filesystem.utilization          G     1                    same as usage
-system.network.io                      C     By                   network.interface.name,
-                                                                  network.io.direction
-system.network.errors                  C     {error}              same as io
-system.network.connection.count        U     {connection}         network.transport,
-                                                                  network.connection.state
-process.cpu.utilization                G     1                    cpu.mode (user, system)
-process.memory.usage                   U     By
-process.memory.virtual                 U     By
-process.thread.count                   U     {thread}
-process.unix.file_descriptor.count     U     {file_descriptor}
-cpython.gc.collections                 C     {collection}         cpython.gc.generation
-cpython.gc.collected_objects           C     {object}             cpython.gc.generation
-cpython.gc.uncollectable_objects       C     {object}             cpython.gc.generation
-container.cpu.usage                    G     {cpu}
-container.cpu.utilization              G     1
-container.memory.usage                 U     By
-container.memory.working_set           U     By
-container.memory.utilization           G     1
-=====================================  ====  ===================  ============================
+* ``cpu.mode`` [+ ``cpu.logical_number`` with ``per_cpu``]: system.cpu.utilization (G, 1),
+  system.cpu.time (C, s).
+* ``system.memory.state`` / ``system.paging.state``: system.memory.usage, system.paging.usage
+  (U, By); system.memory.utilization, system.paging.utilization (G, 1).
+* ``system.device`` + ``disk.io.direction``: system.disk.io (C, By), system.disk.operations
+  (C, {operation}), system.disk.operation_time (C, s); ``system.device`` only:
+  system.disk.io_time (C, s).
+* ``system.device``, ``system.filesystem.mountpoint`` / ``.type`` / ``.state``:
+  system.filesystem.usage (U, By), system.filesystem.utilization (G, 1).
+* ``network.interface.name`` + ``network.io.direction``: system.network.io (C, By),
+  system.network.errors (C, {error}), system.network.packet.count and
+  system.network.packet.dropped (C, {packet}).
+* ``network.transport`` [+ ``network.connection.state``]: system.network.connection.count
+  (U, {connection}), opt-in.
+* ``cpu.mode`` (user, system): process.cpu.utilization (G, 1), process.cpu.time (C, s);
+  ``process.context_switch.type``: process.context_switches (C, {context_switch}).
+* none: process.memory.usage, process.memory.virtual (U, By), process.thread.count
+  (U, {thread}), process.unix.file_descriptor.count (U, {file_descriptor}),
+  container.cpu.usage (G, {cpu}), container.cpu.utilization (G, 1), container.memory.usage
+  and container.memory.working_set (U, By), container.memory.utilization (G, 1).
+* ``cpython.gc.generation``: cpython.gc.collections (C, {collection}),
+  cpython.gc.collected_objects and cpython.gc.uncollectable_objects (C, {object}).
 
 Notes on choices:
 
@@ -77,19 +67,17 @@ from typing import Final
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.sdk.metrics.export import MetricsData, NumberDataPoint
-from opentelemetry.semconv._incubating.attributes.cpu_attributes import (
-    CPU_LOGICAL_NUMBER,
-    CPU_MODE,
-)
-from opentelemetry.semconv._incubating.attributes.cpython_attributes import (
-    CPYTHON_GC_GENERATION,
-)
+from opentelemetry.semconv._incubating.attributes.cpu_attributes import CPU_LOGICAL_NUMBER, CPU_MODE
+from opentelemetry.semconv._incubating.attributes.cpython_attributes import CPYTHON_GC_GENERATION
 from opentelemetry.semconv._incubating.attributes.disk_attributes import DISK_IO_DIRECTION
 from opentelemetry.semconv._incubating.attributes.network_attributes import (
     NETWORK_CONNECTION_STATE,
     NETWORK_INTERFACE_NAME,
     NETWORK_IO_DIRECTION,
     NETWORK_TRANSPORT,
+)
+from opentelemetry.semconv._incubating.attributes.process_attributes import (
+    PROCESS_CONTEXT_SWITCH_TYPE,
 )
 from opentelemetry.semconv._incubating.attributes.system_attributes import (
     SYSTEM_DEVICE,
@@ -99,18 +87,10 @@ from opentelemetry.semconv._incubating.attributes.system_attributes import (
     SYSTEM_MEMORY_STATE,
     SYSTEM_PAGING_STATE,
 )
-from opentelemetry.semconv._incubating.metrics import (
-    container_metrics as cm,
-)
-from opentelemetry.semconv._incubating.metrics import (
-    cpython_metrics as gm,
-)
-from opentelemetry.semconv._incubating.metrics import (
-    process_metrics as pm,
-)
-from opentelemetry.semconv._incubating.metrics import (
-    system_metrics as sm,
-)
+from opentelemetry.semconv._incubating.metrics import container_metrics as cm
+from opentelemetry.semconv._incubating.metrics import cpython_metrics as gm
+from opentelemetry.semconv._incubating.metrics import process_metrics as pm
+from opentelemetry.semconv._incubating.metrics import system_metrics as sm
 from opentelemetry.util.types import Attributes
 
 from paca_otel._internal import handle_internal_errors
@@ -142,22 +122,29 @@ _GAUGE, _COUNTER, _UPDOWN = "gauge", "counter", "updown"
 # (instrument name, kind, unit, description)
 _SYSTEM_SPECS: Final = (
     (sm.SYSTEM_CPU_UTILIZATION, _GAUGE, "1", "Share of CPU time in each mode."),
+    (sm.SYSTEM_CPU_TIME, _COUNTER, "s", "CPU seconds in each mode."),
     (sm.SYSTEM_MEMORY_USAGE, _UPDOWN, "By", "Physical memory by state."),
     (sm.SYSTEM_MEMORY_UTILIZATION, _GAUGE, "1", "Share of physical memory in each state."),
     (sm.SYSTEM_PAGING_USAGE, _UPDOWN, "By", "Swap space by state."),
     (sm.SYSTEM_PAGING_UTILIZATION, _GAUGE, "1", "Share of swap space in each state."),
     (sm.SYSTEM_DISK_IO, _COUNTER, "By", "Bytes read and written by each block device."),
     (sm.SYSTEM_DISK_OPERATIONS, _COUNTER, "{operation}", "Reads and writes by each device."),
+    (sm.SYSTEM_DISK_OPERATION_TIME, _COUNTER, "s", "Time reads and writes took, summed."),
+    (sm.SYSTEM_DISK_IO_TIME, _COUNTER, "s", "Wall-clock time each device was busy."),
     (sm.SYSTEM_FILESYSTEM_USAGE, _UPDOWN, "By", "Filesystem space by state."),
     (sm.SYSTEM_FILESYSTEM_UTILIZATION, _GAUGE, "1", "Share of filesystem space in each state."),
     (sm.SYSTEM_NETWORK_IO, _COUNTER, "By", "Bytes transmitted and received by each interface."),
     (sm.SYSTEM_NETWORK_ERRORS, _COUNTER, "{error}", "Errors seen by each interface."),
+    (sm.SYSTEM_NETWORK_PACKET_COUNT, _COUNTER, "{packet}", "Packets sent and received."),
+    (sm.SYSTEM_NETWORK_PACKET_DROPPED, _COUNTER, "{packet}", "Packets dropped without error."),
 )
 _CONNECTION_SPEC: Final = (
     (sm.SYSTEM_NETWORK_CONNECTION_COUNT, _UPDOWN, "{connection}", "Inet connections by state."),
 )
 _PROCESS_SPECS: Final = (
     (pm.PROCESS_CPU_UTILIZATION, _GAUGE, "1", "CPU time of this process per available CPU."),
+    (pm.PROCESS_CPU_TIME, _COUNTER, "s", "CPU seconds of this process by mode."),
+    (pm.PROCESS_CONTEXT_SWITCHES, _COUNTER, "{context_switch}", "Context switches by type."),
     (pm.PROCESS_MEMORY_USAGE, _UPDOWN, "By", "Resident memory of this process."),
     (pm.PROCESS_MEMORY_VIRTUAL, _UPDOWN, "By", "Virtual memory of this process."),
     (pm.PROCESS_THREAD_COUNT, _UPDOWN, "{thread}", "Threads of this process."),
@@ -182,6 +169,8 @@ _CONTAINER_MEMORY_LIMIT_SPECS: Final = (
 
 _PROC_USER: Final = {CPU_MODE: "user"}
 _PROC_SYSTEM: Final = {CPU_MODE: "system"}
+_VOLUNTARY: Final = {PROCESS_CONTEXT_SWITCH_TYPE: "voluntary"}
+_INVOLUNTARY: Final = {PROCESS_CONTEXT_SWITCH_TYPE: "involuntary"}
 
 _Observations = dict[str, list[Observation]]
 _Callback = Callable[[CallbackOptions], Iterable[Observation]]
@@ -280,7 +269,7 @@ class SystemMetrics:
         self._lock = threading.Lock()
         self._view: _View | None = None
         self._closed = False
-        self._attrs: dict[tuple[object, ...], Attributes] = {}
+        self._attrs: dict[tuple[str | int, ...], Attributes] = {}
 
         # Prime: the first collection computes deltas against these, never against zero.
         now = clock()
@@ -389,16 +378,25 @@ class SystemMetrics:
                 self._observe_cgroup(out, self._cgroup.sample(), now)
         return out
 
+    def _a(self, *pairs: str | int) -> Attributes:
+        """Attributes ``key, value, key, value...``, built once per distinct set and reused."""
+        attrs = self._attrs.get(pairs)
+        if attrs is None:
+            attrs = self._attrs[pairs] = dict(zip(pairs[::2], pairs[1::2], strict=True))  # type: ignore[arg-type]  # keys are the str items
+        return attrs
+
     def _observe_cpu(self, out: _Observations) -> None:
-        cache = self._attrs
+        a = self._a
         if not self._per_cpu:
-            shares, self._cpu = _step(self._cpu, self._source.cpu_times())
+            cur = self._source.cpu_times()
+            shares, self._cpu = _step(self._cpu, cur)
             out[sm.SYSTEM_CPU_UTILIZATION] = [
-                Observation(v, cache.get(("cpu", m)) or cache.setdefault(("cpu", m), {CPU_MODE: m}))
-                for m, v in shares.items()
+                Observation(v, a(CPU_MODE, m)) for m, v in shares.items()
             ]
+            out[sm.SYSTEM_CPU_TIME] = [Observation(v, a(CPU_MODE, m)) for m, v in cur.items()]
             return
-        obs: list[Observation] = []
+        util: list[Observation] = []
+        times: list[Observation] = []
         states = self._percpu
         for i, cur in enumerate(self._source.per_cpu_times()):
             shares, state = _step(states[i] if i < len(states) else ({}, {}), cur)
@@ -406,34 +404,31 @@ class SystemMetrics:
                 states[i] = state
             else:  # a CPU came online
                 states.append(state)
-            for m, v in shares.items():
-                key = ("core", i, m)
-                a = cache.get(key) or cache.setdefault(key, {CPU_MODE: m, CPU_LOGICAL_NUMBER: i})
-                obs.append(Observation(v, a))
-        out[sm.SYSTEM_CPU_UTILIZATION] = obs
+            util.extend(
+                Observation(v, a(CPU_MODE, m, CPU_LOGICAL_NUMBER, i)) for m, v in shares.items()
+            )
+            times.extend(
+                Observation(v, a(CPU_MODE, m, CPU_LOGICAL_NUMBER, i)) for m, v in cur.items()
+            )
+        out[sm.SYSTEM_CPU_UTILIZATION] = util
+        out[sm.SYSTEM_CPU_TIME] = times
 
     def _observe_memory(self, out: _Observations) -> None:
-        cache = self._attrs
-        for stats, usage, util, state_key, tag in (
+        for stats, usage, util, state_key in (
             (
                 self._source.memory(),
                 sm.SYSTEM_MEMORY_USAGE,
                 sm.SYSTEM_MEMORY_UTILIZATION,
                 SYSTEM_MEMORY_STATE,
-                "mem",
             ),
             (
                 self._source.swap(),
                 sm.SYSTEM_PAGING_USAGE,
                 sm.SYSTEM_PAGING_UTILIZATION,
                 SYSTEM_PAGING_STATE,
-                "swap",
             ),
         ):
-            attrs = [
-                (cache.get((tag, s)) or cache.setdefault((tag, s), {state_key: s}), v)
-                for s, v in stats.states.items()
-            ]
+            attrs = [(self._a(state_key, s), v) for s, v in stats.states.items()]
             out[usage] = [Observation(v, a) for a, v in attrs]
             if stats.total > 0:
                 out[util] = [Observation(v / stats.total, a) for a, v in attrs]
@@ -441,72 +436,65 @@ class SystemMetrics:
     def _observe_disk(self, out: _Observations) -> None:
         io: list[Observation] = []
         ops: list[Observation] = []
-        cache = self._attrs
+        op_time: list[Observation] = []
+        io_time: list[Observation] = []
+        a = self._a
         for dev, c in self._source.disk_io().items():
-            read = cache.get(("r", dev)) or cache.setdefault(
-                ("r", dev), {SYSTEM_DEVICE: dev, DISK_IO_DIRECTION: "read"}
-            )
-            write = cache.get(("w", dev)) or cache.setdefault(
-                ("w", dev), {SYSTEM_DEVICE: dev, DISK_IO_DIRECTION: "write"}
-            )
-            io.append(Observation(c.read_bytes, read))
-            io.append(Observation(c.write_bytes, write))
-            ops.append(Observation(c.read_count, read))
-            ops.append(Observation(c.write_count, write))
+            read = a(SYSTEM_DEVICE, dev, DISK_IO_DIRECTION, "read")
+            write = a(SYSTEM_DEVICE, dev, DISK_IO_DIRECTION, "write")
+            io += (Observation(c.read_bytes, read), Observation(c.write_bytes, write))
+            ops += (Observation(c.read_count, read), Observation(c.write_count, write))
+            op_time += (Observation(c.read_time, read), Observation(c.write_time, write))
+            io_time.append(Observation(c.busy_time, a(SYSTEM_DEVICE, dev)))
         out[sm.SYSTEM_DISK_IO] = io
         out[sm.SYSTEM_DISK_OPERATIONS] = ops
+        out[sm.SYSTEM_DISK_OPERATION_TIME] = op_time
+        out[sm.SYSTEM_DISK_IO_TIME] = io_time
 
     def _observe_filesystem(self, out: _Observations) -> None:
         usage: list[Observation] = []
         util: list[Observation] = []
-        cache = self._attrs
         for fs in self._source.filesystems():
             for state, value in (("used", fs.used), ("free", fs.free), ("reserved", fs.reserved)):
-                key = ("fs", fs.device, fs.mountpoint, fs.fstype, state)
-                a = cache.get(key) or cache.setdefault(
-                    key,
-                    {
-                        SYSTEM_DEVICE: fs.device,
-                        SYSTEM_FILESYSTEM_MOUNTPOINT: fs.mountpoint,
-                        SYSTEM_FILESYSTEM_TYPE: fs.fstype,
-                        SYSTEM_FILESYSTEM_STATE: state,
-                    },
-                )
-                usage.append(Observation(value, a))
+                attrs = self._a(
+                    SYSTEM_DEVICE, fs.device,
+                    SYSTEM_FILESYSTEM_MOUNTPOINT, fs.mountpoint,
+                    SYSTEM_FILESYSTEM_TYPE, fs.fstype,
+                    SYSTEM_FILESYSTEM_STATE, state,
+                )  # fmt: skip
+                usage.append(Observation(value, attrs))
                 if fs.total > 0:
-                    util.append(Observation(value / fs.total, a))
+                    util.append(Observation(value / fs.total, attrs))
         out[sm.SYSTEM_FILESYSTEM_USAGE] = usage
         out[sm.SYSTEM_FILESYSTEM_UTILIZATION] = util
 
     def _observe_network(self, out: _Observations) -> None:
         io: list[Observation] = []
         errors: list[Observation] = []
-        cache = self._attrs
+        packets: list[Observation] = []
+        dropped: list[Observation] = []
+        a = self._a
         for nic, c in self._source.network_io().items():
-            tx = cache.get(("tx", nic)) or cache.setdefault(
-                ("tx", nic), {NETWORK_INTERFACE_NAME: nic, NETWORK_IO_DIRECTION: "transmit"}
-            )
-            rx = cache.get(("rx", nic)) or cache.setdefault(
-                ("rx", nic), {NETWORK_INTERFACE_NAME: nic, NETWORK_IO_DIRECTION: "receive"}
-            )
-            io.append(Observation(c.bytes_sent, tx))
-            io.append(Observation(c.bytes_recv, rx))
-            errors.append(Observation(c.errors_out, tx))
-            errors.append(Observation(c.errors_in, rx))
+            tx = a(NETWORK_INTERFACE_NAME, nic, NETWORK_IO_DIRECTION, "transmit")
+            rx = a(NETWORK_INTERFACE_NAME, nic, NETWORK_IO_DIRECTION, "receive")
+            io += (Observation(c.bytes_sent, tx), Observation(c.bytes_recv, rx))
+            errors += (Observation(c.errors_out, tx), Observation(c.errors_in, rx))
+            packets += (Observation(c.packets_sent, tx), Observation(c.packets_recv, rx))
+            dropped += (Observation(c.dropped_out, tx), Observation(c.dropped_in, rx))
         out[sm.SYSTEM_NETWORK_IO] = io
         out[sm.SYSTEM_NETWORK_ERRORS] = errors
+        out[sm.SYSTEM_NETWORK_PACKET_COUNT] = packets
+        out[sm.SYSTEM_NETWORK_PACKET_DROPPED] = dropped
         if self._connections:
-            conns: list[Observation] = []
-            for (transport, state), count in self._source.connections().items():
-                key = ("conn", transport, state)
-                a = cache.get(key) or cache.setdefault(
-                    key,
-                    {NETWORK_TRANSPORT: transport, NETWORK_CONNECTION_STATE: state}
+            out[sm.SYSTEM_NETWORK_CONNECTION_COUNT] = [
+                Observation(
+                    count,
+                    a(NETWORK_TRANSPORT, transport, NETWORK_CONNECTION_STATE, state)
                     if state
-                    else {NETWORK_TRANSPORT: transport},
+                    else a(NETWORK_TRANSPORT, transport),
                 )
-                conns.append(Observation(count, a))
-            out[sm.SYSTEM_NETWORK_CONNECTION_COUNT] = conns
+                for (transport, state), count in self._source.connections().items()
+            ]
 
     def _observe_process(self, out: _Observations, now: float) -> None:
         p = self._source.process()
@@ -534,6 +522,14 @@ class SystemMetrics:
             Observation(user, _PROC_USER),
             Observation(system, _PROC_SYSTEM),
         ]
+        out[pm.PROCESS_CPU_TIME] = [
+            Observation(p.cpu_user, _PROC_USER),
+            Observation(p.cpu_system, _PROC_SYSTEM),
+        ]
+        out[pm.PROCESS_CONTEXT_SWITCHES] = [
+            Observation(p.voluntary_switches, _VOLUNTARY),
+            Observation(p.involuntary_switches, _INVOLUNTARY),
+        ]
         out[pm.PROCESS_MEMORY_USAGE] = [Observation(p.rss)]
         out[pm.PROCESS_MEMORY_VIRTUAL] = [Observation(p.vms)]
         out[pm.PROCESS_THREAD_COUNT] = [Observation(p.threads)]
@@ -544,14 +540,11 @@ class SystemMetrics:
         collections: list[Observation] = []
         collected: list[Observation] = []
         uncollectable: list[Observation] = []
-        cache = self._attrs
         for gen, g in enumerate(self._source.gc_stats()):
-            a = cache.get(("gc", gen)) or cache.setdefault(
-                ("gc", gen), {CPYTHON_GC_GENERATION: gen}
-            )
-            collections.append(Observation(g.collections, a))
-            collected.append(Observation(g.collected, a))
-            uncollectable.append(Observation(g.uncollectable, a))
+            attrs = self._a(CPYTHON_GC_GENERATION, gen)
+            collections.append(Observation(g.collections, attrs))
+            collected.append(Observation(g.collected, attrs))
+            uncollectable.append(Observation(g.uncollectable, attrs))
         out[gm.CPYTHON_GC_COLLECTIONS] = collections
         out[gm.CPYTHON_GC_COLLECTED_OBJECTS] = collected
         out[gm.CPYTHON_GC_UNCOLLECTABLE_OBJECTS] = uncollectable

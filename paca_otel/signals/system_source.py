@@ -58,6 +58,11 @@ class DiskIO:
     write_bytes: int
     read_count: int
     write_count: int
+    read_time: float = 0.0
+    """Seconds spent in reads (summed over parallel requests)."""
+    write_time: float = 0.0
+    busy_time: float = 0.0
+    """Seconds the device was busy (wall clock); 0 where the OS does not tell."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +90,10 @@ class NetworkIO:
     bytes_recv: int
     errors_out: int
     errors_in: int
+    packets_sent: int = 0
+    packets_recv: int = 0
+    dropped_out: int = 0
+    dropped_in: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +112,8 @@ class ProcessStats:
     threads: int
     fds: int | None
     uptime: float
+    voluntary_switches: int = 0
+    involuntary_switches: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +265,15 @@ class PsutilSource:
         """See :meth:`SystemSource.disk_io`."""
         counters = psutil.disk_io_counters(perdisk=True) or {}
         return {
-            dev: DiskIO(c.read_bytes, c.write_bytes, c.read_count, c.write_count)
+            dev: DiskIO(
+                c.read_bytes,
+                c.write_bytes,
+                c.read_count,
+                c.write_count,
+                c.read_time / 1000,  # psutil: milliseconds
+                c.write_time / 1000,
+                getattr(c, "busy_time", 0) / 1000,  # Linux and FreeBSD only
+            )
             for dev, c in counters.items()
         }
 
@@ -286,7 +305,16 @@ class PsutilSource:
         """See :meth:`SystemSource.network_io`."""
         counters = psutil.net_io_counters(pernic=True) or {}
         return {
-            nic: NetworkIO(c.bytes_sent, c.bytes_recv, c.errout, c.errin)
+            nic: NetworkIO(
+                c.bytes_sent,
+                c.bytes_recv,
+                c.errout,
+                c.errin,
+                c.packets_sent,
+                c.packets_recv,
+                c.dropout,
+                c.dropin,
+            )
             for nic, c in counters.items()
         }
 
@@ -312,6 +340,7 @@ class PsutilSource:
             mem = proc.memory_info()
             threads = proc.num_threads()
             fds = proc.num_fds() if self._has_fds else None
+            switches = proc.num_ctx_switches()
         return ProcessStats(
             pid=pid,
             cpu_user=cpu.user,
@@ -321,6 +350,8 @@ class PsutilSource:
             threads=threads,
             fds=fds,
             uptime=max(time.time() - self._create_time, 0.0),
+            voluntary_switches=switches.voluntary,
+            involuntary_switches=switches.involuntary,
         )
 
     def gc_stats(self) -> Sequence[GcGeneration]:
@@ -375,7 +406,7 @@ class StaticSource:
         )
     )
     disks: dict[str, DiskIO] = field(
-        default_factory=lambda: {"sda": DiskIO(4096_000, 8192_000, 1000, 2000)}
+        default_factory=lambda: {"sda": DiskIO(4096_000, 8192_000, 1000, 2000, 1.5, 3.0, 2.0)}
     )
     mounts: list[FilesystemUsage] = field(
         default_factory=lambda: [
@@ -384,7 +415,7 @@ class StaticSource:
         ]
     )
     nics: dict[str, NetworkIO] = field(
-        default_factory=lambda: {"eth0": NetworkIO(1_000_000, 2_000_000, 1, 2)}
+        default_factory=lambda: {"eth0": NetworkIO(1_000_000, 2_000_000, 1, 2, 100, 200, 3, 4)}
     )
     conns: dict[tuple[str, str], int] = field(
         default_factory=lambda: {("tcp", "established"): 3, ("tcp", "listen"): 2, ("udp", ""): 1}
@@ -399,6 +430,8 @@ class StaticSource:
             threads=4,
             fds=12 if sys.platform != "win32" else None,
             uptime=10.0,
+            voluntary_switches=10,
+            involuntary_switches=5,
         )
     )
     gc: list[GcGeneration] = field(

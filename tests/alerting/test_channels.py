@@ -123,10 +123,11 @@ def event(
 
 
 def notification(*events: AlertEvent, channel: str = "webhook") -> Notification:
+    events = events or (event(),)
     return Notification(
         channel=channel,
-        group_key='{}:{alertname="HighLatency"}',
-        events=events or (event(),),
+        group_key=f'{{}}:{{alertname="{events[0].rule}"}}',
+        events=events,
         created_at=T0 + 5,
         extra={"external_url": "http://paca.example/", "generator_url": "http://paca.example/r"},
     )

@@ -426,11 +426,6 @@ def test_background_thread_evaluates_and_stops() -> None:
     assert channel.sent[0].status is AlertState.FIRING
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Notification.idempotency_key ignores extra['sent_at'], so the outbox drops repeats "
-    "as duplicates; needs a models.py change (lead)",
-)
 def test_cooldown_repeat_reaches_real_outbox() -> None:
     """A cooldown repeat is a new row in the real outbox, not a duplicate of the first message."""
     clock = Clock(0.0)
@@ -449,7 +444,7 @@ def test_cooldown_repeat_reaches_real_outbox() -> None:
 
 def test_group_interval_slows_a_rule() -> None:
     """A rule from a group with ``interval: 60s`` is evaluated every 60 s, not every cycle."""
-    engine, store, sink, clock = make_engine(make_rule(interval=60))
+    engine, store, _, clock = make_engine(make_rule(interval=60))
     fired_at = []
     for i in range(6):
         clock.t = 1_000.0 + i * 15

@@ -105,12 +105,15 @@ def by(metric: Metric, key: str) -> dict[Any, float]:
 EXPECTED = {
     # name: (unit, kind, attribute keys)
     "system.cpu.utilization": ("1", Gauge, {"cpu.mode"}),
+    "system.cpu.time": ("s", Sum, {"cpu.mode"}),
     "system.memory.usage": ("By", Sum, {"system.memory.state"}),
     "system.memory.utilization": ("1", Gauge, {"system.memory.state"}),
     "system.paging.usage": ("By", Sum, {"system.paging.state"}),
     "system.paging.utilization": ("1", Gauge, {"system.paging.state"}),
     "system.disk.io": ("By", Sum, {"system.device", "disk.io.direction"}),
     "system.disk.operations": ("{operation}", Sum, {"system.device", "disk.io.direction"}),
+    "system.disk.operation_time": ("s", Sum, {"system.device", "disk.io.direction"}),
+    "system.disk.io_time": ("s", Sum, {"system.device"}),
     "system.filesystem.usage": (
         "By",
         Sum,
@@ -133,7 +136,19 @@ EXPECTED = {
     ),
     "system.network.io": ("By", Sum, {"network.interface.name", "network.io.direction"}),
     "system.network.errors": ("{error}", Sum, {"network.interface.name", "network.io.direction"}),
+    "system.network.packet.count": (
+        "{packet}",
+        Sum,
+        {"network.interface.name", "network.io.direction"},
+    ),
+    "system.network.packet.dropped": (
+        "{packet}",
+        Sum,
+        {"network.interface.name", "network.io.direction"},
+    ),
     "process.cpu.utilization": ("1", Gauge, {"cpu.mode"}),
+    "process.cpu.time": ("s", Sum, {"cpu.mode"}),
+    "process.context_switches": ("{context_switch}", Sum, {"process.context_switch.type"}),
     "process.memory.usage": ("By", Sum, set()),
     "process.memory.virtual": ("By", Sum, set()),
     "process.thread.count": ("{thread}", Sum, set()),
@@ -142,8 +157,15 @@ EXPECTED = {
     "cpython.gc.collected_objects": ("{object}", Sum, {"cpython.gc.generation"}),
     "cpython.gc.uncollectable_objects": ("{object}", Sum, {"cpython.gc.generation"}),
 }
-COUNTERS = {"system.disk.io", "system.disk.operations", "system.network.io"}
-COUNTERS |= {"system.network.errors"} | {n for n in EXPECTED if n.startswith("cpython.")}
+COUNTERS = {name for name, (_, kind, _) in EXPECTED.items() if kind is Sum} - {
+    "system.memory.usage",
+    "system.paging.usage",
+    "system.filesystem.usage",
+    "process.memory.usage",
+    "process.memory.virtual",
+    "process.thread.count",
+    "process.unix.file_descriptor.count",
+}
 
 
 def test_every_gauge_has_semconv_name_unit_kind_and_attributes(
@@ -198,6 +220,22 @@ def test_values_follow_the_source(
     assert points(got["process.memory.virtual"]) == {frozenset(): 500 << 20}
     assert points(got["process.thread.count"]) == {frozenset(): 4}
     assert points(got["process.unix.file_descriptor.count"]) == {frozenset(): 12}
+    assert by(got["system.disk.operation_time"], "disk.io.direction") == {"read": 1.5, "write": 3.0}
+    assert points(got["system.disk.io_time"]) == {frozenset({("system.device", "sda")}): 2.0}
+    assert by(got["system.network.packet.count"], "network.io.direction") == {
+        "transmit": 100,
+        "receive": 200,
+    }
+    assert by(got["system.network.packet.dropped"], "network.io.direction") == {
+        "transmit": 3,
+        "receive": 4,
+    }
+    assert by(got["system.cpu.time"], "cpu.mode") == source.cpu
+    assert by(got["process.cpu.time"], "cpu.mode") == {"user": 1.5, "system": 0.5}
+    assert by(got["process.context_switches"], "process.context_switch.type") == {
+        "voluntary": 10,
+        "involuntary": 5,
+    }
     assert by(got["cpython.gc.collections"], "cpython.gc.generation") == {0: 100, 1: 9, 2: 1}
     assert by(got["cpython.gc.uncollectable_objects"], "cpython.gc.generation")[2] == 1
 
@@ -253,8 +291,10 @@ def test_per_cpu_reports_each_logical_cpu_instead_of_the_aggregate(
         {"user": 50.0 + 10, "system": 25.0, "idle": 400.0, "iowait": 5.0},  # +10 user
     ]
     clock.advance(1)
-    got = points(collect(reader)["system.cpu.utilization"])
+    both = collect(reader)
+    got = points(both["system.cpu.utilization"])
     assert len(got) == 8
+    assert len(points(both["system.cpu.time"])) == 8
     assert all("cpu.logical_number" in dict(k) for k in got)
     assert got[frozenset({("cpu.mode", "idle"), ("cpu.logical_number", 0)})] == 0.5
     assert got[frozenset({("cpu.mode", "user"), ("cpu.logical_number", 1)})] == 1.0
