@@ -29,8 +29,10 @@ async def main() -> None:
     await monitor.setup_alert("cpu_usage", 95, "log")
 
     metrics = await monitor.get_current_metrics()
-    print(f"cpu {metrics['cpu_usage']:.1f} %  memory {metrics['memory_usage']:.1f} %  "
-          f"disk {metrics['disk_usage']:.1f} %")
+    print(
+        f"cpu {metrics['cpu_usage']:.1f} %  memory {metrics['memory_usage']:.1f} %  "
+        f"disk {metrics['disk_usage']:.1f} %"
+    )
     print(f"request_count={metrics['request_count']} queue_depth={metrics['queue_depth']}")
     print("active alerts:", [a.rule for a in alerts.get_active_alerts()])
     await monitor.stop()

@@ -1,4 +1,4 @@
-"""Settings: one pydantic-settings model with the precedence argument > PACA_OTEL_* > OTEL_* > default.
+"""Settings: one pydantic-settings model; precedence argument > PACA_OTEL_* > OTEL_* > default.
 
 Every field can be given to ``configure(...)`` by name, or set through ``PACA_OTEL_<NAME>``; the
 fields that OpenTelemetry standardises also read their ``OTEL_*`` variable, so a service already
@@ -45,7 +45,10 @@ _SAMPLERS = frozenset(
     }
 )
 _SECRET_FIELDS = ("password", "headers")
-_DEFAULT_PORTS: dict[str, str] = {"grpc": "http://localhost:4317", "http/protobuf": "http://localhost:4318"}
+_DEFAULT_PORTS: dict[str, str] = {
+    "grpc": "http://localhost:4317",
+    "http/protobuf": "http://localhost:4318",
+}
 
 
 def _env(name: str, otel: str | None = None, **kwargs: Any) -> Any:
@@ -423,5 +426,7 @@ def settings_table() -> list[tuple[str, str, str, str]]:
             default: Any = field.default_factory()  # type: ignore[call-arg]  # factories take no args here
         else:
             default = field.default
-        rows.append((name, ", ".join(f"`{e}`" for e in envs), repr(default), field.description or ""))
+        rows.append(
+            (name, ", ".join(f"`{e}`" for e in envs), repr(default), field.description or "")
+        )
     return rows

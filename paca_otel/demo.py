@@ -63,14 +63,14 @@ def create_app(*, traffic: bool = True, **settings: Any) -> FastAPI:
     @app.get("/api/orders/{order_id}")
     async def get_order(order_id: int) -> dict[str, Any]:
         with span("load_order", attributes={"order.id": order_id}):
-            await asyncio.sleep(random.uniform(0.001, 0.02))  # noqa: S311  # demo latency, not crypto
+            await asyncio.sleep(random.uniform(0.001, 0.02))  # demo latency, not crypto
         await collector.record_metric("demo.orders.viewed", 1, {"shop": "main"}, kind="counter")
         logger.info("order viewed", extra={"order_id": order_id})
         return {"id": order_id, "status": "shipped"}
 
     @app.get("/api/flaky")
     async def flaky() -> dict[str, str]:
-        if random.random() < 0.2:  # noqa: S311  # demo error rate, not crypto
+        if random.random() < 0.2:  # demo error rate, not crypto
             logger.warning("flaky endpoint failed")
             raise HTTPException(status_code=500, detail="simulated failure")
         return {"status": "ok"}
@@ -86,6 +86,6 @@ async def _traffic(app: FastAPI) -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
         while True:
             with contextlib.suppress(httpx.HTTPError):
-                await client.get(f"/api/orders/{random.randint(1, 100)}")  # noqa: S311  # demo
+                await client.get(f"/api/orders/{random.randint(1, 100)}")  # demo
                 await client.get("/api/flaky")
             await asyncio.sleep(0.5)

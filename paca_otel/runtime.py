@@ -54,7 +54,9 @@ def channels_from_settings(settings: PacaOtelSettings) -> dict[str, Notification
     if settings.slack_webhook_url:
         channels["slack"] = SlackChannel(settings.slack_webhook_url, name="slack")
     if settings.alertmanager_url:
-        channels["alertmanager"] = AlertmanagerChannel(settings.alertmanager_url, name="alertmanager")
+        channels["alertmanager"] = AlertmanagerChannel(
+            settings.alertmanager_url, name="alertmanager"
+        )
     if settings.smtp_host:
         channels["email"] = EmailChannel(
             settings.smtp_host,
@@ -161,7 +163,7 @@ def attach(telemetry: Telemetry) -> AlertingRuntime:
 
 def reset() -> None:
     """Stop and forget the runtime and the shared store (tests, re-initialisation)."""
-    global _runtime  # noqa: PLW0603  # see get_runtime
+    global _runtime  # see get_runtime
     with _lock:
         runtime, _runtime = _runtime, None
     if runtime is not None:

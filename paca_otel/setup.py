@@ -233,7 +233,7 @@ def configure(
         return telemetry
 
 
-def _build(
+def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to one
     settings: PacaOtelSettings,
     app: FastAPI | None,
     metric_readers: Sequence[MetricReader],

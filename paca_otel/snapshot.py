@@ -85,7 +85,9 @@ class MetricsSnapshot(BaseModel, Mapping[str, float]):
         return self._values()
 
 
-def snapshot_from(data: MetricsData | None, aliases: Mapping[str, float] | None = None) -> MetricsSnapshot:
+def snapshot_from(
+    data: MetricsData | None, aliases: Mapping[str, float] | None = None
+) -> MetricsSnapshot:
     """Flatten one collection into a :class:`MetricsSnapshot`."""
     points: list[MetricPoint] = []
     for resource_metrics in data.resource_metrics if data else ():

@@ -33,7 +33,7 @@ def missing_peer(name: str, reason: str) -> NoReturn:
 
 
 def find_binary(name: str) -> str | None:
-    """Look for a peer binary in ``.peers/bin`` (what ``scripts/install-peers`` makes), then PATH."""
+    """Look for a peer binary in ``.peers/bin`` (made by ``scripts/install-peers``), then PATH."""
     local = PEER_BIN / name
     if local.is_file() and os.access(local, os.X_OK):
         return str(local)

@@ -35,7 +35,8 @@ def test_config_prints_effective_settings_with_secrets_masked(
     data = json.loads(out)
     assert data["service_name"] == "billing"
     assert data["otlp_headers"] == {"authorization": "***"}
-    assert "topsecret" not in out and "hunter2" not in out
+    assert "topsecret" not in out
+    assert "hunter2" not in out
     assert data["effective_exporters"]["metrics"] == ["prometheus"]
 
 

@@ -17,4 +17,6 @@ def test_seed_names_are_importable() -> None:
     """The seed API imports from the package root."""
     from paca_otel import AlertManager, MetricsCollector, MonitoringManager
 
-    assert callable(AlertManager) and callable(MetricsCollector) and callable(MonitoringManager)
+    assert callable(AlertManager)
+    assert callable(MetricsCollector)
+    assert callable(MonitoringManager)

@@ -68,7 +68,7 @@ def test_prometheus_scrape_endpoint_serves_metrics() -> None:
     tel = configure(metrics_exporter="prometheus", prometheus_port=port, system_metrics=True)
     metrics.get_meter("t").create_counter("orders").add(2, {"shop": "a"})
     body = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-    assert 'orders_total{' in body
+    assert "orders_total{" in body
     assert "system_memory_usage_bytes" in body
     tel.shutdown()
     with pytest.raises(httpx.ConnectError):
@@ -84,7 +84,9 @@ def test_busy_prometheus_port_warns_and_starts(caplog: pytest.LogCaptureFixture)
         busy.listen()
         port = busy.getsockname()[1]
         with caplog.at_level(logging.WARNING, logger="paca_otel"):
-            tel = configure(metrics_exporter="prometheus", prometheus_port=port, system_metrics=False)
+            tel = configure(
+                metrics_exporter="prometheus", prometheus_port=port, system_metrics=False
+            )
     assert not tel.is_shutdown
     assert "cannot serve Prometheus metrics" in caplog.text
 

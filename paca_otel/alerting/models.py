@@ -98,8 +98,7 @@ class Notification:
             # Repeats after the cooldown, flapping and settled summaries re-announce events
             # already sent: their send time makes them new messages, not re-sends.
             keys += f"|{kind}@{self.extra.get('sent_at')}"
-        digest = hashlib.sha256(f"{self.channel}|{keys}".encode()).hexdigest()[:24]
-        return digest
+        return hashlib.sha256(f"{self.channel}|{keys}".encode()).hexdigest()[:24]
 
     def to_dict(self) -> dict[str, Any]:
         return {

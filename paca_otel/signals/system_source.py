@@ -235,6 +235,8 @@ class PsutilSource:
         self._mounts: list[tuple[str, str, str]] = []
         self._mounts_at = float("-inf")
         self._has_fds = hasattr(self._proc, "num_fds")
+        meminfo = os.path.join(getattr(psutil, "PROCFS_PATH", "/proc"), "meminfo")
+        self._meminfo: str | None = meminfo if os.path.exists(meminfo) else None
 
     def cpu_times(self) -> Mapping[str, float]:
         """See :meth:`SystemSource.cpu_times`."""
@@ -257,7 +259,26 @@ class PsutilSource:
         return MemoryStats(total=int(vm.total), states=states)
 
     def swap(self) -> MemoryStats:
-        """See :meth:`SystemSource.swap`."""
+        """See :meth:`SystemSource.swap`.
+
+        On Linux, two lines of ``/proc/meminfo`` (15 µs) instead of ``psutil.swap_memory``
+        (60 µs: it also parses ``/proc/vmstat`` for swap-in/out counts we do not report).
+        """
+        if self._meminfo is not None:
+            try:
+                with open(self._meminfo, "rb") as f:
+                    total = free = -1
+                    for line in f:
+                        if line.startswith(b"SwapTotal:"):
+                            total = int(line.split()[1]) * 1024
+                        elif line.startswith(b"SwapFree:"):
+                            free = int(line.split()[1]) * 1024
+                            break
+                if total >= 0 and free >= 0:
+                    return MemoryStats(total=total, states={"used": total - free, "free": free})
+            except (OSError, ValueError, IndexError):
+                pass
+            self._meminfo = None  # unexpected format: psutil from now on
         sw = psutil.swap_memory()
         return MemoryStats(total=int(sw.total), states={"used": int(sw.used), "free": int(sw.free)})
 

@@ -22,7 +22,9 @@ class _Inbox:
     def __init__(self) -> None:
         self.messages: list[Message] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802  # aiosmtpd's hook name
+    async def handle_DATA(
+        self, server: Any, session: Any, envelope: Any
+    ) -> str:  # aiosmtpd's hook name
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
 
@@ -93,7 +95,9 @@ async def test_seed_add_rule_sends_email_firing_and_resolved_with_cooldown(
     await alerts.evaluate()
     await _wait_for(lambda: len(inbox.messages) == 2)
     assert "RESOLVED" in inbox.messages[1]["Subject"]
-    assert inbox.messages[0]["X-Paca-Idempotency-Key"] != inbox.messages[1]["X-Paca-Idempotency-Key"]
+    assert (
+        inbox.messages[0]["X-Paca-Idempotency-Key"] != inbox.messages[1]["X-Paca-Idempotency-Key"]
+    )
     states = [e.state.value for e in alerts.get_alert_history()]
     assert states == ["resolved", "firing"]  # newest first
     await monitor.stop()

@@ -407,6 +407,26 @@ def test_psutil_source_rebuilds_the_process_when_the_pid_changes() -> None:
     assert src.process().pid == os.getppid()
 
 
+def test_sources_satisfy_the_protocol() -> None:
+    """Both shipped sources are SystemSource implementations."""
+    assert isinstance(StaticSource(), SystemSource)
+    assert isinstance(PsutilSource(), SystemSource)
+
+
+def test_psutil_source_reads_swap_from_meminfo(tmp_path: Path) -> None:
+    """On Linux swap comes from /proc/meminfo's SwapTotal/SwapFree (kB), used = total - free."""
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 100 kB\nSwapCached: 0 kB\nSwapTotal: 2048 kB\nSwapFree: 512 kB\n")
+    src = PsutilSource()
+    src._meminfo = str(meminfo)
+    assert src.swap() == MemoryStats(
+        total=2048 * 1024, states={"used": 1536 * 1024, "free": 512 * 1024}
+    )
+    meminfo.write_text("garbage\n")
+    assert src.swap().total >= 0  # falls back to psutil
+    assert src._meminfo is None
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_forked_child_reports_itself_and_drops_the_parents_snapshot(
     reader: Reader, clock: FakeClock, tmp_path: Path
