@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         args.rounds,
     )
     snapshot_only(args.rounds)
+    sdk_floor(args.rounds)
 
 
 def snapshot_only(rounds: int) -> None:
@@ -156,6 +157,34 @@ def snapshot_only(rounds: int) -> None:
         f"{'paca-otel snapshot only (no SDK, default)':<44} "
         f"{statistics.median(timings) * 1e3:8.3f} ms"
     )
+
+
+def sdk_floor(rounds: int) -> None:
+    """The OTel SDK's own cost for our data points: callbacks that return ready observations.
+
+    This is the floor no psutil-side work can go below; ours = floor + snapshot.
+    """
+    from opentelemetry.metrics import CallbackOptions, Observation
+
+    source = InMemoryMetricReader()
+    SystemMetrics(MeterProvider(metric_readers=[source], shutdown_on_exit=False), snapshot_ttl=0.0)
+    data = source.get_metrics_data()
+    assert data is not None
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader], shutdown_on_exit=False).get_meter("floor")
+    for metric in data.resource_metrics[0].scope_metrics[0].metrics:
+        ready = [Observation(p.value, p.attributes) for p in metric.data.data_points]  # type: ignore[union-attr]  # number points only
+
+        def callback(
+            options: CallbackOptions, ready: list[Observation] = ready
+        ) -> list[Observation]:
+            return ready
+
+        meter.create_observable_gauge(metric.name + ".floor", callbacks=[callback])
+    count_points(reader)
+    timings = [count_points(reader)[0] for _ in range(rounds)]
+    points = count_points(reader)[1]
+    report("OTel SDK floor (ready observations, no psutil)", timings, points)
 
 
 if __name__ == "__main__":

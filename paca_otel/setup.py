@@ -8,6 +8,7 @@ the old providers down first, so there are never duplicate providers, readers or
 
 from __future__ import annotations
 
+import atexit
 import logging
 import socket
 import threading
@@ -101,17 +102,25 @@ class Telemetry:
         self._apps.append(app)
 
     def force_flush(self, timeout_millis: int = 5_000) -> bool:
-        """Export what is buffered now; False if some provider did not finish in time."""
-        deadline = time.monotonic() + timeout_millis / 1000
-        ok = True
-        for flush in (
-            self.tracer_provider.force_flush,
-            self.meter_provider.force_flush,
-            self.logger_provider.force_flush,
-        ):
-            remaining = max(1, int((deadline - time.monotonic()) * 1000))
-            ok = bool(flush(remaining)) and ok
-        return ok
+        """Export what is buffered now; False if some provider did not finish in time.
+
+        The SDK's flushes wait out an exporter's whole retry budget when a collector is down,
+        whatever timeout they are given, so they run in parallel against one deadline.
+        """
+        results: dict[str, bool] = {}
+
+        def flush(name: str, call: Callable[[int], bool]) -> Callable[[], object]:
+            return lambda: results.__setitem__(name, bool(call(timeout_millis)))
+
+        late = _run_bounded(
+            [
+                ("traces", flush("traces", self.tracer_provider.force_flush)),
+                ("metrics", flush("metrics", self.meter_provider.force_flush)),
+                ("logs", flush("logs", self.logger_provider.force_flush)),
+            ],
+            time.monotonic() + timeout_millis / 1000,
+        )
+        return not late and all(results.values())
 
     def shutdown(self, timeout_millis: int | None = None) -> None:
         """Flush and stop everything, never taking much longer than the timeout.
@@ -126,6 +135,7 @@ class Telemetry:
             self._is_shutdown = True
             if _current is self:
                 _current = None
+        atexit.unregister(self.shutdown)
         timeout = (
             timeout_millis / 1000 if timeout_millis is not None else self.settings.shutdown_timeout
         )
@@ -144,13 +154,21 @@ class Telemetry:
 
             FastAPIInstrumentor.uninstrument_app(app)
         self._apps.clear()
-        steps: list[tuple[str, Callable[[], object]]] = [
-            ("traces", self.tracer_provider.shutdown),
-            ("metrics", lambda: self.meter_provider.shutdown(timeout_millis=timeout * 1000)),
-            ("logs", self.logger_provider.shutdown),
-        ]
-        for name, step in steps:
-            _run_bounded(name, step, deadline)
+        late = _run_bounded(
+            [
+                ("traces", self.tracer_provider.shutdown),
+                ("metrics", lambda: self.meter_provider.shutdown(timeout_millis=timeout * 1000)),
+                ("logs", self.logger_provider.shutdown),
+            ],
+            deadline,
+        )
+        if late:
+            logger.warning(
+                "paca-otel: %s did not shut down in %.1f s; dropping what was left",
+                ", ".join(late),
+                timeout,
+            )
+            drops.add("shutdown_timeout")
 
 
 def _scrape_endpoint(registry: CollectorRegistry) -> Callable[[Request], Awaitable[Response]]:
@@ -170,13 +188,20 @@ def _scrape_endpoint(registry: CollectorRegistry) -> Callable[[Request], Awaitab
     return scrape
 
 
-def _run_bounded(name: str, step: Callable[[], object], deadline: float) -> None:
-    worker = threading.Thread(target=step, name=f"paca-otel-shutdown-{name}", daemon=True)
-    worker.start()
-    worker.join(timeout=max(0.0, deadline - time.monotonic()))
-    if worker.is_alive():
-        logger.warning("paca-otel: %s did not shut down in time; dropping what was left", name)
-        drops.add("shutdown_timeout")
+def _run_bounded(steps: Sequence[tuple[str, Callable[[], object]]], deadline: float) -> list[str]:
+    """Run ``steps`` in parallel daemon threads; return the names still running at ``deadline``."""
+    workers = [
+        (name, threading.Thread(target=step, name=f"paca-otel-{name}", daemon=True))
+        for name, step in steps
+    ]
+    for _, worker in workers:
+        worker.start()
+    late = []
+    for name, worker in workers:
+        worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        if worker.is_alive():
+            late.append(name)
+    return late
 
 
 def get_telemetry() -> Telemetry | None:
@@ -247,7 +272,11 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
     resource = _resource(settings)
     pipeline = Pipeline(store=shared_store())
 
-    tracer_provider = TracerProvider(resource=resource, sampler=_sampler(settings))
+    # The SDK's own atexit hooks would shut down a second time after ours (and warn); the
+    # handle registers one bounded atexit shutdown instead.
+    tracer_provider = TracerProvider(
+        resource=resource, sampler=_sampler(settings), shutdown_on_exit=False
+    )
     tracer_provider.add_span_processor(pipeline.span_processor)
     for exporter in _span_exporters(settings):
         tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -261,8 +290,12 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
     if "prometheus" in metric_exporters:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
 
+        from paca_otel.exposition import PromLintCollector
+
+        source = CollectorRegistry(auto_describe=True)
+        readers.append(PrometheusMetricReader(registry=source))
         registry = CollectorRegistry(auto_describe=True)
-        readers.append(PrometheusMetricReader(registry=registry))
+        registry.register(PromLintCollector(source))
     for metric_exporter in _metric_exporters(settings):
         readers.append(
             PeriodicExportingMetricReader(
@@ -271,9 +304,11 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
                 export_timeout_millis=settings.metric_export_timeout,
             )
         )
-    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    meter_provider = MeterProvider(
+        resource=resource, metric_readers=readers, shutdown_on_exit=False
+    )
 
-    logger_provider = LoggerProvider(resource=resource)
+    logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     for log_exporter in _log_exporters(settings):
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
 
@@ -312,6 +347,7 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
     if app is not None:
         telemetry.instrument_app(app)
     _probe_collectors(settings)
+    atexit.register(telemetry.shutdown)
     return telemetry
 
 
@@ -493,15 +529,25 @@ class _ExportFailureFilter(logging.Filter):
         self.quiet_seconds = quiet_seconds
         self.last_emitted = float("-inf")
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        """True for the first failure report of a quiet period (from a probe or an exporter)."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self.last_emitted < self.quiet_seconds:
+                drops.add("export_failure_log")
+                return False
+            self.last_emitted = now
             return True
-        now = time.monotonic()
-        if now - self.last_emitted < self.quiet_seconds:
-            drops.add("export_failure_log")
-            return False
-        self.last_emitted = now
-        return True
+
+    def rearm(self) -> None:
+        """A new configuration may point at a new collector: its first failure is news."""
+        with self._lock:
+            self.last_emitted = float("-inf")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING or self.allow()
 
 
 _export_filter = _ExportFailureFilter()
@@ -512,6 +558,7 @@ for _name in _OTLP_LOGGERS:
 def _probe_collectors(settings: PacaOtelSettings) -> None:
     """Check in the background that the OTLP endpoints accept connections; warn once if not."""
     targets: dict[tuple[str, int], list[str]] = {}
+    _export_filter.rearm()
     signals: tuple[Signal, ...] = ("traces", "metrics", "logs")
     for signal in signals:
         if "otlp" not in settings.exporters(signal):
@@ -528,7 +575,8 @@ def _probe_collectors(settings: PacaOtelSettings) -> None:
             try:
                 socket.create_connection((host, port), timeout=2).close()
             except OSError as exc:
-                _export_filter.last_emitted = time.monotonic()
+                if not _export_filter.allow():
+                    continue  # an exporter already reported the collector down
                 logger.warning(
                     "paca-otel: OTLP collector at %s:%s is unreachable (%s); the app keeps "
                     "running and %s are retried and then dropped until it is back",

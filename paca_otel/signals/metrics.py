@@ -149,14 +149,16 @@ class MetricsCollector:
                 )
                 raise InstrumentKindConflictError(msg)
             unit = unit or ""
-            description = description or ""
+            # Prometheus' lint (promtool check metrics) wants help text on every family.
+            description = description or f"{name} ({kind.value}), recorded by MetricsCollector"
             instrument: Any
             if kind is MetricKind.COUNTER:
                 instrument = self.meter.create_counter(name, unit, description)
             elif kind is MetricKind.UP_DOWN_COUNTER:
                 instrument = self.meter.create_up_down_counter(name, unit, description)
             elif kind is MetricKind.HISTOGRAM:
-                advisory = list(SECONDS_BUCKETS) if unit == "s" else None
+                seconds = unit == "s" or name.endswith(("_seconds", ".seconds", ".duration"))
+                advisory = list(SECONDS_BUCKETS) if seconds else None
                 instrument = self.meter.create_histogram(
                     name, unit, description, explicit_bucket_boundaries_advisory=advisory
                 )

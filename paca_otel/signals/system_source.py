@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import gc
 import os
+import socket
+import struct
 import sys
 import time
 from collections import Counter
@@ -235,7 +237,9 @@ class PsutilSource:
         self._mounts: list[tuple[str, str, str]] = []
         self._mounts_at = float("-inf")
         self._has_fds = hasattr(self._proc, "num_fds")
-        meminfo = os.path.join(getattr(psutil, "PROCFS_PATH", "/proc"), "meminfo")
+        procfs = getattr(psutil, "PROCFS_PATH", "/proc")
+        meminfo = os.path.join(procfs, "meminfo")
+        self._sock_diag = hasattr(socket, "AF_NETLINK")
         self._meminfo: str | None = meminfo if os.path.exists(meminfo) else None
 
     def cpu_times(self) -> Mapping[str, float]:
@@ -340,13 +344,23 @@ class PsutilSource:
         }
 
     def connections(self) -> Mapping[tuple[str, str], int]:
-        """See :meth:`SystemSource.connections`."""
-        counts: Counter[tuple[str, str]] = Counter()
+        """See :meth:`SystemSource.connections`.
+
+        On Linux through netlink ``sock_diag`` (~0.5 ms; see :func:`_count_sock_diag`),
+        elsewhere ``psutil.net_connections`` (~10 ms: what contrib pays per collection).
+        """
+        if self._sock_diag:
+            try:
+                return _count_sock_diag()
+            except OSError:  # no netlink (not Linux, seccomp, module missing): psutil
+                self._sock_diag = False
+        counts_: Counter[tuple[str, str]] = Counter()
         for conn in psutil.net_connections(kind="inet"):
             transport = "tcp" if conn.type == _SOCK_STREAM else "udp"
-            state = "" if conn.status == psutil.CONN_NONE else conn.status.lower()
-            counts[transport, state] += 1
-        return dict(counts)
+            status = conn.status
+            state = _PSUTIL_STATE.get(status, status.lower())
+            counts_[transport, state] += 1
+        return dict(counts_)
 
     def process(self) -> ProcessStats:
         """See :meth:`SystemSource.process`; rebuilds the process handle after a fork."""
@@ -384,6 +398,76 @@ class PsutilSource:
 
 
 _SOCK_STREAM = 1  # socket.SOCK_STREAM on every platform psutil supports
+# psutil's status names -> semconv network.connection.state (UDP has none: "")
+_PSUTIL_STATE = {
+    "NONE": "",
+    "FIN_WAIT1": "fin_wait_1",
+    "FIN_WAIT2": "fin_wait_2",
+    "SYN_RECV": "syn_received",
+}
+# Kernel TCP states (include/net/tcp_states.h) -> semconv network.connection.state.
+_TCP_STATES = {
+    1: "established",
+    2: "syn_sent",
+    3: "syn_received",
+    4: "fin_wait_1",
+    5: "fin_wait_2",
+    6: "time_wait",
+    7: "close",
+    8: "close_wait",
+    9: "last_ack",
+    10: "listen",
+    11: "closing",
+    12: "syn_received",  # TCP_NEW_SYN_RECV: a request socket
+}
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_F_DUMP_REQUEST = 0x301  # NLM_F_REQUEST | NLM_F_DUMP
+_NLMSG_ERROR, _NLMSG_DONE = 2, 3
+_NLMSG_HEADER = struct.Struct("=IHHII")  # len, type, flags, seq, pid
+_INET_DIAG_REQ = struct.Struct("=BBBBI48x")  # family, protocol, ext, pad, states, sockid
+
+
+def _count_sock_diag() -> dict[tuple[str, str], int]:
+    """Count inet sockets by transport and state through netlink ``sock_diag``.
+
+    What ``ss`` does: the kernel sends one small binary record per socket (~0.5 ms for
+    hundreds of sockets), instead of the text tables of ``/proc/net/tcp`` that psutil parses
+    and then maps to pids by walking every ``/proc/*/fd`` (~10 ms). A table the kernel
+    refuses (``udp_diag`` not loaded) counts nothing; ``OSError`` where netlink itself is
+    unavailable, so the caller can fall back to psutil.
+    """
+    counts: Counter[tuple[str, str]] = Counter()
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as sock:
+        sock.settimeout(1.0)  # local kernel answer; the timeout only guards against surprises
+        sock.connect((0, 0))
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for proto, transport in ((socket.IPPROTO_TCP, "tcp"), (socket.IPPROTO_UDP, "udp")):
+                request = _INET_DIAG_REQ.pack(family, proto, 0, 0, 0xFFFFFFFF)
+                header = _NLMSG_HEADER.pack(
+                    _NLMSG_HEADER.size + len(request),
+                    _SOCK_DIAG_BY_FAMILY,
+                    _NLM_F_DUMP_REQUEST,
+                    1,
+                    0,
+                )
+                sock.send(header + request)
+                done = False
+                while not done:
+                    data = sock.recv(65536)
+                    offset = 0
+                    while offset < len(data):
+                        length, kind = _NLMSG_HEADER.unpack_from(data, offset)[:2]
+                        if kind in (_NLMSG_DONE, _NLMSG_ERROR):  # error: no udp_diag module...
+                            done = True
+                            break
+                        # inet_diag_msg follows the header: family, then state.
+                        state = data[offset + _NLMSG_HEADER.size + 1]
+                        counts[transport, _TCP_STATES.get(state, "") if proto == 6 else ""] += 1
+                        offset += (length + 3) & ~3
+                    if not data:
+                        break
+    return dict(counts)
 
 
 def _default_cpu() -> dict[str, float]:

@@ -21,6 +21,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from paca_otel._internal import reset_warnings
+from paca_otel.errors import ConfigError
 from paca_otel.signals.system import SystemMetrics, seed_aliases
 from paca_otel.signals.system_source import (
     CgroupV2,
@@ -427,6 +428,29 @@ def test_psutil_source_reads_swap_from_meminfo(tmp_path: Path) -> None:
     assert src._meminfo is None
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="netlink sock_diag is Linux")
+def test_psutil_source_counts_connections_through_netlink() -> None:
+    """On Linux a listening socket we open shows up as tcp/listen, counted via sock_diag."""
+    import socket
+
+    src = PsutilSource()
+    before = src.connections().get(("tcp", "listen"), 0)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        assert src.connections().get(("tcp", "listen"), 0) >= before + 1
+    assert src._sock_diag, "netlink was not used"
+
+
+def test_psutil_source_connection_fallback_uses_semconv_states() -> None:
+    """Without netlink, psutil's status names are mapped to semconv values."""
+    src = PsutilSource()
+    src._sock_diag = False
+    counts = src.connections()
+    assert all(t in ("tcp", "udp") for t, _ in counts)
+    assert not {s for _, s in counts} & {"fin_wait1", "fin_wait2", "syn_recv", "none"}
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_forked_child_reports_itself_and_drops_the_parents_snapshot(
     reader: Reader, clock: FakeClock, tmp_path: Path
@@ -637,3 +661,42 @@ def test_real_psutil_collection_is_plausible(reader: Reader, tmp_path: Path) -> 
     assert set(aliases) == {"cpu_usage", "memory_usage", "disk_usage"}
     assert all(0.0 <= v <= 100.0 for v in aliases.values())
     metrics.shutdown()
+
+
+def test_negative_snapshot_ttl_is_a_config_error(reader: Reader, tmp_path: Path) -> None:
+    """A set-up mistake fails fast with ConfigError naming the setting and the value."""
+    with pytest.raises(ConfigError, match=r"snapshot_ttl.*-1"):
+        SystemMetrics(
+            reader.provider, source=StaticSource(), snapshot_ttl=-1, cgroup_root=str(tmp_path)
+        )
+
+
+class BrokenCpu(StaticSource):
+    """A source whose CPU counters fail, at priming and afterwards."""
+
+    def cpu_times(self) -> Any:
+        raise OSError("simulated /proc/stat failure")
+
+
+def test_failing_priming_does_not_break_construction(
+    reader: Reader, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If priming fails, construction still succeeds and the other gauges report."""
+    monkeypatch.setenv("PACA_OTEL_RAISE_INTERNAL", "0")
+    reset_warnings()
+    make(reader, BrokenCpu(), clock, tmp_path)
+    clock.advance(1)
+    got = collect(reader)
+    assert "system.cpu.utilization" not in got
+    assert by(got["process.cpu.utilization"], "cpu.mode")["user"] == pytest.approx(1.5 / 20)
+
+
+def test_real_psutil_with_per_cpu_and_connections(reader: Reader, tmp_path: Path) -> None:
+    """The opt-ins work on real data: one point per CPU and mode, connection counts by state."""
+    SystemMetrics(reader.provider, per_cpu=True, connections=True, cgroup_root=str(tmp_path))
+    got = collect(reader)
+    cores = {dict(k)["cpu.logical_number"] for k in points(got["system.cpu.utilization"])}
+    assert len(cores) == len(PsutilSource().per_cpu_times())
+    for attrs, count in points(got["system.network.connection.count"]).items():
+        assert dict(attrs)["network.transport"] in ("tcp", "udp")
+        assert count >= 0
