@@ -521,33 +521,40 @@ class _ExportFailureFilter(logging.Filter):
     """Lets one OTLP export-failure record through per quiet period; counts the rest.
 
     The SDK exporters log every failed attempt; with a collector down that is a warning every
-    few seconds per signal, which buries the application's own logs.
+    few seconds per signal, which buries the application's own logs. While the start-up probe
+    runs, exporter records are held back so the one warning is the probe's, which names the
+    endpoint and says what happens next.
     """
 
     def __init__(self, quiet_seconds: float = 300.0) -> None:
         super().__init__()
         self.quiet_seconds = quiet_seconds
         self.last_emitted = float("-inf")
-
+        self.probing = False
         self._lock = threading.Lock()
 
-    def allow(self) -> bool:
-        """True for the first failure report of a quiet period (from a probe or an exporter)."""
+    def rearm(self, *, probing: bool) -> None:
+        """A new configuration may point at a new collector: its first failure is news."""
+        with self._lock:
+            self.last_emitted = float("-inf")
+            self.probing = probing
+
+    def probe_done(self, *, warned: bool) -> None:
+        with self._lock:
+            self.probing = False
+            if warned:
+                self.last_emitted = time.monotonic()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
         with self._lock:
             now = time.monotonic()
-            if now - self.last_emitted < self.quiet_seconds:
+            if self.probing or now - self.last_emitted < self.quiet_seconds:
                 drops.add("export_failure_log")
                 return False
             self.last_emitted = now
             return True
-
-    def rearm(self) -> None:
-        """A new configuration may point at a new collector: its first failure is news."""
-        with self._lock:
-            self.last_emitted = float("-inf")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < logging.WARNING or self.allow()
 
 
 _export_filter = _ExportFailureFilter()
@@ -558,7 +565,6 @@ for _name in _OTLP_LOGGERS:
 def _probe_collectors(settings: PacaOtelSettings) -> None:
     """Check in the background that the OTLP endpoints accept connections; warn once if not."""
     targets: dict[tuple[str, int], list[str]] = {}
-    _export_filter.rearm()
     signals: tuple[Signal, ...] = ("traces", "metrics", "logs")
     for signal in signals:
         if "otlp" not in settings.exporters(signal):
@@ -567,23 +573,23 @@ def _probe_collectors(settings: PacaOtelSettings) -> None:
         host = parts.hostname or "localhost"
         port = parts.port or (443 if parts.scheme == "https" else 80)
         targets.setdefault((host, port), []).append(signal)
+    _export_filter.rearm(probing=bool(targets))
     if not targets:
         return
 
     def probe() -> None:
-        for (host, port), signals in targets.items():
+        down: list[str] = []
+        for (host, port), names in targets.items():
             try:
                 socket.create_connection((host, port), timeout=2).close()
             except OSError as exc:
-                if not _export_filter.allow():
-                    continue  # an exporter already reported the collector down
-                logger.warning(
-                    "paca-otel: OTLP collector at %s:%s is unreachable (%s); the app keeps "
-                    "running and %s are retried and then dropped until it is back",
-                    host,
-                    port,
-                    exc,
-                    ", ".join(signals),
-                )
+                down.append(f"{host}:{port} ({exc}; {', '.join(names)})")
+        if down:
+            logger.warning(
+                "paca-otel: OTLP collector unreachable at %s; the app keeps running, and "
+                "telemetry is retried, then dropped and counted, until it is back",
+                "; ".join(down),
+            )
+        _export_filter.probe_done(warned=bool(down))
 
     threading.Thread(target=probe, name="paca-otel-probe", daemon=True).start()
