@@ -242,6 +242,18 @@ class PacaOtelSettings(BaseSettings):
         "evaluation_interval", default=15.0, ge=1.0,
         description="seconds between rule evaluations (>= 1)",
     )  # fmt: skip
+    max_series: int = _env(
+        "max_series", default=10_000, ge=1,
+        description="series the alerting store keeps; new ones beyond it are dropped and counted",
+    )  # fmt: skip
+    max_points: int = _env(
+        "max_points", default=1_000, ge=2,
+        description="points kept per series (a ring buffer; the oldest is evicted)",
+    )  # fmt: skip
+    max_window: float = _env(
+        "max_window", default=3600.0, gt=0,
+        description="seconds of history kept per series (the longest rule window)",
+    )  # fmt: skip
     state_path: Path | None = _env(
         "state_path", default=None,
         description="SQLite file for alert state and the notification outbox (none: in memory)",

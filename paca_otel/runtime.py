@@ -91,7 +91,11 @@ class AlertingRuntime:
         path = str(settings.state_path) if settings.state_path else ":memory:"
         self.outbox = Outbox(path, clock=self.clock)
         self.engine = RuleEngine(
-            shared_store(),
+            shared_store(
+                max_series=settings.max_series,
+                max_points=settings.max_points,
+                max_window=settings.max_window,
+            ),
             outbox=self.outbox,
             channels=self.channels,
             state_path=settings.state_path,

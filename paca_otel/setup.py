@@ -270,7 +270,12 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
     from paca_otel.pipeline.pipeline import Pipeline
 
     resource = _resource(settings)
-    pipeline = Pipeline(store=shared_store())
+    store = shared_store(
+        max_series=settings.max_series,
+        max_points=settings.max_points,
+        max_window=settings.max_window,
+    )
+    pipeline = Pipeline(store=store)
 
     # The SDK's own atexit hooks would shut down a second time after ours (and warn); the
     # handle registers one bounded atexit shutdown instead.

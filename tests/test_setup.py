@@ -181,3 +181,10 @@ def test_console_exporters() -> None:
     exporters = [getattr(p, "_batch_processor", p) for p in processors]
     found = [getattr(e, "_exporter", None) for e in exporters]
     assert any(isinstance(e, ConsoleSpanExporter) for e in found), found
+
+
+def test_series_store_bounds_come_from_settings() -> None:
+    """max_series / max_points / max_window size the alerting store."""
+    tel = configure(max_series=50, max_points=20, max_window=600, **_quiet())
+    store = tel.pipeline.store
+    assert (store.max_series, store.max_points, store.max_window) == (50, 20, 600.0)

@@ -14,12 +14,16 @@ _lock = threading.Lock()
 _store: SeriesStore | None = None
 
 
-def shared_store() -> SeriesStore:
-    """The process's series store, created on first use."""
+def shared_store(
+    *, max_series: int = 10_000, max_points: int = 1_000, max_window: float = 3600.0
+) -> SeriesStore:
+    """The process's series store; the bounds apply when this call creates it."""
     global _store  # noqa: PLW0603  # one store per process, like the OTel global providers
     with _lock:
         if _store is None:
-            _store = SeriesStore()
+            _store = SeriesStore(
+                max_series=max_series, max_points=max_points, max_window=max_window
+            )
         return _store
 
 
