@@ -607,8 +607,8 @@ def seed_aliases(metrics_data: MetricsData) -> dict[str, float]:
     * ``memory_usage``: ``100 *`` ``system.memory.utilization`` of state ``used``.
     * ``disk_usage``: of the ``/`` filesystem, or the largest one if ``/`` is absent:
       ``100 * used / (used + free)`` from ``system.filesystem.usage`` -- what ``df`` and
-      ``psutil.disk_usage().percent`` (the seed) show, blocks reserved for root excluded --
-      falling back to ``100 *`` utilization of state ``used`` without usage data.
+      ``psutil.disk_usage().percent`` (the seed) show: blocks reserved for root are left
+      out, whereas the ``used`` utilization counts them in the total.
     """
     pts = _points(
         metrics_data,
@@ -616,7 +616,6 @@ def seed_aliases(metrics_data: MetricsData) -> dict[str, float]:
             sm.SYSTEM_CPU_UTILIZATION,
             sm.SYSTEM_MEMORY_UTILIZATION,
             sm.SYSTEM_FILESYSTEM_USAGE,
-            sm.SYSTEM_FILESYSTEM_UTILIZATION,
         ),
     )
     aliases: dict[str, float] = {}
@@ -646,15 +645,6 @@ def seed_aliases(metrics_data: MetricsData) -> dict[str, float]:
         denominator = states.get("used", 0.0) + states.get("free", 0.0)
         if denominator > 0:
             aliases["disk_usage"] = 100.0 * states.get("used", 0.0) / denominator
-    else:
-        utils: dict[str, dict[str, float]] = {}
-        for p in pts.get(sm.SYSTEM_FILESYSTEM_UTILIZATION, []):
-            a = p.attributes or {}
-            mount = str(a.get(SYSTEM_FILESYSTEM_MOUNTPOINT))
-            utils.setdefault(mount, {})[str(a.get(SYSTEM_FILESYSTEM_STATE))] = float(p.value)
-        chosen = "/" if "/" in utils else (next(iter(utils)) if utils else None)
-        if chosen is not None and "used" in utils[chosen]:
-            aliases["disk_usage"] = 100.0 * utils[chosen]["used"]
     return aliases
 
 

@@ -1,0 +1,101 @@
+"""Alerts survive a crash: fired while the channel is down, delivered once after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from paca_otel import AlertManager, MonitoringManager, configure
+from paca_otel.signals.system_source import MemoryStats, StaticSource
+from tests.peers import ROOT, free_port
+
+
+class _Hook(BaseHTTPRequestHandler):
+    keys: list[tuple[str, str]]
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.keys.append((self.headers["Idempotency-Key"], body["status"]))  # type: ignore[attr-defined]  # set below
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def receiver_port() -> int:
+    """A port nothing listens on yet (the webhook is 'down' until the test starts it)."""
+    return free_port()
+
+
+@pytest.fixture
+def start_receiver(receiver_port: int) -> Iterator[list[ThreadingHTTPServer]]:
+    servers: list[ThreadingHTTPServer] = []
+    yield servers
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _serve(port: int, servers: list[ThreadingHTTPServer]) -> list[tuple[str, str]]:
+    server = ThreadingHTTPServer(("127.0.0.1", port), _Hook)
+    server.keys = []  # type: ignore[attr-defined]  # the handler appends here
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    servers.append(server)
+    return server.keys  # type: ignore[attr-defined, no-any-return]  # see above
+
+
+async def test_alert_fired_before_sigkill_is_delivered_exactly_once_after_restart(
+    tmp_path: Path, receiver_port: int, start_receiver: list[ThreadingHTTPServer]
+) -> None:
+    """SIGKILL between firing and delivery loses nothing and duplicates nothing."""
+    state = tmp_path / "alerts.sqlite3"
+    url = f"http://127.0.0.1:{receiver_port}/hook"
+    child = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("fire_child.py")), str(state), url],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PACA_OTEL_RAISE_INTERNAL": "0"},
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "fired"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+        if child.stdout is not None:
+            child.stdout.close()
+
+    keys = _serve(receiver_port, start_receiver)  # the channel comes back
+    source = StaticSource()
+    source.mem = MemoryStats(total=1000, states={"used": 950, "free": 50})
+    configure(
+        system_source=source, metrics_exporter="none", state_path=state, webhook_url=url,
+        evaluation_interval=3600,
+    )  # fmt: skip
+    monitor = MonitoringManager()
+    await monitor.start_monitoring()
+    alerts = AlertManager()
+    alerts.add_rule("high_memory_usage", "memory_usage > 90", "webhook", 300)
+    # The restored alert is still firing: no new notification, the old one is delivered.
+    assert [a.state.value for a in alerts.get_active_alerts()] == ["firing"]
+    for _ in range(3):
+        await alerts.evaluate()
+    deadline = time.monotonic() + 10
+    while not keys and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    assert len(keys) == 1, keys
+    assert keys[0][1] == "firing"
+    await monitor.stop()
