@@ -36,12 +36,19 @@ def count_points(reader: InMemoryMetricReader) -> tuple[float, int]:
     return elapsed, points
 
 
-def ours(per_cpu: bool, connections: bool) -> InMemoryMetricReader:
-    """Our gauges; TTL 0 so that every collection takes a fresh snapshot (no cache help)."""
+def ours(per_cpu: bool, connections: bool, *, all_disks: bool = False) -> InMemoryMetricReader:
+    """Our gauges; TTL 0 so that every collection takes a fresh snapshot (no cache help).
+
+    ``all_disks`` turns off the default node_exporter-style exclusion of loop/ram devices and
+    partitions, so the data points are the same as contrib's.
+    """
+    from paca_otel.signals.system_source import DEFAULT_DISK_EXCLUDE, PsutilSource
+
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
     SystemMetrics(
         provider,
+        source=PsutilSource(disk_exclude=None if all_disks else DEFAULT_DISK_EXCLUDE),
         per_cpu=per_cpu,
         connections=connections,
         snapshot_ttl=0.0,
@@ -113,6 +120,9 @@ def main(argv: list[str] | None = None) -> None:
         {
             default: contrib(),
             "paca-otel SystemMetrics (default)": ours(per_cpu=False, connections=False),
+            "paca-otel, all block devices (as contrib)": ours(
+                per_cpu=False, connections=False, all_disks=True
+            ),
             "paca-otel (per_cpu+connections)": ours(per_cpu=True, connections=True),
         },
         default,
@@ -132,6 +142,9 @@ def main(argv: list[str] | None = None) -> None:
         {
             cheap: contrib(config),
             "paca-otel SystemMetrics (default)": ours(per_cpu=False, connections=False),
+            "paca-otel, all block devices (as contrib)": ours(
+                per_cpu=False, connections=False, all_disks=True
+            ),
             "paca-otel SystemMetrics (per_cpu)": ours(per_cpu=True, connections=False),
         },
         cheap,

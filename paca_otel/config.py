@@ -232,6 +232,10 @@ class PacaOtelSettings(BaseSettings):
         "system_metrics_connections", default=False,
         description="opt-in connection counts (expensive: ~10 ms per collection)",
     )  # fmt: skip
+    system_metrics_disk_exclude: str = _env(
+        "system_metrics_disk_exclude", default=r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$",
+        description="regex of block devices not reported (node_exporter's default; '' = all)",
+    )  # fmt: skip
     shutdown_timeout: float = _env(
         "shutdown_timeout", default=5.0, gt=0,
         description="seconds `shutdown()` may take to flush before giving up",
@@ -318,6 +322,18 @@ class PacaOtelSettings(BaseSettings):
             msg = f"not one of {', '.join(sorted(_SAMPLERS))}"
             raise ValueError(msg)
         return name
+
+    @field_validator("system_metrics_disk_exclude")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        import re
+
+        try:
+            re.compile(value)
+        except re.error as exc:
+            msg = f"not a valid regular expression: {exc}"
+            raise ValueError(msg) from None
+        return value
 
     @field_validator("otlp_timeout", "metric_export_interval", "metric_export_timeout")
     @classmethod

@@ -133,3 +133,12 @@ def test_readme_documents_every_setting() -> None:
         for env in envs.split(", "):
             assert env in readme, env
     assert len(settings_table()) == len(PacaOtelSettings.model_fields)
+
+
+def test_disk_exclude_default_matches_the_source_default() -> None:
+    """The setting's default is the node_exporter-style exclusion PsutilSource uses."""
+    from paca_otel.signals.system_source import DEFAULT_DISK_EXCLUDE
+
+    assert load_settings().system_metrics_disk_exclude == DEFAULT_DISK_EXCLUDE
+    with pytest.raises(ConfigError, match="system_metrics_disk_exclude"):
+        load_settings(system_metrics_disk_exclude="(unclosed")

@@ -700,3 +700,21 @@ def test_real_psutil_with_per_cpu_and_connections(reader: Reader, tmp_path: Path
     for attrs, count in points(got["system.network.connection.count"]).items():
         assert dict(attrs)["network.transport"] in ("tcp", "udp")
         assert count >= 0
+
+
+def test_psutil_source_leaves_out_loop_ram_and_partition_devices() -> None:
+    """Real psutil: the default exclusion drops loop/ram/partition devices, '' keeps all."""
+    import re
+
+    import psutil
+
+    from paca_otel.signals.system_source import DEFAULT_DISK_EXCLUDE, PsutilSource
+
+    every = set(psutil.disk_io_counters(perdisk=True) or {})
+    kept = set(PsutilSource().disk_io())
+    assert kept == {d for d in every if not re.match(DEFAULT_DISK_EXCLUDE, d)}
+    assert set(PsutilSource(disk_exclude="").disk_io()) == every
+    for name in ("loop0", "zram0", "ram1", "sda1", "nvme0n1p2"):
+        assert re.match(DEFAULT_DISK_EXCLUDE, name), name
+    for name in ("sda", "vda", "nvme0n1", "xvdb"):
+        assert not re.match(DEFAULT_DISK_EXCLUDE, name), name
