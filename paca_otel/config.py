@@ -233,7 +233,8 @@ class PacaOtelSettings(BaseSettings):
         description="opt-in connection counts (expensive: ~10 ms per collection)",
     )  # fmt: skip
     system_metrics_disk_exclude: str = _env(
-        "system_metrics_disk_exclude", default=r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$",
+        "system_metrics_disk_exclude",
+        default=r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$",
         description="regex of block devices not reported (node_exporter's default; '' = all)",
     )  # fmt: skip
     shutdown_timeout: float = _env(

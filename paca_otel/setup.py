@@ -332,13 +332,11 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
     )
     if settings.system_metrics and not settings.sdk_disabled:
         from paca_otel.signals.system import SystemMetrics
-
         from paca_otel.signals.system_source import PsutilSource
 
         telemetry.system = SystemMetrics(
             meter_provider,
-            source=system_source
-            or PsutilSource(disk_exclude=settings.system_metrics_disk_exclude),
+            source=system_source or PsutilSource(disk_exclude=settings.system_metrics_disk_exclude),
             per_cpu=settings.system_metrics_per_cpu,
             connections=settings.system_metrics_connections,
         )
