@@ -21,8 +21,9 @@ from paca_otel.alerting.channels import (
     SlackChannel,
     WebhookChannel,
 )
+from paca_otel.alerting.dispatcher import Dispatcher
 from paca_otel.alerting.engine import RuleEngine
-from paca_otel.alerting.outbox import Dispatcher, Outbox
+from paca_otel.alerting.outbox import Outbox
 from paca_otel.config import PacaOtelSettings, load_settings
 from paca_otel.errors import RuleError
 from paca_otel.pipeline import shared_store

@@ -37,7 +37,7 @@ from paca_otel.pipeline.store import Labels, Matcher, Series, SeriesStore
 
 if TYPE_CHECKING:
     from paca_otel.alerting.channels.base import NotificationChannel
-    from paca_otel.alerting.outbox import Dispatcher
+    from paca_otel.alerting.dispatcher import Dispatcher
 
 __all__ = ["ActiveAlert", "NotificationSink", "RuleEngine"]
 
@@ -639,7 +639,8 @@ class RuleEngine:
         if self._thread is not None and self._thread.is_alive():
             return
         if self._owns_outbox and self._dispatcher is None:
-            from paca_otel.alerting.outbox import Dispatcher, Outbox
+            from paca_otel.alerting.dispatcher import Dispatcher
+            from paca_otel.alerting.outbox import Outbox
 
             assert isinstance(self.outbox, Outbox)  # made in __init__ when none was given
             self._dispatcher = Dispatcher(self.outbox, self.channels, clock=self.clock)

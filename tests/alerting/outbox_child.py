@@ -11,8 +11,9 @@ import sys
 import time
 
 from paca_otel.alerting.channels import WebhookChannel
+from paca_otel.alerting.dispatcher import Dispatcher
 from paca_otel.alerting.models import AlertEvent, AlertState, Notification, Severity
-from paca_otel.alerting.outbox import Dispatcher, Outbox
+from paca_otel.alerting.outbox import Outbox
 
 
 def main(path: str, url: str) -> None:

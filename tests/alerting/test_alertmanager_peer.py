@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from paca_otel.alerting.channels import AlertmanagerChannel
+from paca_otel.alerting.dispatcher import Dispatcher
 from paca_otel.alerting.models import AlertState
-from paca_otel.alerting.outbox import Dispatcher, Outbox
+from paca_otel.alerting.outbox import Outbox
 from tests.alerting.test_channels import Receiver, event, notification
 from tests.peers import free_port, require_binary
 

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from paca_otel.alerting.dispatcher import Dispatcher
 from paca_otel.alerting.engine import RuleEngine
 from paca_otel.alerting.models import AlertState, Notification
-from paca_otel.alerting.outbox import Dispatcher, Outbox
+from paca_otel.alerting.outbox import Outbox
 from paca_otel.alerting.rules import Rule
 from paca_otel.errors import ConfigError, RuleError
 from paca_otel.pipeline.store import Matcher, SeriesStore

@@ -17,8 +17,9 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from paca_otel.alerting.channels import DeliveryError, WebhookChannel
+from paca_otel.alerting.dispatcher import Dispatcher
 from paca_otel.alerting.models import AlertState, Notification
-from paca_otel.alerting.outbox import DEAD, DELIVERED, Dispatcher, Outbox
+from paca_otel.alerting.outbox import DEAD, DELIVERED, Outbox
 from paca_otel.errors import ChannelError, ConfigError
 from tests.alerting.test_channels import T0, Receiver, event, notification
 from tests.peers import ROOT, free_port
