@@ -18,6 +18,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from paca_otel import _internal
 from paca_otel.setup import Telemetry, configure, get_telemetry
+from paca_otel.signals.system_source import MemoryStats, StaticSource
+
+__all__ = ["Captured", "MemoryStats", "StaticSource", "capture", "reset"]
 
 
 def reset() -> None:
@@ -63,6 +66,14 @@ def capture(**settings: Any) -> Iterator[Captured]:
     )
     logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]  # untyped in the SDK
     telemetry.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
+    if telemetry.settings.logs:
+        # With no log exporter configure() leaves the OTel bridge off; here it feeds ``logs``.
+        from paca_otel.signals.logs import install_logging
+
+        telemetry.logging_handles = install_logging(
+            logger_provider=telemetry.logger_provider,
+            service_name=telemetry.settings.service_name,
+        )
     try:
         yield Captured(telemetry=telemetry, spans=spans, metrics=reader, logs=logs)
     finally:

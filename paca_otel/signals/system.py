@@ -96,9 +96,8 @@ from opentelemetry.util.types import Attributes
 from paca_otel._internal import handle_internal_errors
 from paca_otel._version import __version__
 from paca_otel.errors import ConfigError
+from paca_otel.signals.cgroup import CgroupSample, CgroupV2
 from paca_otel.signals.system_source import (
-    CgroupSample,
-    CgroupV2,
     ProcessStats,
     PsutilSource,
     SystemSource,
