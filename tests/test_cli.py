@@ -56,3 +56,31 @@ def test_console_script_is_installed() -> None:
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     assert __version__ in result.stdout
+
+
+def test_rules_check_accepts_the_example_and_names_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """rules check: 0 for a valid file; 1 with file, rule and column for a broken one."""
+    assert main(["rules", "check", str(ROOT / "examples" / "rules.yaml")]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("groups:\n  - name: g\n    rules:\n      - alert: Broken\n        expr: cpu_usage >\n")
+    assert main(["rules", "check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "Broken" in err
+    assert "column" in err
+
+
+def test_rules_test_runs_the_example_unit_tests(capsys: pytest.CaptureFixture[str]) -> None:
+    """rules test: the shipped rule unit tests pass, like promtool test rules."""
+    assert main(["rules", "test", str(ROOT / "examples" / "rules_test.yaml")]) == 0
+
+
+def test_rules_export_writes_prometheus_rules(capsys: pytest.CaptureFixture[str]) -> None:
+    """rules export --format prometheus prints a Prometheus rule file."""
+    import yaml
+
+    assert main(["rules", "export", str(ROOT / "examples" / "rules.yaml")]) == 0
+    document = yaml.safe_load(capsys.readouterr().out)
+    assert document["groups"]
+    assert all("alert" in rule for group in document["groups"] for rule in group["rules"])
