@@ -42,10 +42,11 @@ def ours(per_cpu: bool, connections: bool, *, all_disks: bool = False) -> InMemo
     ``all_disks`` turns off the default node_exporter-style exclusion of loop/ram devices and
     partitions, so the data points are the same as contrib's.
     """
+    from paca_otel.signals.system import system_views
     from paca_otel.signals.system_source import DEFAULT_DISK_EXCLUDE, PsutilSource
 
     reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    provider = MeterProvider(metric_readers=[reader], views=system_views(), shutdown_on_exit=False)
     SystemMetrics(
         provider,
         source=PsutilSource(disk_exclude=None if all_disks else DEFAULT_DISK_EXCLUDE),

@@ -309,8 +309,13 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
                 export_timeout_millis=settings.metric_export_timeout,
             )
         )
+    views = []
+    if settings.system_metrics and not settings.sdk_disabled:
+        from paca_otel.signals.system import system_views
+
+        views = system_views()
     meter_provider = MeterProvider(
-        resource=resource, metric_readers=readers, shutdown_on_exit=False
+        resource=resource, metric_readers=readers, views=views, shutdown_on_exit=False
     )
 
     logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)

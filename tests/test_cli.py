@@ -64,7 +64,9 @@ def test_rules_check_accepts_the_example_and_names_errors(
     """rules check: 0 for a valid file; 1 with file, rule and column for a broken one."""
     assert main(["rules", "check", str(ROOT / "examples" / "rules.yaml")]) == 0
     bad = tmp_path / "bad.yaml"
-    bad.write_text("groups:\n  - name: g\n    rules:\n      - alert: Broken\n        expr: cpu_usage >\n")
+    bad.write_text(
+        "groups:\n  - name: g\n    rules:\n      - alert: Broken\n        expr: cpu_usage >\n"
+    )
     assert main(["rules", "check", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "Broken" in err
