@@ -24,12 +24,10 @@ from opentelemetry._logs import set_logger_provider
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
-    ConsoleLogRecordExporter,
     LogRecordExporter,
 )
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
-    ConsoleMetricExporter,
     InMemoryMetricReader,
     MetricExporter,
     MetricReader,
@@ -37,7 +35,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from prometheus_client import CollectorRegistry
 
 from paca_otel._internal import drops
@@ -415,60 +413,53 @@ def _otlp_kwargs(settings: PacaOtelSettings, signal: Signal) -> dict[str, Any]:
     return kwargs
 
 
-def _span_exporters(settings: PacaOtelSettings) -> list[SpanExporter]:
-    exporters: list[SpanExporter] = []
-    for name in settings.exporters("traces"):
-        if name == "console":
-            exporters.append(ConsoleSpanExporter())
-        elif settings.otlp_protocol_for("traces") == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+#: Exporter classes per signal and kind, imported only when chosen (gRPC pulls in grpcio).
+_EXPORTER_CLASSES: dict[str, dict[str, str]] = {
+    "traces": {
+        "console": "opentelemetry.sdk.trace.export:ConsoleSpanExporter",
+        "grpc": "opentelemetry.exporter.otlp.proto.grpc.trace_exporter:OTLPSpanExporter",
+        "http/protobuf": "opentelemetry.exporter.otlp.proto.http.trace_exporter:OTLPSpanExporter",
+    },
+    "metrics": {
+        "console": "opentelemetry.sdk.metrics.export:ConsoleMetricExporter",
+        "grpc": "opentelemetry.exporter.otlp.proto.grpc.metric_exporter:OTLPMetricExporter",
+        "http/protobuf": "opentelemetry.exporter.otlp.proto.http.metric_exporter:"
+        "OTLPMetricExporter",
+    },
+    "logs": {
+        "console": "opentelemetry.sdk._logs.export:ConsoleLogRecordExporter",
+        "grpc": "opentelemetry.exporter.otlp.proto.grpc._log_exporter:OTLPLogExporter",
+        "http/protobuf": "opentelemetry.exporter.otlp.proto.http._log_exporter:OTLPLogExporter",
+    },
+}
 
-            exporters.append(OTLPSpanExporter(**_otlp_kwargs(settings, "traces")))
-        else:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-                OTLPSpanExporter as HTTPSpanExporter,
-            )
 
-            exporters.append(HTTPSpanExporter(**_otlp_kwargs(settings, "traces")))
+def _exporters(settings: PacaOtelSettings, signal: Signal) -> list[Any]:
+    """The push exporters chosen for ``signal`` (Prometheus is a pull reader, built apart)."""
+    import importlib
+
+    exporters: list[Any] = []
+    for name in settings.exporters(signal):
+        if name == "prometheus":
+            continue
+        kind = "console" if name == "console" else settings.otlp_protocol_for(signal)
+        module, _, cls = _EXPORTER_CLASSES[signal][kind].partition(":")
+        factory = getattr(importlib.import_module(module), cls)
+        kwargs = {} if kind == "console" else _otlp_kwargs(settings, signal)
+        exporters.append(factory(**kwargs))
     return exporters
+
+
+def _span_exporters(settings: PacaOtelSettings) -> list[SpanExporter]:
+    return _exporters(settings, "traces")
 
 
 def _metric_exporters(settings: PacaOtelSettings) -> list[MetricExporter]:
-    exporters: list[MetricExporter] = []
-    for name in settings.exporters("metrics"):
-        if name == "console":
-            exporters.append(ConsoleMetricExporter())
-        elif name == "prometheus":
-            continue  # a pull reader, built by the caller
-        elif settings.otlp_protocol_for("metrics") == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-
-            exporters.append(OTLPMetricExporter(**_otlp_kwargs(settings, "metrics")))
-        else:
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-                OTLPMetricExporter as HTTPMetricExporter,
-            )
-
-            exporters.append(HTTPMetricExporter(**_otlp_kwargs(settings, "metrics")))
-    return exporters
+    return _exporters(settings, "metrics")
 
 
 def _log_exporters(settings: PacaOtelSettings) -> list[LogRecordExporter]:
-    exporters: list[LogRecordExporter] = []
-    for name in settings.exporters("logs"):
-        if name == "console":
-            exporters.append(ConsoleLogRecordExporter())
-        elif settings.otlp_protocol_for("logs") == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-
-            exporters.append(OTLPLogExporter(**_otlp_kwargs(settings, "logs")))
-        else:
-            from opentelemetry.exporter.otlp.proto.http._log_exporter import (
-                OTLPLogExporter as HTTPLogExporter,
-            )
-
-            exporters.append(HTTPLogExporter(**_otlp_kwargs(settings, "logs")))
-    return exporters
+    return _exporters(settings, "logs")
 
 
 def _start_prometheus(
