@@ -47,7 +47,7 @@ def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data:
 
 def self_signed(tmp: Path) -> tuple[Path, Path]:
     """A throw-away certificate for 127.0.0.1, made with cryptography (no openssl CLI)."""
-    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
