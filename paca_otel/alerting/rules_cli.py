@@ -51,7 +51,10 @@ def check(path: str | Path, out: TextIO | None = None, err: TextIO | None = None
     print(f"{path}: OK, {len(loaded)} rules in {len(groups)} groups", file=out)
     for rule in loaded:
         if not rule.channels:
-            print(f"  note: rule {rule.name!r} has no channels (visible in the API only)", file=out)
+            print(
+                f"  note: rule {rule.name!r} names no channels: it notifies the default (log)",
+                file=out,
+            )
     return EXIT_OK
 
 
