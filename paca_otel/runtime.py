@@ -121,18 +121,37 @@ class AlertingRuntime:
 
     def add_channel(self, name: str, channel: NotificationChannel) -> None:
         """Register a user channel (the NotificationChannel protocol) under ``name``."""
-        self.channels[name] = channel  # the engine and dispatcher hold this same dict
+        self.channels[name] = channel  # the engine holds this same dict
+        self.dispatcher.add_channel(name, channel)
 
     def attach(self, telemetry: Telemetry) -> None:
-        """Evaluate against ``telemetry``'s pipeline and start the loops (idempotent)."""
+        """Evaluate against ``telemetry``'s pipeline and start the loops (idempotent).
+
+        When that telemetry shuts down, the loops stop with it (rules and alert state stay,
+        and a later ``attach`` resumes them).
+        """
+        if self.telemetry is telemetry and self._started:
+            return
         self.telemetry = telemetry
         for name, channel in channels_from_settings(telemetry.settings).items():
-            self.channels.setdefault(name, channel)
+            if name not in self.channels:
+                self.add_channel(name, channel)
         self.engine._collect = telemetry.pipeline.collect
+        telemetry.add_shutdown_hook(lambda: self.detach(telemetry))
         if not self._started:
             self._started = True
             self.dispatcher.start()
             self.engine.start()
+
+    def detach(self, telemetry: Telemetry) -> None:
+        """Stop evaluating and sending for ``telemetry`` (it is shutting down)."""
+        if self.telemetry is not telemetry:
+            return
+        self.telemetry = None
+        self.engine.stop()
+        self.engine._collect = None
+        self.dispatcher.stop()
+        self._started = False
 
     def evaluate_now(self, now: float | None = None) -> None:
         """One collection + evaluation cycle right now, and wake the sender."""

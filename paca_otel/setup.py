@@ -77,6 +77,7 @@ class Telemetry:
     logging_handles: LoggingHandles | None = None
     _prometheus_server: tuple[WSGIServer, threading.Thread] | None = None
     _apps: list[Any] = field(default_factory=list)
+    _shutdown_hooks: list[Callable[[], object]] = field(default_factory=list)
     _is_shutdown: bool = False
 
     @property
@@ -98,6 +99,10 @@ class Telemetry:
         if metrics_path and self.prometheus_registry is not None:
             app.add_route(metrics_path, _scrape_endpoint(self.prometheus_registry), ["GET"])
         self._apps.append(app)
+
+    def add_shutdown_hook(self, hook: Callable[[], object]) -> None:
+        """Call ``hook`` first thing in :meth:`shutdown` (the alerting runtime detaches so)."""
+        self._shutdown_hooks.append(hook)
 
     def force_flush(self, timeout_millis: int = 5_000) -> bool:
         """Export what is buffered now; False if some provider did not finish in time.
@@ -134,6 +139,8 @@ class Telemetry:
             if _current is self:
                 _current = None
         atexit.unregister(self.shutdown)
+        for hook in self._shutdown_hooks:
+            hook()
         timeout = (
             timeout_millis / 1000 if timeout_millis is not None else self.settings.shutdown_timeout
         )

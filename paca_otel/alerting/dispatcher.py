@@ -106,11 +106,31 @@ class Dispatcher:
         self._stop.clear()
         self.outbox.add_listener(self._listener)
         for name in self.channels:
-            thread = threading.Thread(
-                target=self._run, args=(name,), name=f"paca-otel-alerts-{name}", daemon=True
-            )
-            self._threads.append(thread)
-            thread.start()
+            self._start_worker(name)
+
+    def _start_worker(self, name: str) -> None:
+        thread = threading.Thread(
+            target=self._run, args=(name,), name=f"paca-otel-alerts-{name}", daemon=True
+        )
+        self._threads.append(thread)
+        thread.start()
+
+    def add_channel(self, name: str, channel: NotificationChannel) -> None:
+        """Deliver to one more channel (or replace one); a running dispatcher starts its worker.
+
+        Raises:
+            ConfigError: ``channel`` lacks ``name``/``resend_interval``/``send()``.
+        """
+        if not isinstance(channel, NotificationChannel):
+            msg = f"channel {name!r}={channel!r} lacks name/resend_interval/send()"
+            raise ConfigError(msg)
+        new = name not in self.channels
+        self.channels[name] = channel
+        self._locks.setdefault(name, threading.Lock())
+        self._events.setdefault(name, threading.Event())
+        self._attrs.setdefault(name, {"channel": name})
+        if new and self._threads:
+            self._start_worker(name)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the workers, waiting up to ``timeout`` seconds in all for the current sends.

@@ -1,0 +1,56 @@
+"""The process-wide alerting runtime: attach/detach with the telemetry, user channels."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from paca_otel import AlertManager, MonitoringManager, Notification
+
+
+class _Inbox:
+    """A user channel (the NotificationChannel protocol) that keeps what it gets."""
+
+    name = "inbox"
+    resend_interval = None
+
+    def __init__(self) -> None:
+        self.received: list[Notification] = []
+
+    def send(self, notification: Notification) -> None:
+        self.received.append(notification)
+
+
+async def test_stop_stops_the_loops_and_start_resumes_them() -> None:
+    """After MonitoringManager.stop no thread evaluates; start_monitoring resumes with the rules."""
+    monitor = MonitoringManager(metrics_exporter="none", system_metrics=False)
+    await monitor.start_monitoring()
+    alerts = AlertManager()
+    alerts.add_rule("never", "cpu_usage > 1000", "log", 60)
+    engine = alerts.runtime.engine
+    assert engine._thread is not None
+    await monitor.stop()
+    assert engine._thread is None
+    await monitor.start_monitoring()
+    assert engine._thread is not None
+    assert [r.name for r in alerts.rules] == ["never"]
+    await monitor.stop()
+
+
+async def test_user_channel_added_after_start_receives_notifications() -> None:
+    """add_channel on a running runtime gives the new channel a delivery worker."""
+    monitor = MonitoringManager(metrics_exporter="none", system_metrics=False)
+    await monitor.start_monitoring()
+    alerts = AlertManager()
+    inbox = _Inbox()
+    alerts.add_channel("inbox", inbox)
+    alerts.add_rule("deep_queue", "queue_depth > 10", "inbox", 60)
+    from paca_otel import MetricsCollector
+
+    MetricsCollector().set_gauge("queue_depth", 50)
+    await alerts.evaluate()
+    deadline = time.monotonic() + 5
+    while not inbox.received and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert [n.events[0].rule for n in inbox.received] == ["deep_queue"]
+    await monitor.stop()
