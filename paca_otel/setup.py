@@ -510,6 +510,9 @@ def _set_globals(
     metrics.set_meter_provider(meter_provider)
     set_logger_provider(logger_provider)
     drops.reset()  # the self-metric's counter belonged to the previous provider
+    from paca_otel.signals.metrics import rebind_global_collectors
+
+    rebind_global_collectors()
 
 
 # --- collector reachability -------------------------------------------------------------------

@@ -23,6 +23,7 @@ import logging
 import math
 import re
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from enum import Enum
 from time import perf_counter
@@ -84,6 +85,21 @@ def _validate_name(name: object) -> str:
     return name
 
 
+_global_collectors: weakref.WeakSet[MetricsCollector] = weakref.WeakSet()
+
+
+def rebind_global_collectors() -> None:
+    """Make collectors on the global provider re-create their instruments on the new one.
+
+    ``configure()`` calls this when it replaces the global MeterProvider (re-configuration,
+    ``MonitoringManager`` stop then start). Without it, a long-lived collector would keep
+    recording into the shut-down provider and its data would silently vanish. The hot path
+    pays nothing for this: caches are cleared here, not checked per call.
+    """
+    for collector in list(_global_collectors):
+        collector._forget_instruments()
+
+
 class MetricsCollector:
     """Records metrics by name, creating and caching one OTel instrument per (name, kind).
 
@@ -108,6 +124,8 @@ class MetricsCollector:
         # With neither, the global meter is looked up at the first instrument, not here: a
         # collector made at import time or before configure() then lands on the live provider.
         self._meter: Meter | None = meter
+        if meter is None:
+            _global_collectors.add(self)
         self._lock = threading.Lock()
         # One dict per kind so the hot path is a single lookup keyed by the plain name.
         self._counters: dict[str, Counter] = {}
@@ -116,6 +134,14 @@ class MetricsCollector:
         self._gauges: dict[str, Gauge] = {}
         # Lower-cased name -> kind: OTel instrument names are case-insensitive.
         self._kinds: dict[str, MetricKind] = {}
+
+    def _forget_instruments(self) -> None:
+        """Drop the meter and every cached instrument (the global provider was replaced)."""
+        with self._lock:
+            self._meter = None
+            for cache in (self._counters, self._up_down_counters, self._histograms, self._gauges):
+                cache.clear()
+            self._kinds.clear()
 
     @property
     def meter(self) -> Meter:

@@ -85,3 +85,15 @@ def test_record_metric_rejects_bad_names_and_drops_nan() -> None:
     with pytest.raises(InvalidMetricNameError):
         asyncio.run(collector.record_metric("9 bad name", 1))
     asyncio.run(collector.record_metric("fine", float("nan")))
+
+
+async def test_a_collector_outlives_stop_and_start() -> None:
+    """A module-level collector keeps recording into the new providers after a restart."""
+    collector = MetricsCollector()
+    for round_ in range(2):
+        monitor = MonitoringManager(metrics_exporter="none", system_metrics=False)
+        await monitor.start()
+        await collector.record_metric("jobs", 1 + round_, kind="counter")
+        metrics = await monitor.get_current_metrics()
+        assert metrics["jobs"] == 1 + round_
+        await monitor.stop()
