@@ -5,12 +5,9 @@ Prometheus (``for``, ``keep_firing_for``), with two additions from the seed: a `
 condition (hysteresis: a firing alert resolves only once ``clear`` holds, so a value hovering at
 the threshold does not page every minute) and a flap detector (an alert that changes state more
 than ``flap_threshold`` times in ``flap_window`` sends one summary instead of a storm). What to
-send is decided here, Alertmanager-style: repeats after ``cooldown``, silences, and grouping of
-alerts that fire together into one :class:`~paca_otel.alerting.models.Notification` per channel
-(for channels with a ``resend_interval`` the notification carries the whole group's firing
-alerts, because the dispatcher re-sends only a group's latest one). Sending is not:
-notifications go into the outbox, and the dispatcher's thread delivers them, so evaluation
-never waits on I/O.
+send is decided here, Alertmanager-style: repeats after ``cooldown`` and silences; grouping the
+result into notifications is ``notify.py``'s part. Sending is not: notifications go into the
+outbox, and the dispatcher's thread delivers them, so evaluation never waits on I/O.
 State is written through to SQLite on every transition (``state.py``).
 """
 
@@ -23,17 +20,18 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, cast
 
 from paca_otel._internal import handle_internal_errors
+from paca_otel.alerting.evaluate import CycleView
 from paca_otel.alerting.expr import Expr, evaluate
-from paca_otel.alerting.models import AlertEvent, AlertState, Notification, fingerprint
+from paca_otel.alerting.models import AlertEvent, AlertState, fingerprint
+from paca_otel.alerting.notify import NotificationSink, Notifier, Outgoing
 from paca_otel.alerting.rules import Rule, render_annotations
 from paca_otel.alerting.silences import FlapDetector, Silences
 from paca_otel.alerting.state import ActiveAlert, AlertRecord, SilenceRecord, StateStore
 from paca_otel.errors import ConfigError, RuleError
-from paca_otel.pipeline.store import Labels, Matcher, Series, SeriesStore
+from paca_otel.pipeline.store import Labels, Matcher, SeriesStore
 
 if TYPE_CHECKING:
     from paca_otel.alerting.channels.base import NotificationChannel
@@ -45,63 +43,6 @@ logger = logging.getLogger("paca_otel.alerting")
 
 #: Events kept in memory for :meth:`RuleEngine.history` (the same number is kept on disk).
 HISTORY_SIZE = 1_000
-
-
-class NotificationSink(Protocol):
-    """Where the engine puts notifications: the :class:`~paca_otel.alerting.outbox.Outbox`."""
-
-    def enqueue(self, notification: Notification) -> bool:
-        """Store one notification for delivery; ``False`` if an identical one exists."""
-
-
-@dataclass(slots=True)
-class _Outgoing:
-    """One alert event due to one channel, before grouping."""
-
-    channel: str
-    group_key: str
-    kind: str  # "notify" | "repeat" | "flapping" | "settled"
-    event: AlertEvent
-    summary: str = ""
-
-
-class _CycleView:
-    """The store as one evaluation cycle sees it: each distinct selector is read once.
-
-    Many rules share a selector (``error_rate{route="/x"}`` with a warning and a critical
-    threshold, a condition and its ``clear``); memoising ``latest``/``select`` by their
-    arguments for the length of one cycle reads each once, and gives every rule of the cycle
-    the same snapshot. The evaluator passes the same cached matcher tuples every time, so
-    the keys hash cheaply.
-    """
-
-    __slots__ = ("_latest", "_select", "_store")
-
-    def __init__(self, store: SeriesStore) -> None:
-        self._store = store
-        self._latest: dict[tuple[Any, ...], list[tuple[Labels, float]]] = {}
-        self._select: dict[tuple[Any, ...], list[Series]] = {}
-
-    def latest(
-        self, name: str, matchers: Sequence[Matcher] = (), *, at: float, lookback: float = 300.0
-    ) -> list[tuple[Labels, float]]:
-        key = (name, tuple(matchers), at, lookback)
-        hit = self._latest.get(key)
-        if hit is None:
-            hit = self._latest[key] = self._store.latest(name, matchers, at=at, lookback=lookback)
-        return hit
-
-    def select(
-        self, name: str, matchers: Sequence[Matcher] = (), *, start: float, end: float
-    ) -> list[Series]:
-        key = (name, tuple(matchers), start, end)
-        hit = self._select.get(key)
-        if hit is None:
-            hit = self._select[key] = self._store.select(name, matchers, start=start, end=end)
-        return hit
-
-    def names(self) -> list[str]:
-        return self._store.names()
 
 
 def _seconds(value: object, what: str) -> float:
@@ -170,10 +111,8 @@ class RuleEngine:
         self.store = store
         self.clock = clock
         self.evaluation_interval = float(evaluation_interval)
-        self.group_wait = _seconds(group_wait, "group_wait")
         self.flap_window = _seconds(flap_window, "flap_window")
         self.default_channels = tuple(default_channels)
-        self.group_by = tuple(group_by)
         self._collect = collect
         self._check_channels = channels is not None
         if channels is None:
@@ -193,6 +132,12 @@ class RuleEngine:
 
             outbox = Outbox(":memory:", clock=clock)
         self.outbox: NotificationSink = outbox
+        self._notifier = Notifier(
+            outbox,
+            self.channels,
+            group_by=group_by,
+            group_wait=_seconds(group_wait, "group_wait"),
+        )
         self._dispatcher: Dispatcher | None = None
         self._state = StateStore(state_path)
         self.silences = Silences(self._state, clock)
@@ -206,21 +151,33 @@ class RuleEngine:
         self._flaps = FlapDetector(int(flap_threshold), self.flap_window)
         self._last_eval: dict[str, float] = {}
         self._view: SeriesStore = store
-        self._held: dict[tuple[str, str, str], tuple[float, list[_Outgoing]]] = {}
         self._history: deque[AlertEvent] = deque(
             self._state.load_history(HISTORY_SIZE), maxlen=HISTORY_SIZE
         )
         self._dirty: dict[str, AlertRecord] = {}
         self._events: list[AlertEvent] = []  # this cycle's transitions
-        self._out: list[_Outgoing] = []  # this cycle's notifications, before grouping
+        self._out: list[Outgoing] = []  # this cycle's notifications, before grouping
         self._deleted: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        #: Notifications the outbox refused as duplicates (same idempotency key).
-        self.duplicates = 0
         #: Evaluation cycles run and the duration of the last one, for self-monitoring.
         self.cycles = 0
         self.last_cycle_seconds = 0.0
+
+    @property
+    def group_by(self) -> tuple[str, ...]:
+        """Labels whose values form the group key."""
+        return self._notifier.group_by
+
+    @property
+    def group_wait(self) -> float:
+        """Seconds a new group's first notification is held."""
+        return self._notifier.group_wait
+
+    @property
+    def duplicates(self) -> int:
+        """Notifications the outbox refused as duplicates (same idempotency key)."""
+        return self._notifier.duplicates
 
     # ------------------------------------------------------------------ rules
     @property
@@ -279,7 +236,7 @@ class RuleEngine:
             events = self._events = []
             outgoing = self._out = []
             # duck-typed stand-in: the evaluator only calls latest/select/names
-            self._view = cast("SeriesStore", _CycleView(self.store))
+            self._view = cast("SeriesStore", CycleView(self.store))
             for rule in list(self._rules.values()):
                 if rule.interval is not None:  # a group with its own, slower interval
                     last = self._last_eval.get(rule.name)
@@ -319,17 +276,23 @@ class RuleEngine:
             for labels, value in holding.items():
                 self._condition_true(rule, tracked, labels, value, now)
             cleared: dict[Labels, float] | None = None
+            measured: frozenset[Labels] = frozenset()
             clear_all = force_clear or clear_expr is None
             for labels in [lb for lb in tracked if lb not in holding]:
                 record = tracked[labels]
                 if record.state is AlertState.FIRING and not clear_all:
                     if cleared is None:
                         assert clear_expr is not None  # clear_all is False only with one
-                        clear_result = evaluate(clear_expr, self._view, now)
+                        clear_result = evaluate(clear_expr, self._view, now, measured=True)
                         clear_all = clear_result.no_data or () in clear_result.samples
                         cleared = clear_result.samples
-                    if not clear_all and labels not in cleared:
-                        record.false_since = None  # hysteresis: still firing, still "true"
+                        measured = clear_result.measured
+                    # hysteresis holds a label set that is still reported but not yet below
+                    # ``clear``; one that is no longer reported resolves as without ``clear``
+                    if not clear_all and labels not in cleared and labels in measured:
+                        if record.false_since is not None:  # still "true": the timer restarts
+                            record.false_since = None
+                            self._dirty[record.fingerprint] = record
                         record.last_true = now
                         continue
                 self._condition_false(rule, tracked, record, now)
@@ -365,6 +328,7 @@ class RuleEngine:
             self._dirty[record.fingerprint] = record
         if record.state is AlertState.PENDING and now - record.active_since >= rule.for_:
             record.state = AlertState.FIRING
+            record.fired_at = now
             record.last_notified = None
             self._dirty[record.fingerprint] = record
             event = self._event(rule, record, AlertState.FIRING, None)
@@ -387,7 +351,7 @@ class RuleEngine:
         self._forget(record)
         event = self._event(rule, record, AlertState.RESOLVED, now)
         self._events.append(event)
-        if record.last_notified is not None or record.fingerprint in self._flaps:
+        if record.last_notified is not None:
             self._transition(rule, record, event, now)
         else:  # never announced (silenced): a lone "resolved" would confuse
             self._flaps.note(record.fingerprint, rule.name, event, now)
@@ -423,27 +387,23 @@ class RuleEngine:
     def _channels_of(self, rule: Rule) -> tuple[str, ...]:
         return tuple(rule.channels) or self.default_channels
 
-    def _group_key(self, event: AlertEvent) -> str:
-        parts = []
-        for name in self.group_by:
-            value = event.rule if name == "alertname" else event.labels.get(name, "")
-            parts.append(f"{name}={value}")
-        return ",".join(parts)
-
     def _silenced(self, event: AlertEvent, now: float) -> SilenceRecord | None:
+        # the labels an Alertmanager would see: ``alertname`` and ``severity`` included
         labels = dict(event.labels)
         labels["alertname"] = event.rule
+        labels.setdefault("severity", event.severity.value)
         return self.silences.matching(labels, now)
 
     def _transition(self, rule: Rule, record: AlertRecord, event: AlertEvent, now: float) -> None:
         """An alert fired or resolved: notify, unless flapping or silenced."""
         fp = record.fingerprint
         if self._flaps.note(fp, rule.name, event, now):
-            summary = (
-                f"{rule.name} is flapping: {self._flaps.changes(fp)} state changes in "
-                f"{self.flap_window:g} s; notifications paused until it settles"
-            )
-            self._emit(rule, event, "flapping", summary=summary)
+            if self._silenced(event, now) is None:
+                summary = (
+                    f"{rule.name} is flapping: {self._flaps.changes(fp)} state changes in "
+                    f"{self.flap_window:g} s; notifications paused until it settles"
+                )
+                self._emit(rule, event, "flapping", summary=summary)
             return
         if self._flaps.is_flapping(fp) or self._silenced(event, now) is not None:
             return
@@ -473,11 +433,11 @@ class RuleEngine:
         self._mark_notified(record, now)
 
     def _emit(self, rule: Rule, event: AlertEvent, kind: str, *, summary: str = "") -> None:
-        key = self._group_key(event)
+        key = self._notifier.group_key(event)
         if kind in ("flapping", "settled"):
             key = f"{key},flapping={event.fingerprint}"
         for name in self._channels_of(rule):
-            self._out.append(_Outgoing(name, key, kind, event, summary))
+            self._out.append(Outgoing(name, key, kind, event, summary))
 
     def _check_flaps(self, now: float) -> None:
         """Announce the current state of alerts that stopped flapping."""
@@ -488,59 +448,21 @@ class RuleEngine:
             record = next(
                 (r for r in self._alerts.get(rule.name, {}).values() if r.fingerprint == fp), None
             )
-            if record is not None and record.state is AlertState.FIRING:
+            firing = record is not None and record.state is AlertState.FIRING
+            if record is not None and firing:
                 event = self._event(rule, record, AlertState.FIRING, None)
-                self._mark_notified(record, now)
             else:
                 event = flap.last_event
-            if self._silenced(event, now) is None:
-                summary = f"{rule.name} stopped flapping and is {event.state.value}"
-                self._emit(rule, event, "settled", summary=summary)
+            if self._silenced(event, now) is not None:
+                continue  # still owed: sent once the silence ends (last_notified stays None)
+            if record is not None and firing:
+                self._mark_notified(record, now)
+            summary = f"{rule.name} stopped flapping and is {event.state.value}"
+            self._emit(rule, event, "settled", summary=summary)
 
-    def _send(self, outgoing: list[_Outgoing], now: float) -> None:
-        """Group per (channel, group, kind), honour ``group_wait``, enqueue into the outbox."""
-        groups: dict[tuple[str, str, str], list[_Outgoing]] = {}
-        for item in outgoing:
-            groups.setdefault((item.channel, item.group_key, item.kind), []).append(item)
-        if self.group_wait > 0:
-            for key, items in groups.items():
-                since, held = self._held.get(key, (now, []))
-                self._held[key] = (since, held + items)
-            groups = {}
-            for key, (since, held) in list(self._held.items()):
-                if now - since >= self.group_wait:
-                    groups[key] = held
-                    del self._held[key]
-        sent = 0
-        for (channel, group_key, kind), items in sorted(groups.items()):
-            unique: dict[tuple[str, str], AlertEvent] = {}
-            for item in items:
-                unique[(item.event.fingerprint, item.event.state.value)] = item.event
-            channel_obj = self.channels.get(channel)
-            if (
-                kind in ("notify", "repeat")
-                and channel_obj is not None
-                and channel_obj.resend_interval
-            ):
-                for event in self._group_firing(channel, group_key, now):
-                    unique.setdefault((event.fingerprint, event.state.value), event)
-            events = tuple(sorted(unique.values(), key=lambda e: (e.rule, e.fingerprint)))
-            # repeats and flap notices re-use events already sent: ``sent_at`` tells them apart
-            # (the outbox's idempotency key must include it for them to be delivered)
-            extra: dict[str, Any] = {} if kind == "notify" else {"kind": kind, "sent_at": now}
-            notification = Notification(
-                channel=channel,
-                group_key=group_key,
-                events=events,
-                created_at=now,
-                summary=items[0].summary,
-                extra=extra,
-            )
-            if self.outbox.enqueue(notification):
-                sent += 1
-            else:
-                self.duplicates += 1
-        if sent and self._dispatcher is not None:
+    def _send(self, outgoing: list[Outgoing], now: float) -> None:
+        """Group and enqueue the cycle's notifications, then wake the dispatcher."""
+        if self._notifier.send(outgoing, now, self._group_firing) and self._dispatcher:
             self._dispatcher.wake()
 
     def _group_firing(self, channel: str, group_key: str, now: float) -> list[AlertEvent]:
@@ -556,7 +478,10 @@ class RuleEngine:
                 if self._flaps.is_flapping(record.fingerprint):
                     continue
                 event = self._event(rule, record, AlertState.FIRING, None)
-                if self._group_key(event) == group_key and self._silenced(event, now) is None:
+                if (
+                    self._notifier.group_key(event) == group_key
+                    and self._silenced(event, now) is None
+                ):
                     found.append(event)
         return found
 
@@ -589,7 +514,7 @@ class RuleEngine:
                             value=record.value,
                             severity=event.severity,
                             active_since=record.active_since,
-                            fired_at=record.active_since + rule.for_ if firing else None,
+                            fired_at=self._fired_at(rule, record) if firing else None,
                             last_notified=record.last_notified,
                             fingerprint=record.fingerprint,
                             flapping=self._flaps.is_flapping(record.fingerprint),
@@ -597,6 +522,12 @@ class RuleEngine:
                         )
                     )
         return out
+
+    @staticmethod
+    def _fired_at(rule: Rule, record: AlertRecord) -> float:
+        if record.fired_at is not None:
+            return record.fired_at
+        return record.active_since + rule.for_  # a record saved before fired_at existed
 
     def history(self, limit: int = 100) -> list[AlertEvent]:
         """The newest ``limit`` firing/resolved events, newest first."""

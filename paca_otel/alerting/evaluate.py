@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from typing import Any
 
 from paca_otel.alerting.expr import (
     Absent,
@@ -32,7 +33,7 @@ from paca_otel.alerting.expr import (
     Selector,
     WindowCall,
 )
-from paca_otel.pipeline.store import Labels, Matcher, SeriesStore
+from paca_otel.pipeline.store import Labels, Matcher, Series, SeriesStore
 
 LOOKBACK = 300.0
 """Seconds a plain selector looks back for a series' latest point (PromQL's staleness delta)."""
@@ -51,24 +52,72 @@ def store_matchers(selector: Selector) -> tuple[Matcher, ...]:
     return tuple(Matcher(m.name, m.op, m.value) for m in selector.matchers)
 
 
+class CycleView:
+    """The store as one evaluation cycle sees it: each distinct selector is read once.
+
+    Many rules share a selector (``error_rate{route="/x"}`` with a warning and a critical
+    threshold, a condition and its ``clear``); memoising ``latest``/``select`` by their
+    arguments for the length of one cycle reads each once, and gives every rule of the cycle
+    the same snapshot. The evaluator passes the same cached matcher tuples every time, so
+    the keys hash cheaply.
+    """
+
+    __slots__ = ("_latest", "_select", "_store")
+
+    def __init__(self, store: SeriesStore) -> None:
+        self._store = store
+        self._latest: dict[tuple[Any, ...], list[tuple[Labels, float]]] = {}
+        self._select: dict[tuple[Any, ...], list[Series]] = {}
+
+    def latest(
+        self, name: str, matchers: Sequence[Matcher] = (), *, at: float, lookback: float = 300.0
+    ) -> list[tuple[Labels, float]]:
+        key = (name, tuple(matchers), at, lookback)
+        hit = self._latest.get(key)
+        if hit is None:
+            hit = self._latest[key] = self._store.latest(name, matchers, at=at, lookback=lookback)
+        return hit
+
+    def select(
+        self, name: str, matchers: Sequence[Matcher] = (), *, start: float, end: float
+    ) -> list[Series]:
+        key = (name, tuple(matchers), start, end)
+        hit = self._select.get(key)
+        if hit is None:
+            hit = self._select[key] = self._store.select(name, matchers, start=start, end=end)
+        return hit
+
+    def names(self) -> list[str]:
+        return self._store.names()
+
+
 class _Context:
     """Per-evaluation bookkeeping for the ``no_data`` verdict."""
 
-    __slots__ = ("now", "seen", "selected", "store")
+    __slots__ = ("measured", "now", "seen", "selected", "store")
 
-    def __init__(self, store: SeriesStore, now: float) -> None:
+    def __init__(self, store: SeriesStore, now: float, measured: set[Labels] | None) -> None:
         self.store = store
         self.now = now
         self.selected = 0  # selectors (outside absent()) evaluated
         self.seen = 0  # ... of which matched at least one series
+        self.measured = measured  # ... and the label sets they returned, when asked for
 
 
-def evaluate(expr: Expr, store: SeriesStore, now: float) -> EvalResult:
-    """Evaluate ``expr`` at time ``now``; see the module docstring for the semantics."""
-    ctx = _Context(store, now)
+def evaluate(expr: Expr, store: SeriesStore, now: float, *, measured: bool = False) -> EvalResult:
+    """Evaluate ``expr`` at time ``now``; see the module docstring for the semantics.
+
+    With ``measured``, the result also lists every label set the selectors returned (the
+    engine's hysteresis uses it to tell "still above ``clear``" from "no longer reported").
+    """
+    ctx = _Context(store, now, set() if measured else None)
     value = _eval(expr, ctx)
     samples: Vector = value if isinstance(value, dict) else {(): value}
-    return EvalResult(samples=samples, no_data=ctx.selected > 0 and ctx.seen == 0)
+    return EvalResult(
+        samples=samples,
+        no_data=ctx.selected > 0 and ctx.seen == 0,
+        measured=frozenset(ctx.measured or ()),
+    )
 
 
 def _eval(node: Expr, ctx: _Context) -> Value:
@@ -79,6 +128,8 @@ def _eval(node: Expr, ctx: _Context) -> Value:
         ctx.selected += 1
         if points:
             ctx.seen += 1
+            if ctx.measured is not None:
+                ctx.measured.update(labels for labels, _ in points)
         return dict(points)
     if isinstance(node, WindowCall):
         return _window(node, ctx)
@@ -107,6 +158,8 @@ def _window(node: WindowCall, ctx: _Context) -> Vector:
     ctx.selected += 1
     if series:
         ctx.seen += 1
+        if ctx.measured is not None:
+            ctx.measured.update(s.labels for s in series)
     out: Vector = {}
     func = node.func
     if func in ("rate", "increase"):

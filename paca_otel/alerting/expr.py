@@ -77,6 +77,13 @@ _SYMBOLS = (
     *("(", ")", "{", "}", "[", "]", ","),
 )
 _DIGITS = frozenset("0123456789")
+
+#: Parentheses and prefix signs nested deeper than this are refused: the parser is recursive
+#: descent (about seven Python frames per level), so this keeps it far from the recursion limit.
+MAX_NESTING = 64
+#: Operators nested deeper than this are refused (``a + a + ... + a`` nests one level per
+#: operator): evaluating and printing walk the tree recursively, one frame per level.
+MAX_DEPTH = 256
 _NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_:")
 
 
@@ -149,17 +156,20 @@ class EvalResult:
     ``samples`` holds one entry per label set for which the condition holds (a comparison
     filters, keeping its left-hand value). ``no_data`` is True when every selector outside
     ``absent()`` selected nothing, so the engine can apply the rule's ``no_data`` policy.
+    ``measured`` (only when asked for) holds every label set those selectors returned, before
+    any filtering: the series the expression still sees.
     """
 
     samples: dict[Labels, float]
     no_data: bool
+    measured: frozenset[Labels] = frozenset()
 
 
-def evaluate(expr: Expr, store: SeriesStore, now: float) -> EvalResult:
+def evaluate(expr: Expr, store: SeriesStore, now: float, *, measured: bool = False) -> EvalResult:
     """Evaluate ``expr`` against ``store`` at time ``now`` (see :mod:`~.evaluate`)."""
     from paca_otel.alerting.evaluate import evaluate as _evaluate
 
-    return _evaluate(expr, store, now)
+    return _evaluate(expr, store, now, measured=measured)
 
 
 def selectors(expr: Expr) -> list[Selector]:
@@ -201,6 +211,8 @@ class _Parser:
         self.text = text
         self.pos = 0
         self.brackets = 0  # > 0 inside [...] where durations are tokens
+        self.nesting = 0  # open parentheses and prefix signs around the current position
+        self.depths: dict[int, int] = {}  # id(node) -> tree depth, for BinOp and Neg nodes
         self.tok = self._next()
 
     # -- errors ---------------------------------------------------------------------------
@@ -295,6 +307,25 @@ class _Parser:
     def is_keyword(self, *words: str) -> bool:
         return self.tok.kind == "ident" and self.tok.text in words
 
+    def enter(self, tok: _Token) -> None:
+        """One more level of parentheses or prefix signs; refused past :data:`MAX_NESTING`."""
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            msg = f"expression nested too deeply (more than {MAX_NESTING} parentheses or signs)"
+            raise self.fail_at(msg, tok.pos)
+
+    def node(self, tok: _Token, op: str, left: Expr, right: Expr | None = None) -> Expr:
+        """A BinOp (or, without ``right``, a Neg) at ``tok``; refused past :data:`MAX_DEPTH`."""
+        depth = 1 + max(
+            self.depths.get(id(child), 1) for child in (left, right) if child is not None
+        )
+        if depth > MAX_DEPTH:
+            msg = f"expression nested too deeply (more than {MAX_DEPTH} operators deep)"
+            raise self.fail_at(msg, tok.pos)
+        made: Expr = Neg(left) if right is None else BinOp(op, left, right)
+        self.depths[id(made)] = depth
+        return made
+
     def expect_op(self, op: str, what: str | None = None) -> _Token:
         if not self.is_op(op):
             raise self.fail(what or f"{op!r}")
@@ -313,52 +344,58 @@ class _Parser:
     def expr(self) -> Expr:
         left = self.and_expr()
         while self.is_keyword("or"):
-            self.advance()
-            left = BinOp("or", left, self.and_expr())
+            tok = self.advance()
+            left = self.node(tok, "or", left, self.and_expr())
         return left
 
     def and_expr(self) -> Expr:
         left = self.comparison()
         while self.is_keyword("and", "unless"):
-            op = self.advance().text
+            tok = self.advance()
+            op = tok.text
             if op == "and" and self.is_keyword("not"):
                 self.advance()
                 op = "unless"
-            left = BinOp(op, left, self.comparison())
+            left = self.node(tok, op, left, self.comparison())
         return left
 
     def comparison(self) -> Expr:
         left = self.sum()
         while self.tok.kind == "op" and self.tok.text in COMPARISONS:
-            op = self.advance().text
-            left = BinOp(op, left, self.sum())
+            tok = self.advance()
+            left = self.node(tok, tok.text, left, self.sum())
         return left
 
     def sum(self) -> Expr:
         left = self.product()
         while self.is_op("+", "-"):
-            op = self.advance().text
-            left = BinOp(op, left, self.product())
+            tok = self.advance()
+            left = self.node(tok, tok.text, left, self.product())
         return left
 
     def product(self) -> Expr:
         left = self.unary()
         while self.is_op("*", "/"):
-            op = self.advance().text
-            left = BinOp(op, left, self.unary())
+            tok = self.advance()
+            left = self.node(tok, tok.text, left, self.unary())
         return left
 
     def unary(self) -> Expr:
         if self.is_op("-"):
-            self.advance()
+            tok = self.advance()
             if self.tok.kind == "num":  # fold "-1" into a literal so it prints back the same
                 value = self.advance().value
                 assert isinstance(value, float)  # number tokens carry floats
                 return Number(-value)
-            return Neg(self.unary())
+            self.enter(tok)
+            operand = self.unary()
+            self.nesting -= 1
+            return self.node(tok, "-", operand)
         if self.is_op("+"):
-            self.advance()
-            return self.unary()
+            self.enter(self.advance())
+            operand = self.unary()
+            self.nesting -= 1
+            return operand
         return self.atom()
 
     def atom(self) -> Expr:
@@ -368,9 +405,10 @@ class _Parser:
             assert isinstance(tok.value, float)  # number tokens carry floats
             return Number(tok.value)
         if self.is_op("("):
-            self.advance()
+            self.enter(self.advance())
             inner = self.expr()
             self.expect_op(")", "')' or an operator")
+            self.nesting -= 1
             return inner
         if tok.kind == "ident":
             if tok.text in KEYWORDS:

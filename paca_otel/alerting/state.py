@@ -60,6 +60,7 @@ class AlertRecord:
         false_since: First evaluation of the current run in which the condition (or, with
             hysteresis, the clear condition) no longer held a firing alert; Prometheus'
             ``KeepFiringSince``.
+        fired_at: When it last went from pending to firing (shown by the API).
     """
 
     rule: str
@@ -71,6 +72,7 @@ class AlertRecord:
     value: float | None = None
     last_notified: float | None = None
     false_since: float | None = None
+    fired_at: float | None = None
 
     def to_json(self) -> str:
         """Serialise for the ``alerts`` table."""
@@ -85,6 +87,7 @@ class AlertRecord:
                 "value": self.value,
                 "last_notified": self.last_notified,
                 "false_since": self.false_since,
+                "fired_at": self.fired_at,
             },
             separators=(",", ":"),
         )
@@ -103,6 +106,7 @@ class AlertRecord:
             value=data.get("value"),
             last_notified=data.get("last_notified"),
             false_since=data.get("false_since"),
+            fired_at=data.get("fired_at"),
         )
 
 
