@@ -207,14 +207,21 @@ class Dispatcher:
                         self._metrics.delivered.add(1, self._attrs[name])
                         continue
                     blocked.add(entry.group_key)
-                    if not self._failed(entry, error, t):
+                    if not self._failed(channel, entry, error, t):
                         self._resend(name, channel, t)
                         return delivered
             self._resend(name, channel, t)
             return delivered
 
-    def _failed(self, entry: OutboxEntry, error: Exception, t: float) -> bool:
-        """Record a failed attempt; ``True`` if the pass may go on with the next row."""
+    def _failed(
+        self, channel: NotificationChannel, entry: OutboxEntry, error: Exception, t: float
+    ) -> bool:
+        """Record a failed attempt; ``True`` if the pass may go on with the next row.
+
+        A firing notification to a resending channel (Alertmanager) that runs out of time is
+        a dead letter but keeps its re-sends: once the receiver is back it learns about the
+        alert while it still fires, as from Prometheus, instead of never.
+        """
         attempts = entry.attempts + 1
         deadline = (
             entry.deadline if entry.deadline is not None else entry.enqueued_at + self.deadline
@@ -224,7 +231,8 @@ class Dispatcher:
         attrs = self._attrs[entry.channel]
         if not retryable or t >= deadline:
             why = "not retryable" if not retryable else f"deadline passed after {attempts} attempts"
-            self.outbox.mark_dead(entry.id, t, f"{why}: {text}")
+            resend_at = self._resend_at(channel, entry, t) if retryable else None
+            self.outbox.mark_dead(entry.id, t, f"{why}: {text}", resend_at=resend_at)
             self._metrics.failures.add(1, attrs)
             _logger.warning(
                 "alert notification %s to %r given up (%s): %s",
@@ -270,9 +278,14 @@ class Dispatcher:
         interval = channel.resend_interval
         if interval is None:
             return
+        failed = False
         for entry in self.outbox.due_resends(name, now):
+            if failed:  # the receiver is failing: the rest wait an interval, not a timeout each
+                self.outbox.reschedule_resend(entry.id, now + interval)
+                continue
             error = self._attempt(channel, entry.notification)
             self.outbox.reschedule_resend(entry.id, now + interval)
+            failed = error is not None
             if error is None:
                 self._metrics.delivered.add(1, self._attrs[name])
             else:

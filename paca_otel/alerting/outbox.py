@@ -249,12 +249,18 @@ class Outbox:
             (next_attempt_at, error[:2000], entry_id),
         )
 
-    def mark_dead(self, entry_id: int, now: float, error: str) -> None:
-        """Give up on a notification: it becomes a dead letter with its last error."""
+    def mark_dead(
+        self, entry_id: int, now: float, error: str, *, resend_at: float | None = None
+    ) -> None:
+        """Give up on a notification: it becomes a dead letter with its last error.
+
+        ``resend_at`` keeps re-sending it anyway (a firing alert on a resending channel:
+        the receiver should learn about it once it is back, as long as it fires).
+        """
         self._execute(
             "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,"
-            " finished_at = ? WHERE id = ?",
-            (DEAD, error[:2000], now, entry_id),
+            " finished_at = ?, resend_at = ? WHERE id = ?",
+            (DEAD, error[:2000], now, resend_at, entry_id),
         )
 
     def reschedule_resend(self, entry_id: int, resend_at: float | None) -> None:
@@ -298,11 +304,11 @@ class Outbox:
         return [_entry(r) for r in rows]
 
     def due_resends(self, channel: str, now: float, limit: int = 100) -> list[OutboxEntry]:
-        """Delivered rows of ``channel`` whose re-send is due."""
+        """Delivered (or dead-lettered but still re-sent) rows of ``channel`` due a re-send."""
         rows = self._fetch(
-            f"SELECT {_COLUMNS} FROM outbox WHERE channel = ? AND status = ?"
+            f"SELECT {_COLUMNS} FROM outbox WHERE channel = ? AND status IN (?, ?)"
             " AND resend_at IS NOT NULL AND resend_at <= ? ORDER BY resend_at, id LIMIT ?",
-            (channel, DELIVERED, now, limit),
+            (channel, DELIVERED, DEAD, now, limit),
         )
         return [_entry(r) for r in rows]
 
@@ -315,9 +321,9 @@ class Outbox:
             "SELECT MIN(t) FROM ("
             " SELECT MIN(next_attempt_at) AS t FROM outbox WHERE id IN ("
             "  SELECT MIN(id) FROM outbox WHERE channel = ? AND status = ? GROUP BY group_key)"
-            " UNION ALL SELECT MIN(resend_at) FROM outbox WHERE channel = ? AND status = ?"
+            " UNION ALL SELECT MIN(resend_at) FROM outbox WHERE channel = ? AND status IN (?, ?)"
             " AND resend_at IS NOT NULL)",
-            (channel, PENDING, channel, DELIVERED),
+            (channel, PENDING, channel, DELIVERED, DEAD),
         )
         value = rows[0][0] if rows else None
         return None if value is None else float(value)

@@ -121,16 +121,46 @@ def bucket_quantile(
 
 
 def _exponential_buckets(
-    point: ExponentialHistogramDataPoint,
+    scale: int, low_count: float, offset: int, positive: Sequence[float]
 ) -> tuple[list[float], list[float]]:
-    """Express an exponential histogram as explicit buckets (negatives folded into the first)."""
-    base = 2.0 ** (2.0**-point.scale)
-    offset = point.positive.offset
-    positive = list(point.positive.bucket_counts)
-    negatives = sum(point.negative.bucket_counts)
+    """Express exponential buckets as explicit ones (negatives and zeros in the first)."""
+    base = 2.0 ** (2.0**-scale)
     bounds = [0.0] + [base ** (offset + k) for k in range(len(positive) + 1)]
-    counts = [float(negatives + point.zero_count), 0.0, *map(float, positive), 0.0]
+    counts = [float(low_count), 0.0, *map(float, positive), 0.0]
     return bounds, counts
+
+
+_ExpState = tuple[int, float, int, tuple[float, ...]]
+"""An exponential histogram's buckets: (scale, negatives + zeros, offset, positive counts)."""
+
+
+def _exponential_delta(previous: _ExpState, current: _ExpState) -> _ExpState | None:
+    """``current - previous`` at ``current``'s scale, or ``None`` if it was reset.
+
+    The SDK grows the bucket array (a new smallest or largest value moves ``offset`` and the
+    length) and lowers the scale when the range no longer fits, so the two collections'
+    arrays are aligned by bucket index first: downscaling maps index ``i`` to
+    ``i >> (old scale - new scale)``, exactly as the SDK merges buckets.
+    """
+    old_scale, old_low, old_offset, old_counts = previous
+    scale, low, offset, counts = current
+    if scale > old_scale or low < old_low:
+        return None
+    shift = old_scale - scale
+    mapped: dict[int, float] = {}
+    for k, count in enumerate(old_counts):
+        if count:
+            index = (old_offset + k) >> shift
+            mapped[index] = mapped.get(index, 0.0) + count
+    delta: list[float] = []
+    for k, count in enumerate(counts):
+        diff = count - mapped.pop(offset + k, 0.0)
+        if diff < 0:
+            return None
+        delta.append(diff)
+    if mapped:  # a bucket that had counts is gone: not the same cumulative series
+        return None
+    return scale, low - old_low, offset, tuple(delta)
 
 
 class StoreMetricReader(MetricReader):
@@ -147,8 +177,12 @@ class StoreMetricReader(MetricReader):
         super().__init__(preferred_temporality=dict(_CUMULATIVE))
         self._pending: MetricsData | None = None
         self._lock = threading.Lock()
-        # (series name, labels) -> (start time, bucket counts) at the previous collection.
-        self._previous: dict[tuple[str, Labels], tuple[int, tuple[float, ...]]] = {}
+        # (series name, labels) -> (start time, bounds, bucket counts) at the previous
+        # collection; the same with the bucket state for exponential histograms.
+        self._previous: dict[
+            tuple[str, Labels], tuple[int, tuple[float, ...], tuple[float, ...]]
+        ] = {}
+        self._previous_exp: dict[tuple[str, Labels], tuple[int, _ExpState]] = {}
 
     def _receive_metrics(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
@@ -204,23 +238,37 @@ class StoreMetricReader(MetricReader):
         labels = labels_of(point.attributes or {})
         store.append(f"{name}.count", labels, float(point.count), now)
         store.append(f"{name}.sum", labels, float(point.sum), now)
-        if isinstance(point, HistogramDataPoint):
-            bounds: Sequence[float] = point.explicit_bounds
-            counts: tuple[float, ...] = tuple(map(float, point.bucket_counts))
-        else:
-            exp_bounds, exp_counts = _exponential_buckets(point)
-            bounds, counts = exp_bounds, tuple(exp_counts)
         key = (name, labels)
-        previous = self._previous.get(key)
-        self._previous[key] = (point.start_time_unix_nano, counts)
-        window = counts
-        if (
-            previous is not None
-            and previous[0] == point.start_time_unix_nano
-            and len(previous[1]) == len(counts)
-            and all(c >= p for c, p in zip(counts, previous[1], strict=True))
-        ):
-            window = tuple(c - p for c, p in zip(counts, previous[1], strict=True))
+        start = point.start_time_unix_nano
+        bounds: Sequence[float]
+        window: Sequence[float]
+        if isinstance(point, HistogramDataPoint):
+            bounds = tuple(point.explicit_bounds)
+            counts = tuple(map(float, point.bucket_counts))
+            previous = self._previous.get(key)
+            self._previous[key] = (start, bounds, counts)
+            window = counts
+            if (
+                previous is not None
+                and previous[0] == start
+                and previous[1] == bounds
+                and len(previous[2]) == len(counts)
+                and all(c >= p for c, p in zip(counts, previous[2], strict=True))
+            ):
+                window = tuple(c - p for c, p in zip(counts, previous[2], strict=True))
+        else:
+            state: _ExpState = (
+                point.scale,
+                float(sum(point.negative.bucket_counts) + point.zero_count),
+                point.positive.offset,
+                tuple(map(float, point.positive.bucket_counts)),
+            )
+            previous_exp = self._previous_exp.get(key)
+            self._previous_exp[key] = (start, state)
+            delta = None
+            if previous_exp is not None and previous_exp[0] == start:
+                delta = _exponential_delta(previous_exp[1], state)
+            bounds, window = _exponential_buckets(*(delta or state))
         written = 2
         for suffix, q in QUANTILES:
             estimate = bucket_quantile(q, bounds, window, low=point.min, high=point.max)

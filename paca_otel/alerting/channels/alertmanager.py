@@ -13,9 +13,23 @@ from collections.abc import Callable
 from typing import Any
 
 from paca_otel.alerting.models import AlertState, Notification
+from paca_otel.alerting.promql import label_name
 from paca_otel.errors import ChannelError
 
 from .base import HttpChannel, alert_labels, format_value, rfc3339
+
+
+def prometheus_names(items: dict[str, str]) -> dict[str, str]:
+    """Keys made valid Prometheus label names (``cpu.mode`` -> ``cpu_mode``).
+
+    Alertmanager answers 400 to a label or annotation name outside ``[a-zA-Z_][a-zA-Z0-9_]*``,
+    and OTel attribute names have dots. A key already valid wins over a renamed one that
+    collides with it.
+    """
+    out = {k: v for k, v in items.items() if label_name(k) == k}
+    for key, value in items.items():
+        out.setdefault(label_name(key), value)
+    return out
 
 
 class AlertmanagerChannel(HttpChannel):
@@ -61,8 +75,8 @@ class AlertmanagerChannel(HttpChannel):
             if event.value is not None:
                 annotations.setdefault("value", format_value(event.value))
             alert: dict[str, Any] = {
-                "labels": alert_labels(event),
-                "annotations": annotations,
+                "labels": prometheus_names(alert_labels(event)),
+                "annotations": prometheus_names(annotations),
                 "startsAt": rfc3339(event.starts_at),
             }
             if event.state is AlertState.RESOLVED:

@@ -123,7 +123,8 @@ class HttpChannel:
 
     The client is made on first use, in the dispatcher's worker thread, and reused so that a
     burst of notifications shares connections. Statuses >= 400 and transport errors become
-    :class:`DeliveryError`; a 4xx other than 408/425/429 is marked not retryable.
+    :class:`DeliveryError`; a 3xx (not followed), or a 4xx other than 408/425/429, is marked
+    not retryable.
     """
 
     name: str
@@ -148,6 +149,17 @@ class HttpChannel:
         except httpx.HTTPError as exc:
             msg = f"{self.name}: POST {where} failed: {type(exc).__name__}: {exc}"
             raise DeliveryError(msg) from exc
+        if 300 <= response.status_code < 400:
+            # httpx does not follow redirects, and following one would turn a 301/302 POST
+            # into a GET without the body: the notification did not arrive. Not retryable,
+            # the URL needs fixing.
+            status = response.status_code
+            target = redact(response.headers.get("location", ""), secret_path=self.secret_path)
+            msg = (
+                f"{self.name}: POST {where} returned HTTP {status} (redirect to {target}); "
+                "configure the final URL"
+            )
+            raise DeliveryError(msg, retryable=False, status=status)
         if response.status_code >= 400:
             status = response.status_code
             retryable = status >= 500 or status in RETRYABLE_4XX

@@ -117,7 +117,8 @@ class EmailChannel:
     def build_message(self, notification: Notification) -> EmailMessage:
         """The message we would send, for previews and tests."""
         message = EmailMessage()
-        message["Subject"] = title(notification)
+        # a header must be one line; label values and summaries may hold line breaks
+        message["Subject"] = " ".join(title(notification).split())
         message["From"] = self.sender
         message["To"] = ", ".join(self.recipients)
         message["Date"] = formatdate(localtime=False)

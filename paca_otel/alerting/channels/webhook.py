@@ -7,6 +7,7 @@ receiver can drop the duplicates that at-least-once delivery produces after a cr
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from paca_otel.alerting.models import AlertState, Notification, fingerprint
@@ -45,7 +46,8 @@ def webhook_payload(notification: Notification, *, receiver: str) -> dict[str, A
             ),
             "generatorURL": generator,
             "fingerprint": e.fingerprint or fingerprint(e.rule, e.labels),
-            "value": e.value,
+            # strict JSON has no Infinity/NaN (a ratio over zero requests is +Inf)
+            "value": e.value if e.value is not None and math.isfinite(e.value) else None,
         }
         for i, e in enumerate(notification.events)
     ]
