@@ -12,12 +12,25 @@ from paca_otel.errors import PacaOtelError
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import socket
+
     import uvicorn
 
     from paca_otel.demo import create_app
 
+    # Bind before anything starts: a busy port is one clear line (not a banner claiming the
+    # demo runs, then uvicorn's error), and --port 0 shows the port actually chosen.
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    try:
+        sock = socket.create_server((args.host, args.port), family=family)
+    except (OSError, OverflowError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        print(f"paca-otel: cannot serve the demo on {args.host}:{args.port}: {reason}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    host, port = sock.getsockname()[:2]
     app = create_app(traffic=not args.no_traffic)
-    base = f"http://{args.host}:{args.port}"
+    base = f"http://[{host}]:{port}" if family == socket.AF_INET6 else f"http://{host}:{port}"
     print(
         f"paca-otel demo on {base}\n"
         f"  dashboard        {base}/monitoring/\n"
@@ -27,8 +40,9 @@ def _demo(args: argparse.Namespace) -> int:
         "Logs below are JSON lines with trace ids. Ctrl-C stops.",
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    return 0
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server.run(sockets=[sock])
+    return 0 if server.started else 1
 
 
 def _config(args: argparse.Namespace) -> int:

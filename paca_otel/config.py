@@ -21,7 +21,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from paca_otel.errors import ConfigError
 
@@ -77,6 +84,20 @@ def _parse_pairs(value: Any, *, secret: bool) -> Any:
     return pairs
 
 
+class _PrefixedEnvSource(EnvSettingsSource):
+    """The environment source, reading only ``PACA_OTEL_*`` and the standard ``OTEL_*`` names.
+
+    The field name is an alias too (so ``configure(service_name=...)`` wins over the
+    environment), and pydantic-settings would otherwise also read it as a bare, case-insensitive
+    variable: a container's ``LOG_LEVEL=debug``, ``ENVIRONMENT`` or ``SERVICE_NAME`` would become
+    paca-otel settings, beat ``PACA_OTEL_*``, or fail ``configure()``.
+    """
+
+    def _extract_field_info(self, field: FieldInfo, field_name: str) -> list[tuple[str, str, bool]]:
+        infos = super()._extract_field_info(field, field_name)
+        return [info for info in infos if info[0] != field_name]
+
+
 class PacaOtelSettings(BaseSettings):
     """The effective configuration of paca-otel (see the README table for every field)."""
 
@@ -86,6 +107,23 @@ class PacaOtelSettings(BaseSettings):
         frozen=True,
         validate_default=True,
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments first, then the prefixed environment (see :class:`_PrefixedEnvSource`)."""
+        return (
+            init_settings,
+            _PrefixedEnvSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
 
     # --- resource -----------------------------------------------------------------------------
     service_name: str = _env(
@@ -308,6 +346,29 @@ class PacaOtelSettings(BaseSettings):
         items = value.split(",") if isinstance(value, str) else list(value)
         return tuple(str(item).strip().lower() for item in items if str(item).strip())
 
+    @field_validator(
+        "otlp_endpoint", "otlp_traces_endpoint", "otlp_metrics_endpoint", "otlp_logs_endpoint"
+    )
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = split_endpoint(value)
+        try:
+            parts.port  # noqa: B018  # the property validates the port (range, digits)
+        except ValueError as exc:
+            msg = f"not a valid endpoint URL ({exc}); expected e.g. http://collector:4317"
+            raise ValueError(msg) from None
+        if not parts.hostname:
+            msg = "not a valid endpoint URL (no host); expected e.g. http://collector:4317"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
     @field_validator("smtp_to", mode="before")
     @classmethod
     def _address_list(cls, value: Any) -> Any:
@@ -420,7 +481,24 @@ class PacaOtelSettings(BaseSettings):
             if data.get(key):
                 parts = urllib.parse.urlsplit(data[key])
                 data[key] = f"{parts.scheme}://{parts.netloc}/***" if parts.path else data[key]
+        for key, value in data.items():
+            if key.endswith(("_url", "endpoint")) and isinstance(value, str):
+                data[key] = _mask_userinfo(value)
         return data
+
+
+def split_endpoint(url: str) -> urllib.parse.SplitResult:
+    """Split an OTLP endpoint; a gRPC one may be a bare ``host:port`` (as the OTel SDK allows)."""
+    return urllib.parse.urlsplit(url if "://" in url else f"//{url}")
+
+
+def _mask_userinfo(url: str) -> str:
+    """``scheme://user:secret@host/...`` -> ``scheme://***@host/...`` (credentials in a URL)."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 def load_settings(**overrides: Any) -> PacaOtelSettings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import numbers
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -117,12 +118,19 @@ class MonitoringManager:
         """
         from paca_otel.alerting.manager import AlertManager
 
-        if not isinstance(threshold, int | float) or not math.isfinite(threshold):
+        # numbers.Real takes numpy scalars too; float() gives them a repr the parser reads
+        # (numpy's own is ``np.float64(95.5)``). A bool is not a threshold.
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, numbers.Real)
+            or not math.isfinite(threshold)
+        ):
             msg = f"setup_alert: threshold must be a finite number, got {threshold!r}"
             raise RuleError(msg)
+        value = int(threshold) if isinstance(threshold, numbers.Integral) else float(threshold)
         return AlertManager().add_rule(
-            name or f"{metric}_above_{threshold:g}",
-            f"{metric} > {threshold!r}",
+            name or f"{metric}_above_{value:g}",
+            f"{metric} > {value!r}",
             notification_channel,
             cooldown,
             for_=for_,

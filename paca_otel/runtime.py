@@ -106,6 +106,7 @@ class AlertingRuntime:
         self.dispatcher = Dispatcher(self.outbox, self.channels, clock=self.clock)
         self.telemetry: Telemetry | None = None
         self._started = False
+        self.attached_once = False
 
     def channel_for(self, action: str) -> str:
         """Resolve a seed action / channel name, failing with what to configure."""
@@ -133,6 +134,7 @@ class AlertingRuntime:
         if self.telemetry is telemetry and self._started:
             return
         self.telemetry = telemetry
+        self.attached_once = True
         for name, channel in channels_from_settings(telemetry.settings).items():
             if name not in self.channels:
                 self.add_channel(name, channel)
@@ -142,6 +144,19 @@ class AlertingRuntime:
             self._started = True
             self.dispatcher.start()
             self.engine.start()
+
+    def take_over(self, old: AlertingRuntime) -> None:
+        """Adopt the rules, user channels and silences ``old`` collected before it ever ran."""
+        for name, channel in old.channels.items():
+            if name not in self.channels:
+                self.add_channel(name, channel)
+        for rule in old.engine.rules.values():
+            self.engine.add_rule(rule)
+        silences = self.engine.silences
+        for record in old.engine.silences.all():
+            # Same ids: an id AlertManager.silence() returned before start must keep working.
+            silences._items[record.id] = record
+            silences._state.save_silence(record)
 
     def detach(self, telemetry: Telemetry) -> None:
         """Stop evaluating and sending for ``telemetry`` (it is shutting down)."""
@@ -178,9 +193,31 @@ def get_runtime() -> AlertingRuntime:
         return _runtime
 
 
+#: Settings the runtime itself is built from (the channels are added on attach).
+_RUNTIME_FIELDS = ("state_path", "evaluation_interval")
+
+
 def attach(telemetry: Telemetry) -> AlertingRuntime:
-    """Point the runtime at ``telemetry`` and start evaluating (``start_monitoring``)."""
-    runtime = get_runtime()
+    """Point the runtime at ``telemetry`` and start evaluating (``start_monitoring``).
+
+    A runtime an ``AlertManager`` created before any ``configure()`` was built from the
+    environment alone; if the live settings give it another state file or evaluation interval,
+    it is rebuilt from them before it first runs, keeping the rules, channels and silences
+    added so far (otherwise ``MonitoringManager(state_path=...)`` would silently keep alert
+    state in memory).
+    """
+    global _runtime  # noqa: PLW0603  # one runtime per process, see get_runtime
+    with _lock:
+        runtime = get_runtime()
+        differs = any(
+            getattr(runtime.settings, name) != getattr(telemetry.settings, name)
+            for name in _RUNTIME_FIELDS
+        )
+        if differs and not runtime.attached_once:
+            fresh = AlertingRuntime(telemetry.settings, clock=runtime.clock)
+            fresh.take_over(runtime)
+            runtime.close()
+            _runtime = runtime = fresh
     runtime.attach(telemetry)
     return runtime
 

@@ -13,7 +13,6 @@ import logging
 import socket
 import threading
 import time
-import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from prometheus_client import CollectorRegistry
 
 from paca_otel._internal import drops
 from paca_otel._version import __version__
-from paca_otel.config import PacaOtelSettings, Signal, load_settings
+from paca_otel.config import PacaOtelSettings, Signal, load_settings, split_endpoint
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -304,7 +303,9 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
 
         source = CollectorRegistry(auto_describe=True)
         readers.append(PrometheusMetricReader(registry=source))
-        registry = CollectorRegistry(auto_describe=True)
+        # No auto_describe: it would collect right now, before the reader above is registered
+        # on the MeterProvider, and the SDK warns "Cannot call collect on a MetricReader...".
+        registry = CollectorRegistry(auto_describe=False)
         registry.register(PromLintCollector(source))
     for metric_exporter in _metric_exporters(settings):
         readers.append(
@@ -581,7 +582,7 @@ def _probe_collectors(settings: PacaOtelSettings) -> None:
     for signal in signals:
         if "otlp" not in settings.exporters(signal):
             continue
-        parts = urllib.parse.urlsplit(settings.otlp_endpoint_for(signal))
+        parts = split_endpoint(settings.otlp_endpoint_for(signal))
         host = parts.hostname or "localhost"
         port = parts.port or (443 if parts.scheme == "https" else 80)
         targets.setdefault((host, port), []).append(signal)

@@ -6,14 +6,19 @@ before ``configure()`` runs. Collections run in a worker thread to keep the even
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from enum import Enum
 from importlib import resources
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from paca_otel.errors import PacaOtelError
@@ -46,9 +51,41 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v.value if isinstance(v, Enum) else v for k, v in data.items()}
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as strings: JSON (and Starlette) refuses them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+class _Route(APIRoute):
+    """Answers an invalid request with the usual 422 even when it echoes NaN or Infinity.
+
+    Python's JSON reader accepts ``NaN``/``Infinity`` literals; FastAPI's default handler
+    echoes the bad input back and Starlette refuses to encode it, so the client would get a 500.
+    A router cannot install exception handlers on the host app, so its routes do it.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                detail = _finite(jsonable_encoder(exc.errors()))
+                return JSONResponse(status_code=422, content={"detail": detail})
+
+        return route
+
+
 def monitoring_router() -> APIRouter:
     """Routes under the prefix the caller chooses (the demo uses ``/monitoring``)."""
-    router = APIRouter(tags=["monitoring"])
+    router = APIRouter(tags=["monitoring"], route_class=_Route)
 
     @router.get("/metrics", response_model=MetricsSnapshot)
     async def current() -> MetricsSnapshot:
