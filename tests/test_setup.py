@@ -188,3 +188,12 @@ def test_series_store_bounds_come_from_settings() -> None:
     tel = configure(max_series=50, max_points=20, max_window=600, **_quiet())
     store = tel.pipeline.store
     assert (store.max_series, store.max_points, store.max_window) == (50, 20, 600.0)
+
+
+def test_store_bounds_apply_even_when_the_store_already_exists() -> None:
+    """An AlertManager made first does not freeze the store's default bounds."""
+    from paca_otel import AlertManager
+
+    AlertManager().add_rule("r", "cpu_usage > 99", "log", 60)
+    tel = configure(max_series=123, **_quiet())
+    assert tel.pipeline.store.max_series == 123

@@ -20,7 +20,7 @@ Rule files take Prometheus' shape, so existing files load unchanged, plus paca-o
             annotations: {summary: "{{ $labels.route }} fails {{ $value | humanizePercentage }}"}
             channels: [slack]
             clear: error_rate{route=~"/api/.*"} < 0.01   # hysteresis: resolve only below this
-            no_data: keep             # keep | alerting | ok
+            no_data: ok               # ok (default) | keep | alerting
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ class Rule(BaseModel):
     annotations: dict[str, str] = Field(default_factory=dict)
     channels: list[str] = Field(default_factory=list)
     clear: str | None = None
-    no_data: Literal["keep", "alerting", "ok"] = "keep"
+    no_data: Literal["keep", "alerting", "ok"] = "ok"
     group: str = "default"
     interval: float | None = None
 

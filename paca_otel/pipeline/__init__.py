@@ -15,15 +15,26 @@ _store: SeriesStore | None = None
 
 
 def shared_store(
-    *, max_series: int = 10_000, max_points: int = 1_000, max_window: float = 3600.0
+    *,
+    max_series: int | None = None,
+    max_points: int | None = None,
+    max_window: float | None = None,
 ) -> SeriesStore:
-    """The process's series store; the bounds apply when this call creates it."""
+    """The process's series store, created on first use.
+
+    Bounds given here apply to the store whether this call creates it or not: an
+    ``AlertManager`` made before ``configure()`` must not freeze the defaults.
+    """
     global _store  # noqa: PLW0603  # one store per process, like the OTel global providers
     with _lock:
         if _store is None:
-            _store = SeriesStore(
-                max_series=max_series, max_points=max_points, max_window=max_window
-            )
+            _store = SeriesStore()
+        if max_series is not None:
+            _store.max_series = max_series
+        if max_points is not None:
+            _store.max_points = max_points
+        if max_window is not None:
+            _store.max_window = float(max_window)
         return _store
 
 

@@ -140,4 +140,6 @@ def write_red(store: SeriesStore, stats: Iterable[REDStats], now: float) -> int:
             if value is not None:
                 store.append(name, labels, value, now)
                 written += 1
+            else:  # no requests in the window: the last latency must not linger
+                store.mark_stale(name, labels, now)
     return written

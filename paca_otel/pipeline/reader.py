@@ -275,4 +275,6 @@ class StoreMetricReader(MetricReader):
             if estimate is not None:
                 store.append(f"{name}.{suffix}", labels, estimate, now)
                 written += 1
+            else:  # nothing observed since the last collection
+                store.mark_stale(f"{name}.{suffix}", labels, now)
         return written

@@ -21,6 +21,7 @@ import threading
 from bisect import bisect_right, insort
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from math import isnan
 
 from paca_otel._internal import drops
 from paca_otel.errors import ConfigError, RuleError
@@ -108,6 +109,10 @@ class Series:
     values: Sequence[float]
 
 
+_STALE = float("nan")
+"""The staleness marker's value (appended only by :meth:`SeriesStore.mark_stale`)."""
+
+
 class _Ring:
     """A series' points: two parallel lists plus a head offset, sorted by timestamp.
 
@@ -117,12 +122,13 @@ class _Ring:
     stays within about twice ``max_points`` and eviction is amortised O(1).
     """
 
-    __slots__ = ("head", "ts", "vals")
+    __slots__ = ("head", "stale", "ts", "vals")
 
     def __init__(self) -> None:
         self.ts: list[float] = []
         self.vals: list[float] = []
         self.head = 0
+        self.stale = False  # holds a staleness marker (NaN) somewhere: reads filter them
 
     def add(self, ts: float, value: float, max_points: int, max_window: float) -> int:
         """Insert one point; return how many points fell out because the ring was full."""
@@ -222,6 +228,26 @@ class SeriesStore:
         if refused:
             drops.add("series_overflow")
 
+    def mark_stale(self, name: str, labels: Labels, ts: float) -> None:
+        """End an existing series now, as Prometheus' staleness marker does.
+
+        A figure that has no value this collection (a latency with no requests in the window)
+        must not keep answering with its last value for the whole lookback: after the marker,
+        :meth:`latest` gives nothing for the series and window reads skip the marker. No-op
+        for a series that does not exist or already ends in a marker.
+        """
+        if not math.isfinite(ts):
+            return
+        with self._lock:
+            by_labels = self._series.get(name)
+            ring = None if by_labels is None else by_labels.get(labels)
+            if ring is None or len(ring) == 0 or isnan(ring.vals[-1]):
+                return
+            ring.stale = True
+            evicted = ring.add(float(ts), _STALE, self.max_points, self.max_window)
+            if evicted:
+                self.overflow_points += evicted
+
     def _new_series(
         self, name: str, labels: Labels, by_labels: dict[Labels, _Ring] | None
     ) -> _Ring:
@@ -307,7 +333,13 @@ class SeriesStore:
                 lo = bisect_right(times, start, lo=head)
                 hi = len(times) if times[-1] <= end else bisect_right(times, end, lo=lo)
                 if hi > lo:
-                    out.append(Series(name, labels, times[lo:hi], ring.vals[lo:hi]))
+                    ts_slice, vals = times[lo:hi], ring.vals[lo:hi]
+                    if ring.stale:
+                        kept = [(t, v) for t, v in zip(ts_slice, vals, strict=True) if not isnan(v)]
+                        if not kept:
+                            continue
+                        ts_slice, vals = [t for t, _ in kept], [v for _, v in kept]
+                    out.append(Series(name, labels, ts_slice, vals))
         return out
 
     def latest(
@@ -330,8 +362,9 @@ class SeriesStore:
                     index = bisect_right(times, at, lo=ring.head) - 1
                     if index < ring.head:
                         continue
-                if times[index] >= oldest:
-                    out.append((labels, ring.vals[index]))
+                value = ring.vals[index]
+                if times[index] >= oldest and not isnan(value):  # NaN: a staleness marker
+                    out.append((labels, value))
         return out
 
     def names(self) -> list[str]:

@@ -30,7 +30,7 @@ def test_rule_defaults_and_parsed_expr() -> None:
     assert rule.clear_expr is None
     assert (rule.for_, rule.keep_firing_for, rule.cooldown) == (0.0, 0.0, 300.0)
     assert rule.severity is Severity.WARNING
-    assert rule.no_data == "keep"
+    assert rule.no_data == "ok"  # Prometheus: an alert whose series are gone resolves
     assert rule.channels == []
 
 

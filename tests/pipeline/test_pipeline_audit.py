@@ -62,3 +62,51 @@ def test_exponential_quantiles_survive_a_rescale(
     histogram.record(1.05)
     reader.collect_into(store, 4.0)
     assert _quantile(store, "p50", 4.0) < 2.0  # back to the old values, at the new scale
+
+
+def test_staleness_marker_ends_a_series_for_instant_and_window_reads() -> None:
+    """After mark_stale, latest() has nothing and window reads skip the marker."""
+    from paca_otel.pipeline.store import SeriesStore
+
+    store = SeriesStore()
+    labels = (("route", "/a"),)
+    store.append("latency_p95", labels, 0.8, 10.0)
+    store.mark_stale("latency_p95", labels, 20.0)
+    store.mark_stale("latency_p95", labels, 30.0)  # already stale: no second marker
+    store.mark_stale("never_seen", labels, 30.0)  # no series: nothing created
+    assert store.latest("latency_p95", at=25.0) == []
+    (series,) = store.select("latency_p95", start=0.0, end=40.0)
+    assert list(series.values) == [0.8]
+    assert "never_seen" not in store
+    store.append("latency_p95", labels, 0.2, 40.0)
+    assert store.latest("latency_p95", at=40.0) == [(labels, 0.2)]
+
+
+def test_latency_alert_resolves_when_traffic_stops() -> None:
+    """latency_p95 > 0.5 fires under slow traffic and resolves once it stops (no lingering)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import SpanKind
+
+    from paca_otel.alerting.engine import RuleEngine
+    from paca_otel.alerting.rules import Rule
+    from paca_otel.pipeline.pipeline import Pipeline
+
+    now = [1000.0]
+    pipeline = Pipeline(clock=lambda: now[0], red_window=60.0)
+    provider = TracerProvider()
+    provider.add_span_processor(pipeline.span_processor)
+    tracer = provider.get_tracer("t")
+    engine = RuleEngine(pipeline.store, clock=lambda: now[0], collect=pipeline.collect)
+    engine.add_rule(Rule(name="slow", condition="latency_p95 > 0.5"))
+    start_ns = int(now[0] * 1e9)
+    for _ in range(20):
+        span = tracer.start_span(
+            "GET /a", kind=SpanKind.SERVER, attributes={"http.route": "/a"}, start_time=start_ns
+        )
+        span.end(end_time=start_ns + 900_000_000)  # 0.9 s
+    firing = engine.evaluate_once(now[0])
+    assert [e.state.value for e in firing] == ["firing", "firing"]  # per route and overall
+    now[0] += 120.0  # two windows without a request
+    resolved = engine.evaluate_once(now[0])
+    assert sorted(e.state.value for e in resolved) == ["resolved", "resolved"]
+    provider.shutdown()

@@ -451,33 +451,50 @@ def test_psutil_source_connection_fallback_uses_semconv_states() -> None:
     assert not {s for _, s in counts} & {"fin_wait1", "fin_wait2", "syn_recv", "none"}
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_forked_child_reports_itself_and_drops_the_parents_snapshot(
-    reader: Reader, clock: FakeClock, tmp_path: Path
-) -> None:
-    """In a real fork child the snapshot is rebuilt for the child's pid."""
-    import threading
+_FORK_CHILD = """
+import os
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from paca_otel.signals.system import SystemMetrics
+from paca_otel.signals.system_source import PsutilSource
 
-    if threading.active_count() > 1:
-        pytest.skip("forking a multi-threaded test process is unsafe")
-    metrics = make(reader, PsutilSource(), clock, tmp_path)
-    collect(reader)
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: report and leave without running pytest's teardown
-        ok = 0
-        try:
-            view = metrics._current(refresh=False)
-            proc = metrics._source.process()
-            ok = int(view is not None and view.pid == os.getpid() and proc.pid == os.getpid())
-        finally:
-            os.write(write_end, str(ok).encode())
-            os._exit(0)
-    os.close(write_end)
-    answer = os.read(read_end, 8)
-    os.close(read_end)
-    os.waitpid(pid, 0)
-    assert answer == b"1"
+reader = InMemoryMetricReader()
+metrics = SystemMetrics(MeterProvider(metric_readers=[reader], shutdown_on_exit=False),
+                        source=PsutilSource())
+reader.get_metrics_data()
+read_end, write_end = os.pipe()
+pid = os.fork()
+if pid == 0:
+    ok = 0
+    try:
+        view = metrics._current(refresh=False)
+        proc = metrics._source.process()
+        ok = int(view is not None and view.pid == os.getpid() and proc.pid == os.getpid())
+    finally:
+        os.write(write_end, str(ok).encode())
+        os._exit(0)
+os.close(write_end)
+answer = os.read(read_end, 8)
+os.waitpid(pid, 0)
+print(answer.decode())
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_reports_itself_and_drops_the_parents_snapshot() -> None:
+    """In a real fork child the snapshot is rebuilt for the child's pid.
+
+    Runs in a fresh single-threaded interpreter: forking the multi-threaded test process
+    itself is unsafe.
+    """
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", _FORK_CHILD], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1"
 
 
 def write_cgroup(root: Path, **files: str) -> None:
