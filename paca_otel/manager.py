@@ -192,7 +192,7 @@ class MonitoringManager:
 
 def current_metrics(telemetry: Telemetry) -> MetricsSnapshot:
     """One collection of the in-process reader, flattened (used by the manager and the API)."""
-    from paca_otel.signals.system import seed_aliases
+    from paca_otel.signals.system_aliases import seed_aliases
 
     data = telemetry.snapshot_reader.get_metrics_data()
     aliases = seed_aliases(data) if data is not None else {}

@@ -4,16 +4,17 @@ Rule authors should not need to know that CPU busy-ness is ``100 * (1 - idle)`` 
 ``system.cpu.utilization`` or which attribute names the current semantic conventions use.
 Each collection, this module reads what the metric reader just wrote and the RED span
 processor's figures, and writes the aliases listed in :data:`ALIASES` into the store.
-Both the current semantic-convention attribute names and the older ones (``state``,
-``mountpoint``, as used by opentelemetry-instrumentation-system-metrics) are understood.
+The system aliases' formulas are shared with ``get_current_metrics()``
+(:mod:`paca_otel.signals.system_aliases`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from paca_otel.pipeline.store import Labels, SeriesStore, label_value
+from paca_otel.pipeline.store import Labels, SeriesStore
+from paca_otel.signals.system_aliases import SOURCES, percent_aliases
 
 if TYPE_CHECKING:
     from paca_otel.pipeline.spans import REDStats
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 ALIASES: dict[str, str] = {
     "cpu_usage": "CPU busy time of the host, percent (100 × (1 − idle) of system.cpu.utilization).",
     "memory_usage": "Used memory of the host, percent (system.memory.utilization, state used).",
-    "disk_usage": "Used space of the / filesystem, percent (system.filesystem.utilization).",
+    "disk_usage": "Used space of / (or the largest filesystem), percent, as df shows it.",
     "request_rate": "Requests per second over the RED window; labels route, method (none = all).",
     "error_rate": "Share of requests that failed (5xx or status ERROR), 0..1, over the window.",
     "request_count": "Requests finished during the RED window (not cumulative).",
@@ -32,84 +33,28 @@ ALIASES: dict[str, str] = {
 }
 """Alias name -> one-line meaning (the README's table is generated from this)."""
 
-CPU_MODE_KEYS = ("cpu.mode", "system.cpu.state", "state")
-MEMORY_STATE_KEYS = ("system.memory.state", "state")
-FS_MOUNT_KEYS = ("system.filesystem.mountpoint", "mountpoint")
-FS_STATE_KEYS = ("system.filesystem.state", "state")
-
 _NO_LABELS: Labels = ()
-
-
-def _first(labels: Labels, keys: Sequence[str]) -> str:
-    """The value of the first of ``keys`` present in ``labels`` (``""`` if none is)."""
-    for key in keys:
-        value = label_value(labels, key)
-        if value:
-            return value
-    return ""
-
-
-def _fresh(store: SeriesStore, name: str, now: float) -> list[tuple[Labels, float]]:
-    """The points written under ``name`` at exactly this collection (nothing stale)."""
-    return store.latest(name, at=now, lookback=0.0)
-
-
-def cpu_percent(points: Iterable[tuple[Labels, float]]) -> float | None:
-    """CPU busy percent from ``system.cpu.utilization`` points (fractions).
-
-    With a mode attribute, busy = 1 - the mean idle fraction over CPUs; without one the
-    points are taken to be busy fractions already and averaged.
-    """
-    idle: list[float] = []
-    plain: list[float] = []
-    for labels, value in points:
-        mode = _first(labels, CPU_MODE_KEYS)
-        if mode == "idle":
-            idle.append(value)
-        elif not mode:
-            plain.append(value)
-    if idle:
-        return max(0.0, min(100.0, 100.0 * (1.0 - sum(idle) / len(idle))))
-    if plain:
-        return 100.0 * sum(plain) / len(plain)
-    return None
-
-
-def memory_percent(points: Iterable[tuple[Labels, float]]) -> float | None:
-    """Used-memory percent from ``system.memory.utilization`` points (fractions)."""
-    for labels, value in points:
-        if _first(labels, MEMORY_STATE_KEYS) in ("used", ""):
-            return 100.0 * value
-    return None
-
-
-def disk_percent(points: Iterable[tuple[Labels, float]], mountpoint: str = "/") -> float | None:
-    """Used-space percent of ``mountpoint`` from ``system.filesystem.utilization`` points."""
-    found: list[float] = []
-    for labels, value in points:
-        if _first(labels, FS_MOUNT_KEYS) != mountpoint:
-            continue
-        if _first(labels, FS_STATE_KEYS) in ("used", ""):
-            found.append(value)
-    return 100.0 * max(found) if found else None
 
 
 def write_system(store: SeriesStore, now: float) -> int:
     """Write ``cpu_usage``, ``memory_usage`` and ``disk_usage`` from this collection's gauges.
 
+    The formulas live in :mod:`paca_otel.signals.system_aliases`, shared with
+    ``get_current_metrics()``; only points written at exactly ``now`` count (nothing stale).
+
     Returns:
         How many aliases were written (an alias is skipped when its source is missing).
     """
-    written = 0
-    for alias, value in (
-        ("cpu_usage", cpu_percent(_fresh(store, "system.cpu.utilization", now))),
-        ("memory_usage", memory_percent(_fresh(store, "system.memory.utilization", now))),
-        ("disk_usage", disk_percent(_fresh(store, "system.filesystem.utilization", now))),
-    ):
-        if value is not None:
-            store.append(alias, _NO_LABELS, value, now)
-            written += 1
-    return written
+    points = {
+        source: [
+            (dict(labels), value) for labels, value in store.latest(source, at=now, lookback=0.0)
+        ]
+        for source in SOURCES.values()
+    }
+    aliases = percent_aliases(points)
+    for alias, value in aliases.items():
+        store.append(alias, _NO_LABELS, value, now)
+    return len(aliases)
 
 
 def red_labels(stats: REDStats) -> Labels:

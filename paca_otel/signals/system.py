@@ -61,13 +61,12 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.sdk.metrics import Exemplar, ExemplarReservoir
-from opentelemetry.sdk.metrics.export import MetricsData, NumberDataPoint
 from opentelemetry.sdk.metrics.view import View
 from opentelemetry.semconv._incubating.attributes.cpu_attributes import CPU_LOGICAL_NUMBER, CPU_MODE
 from opentelemetry.semconv._incubating.attributes.cpython_attributes import CPYTHON_GC_GENERATION
@@ -112,7 +111,6 @@ __all__ = [
     "CONTAINER_CPU_UTILIZATION",
     "CONTAINER_MEMORY_UTILIZATION",
     "SystemMetrics",
-    "seed_aliases",
 ]
 
 CONTAINER_CPU_UTILIZATION: Final = "container.cpu.utilization"
@@ -583,82 +581,6 @@ class SystemMetrics:
                     out[CONTAINER_MEMORY_UTILIZATION] = [
                         Observation(s.memory_working_set / s.memory_limit)
                     ]
-
-
-# -- the seed's percent aliases -----------------------------------------------------------------
-
-
-def _points(data: MetricsData, names: Sequence[str]) -> dict[str, list[NumberDataPoint]]:
-    found: dict[str, list[NumberDataPoint]] = {}
-    for rm in data.resource_metrics:
-        for scope in rm.scope_metrics:
-            for metric in scope.metrics:
-                if metric.name in names:
-                    found.setdefault(metric.name, []).extend(
-                        p for p in metric.data.data_points if isinstance(p, NumberDataPoint)
-                    )
-    return found
-
-
-def seed_aliases(metrics_data: MetricsData) -> dict[str, float]:
-    """The seed's percent aliases (0..100) computed from collected system data points.
-
-    Pure: reads only ``metrics_data``. A key is left out when its data is missing, rather
-    than reported as a misleading 0.
-
-    * ``cpu_usage``: ``100 * (1 - idle share)`` of ``system.cpu.utilization``; with per-CPU
-      data, the mean over CPUs.
-    * ``memory_usage``: ``100 *`` ``system.memory.utilization`` of state ``used``.
-    * ``disk_usage``: of the ``/`` filesystem, or the largest one if ``/`` is absent:
-      ``100 * used / (used + free)`` from ``system.filesystem.usage`` -- what ``df`` and
-      ``psutil.disk_usage().percent`` (the seed) show: blocks reserved for root are left
-      out, whereas the ``used`` utilization counts them in the total.
-    """
-    pts = _points(
-        metrics_data,
-        (
-            sm.SYSTEM_CPU_UTILIZATION,
-            sm.SYSTEM_MEMORY_UTILIZATION,
-            sm.SYSTEM_FILESYSTEM_USAGE,
-        ),
-    )
-    aliases: dict[str, float] = {}
-
-    aggregate: list[float] = []
-    per_core: list[float] = []
-    for p in pts.get(sm.SYSTEM_CPU_UTILIZATION, []):
-        a = p.attributes or {}
-        if a.get(CPU_MODE) == "idle":
-            (per_core if CPU_LOGICAL_NUMBER in a else aggregate).append(float(p.value))
-    idle = aggregate[-1] if aggregate else (sum(per_core) / len(per_core) if per_core else None)
-    if idle is not None:
-        aliases["cpu_usage"] = min(max(100.0 * (1.0 - idle), 0.0), 100.0)
-
-    for p in pts.get(sm.SYSTEM_MEMORY_UTILIZATION, []):
-        if (p.attributes or {}).get(SYSTEM_MEMORY_STATE) == "used":
-            aliases["memory_usage"] = 100.0 * float(p.value)
-
-    by_mount: dict[str, dict[str, float]] = {}
-    for p in pts.get(sm.SYSTEM_FILESYSTEM_USAGE, []):
-        a = p.attributes or {}
-        mount, state = str(a.get(SYSTEM_FILESYSTEM_MOUNTPOINT)), str(a.get(SYSTEM_FILESYSTEM_STATE))
-        by_mount.setdefault(mount, {})[state] = float(p.value)
-    chosen = _pick_mount(by_mount)
-    if chosen is not None:
-        states = by_mount[chosen]
-        denominator = states.get("used", 0.0) + states.get("free", 0.0)
-        if denominator > 0:
-            aliases["disk_usage"] = 100.0 * states.get("used", 0.0) / denominator
-    return aliases
-
-
-def _pick_mount(by_mount: Mapping[str, Mapping[str, float]]) -> str | None:
-    """``/`` if reported, else the filesystem with the most space."""
-    if "/" in by_mount:
-        return "/"
-    if not by_mount:
-        return None
-    return max(by_mount, key=lambda m: sum(by_mount[m].values()))
 
 
 class _NoExemplars(ExemplarReservoir):

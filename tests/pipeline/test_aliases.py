@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from paca_otel.pipeline.aliases import (
-    ALIASES,
-    cpu_percent,
-    disk_percent,
-    memory_percent,
-    red_labels,
-    write_red,
-    write_system,
-)
+from paca_otel.pipeline.aliases import ALIASES, red_labels, write_red, write_system
 from paca_otel.pipeline.spans import REDStats
 from paca_otel.pipeline.store import Matcher, SeriesStore, labels_of
+from paca_otel.signals.system_aliases import cpu_percent, disk_percent, memory_percent
 
 
 def test_aliases_table_lists_every_alias() -> None:
@@ -37,33 +30,31 @@ def test_aliases_table_lists_every_alias() -> None:
 def test_cpu_percent_from_idle_mean_over_cpus() -> None:
     """cpu_usage is 100 x (1 - mean idle), whether per CPU or aggregated."""
     per_cpu = [
-        (labels_of({"cpu.mode": "idle", "cpu.logical_number": 0}), 0.8),
-        (labels_of({"cpu.mode": "user", "cpu.logical_number": 0}), 0.2),
-        (labels_of({"cpu.mode": "idle", "cpu.logical_number": 1}), 0.4),
+        ({"cpu.mode": "idle", "cpu.logical_number": 0}, 0.8),
+        ({"cpu.mode": "user", "cpu.logical_number": 0}, 0.2),
+        ({"cpu.mode": "idle", "cpu.logical_number": 1}, 0.4),
     ]
     assert cpu_percent(per_cpu) == pytest.approx(40.0)
-    assert cpu_percent([(labels_of({"state": "idle"}), 0.25)]) == pytest.approx(75.0)
-    assert cpu_percent([((), 0.3)]) == pytest.approx(30.0)
+    assert cpu_percent([({"state": "idle"}, 0.25)]) == pytest.approx(75.0)
+    assert cpu_percent([({}, 0.3)]) == pytest.approx(30.0)
     assert cpu_percent([]) is None
 
 
 def test_memory_and_disk_percent() -> None:
-    """memory_usage is the used state; disk_usage is the used state of /."""
-    memory = [
-        (labels_of({"system.memory.state": "free"}), 0.3),
-        (labels_of({"system.memory.state": "used"}), 0.6),
-    ]
+    """memory_usage is the used state; disk_usage is used / (used + free) of / (as df)."""
+    memory = [({"system.memory.state": "free"}, 0.3), ({"system.memory.state": "used"}, 0.6)]
     assert memory_percent(memory) == pytest.approx(60.0)
+    boot, root = "/boot", "/"
     fs = [
-        (
-            labels_of({"system.filesystem.mountpoint": "/boot", "system.filesystem.state": "used"}),
-            0.9,
-        ),
-        (labels_of({"system.filesystem.mountpoint": "/", "system.filesystem.state": "free"}), 0.5),
-        (labels_of({"system.filesystem.mountpoint": "/", "system.filesystem.state": "used"}), 0.45),
+        ({"system.filesystem.mountpoint": boot, "system.filesystem.state": "used"}, 90.0),
+        ({"system.filesystem.mountpoint": boot, "system.filesystem.state": "free"}, 10.0),
+        ({"system.filesystem.mountpoint": root, "system.filesystem.state": "free"}, 50.0),
+        ({"system.filesystem.mountpoint": root, "system.filesystem.state": "used"}, 45.0),
+        ({"system.filesystem.mountpoint": root, "system.filesystem.state": "reserved"}, 5.0),
     ]
-    assert disk_percent(fs) == pytest.approx(45.0)
-    assert disk_percent(fs, "/boot") == pytest.approx(90.0)
+    assert disk_percent(fs) == pytest.approx(100 * 45 / 95)
+    assert disk_percent(fs, boot) == pytest.approx(90.0)
+    assert disk_percent(fs[:2]) == pytest.approx(90.0)  # no /: the largest filesystem
     assert disk_percent([]) is None
 
 

@@ -54,13 +54,16 @@ def wired() -> Iterator[Wired]:
         return [Observation(0.5, {"system.memory.state": "used"})]
 
     def fs(_: CallbackOptions) -> list[Observation]:
-        attrs = {"system.filesystem.mountpoint": "/", "system.filesystem.state": "used"}
-        return [Observation(0.91, attrs)]
+        mount = {"system.filesystem.mountpoint": "/"}
+        return [
+            Observation(91, {**mount, "system.filesystem.state": "used"}),
+            Observation(9, {**mount, "system.filesystem.state": "free"}),
+        ]
 
     meter = meters.get_meter("system")
     meter.create_observable_gauge("system.cpu.utilization", callbacks=[cpu])
     meter.create_observable_gauge("system.memory.utilization", callbacks=[memory])
-    meter.create_observable_gauge("system.filesystem.utilization", callbacks=[fs])
+    meter.create_observable_up_down_counter("system.filesystem.usage", callbacks=[fs])
     yield Wired(pipeline, clock, meters, tracers, idle)
     meters.shutdown()
     tracers.shutdown()

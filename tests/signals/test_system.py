@@ -23,7 +23,8 @@ from opentelemetry.sdk.metrics.export import (
 from paca_otel._internal import reset_warnings
 from paca_otel.errors import ConfigError
 from paca_otel.signals.cgroup import CgroupV2
-from paca_otel.signals.system import SystemMetrics, seed_aliases
+from paca_otel.signals.system import SystemMetrics
+from paca_otel.signals.system_aliases import seed_aliases
 from paca_otel.signals.system_source import (
     FilesystemUsage,
     MemoryStats,
