@@ -23,6 +23,7 @@ from paca_otel.alerting.channels import (
 )
 from paca_otel.alerting.dispatcher import Dispatcher
 from paca_otel.alerting.engine import RuleEngine
+from paca_otel.alerting.models import AlertEvent
 from paca_otel.alerting.outbox import Outbox
 from paca_otel.config import PacaOtelSettings, load_settings
 from paca_otel.errors import RuleError
@@ -168,10 +169,11 @@ class AlertingRuntime:
         self.dispatcher.stop()
         self._started = False
 
-    def evaluate_now(self, now: float | None = None) -> None:
+    def evaluate_now(self, now: float | None = None) -> list[AlertEvent]:
         """One collection + evaluation cycle right now, and wake the sender."""
-        self.engine.evaluate_once(now)
+        events = self.engine.evaluate_once(now)
         self.dispatcher.wake()
+        return events
 
     def close(self) -> None:
         self.engine.stop()

@@ -21,7 +21,9 @@ from opentelemetry.sdk.metrics.export import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-SEED_ALIASES = ("cpu_usage", "memory_usage", "disk_usage")
+from paca_otel.signals.system_aliases import SOURCES
+
+SEED_ALIASES = tuple(SOURCES)  # cpu_usage, memory_usage, disk_usage
 
 
 class MetricPoint(BaseModel):

@@ -125,10 +125,7 @@ class AlertManager:
         """Run one evaluation cycle now (normally the runtime's thread does this)."""
         import asyncio
 
-        runtime = self.runtime
-        events = await asyncio.to_thread(runtime.engine.evaluate_once)
-        runtime.dispatcher.wake()
-        return events
+        return await asyncio.to_thread(self.runtime.evaluate_now)
 
     def __repr__(self) -> str:
         return f"AlertManager(rules={len(self.runtime.engine.rules)})"
