@@ -324,6 +324,12 @@ class PacaOtelSettings(BaseSettings):
         "alertmanager_url", default=None, description="Prometheus Alertmanager base URL"
     )
 
+    # --- storage (H4b: paca_otel/storage) ----------------------------------------------------
+    storage_key: SecretStr | None = _env(
+        "storage_key", default=None,
+        description="key encrypting stored alert state and notifications (AES-GCM; never logged)",
+    )  # fmt: skip
+
     # --- validators ---------------------------------------------------------------------------
     @field_validator("resource_attributes", mode="before")
     @classmethod

@@ -88,7 +88,9 @@ class Silences:
     """The active set of silences, persisted through a :class:`StateStore`.
 
     Reads (``is_silenced``) happen once per notified alert on the engine thread; writes come from
-    API threads. A lock guards the list; the list is small (tens), so a scan is fine.
+    API threads and the event loop. A lock guards the list; the list is small (tens), so a scan
+    is fine. Adding or expiring one changes memory at once and queues the SQLite write on the
+    storage writer thread, so a caller on the event loop never waits on the file.
     """
 
     def __init__(self, state: StateStore, clock: Callable[[], float]) -> None:
@@ -136,7 +138,7 @@ class Silences:
         )
         with self._lock:
             self._items[record.id] = record
-        self._state.save_silence(record)
+        self._state.save_silence_later(record)  # no SQLite on the caller's (event loop) thread
         return record.id
 
     def expire(self, silence_id: str, *, now: float | None = None) -> None:
@@ -162,7 +164,7 @@ class Silences:
                 created_by=record.created_by,
             )
             self._items[silence_id] = record
-        self._state.save_silence(record)
+        self._state.save_silence_later(record)  # no SQLite on the caller's (event loop) thread
 
     def active(self, now: float) -> list[SilenceRecord]:
         """Silences in force at ``now``."""
