@@ -26,8 +26,9 @@ from paca_otel.alerting.engine import RuleEngine
 from paca_otel.alerting.models import AlertEvent
 from paca_otel.alerting.outbox import Outbox
 from paca_otel.config import PacaOtelSettings, load_settings
-from paca_otel.errors import RuleError
+from paca_otel.errors import RuleError, StorageError
 from paca_otel.pipeline import shared_store
+from paca_otel.storage import Codec, Database, count_error, open_database
 
 if TYPE_CHECKING:
     from paca_otel.setup import Telemetry
@@ -82,32 +83,64 @@ _HINTS = {
 
 
 class AlertingRuntime:
-    """Owns the engine and delivery of this process; see the module docstring."""
+    """Owns the engine and delivery of this process; see the module docstring.
 
-    def __init__(self, settings: PacaOtelSettings, *, clock: Callable[[], float] | None = None):
+    Args:
+        fallback: When the state file is unusable (garbage, corrupt, read-only), warn once and
+            keep alert state in memory instead of raising :class:`StorageError` (a running
+            app's lifespan); set-up calls leave it ``False`` and get the error naming the path.
+    """
+
+    def __init__(
+        self,
+        settings: PacaOtelSettings,
+        *,
+        clock: Callable[[], float] | None = None,
+        fallback: bool = False,
+    ):
         import time
 
         self.settings = settings
         self.clock = clock or time.time
         self.channels = channels_from_settings(settings)
-        path = str(settings.state_path) if settings.state_path else ":memory:"
-        self.outbox = Outbox(path, clock=self.clock)
-        self.engine = RuleEngine(
-            shared_store(
-                max_series=settings.max_series,
-                max_points=settings.max_points,
-                max_window=settings.max_window,
-            ),
-            outbox=self.outbox,
-            channels=self.channels,
-            state_path=settings.state_path,
-            clock=self.clock,
-            evaluation_interval=settings.evaluation_interval,
-        )
+        codec = Codec.from_settings(settings)
+        try:
+            self.outbox, self.engine = self._build(open_database(settings.state_path), codec)
+        except StorageError as exc:
+            if not fallback:
+                raise
+            count_error("open", exc)
+            self.outbox, self.engine = self._build(open_database(None), codec)
         self.dispatcher = Dispatcher(self.outbox, self.channels, clock=self.clock)
         self.telemetry: Telemetry | None = None
         self._started = False
         self.attached_once = False
+
+    def _build(self, database: Database, codec: Codec) -> tuple[Outbox, RuleEngine]:
+        """The outbox and engine on one storage connection (each takes its own reference)."""
+        settings = self.settings
+        try:
+            outbox = Outbox(database=database, codec=codec, clock=self.clock)
+            try:
+                engine = RuleEngine(
+                    shared_store(
+                        max_series=settings.max_series,
+                        max_points=settings.max_points,
+                        max_window=settings.max_window,
+                    ),
+                    outbox=outbox,
+                    channels=self.channels,
+                    database=database,
+                    codec=codec,
+                    clock=self.clock,
+                    evaluation_interval=settings.evaluation_interval,
+                )
+            except BaseException:
+                outbox.close()
+                raise
+        finally:
+            database.close()
+        return outbox, engine
 
     def channel_for(self, action: str) -> str:
         """Resolve a seed action / channel name, failing with what to configure."""
@@ -182,8 +215,12 @@ class AlertingRuntime:
         self.outbox.close()
 
 
-def get_runtime() -> AlertingRuntime:
-    """The process's runtime, created on first use from the live settings or the environment."""
+def get_runtime(*, fallback: bool = False) -> AlertingRuntime:
+    """The process's runtime, created on first use from the live settings or the environment.
+
+    Raises:
+        StorageError: the state file is unusable (unless ``fallback``: then state is in memory).
+    """
     global _runtime  # noqa: PLW0603  # one runtime per process is the point of this module
     with _lock:
         if _runtime is None:
@@ -191,12 +228,12 @@ def get_runtime() -> AlertingRuntime:
 
             telemetry = get_telemetry()
             settings = telemetry.settings if telemetry is not None else load_settings()
-            _runtime = AlertingRuntime(settings)
+            _runtime = AlertingRuntime(settings, fallback=fallback)
         return _runtime
 
 
 #: Settings the runtime itself is built from (the channels are added on attach).
-_RUNTIME_FIELDS = ("state_path", "evaluation_interval")
+_RUNTIME_FIELDS = ("state_path", "evaluation_interval", "storage_key")
 
 
 def attach(telemetry: Telemetry) -> AlertingRuntime:
@@ -210,13 +247,13 @@ def attach(telemetry: Telemetry) -> AlertingRuntime:
     """
     global _runtime  # noqa: PLW0603  # one runtime per process, see get_runtime
     with _lock:
-        runtime = get_runtime()
+        runtime = get_runtime(fallback=True)  # a running app keeps serving on a bad state file
         differs = any(
             getattr(runtime.settings, name) != getattr(telemetry.settings, name)
             for name in _RUNTIME_FIELDS
         )
         if differs and not runtime.attached_once:
-            fresh = AlertingRuntime(telemetry.settings, clock=runtime.clock)
+            fresh = AlertingRuntime(telemetry.settings, clock=runtime.clock, fallback=True)
             fresh.take_over(runtime)
             runtime.close()
             _runtime = runtime = fresh

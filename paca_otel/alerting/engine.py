@@ -490,8 +490,8 @@ class RuleEngine:
         if self._flaps.is_flapping(record.fingerprint):
             return
         last = record.last_notified
-        if last is not None and now - last < rule.cooldown:
-            return
+        if last is not None and (now - last < rule.cooldown or last >= now):
+            return  # (``last >= now``: notified this very cycle, even with cooldown 0)
         event = self._event(rule, record, AlertState.FIRING, None)
         if self._silenced(event, now) is not None:
             return

@@ -376,6 +376,15 @@ class Outbox:
         """Whether :meth:`close` was called."""
         return self._db is None
 
+    @property
+    def database(self) -> Database:
+        """The storage connection (shared with the alert state on the same file).
+
+        Raises:
+            ChannelError: the outbox is closed.
+        """
+        return self._database()
+
     # -- plumbing ------------------------------------------------------------------------
 
     def _database(self) -> Database:

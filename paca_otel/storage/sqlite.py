@@ -87,8 +87,8 @@ def count_error(operation: str, error: StorageError) -> None:
     warn_once(
         _logger,
         f"storage:{operation}",
-        "paca-otel storage error in %s (alert state kept in memory, retried; further errors "
-        "are counted in paca_otel.storage.errors): %s",
+        "paca-otel storage error in %s; alert state stays in memory and the host keeps "
+        "running (further errors are counted in paca_otel.storage.errors): %s",
         operation,
         error,
     )
