@@ -57,24 +57,17 @@ _registry: dict[str, Database] = {}
 _registry_lock = threading.Lock()
 
 
-class _Errors:
-    """The ``paca_otel.storage.errors`` counter, created lazily on the global provider."""
+def _count(operation: str) -> None:
+    """Add one to ``paca_otel.storage.errors`` on the current global provider.
 
-    def __init__(self) -> None:
-        self._counter: metrics.Counter | None = None
-
-    def add(self, operation: str) -> None:
-        counter = self._counter
-        if counter is None:
-            counter = self._counter = metrics.get_meter("paca_otel").create_counter(
-                "paca_otel.storage.errors",
-                unit="{error}",
-                description="Storage operations that failed (busy, read-only, corrupt file).",
-            )
-        counter.add(1, {"operation": operation})
-
-
-_errors = _Errors()
+    Looked up per error, not cached: errors are rare, the SDK returns the instrument it already
+    has, and a cached one would miss a provider set later.
+    """
+    metrics.get_meter("paca_otel").create_counter(
+        "paca_otel.storage.errors",
+        unit="{error}",
+        description="Storage operations that failed (busy, read-only, corrupt file).",
+    ).add(1, {"operation": operation})
 
 
 def count_error(operation: str, error: StorageError) -> None:
@@ -83,7 +76,7 @@ def count_error(operation: str, error: StorageError) -> None:
     Running loops (evaluation, delivery) call this instead of raising: the host keeps serving
     and alert state stays in memory until the file is usable again.
     """
-    _errors.add(operation)
+    _count(operation)
     warn_once(
         _logger,
         f"storage:{operation}",

@@ -33,7 +33,8 @@ def test_one_connection_per_file_shared_by_state_and_outbox(tmp_path: Path) -> N
     assert state.db is open_database(path) is outbox.database
     state.db.close()  # the extra reference taken just above
     state.close()
-    assert not outbox.closed and not outbox.database.closed
+    assert not outbox.closed
+    assert not outbox.database.closed
     db = outbox.database
     outbox.close()
     assert db.closed
@@ -114,9 +115,11 @@ def test_busy_beyond_the_budget_is_a_storage_error_naming_the_path(tmp_path: Pat
     db.execute("CREATE TABLE t (x)")
     holder = _holder(path)
     try:
-        with pytest.raises(StorageError, match=r"held\.sqlite3.* is locked by another"):
-            with db.transaction() as conn:
-                conn.execute("INSERT INTO t VALUES (1)")
+        with (
+            pytest.raises(StorageError, match=r"held\.sqlite3.* is locked by another"),
+            db.transaction() as conn,
+        ):
+            conn.execute("INSERT INTO t VALUES (1)")
         assert db.errors == 1
         assert db.fetchall("SELECT COUNT(*) FROM t") == [(0,)]  # WAL: reads go on meanwhile
     finally:
@@ -158,9 +161,12 @@ def test_three_processes_open_one_new_file_at_once(tmp_path: Path) -> None:
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", code, str(path)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, cwd=ROOT,
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
         for _ in range(3)
     ]
     for proc in procs:
@@ -178,7 +184,8 @@ def test_unusable_file_is_a_storage_error_naming_the_path(tmp_path: Path, fault:
     with broken_state_file(tmp_path, fault) as path:
         with pytest.raises(StorageError) as info:
             StateStore(path)
-        assert isinstance(info.value, ConfigError) and isinstance(info.value, ValueError)
+        assert isinstance(info.value, ConfigError)
+        assert isinstance(info.value, ValueError)
         assert str(path) in str(info.value)
         assert "state_path" in str(info.value)
         with pytest.raises(StorageError, match=str(path.name)):
