@@ -22,7 +22,8 @@ from paca_otel._internal import handle_internal_errors, warn_once
 from paca_otel.alerting.channels.base import NotificationChannel
 from paca_otel.alerting.models import AlertState, Notification
 from paca_otel.alerting.outbox import Outbox, OutboxEntry
-from paca_otel.errors import ChannelError, ConfigError
+from paca_otel.errors import ChannelError, ConfigError, StorageError
+from paca_otel.storage import count_error
 
 _logger = logging.getLogger("paca_otel.alerts")
 
@@ -302,13 +303,18 @@ class Dispatcher:
         event = self._events[name]
         while not self._stop.is_set() and not self.outbox.closed:
             event.clear()
-            with handle_internal_errors("alert_dispatcher", _logger):
-                self._deliver_channel(name, None)
             wait = self.poll_interval
-            with handle_internal_errors("alert_dispatcher", _logger):
-                nxt = self.outbox.next_due(name)
-                if nxt is not None:
-                    wait = min(wait, max(0.0, nxt - self._clock()))
+            try:
+                with handle_internal_errors("alert_dispatcher", _logger):
+                    self._deliver_channel(name, None)
+                with handle_internal_errors("alert_dispatcher", _logger):
+                    nxt = self.outbox.next_due(name)
+                    if nxt is not None:
+                        wait = min(wait, max(0.0, nxt - self._clock()))
+            except StorageError as exc:
+                # the file is busy or broken: rows stay as they are and the next pass retries
+                # (a row sent but not marked is re-sent with the same idempotency key)
+                count_error("outbox_delivery", exc)
             if wait > 0:
                 event.wait(wait)
 
@@ -352,7 +358,11 @@ class _Instruments:
         for dispatcher in list(self.sources):
             if dispatcher.outbox.closed:
                 continue
-            counts = dispatcher.outbox.pending_by_channel()
+            try:
+                counts = dispatcher.outbox.pending_by_channel()
+            except StorageError as exc:  # an export must not fail on a busy or broken file
+                count_error("outbox_depth", exc)
+                continue
             out.extend(
                 metrics.Observation(counts.get(name, 0), {"channel": name})
                 for name in dispatcher.channels
