@@ -189,8 +189,7 @@ class AlertingRuntime:
         silences = self.engine.silences
         for record in old.engine.silences.all():
             # Same ids: an id AlertManager.silence() returned before start must keep working.
-            silences._items[record.id] = record
-            silences._state.save_silence(record)
+            silences.adopt(record)
 
     def detach(self, telemetry: Telemetry) -> None:
         """Stop evaluating and sending for ``telemetry`` (it is shutting down)."""

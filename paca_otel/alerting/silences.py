@@ -141,6 +141,16 @@ class Silences:
         self._state.save_silence_later(record)  # no SQLite on the caller's (event loop) thread
         return record.id
 
+    def adopt(self, record: SilenceRecord) -> None:
+        """Take over a silence made elsewhere (another engine), keeping its id.
+
+        An id handed out before the runtime was rebuilt must keep working; the write is queued
+        like :meth:`add`'s.
+        """
+        with self._lock:
+            self._items[record.id] = record
+        self._state.save_silence_later(record)
+
     def expire(self, silence_id: str, *, now: float | None = None) -> None:
         """End a silence now (kept, expired, for the record).
 

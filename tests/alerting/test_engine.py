@@ -636,3 +636,17 @@ def test_cooldown_zero_does_not_repeat_in_the_cycle_that_notified() -> None:
     store.append("mem", HOST_A, 95, clock.t)
     engine.evaluate_once(clock.t)
     assert [n.extra.get("kind", "notify") for n in sink.notifications] == ["notify", "repeat"]
+
+
+def test_adopted_silence_keeps_its_id_and_is_stored(tmp_path: Path) -> None:
+    """A silence taken over from another engine keeps its id, mutes, and reaches the file."""
+    first, _, _, _ = make_engine()
+    silence_id = first.silence({"host": "a"}, duration=600)
+    path = tmp_path / "state.sqlite3"
+    second, _, _, _ = make_engine(state_path=path)
+    for record in first.silences.all():
+        second.silences.adopt(record)
+    assert [s.id for s in second.silences.all()] == [silence_id]
+    assert second.silences.matching({"host": "a"}, 1_100.0) is not None
+    second.close()
+    assert [s.id for s in StateStore(path).load_silences()] == [silence_id]
