@@ -97,6 +97,8 @@ class Dispatcher:
         self._metrics = _instruments(meter or metrics.get_meter("paca_otel"))
         self._metrics.sources.add(self)
         self._listener = self._on_enqueue
+        #: The queue-depth gauge's last counts (reported again while the file is in use).
+        self.last_depth: dict[str, int] = {}
 
     # -- control -------------------------------------------------------------------------
 
@@ -359,10 +361,13 @@ class _Instruments:
             if dispatcher.outbox.closed:
                 continue
             try:
-                counts = dispatcher.outbox.pending_by_channel()
+                counts = dispatcher.outbox.pending_by_channel(wait=False)
             except StorageError as exc:  # an export must not fail on a busy or broken file
                 count_error("outbox_depth", exc)
-                continue
+                counts = None
+            if counts is None:  # the file is in use: report the last counts, do not wait
+                counts = dispatcher.last_depth
+            dispatcher.last_depth = counts
             out.extend(
                 metrics.Observation(counts.get(name, 0), {"channel": name})
                 for name in dispatcher.channels

@@ -339,12 +339,19 @@ class Outbox:
             )
         return int(rows[0][0])
 
-    def pending_by_channel(self) -> dict[str, int]:
-        """Pending counts per channel (the queue-depth gauge)."""
-        rows = self._fetch(
-            "SELECT channel, COUNT(*) FROM outbox WHERE status = ? GROUP BY channel", (PENDING,)
-        )
-        return {str(c): int(n) for c, n in rows}
+    def pending_by_channel(self, *, wait: bool = True) -> dict[str, int] | None:
+        """Pending counts per channel (the queue-depth gauge).
+
+        With ``wait=False``, ``None`` at once when another thread is using the file (a write
+        waiting on a busy file): the gauge then reports its last counts instead of stalling
+        an export or a scrape.
+        """
+        sql = "SELECT channel, COUNT(*) FROM outbox WHERE status = ? GROUP BY channel"
+        if wait:
+            rows: list[tuple[Any, ...]] | None = self._fetch(sql, (PENDING,))
+        else:
+            rows = self._database().try_fetchall(sql, (PENDING,))
+        return None if rows is None else {str(c): int(n) for c, n in rows}
 
     def dead_letters(self, channel: str | None = None) -> list[OutboxEntry]:
         """Notifications given up on, oldest first, with attempts and last error."""

@@ -57,6 +57,17 @@ _registry: dict[str, Database] = {}
 _registry_lock = threading.Lock()
 
 
+def _forget_after_fork() -> None:
+    # A SQLite connection must not be used across fork(): a child opens its own. The parent's
+    # are left alone (closing them in the child could disturb the parent's file locks).
+    global _registry_lock  # noqa: PLW0603  # a lock held at fork time would stay held
+    _registry_lock = threading.Lock()
+    _registry.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def _count(operation: str) -> None:
     """Add one to ``paca_otel.storage.errors`` on the current global provider.
 
@@ -228,6 +239,22 @@ class Database:
                 lambda: conn.execute(sql, tuple(params)).fetchall(), "SELECT"
             )
 
+    def try_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]] | None:
+        """Like :meth:`fetchall`, but ``None`` at once if another thread holds the file's lock.
+
+        For readers that must not wait behind a write stuck on a busy file (a metric callback
+        during a scrape): they report their last value instead.
+        """
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            conn = self._connection()
+            return self._retry(  # type: ignore[no-any-return]  # sqlite3 rows are tuples
+                lambda: conn.execute(sql, tuple(params)).fetchall(), "SELECT", 0.0
+            )
+        finally:
+            self._lock.release()
+
     @contextmanager
     def transaction(self, what: str = "write") -> Iterator[sqlite3.Connection]:
         """Hold the lock for one write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``).
@@ -269,9 +296,10 @@ class Database:
     ) -> int:
         """Bring ``component``'s tables to version ``len(steps)``; return the version.
 
-        Step ``i`` (1-based) moves the schema from version ``i - 1`` to ``i``: SQL (one or more
-        statements) or a function given the connection. All missing steps run in one
-        transaction, so concurrent openers (workers starting at once) apply them once.
+        Step ``i`` (1-based) moves the schema from version ``i - 1`` to ``i``: SQL (statements
+        separated by ``;``, none inside a literal) or a function given the connection. All
+        missing steps run in one transaction, so concurrent openers (workers starting at
+        once) apply them once.
 
         Raises:
             StorageError: the file holds a newer version than this code knows (a downgrade).

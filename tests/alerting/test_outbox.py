@@ -503,3 +503,31 @@ def test_dispatcher_survives_a_busy_file_and_marks_the_row_once_it_frees(tmp_pat
         dispatcher.stop()
         box.close()
     assert len({n.idempotency_key for n in channel.sent}) == 1
+
+
+def test_queue_depth_gauge_does_not_wait_behind_a_write_on_a_busy_file(tmp_path: Path) -> None:
+    """While a write waits on a busy file, the gauge reports its last counts at once."""
+    path = tmp_path / "outbox.sqlite3"
+    db = open_database(path, busy_timeout=5.0, retry_for=5.0)
+    box = Outbox(database=db)
+    db.close()
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    Dispatcher(box, {"webhook": Scripted()}, meter=provider.get_meter("paca_otel"))
+    box.enqueue(notification(event(rule="A")))
+    assert metric_points(reader)["paca_otel.alerts.queue_depth"] == {"webhook": 1}
+    holder = sqlite3.connect(path, isolation_level=None, timeout=0)
+    holder.execute("BEGIN IMMEDIATE")
+    writer = threading.Thread(target=lambda: box.enqueue(notification(event(rule="B"))))
+    writer.start()
+    deadline = time.monotonic() + 30
+    while box.database.try_fetchall("SELECT 1") is not None and time.monotonic() < deadline:
+        time.sleep(0.005)  # until the writer holds the file's lock, waiting on the holder
+    assert metric_points(reader)["paca_otel.alerts.queue_depth"] == {"webhook": 1}
+    assert writer.is_alive(), "the gauge waited for the blocked write"
+    holder.execute("ROLLBACK")
+    holder.close()
+    writer.join(30)
+    assert metric_points(reader)["paca_otel.alerts.queue_depth"] == {"webhook": 2}
+    box.close()
+    provider.shutdown()
