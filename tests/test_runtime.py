@@ -26,7 +26,7 @@ async def test_stop_stops_the_loops_and_start_resumes_them() -> None:
     monitor = MonitoringManager(metrics_exporter="none", system_metrics=False)
     await monitor.start_monitoring()
     alerts = AlertManager()
-    alerts.add_rule("never", "cpu_usage > 1000", "log", 60)
+    await alerts.add_rule("never", "cpu_usage > 1000", "log", 60)
     engine = alerts.runtime.engine
     assert engine._thread is not None
     await monitor.stop()
@@ -44,7 +44,7 @@ async def test_user_channel_added_after_start_receives_notifications() -> None:
     alerts = AlertManager()
     inbox = _Inbox()
     alerts.add_channel("inbox", inbox)
-    alerts.add_rule("deep_queue", "queue_depth > 10", "inbox", 60)
+    await alerts.add_rule("deep_queue", "queue_depth > 10", "inbox", 60)
     from paca_otel import MetricsCollector
 
     MetricsCollector().set_gauge("queue_depth", 50)

@@ -24,7 +24,7 @@ async def main(state_path: str, url: str) -> None:
     monitor = MonitoringManager()
     await monitor.start_monitoring()
     alerts = AlertManager()
-    alerts.add_rule("high_memory_usage", "memory_usage > 90", "webhook", 300)
+    alerts.add_rule_sync("high_memory_usage", "memory_usage > 90", "webhook", 300)
     events = await alerts.evaluate()
     assert [e.state.value for e in events] == ["firing"], events
     print("fired", flush=True)

@@ -87,7 +87,7 @@ async def test_alert_fired_before_sigkill_is_delivered_exactly_once_after_restar
     monitor = MonitoringManager()
     await monitor.start_monitoring()
     alerts = AlertManager()
-    alerts.add_rule("high_memory_usage", "memory_usage > 90", "webhook", 300)
+    alerts.add_rule_sync("high_memory_usage", "memory_usage > 90", "webhook", 300)
     # The restored alert is still firing: no new notification, the old one is delivered.
     assert [a.state.value for a in alerts.get_active_alerts()] == ["firing"]
     for _ in range(3):
