@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from enum import Enum
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_origin
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -40,33 +40,43 @@ _FILE_ONLY_FIELDS = frozenset({"group", "interval"})
 _MAX_LENGTH = {"condition": 2000, "clear": 2000}
 
 
+def _wire_type(annotation: Any) -> Any:
+    """The JSON type the API takes for a :class:`Rule` field of type ``annotation``.
+
+    Rule reads more than its field types say: durations as ``"5m"``, severities as ``"crit"``,
+    label values as numbers, one channel as a string; the wire type allows those and leaves
+    the checking to Rule. Anything else keeps Rule's own type (``str``, ``Literal``...).
+    """
+    if annotation is float:
+        return float | str
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return str
+    if get_origin(annotation) is dict:
+        return dict[str, Any]
+    if get_origin(annotation) is list:
+        return str | list[str]
+    return annotation
+
+
 def _rule_payload_model() -> type[BaseModel]:
     """The API's rule body, derived from :class:`Rule` so the fields are listed once.
 
     Every field of ``Rule`` (but the file-only ``group``/``interval``) is accepted under its
     own name (``for``, ``labels``, ``no_data``...), plus the seed's ``action`` for
-    ``channels``. Values are checked by ``Rule`` itself (a bad one is a 422 naming the field);
-    a field left out takes ``Rule``'s default.
+    ``channels``. ``Rule`` checks the values (a bad one is a 422 naming the field); a field
+    left out takes ``Rule``'s default.
     """
     fields: dict[str, Any] = {}
     for name, info in Rule.model_fields.items():
         if name in _FILE_ONLY_FIELDS:
             continue
-        bound = _MAX_LENGTH.get(name)
         default: Any = ... if info.is_required() else None
-        annotation: Any = str if bound else Any
-        if bound and not info.is_required():
-            annotation = str | None
-        fields[name] = (
-            annotation,
-            Field(
-                default=default, alias=info.alias, max_length=bound, description=info.description
-            ),
-        )
-    fields["action"] = (
-        str | list[str] | None,
-        Field(default=None, description="seed name for channels"),
-    )
+        annotation = _wire_type(info.annotation)
+        if not info.is_required():
+            annotation = annotation | None
+        field = Field(default=default, alias=info.alias, max_length=_MAX_LENGTH.get(name))
+        fields[name] = (annotation, field)
+    fields["action"] = (str | list[str] | None, Field(default=None))
     return create_model(
         "RulePayload",
         __config__=ConfigDict(extra="forbid", populate_by_name=True),
@@ -151,13 +161,16 @@ def monitoring_router() -> APIRouter:
 
         data = payload.model_dump(exclude_unset=True)
         if "action" in data and "channels" in data:
-            raise HTTPException(status_code=422, detail="give either action or channels, not both")
+            error = {"type": "value_error", "loc": ["body"], "msg": "give action or channels"}
+            raise HTTPException(status_code=422, detail=[error])
         if "action" in data:
             data["channels"] = data.pop("action")
         try:
             rule = await run_in_threadpool(AlertManager().add_rule_data, data)
         except PacaOtelError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from None
+            # FastAPI's own 422 shape, so clients parse one format whoever found the error
+            error = {"type": "value_error", "loc": ["body"], "msg": str(exc)}
+            raise HTTPException(status_code=422, detail=[error]) from None
         return rule_payload(rule)
 
     @router.get("/health")

@@ -44,7 +44,7 @@ async def test_current_metrics_and_prometheus_exposition(client: httpx.AsyncClie
         ({"name": "x", "condition": "cpu_usage > 1", "group": "g"}, "group"),
         (
             {"name": "x", "condition": "cpu_usage > 1", "action": "log", "channels": ["log"]},
-            "either",
+            "action or",
         ),
         ({"name": "", "condition": "cpu_usage > 1"}, "name"),
         ({"name": "x", "condition": "cpu_usage > 1", "cooldown": "soon"}, "cooldown"),
