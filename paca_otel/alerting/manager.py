@@ -150,13 +150,18 @@ class AlertManager:
         return rule
 
     def add_rules_from_file(self, path: str | Path) -> list[Rule]:
-        """Load every rule of a YAML rule file (see ``paca-otel rules check``)."""
-        rules = load_rules(path)
+        """Load every rule of a YAML rule file (see ``paca-otel rules check``).
+
+        Channel names are resolved as in :meth:`add_rule_sync` (``send_email`` is ``email``;
+        an unconfigured built-in channel logs), all before the first rule is added.
+        """
+        runtime = self.runtime
+        rules = [
+            rule.model_copy(update={"channels": [runtime.channel_for(c) for c in rule.channels]})
+            for rule in load_rules(path)
+        ]
         for rule in rules:
-            for channel in rule.channels:
-                self.runtime.channel_for(channel)
-        for rule in rules:
-            self.runtime.engine.add_rule(rule)
+            runtime.engine.add_rule(rule)
         return rules
 
     def remove_rule(self, name: str) -> None:

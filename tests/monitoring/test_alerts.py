@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -272,3 +273,16 @@ def test_silence_mutes_matching_alerts() -> None:
     silence_id = alerts.silence({"alertname": "high_cpu"}, duration=60)
     assert silence_id
     alerts.expire_silence(silence_id)
+
+
+def test_rule_file_channels_resolve_like_add_rule(tmp_path: Path) -> None:
+    """A rule file naming send_email without SMTP settings loads, routed to email (logged)."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "groups:\n  - name: g\n    rules:\n      - alert: HighMemory\n"
+        "        expr: memory_usage > 90\n        channels: [send_email]\n"
+    )
+    alerts = AlertManager()
+    (rule,) = alerts.add_rules_from_file(path)
+    assert rule.channels == ["email"]
+    assert alerts.runtime.unconfigured_channels() == ["email"]
