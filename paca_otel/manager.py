@@ -212,15 +212,14 @@ def current_metrics(telemetry: Telemetry) -> MetricsSnapshot:
     processor's all-routes figure over its window, by the same formulas the rules use. With
     no request in the window, the rates and counts are 0 and the latencies have no value.
     """
-    from paca_otel.pipeline.aliases import RED_ALIASES, red_values
+    from paca_otel.pipeline.aliases import red_values
+    from paca_otel.pipeline.spans import REDStats
     from paca_otel.signals.system_aliases import seed_aliases
 
     data = telemetry.snapshot_reader.get_metrics_data()
     aliases: dict[str, float | None] = dict(seed_aliases(data)) if data is not None else {}
     figures = telemetry.pipeline.span_processor.drain()
-    overall = next((f for f in figures if f.route is None), None)
-    if overall is not None:
-        aliases.update(red_values(overall))
-    else:
-        aliases.update({name: 0.0 for name in RED_ALIASES if not name.startswith("latency")})
+    no_traffic = REDStats(None, None, 0, 0, 0.0, 0.0, None, None, None)
+    overall = next((f for f in figures if f.route is None), no_traffic)
+    aliases.update(red_values(overall))
     return snapshot_from(data, aliases)

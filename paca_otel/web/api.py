@@ -161,7 +161,11 @@ def monitoring_router() -> APIRouter:
 
         data = payload.model_dump(exclude_unset=True)
         if "action" in data and "channels" in data:
-            error = {"type": "value_error", "loc": ["body"], "msg": "give action or channels"}
+            error = {
+                "type": "value_error",
+                "loc": ["body"],
+                "msg": "give either action or channels, not both",
+            }
             raise HTTPException(status_code=422, detail=[error])
         if "action" in data:
             data["channels"] = data.pop("action")
