@@ -55,10 +55,19 @@ def test_rule_accepts_durations_and_alias_for() -> None:
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [("5m", 300), ("30s", 30), (12, 12), (1.5, 1.5), ("90", 90), ("1d", 86400)],
+    [
+        ("5m", 300),
+        ("30s", 30),
+        (12, 12),
+        (1.5, 1.5),
+        ("90", 90),
+        ("1d", 86400),
+        ("2w", 1_209_600),
+        ("1y", 31_536_000),
+    ],
 )
 def test_parse_duration(value: object, seconds: float) -> None:
-    """Durations read units and plain numbers of seconds."""
+    """Durations read Prometheus' units (ms s m h d w y) and plain numbers of seconds."""
     assert parse_duration(value) == seconds
 
 
