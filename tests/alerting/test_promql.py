@@ -21,7 +21,7 @@ from paca_otel.alerting.promql import (
 from paca_otel.alerting.rules import Rule, load_rules, render_annotations
 from paca_otel.alerting.rules_cli import export
 from paca_otel.cli import main as cli_main
-from paca_otel.pipeline.aliases import write_system
+from paca_otel.pipeline.aliases import ALIASES, write_system
 from paca_otel.pipeline.store import SeriesStore, labels_of
 from tests.peers import require_binary
 
@@ -201,6 +201,45 @@ def test_aliases_export_as_promql_over_exposed_metrics(
         assert fragment in promql, promql
     assert "_usage >" not in promql
     assert "error_rate" not in promql
+
+
+def test_every_alias_has_a_translation() -> None:
+    """No alias is exported under its own name (Prometheus has no such series) or warns."""
+    for alias in ALIASES:
+        result = export_prometheus([Rule(name="A", condition=f"{alias} > 0")])
+        assert result.warnings == [], alias
+        expr = result.document["groups"][0]["rules"][0]["expr"]
+        assert not expr.startswith(alias), expr
+
+
+@pytest.mark.peer("promtool")
+def test_promtool_accepts_every_alias_export(tmp_path: Path) -> None:
+    """``promtool check rules`` accepts each alias, plain, with matchers and over a window."""
+    promtool = require_binary("promtool")
+    rules = [
+        Rule(name=f"R{i}", condition=condition)
+        for i, condition in enumerate(
+            text
+            for alias in ALIASES
+            for text in (
+                f"{alias} > 1",
+                f'{alias}{{route=~"/api/.*", method!="GET"}} > 1',
+                f"avg({alias}[5m]) > 1",
+                f"absent({alias})",
+            )
+        )
+    ]
+    path = tmp_path / "rules.yml"
+    path.write_text(export_prometheus(rules).to_yaml())
+    proc = subprocess.run(
+        [promtool, "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in proc.stdout
 
 
 def test_red_alias_total_series_only_when_matchers_accept_it() -> None:
