@@ -50,6 +50,7 @@ async def test_current_metrics_and_prometheus_exposition(client: httpx.AsyncClie
         ({"name": "x", "condition": "cpu_usage > 1", "cooldown": "soon"}, "cooldown"),
         ({"name": "x", "condition": "__import__('os')"}, "column"),
         ({"condition": "cpu_usage > 1"}, "name"),
+        ({"name": "x", "condition": 'x{user=~"(?=a)"} > 0'}, "RE2 syntax"),
     ],
 )
 async def test_bad_rule_payloads_get_422(
