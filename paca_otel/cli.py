@@ -59,13 +59,27 @@ def _config(args: argparse.Namespace) -> int:
 
 def _rules(args: argparse.Namespace) -> int:
     if args.rules_command == "check":
-        from paca_otel.alerting.rules_cli import check
+        from paca_otel.alerting.rules_cli import check, configured_channels
+        from paca_otel.config import load_settings
 
-        return check(args.file)
+        try:
+            configured: set[str] | None = configured_channels(load_settings())
+        except PacaOtelError as exc:  # the rules can still be checked without the settings
+            print(f"paca-otel: settings not read, channel set-up not checked: {exc}",
+                  file=sys.stderr)  # fmt: skip
+            configured = None
+        return check(args.file, configured=configured, custom_channels=args.channel)
     if args.rules_command == "export":
-        from paca_otel.alerting.rules_cli import export
+        from paca_otel.alerting.rules_cli import EXIT_USAGE, export, load_name_map
 
-        return export(args.file, fmt=args.format)
+        name_map = None
+        if args.name_map is not None:
+            try:
+                name_map = load_name_map(args.name_map)
+            except PacaOtelError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+        return export(args.file, fmt=args.format, name_map=name_map)
     from paca_otel.alerting.rule_tests import main as run_tests
 
     return run_tests(args.file)
@@ -91,11 +105,24 @@ def build_parser() -> argparse.ArgumentParser:
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     check = rules_sub.add_parser("check", help="validate a rule file")
     check.add_argument("file")
+    check.add_argument(
+        "--channel",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a custom channel the application registers in code (repeatable)",
+    )
     test = rules_sub.add_parser("test", help="run rule unit tests (like promtool test rules)")
     test.add_argument("file")
     export = rules_sub.add_parser("export", help="write Prometheus alerting rules")
     export.add_argument("file")
     export.add_argument("--format", default="prometheus", choices=["prometheus"])
+    export.add_argument(
+        "--name-map",
+        metavar="FILE",
+        help="YAML mapping of metric names in the rules to Prometheus metric names"
+        " (e.g. orders: orders_total); built-in aliases need none",
+    )
     rules.set_defaults(func=_rules)
     return parser
 

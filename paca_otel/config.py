@@ -66,6 +66,21 @@ def _env(name: str, otel: str | None = None, **kwargs: Any) -> Any:
     return Field(validation_alias=AliasChoices(*choices), **kwargs)
 
 
+EVALUATION_INTERVAL_RANGE = (1.0, 86_400.0)
+"""Seconds allowed between rule evaluations: at least 1 s, at most a day."""
+
+
+def evaluation_interval_problem(value: float) -> str | None:
+    """What is wrong with an ``evaluation_interval`` value, or None: the one check of it.
+
+    The settings and ``RuleEngine`` both call it, each naming the value its own way.
+    """
+    low, high = EVALUATION_INTERVAL_RANGE
+    if low <= value <= high:  # NaN fails too
+        return None
+    return f"must be {low:g}..{high:g} seconds"
+
+
 def _parse_pairs(value: Any, *, secret: bool) -> Any:
     """Parse the OTel ``key=value,key2=value2`` form (values percent-decoded, as the spec says)."""
     if not isinstance(value, str):
@@ -282,8 +297,8 @@ class PacaOtelSettings(BaseSettings):
 
     # --- alerting -----------------------------------------------------------------------------
     evaluation_interval: float = _env(
-        "evaluation_interval", default=15.0, ge=1.0,
-        description="seconds between rule evaluations (>= 1)",
+        "evaluation_interval", default=15.0,
+        description="seconds between rule evaluations (1..86400)",
     )  # fmt: skip
     max_series: int = _env(
         "max_series", default=10_000, ge=1,
@@ -331,6 +346,14 @@ class PacaOtelSettings(BaseSettings):
     )  # fmt: skip
 
     # --- validators ---------------------------------------------------------------------------
+    @field_validator("evaluation_interval")
+    @classmethod
+    def _evaluation_interval(cls, value: float) -> float:
+        problem = evaluation_interval_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @field_validator("resource_attributes", mode="before")
     @classmethod
     def _resource_pairs(cls, value: Any) -> Any:

@@ -9,16 +9,19 @@ the engine at that pipeline.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from paca_otel._internal import warn_once
 from paca_otel.alerting.channels import (
     AlertmanagerChannel,
     EmailChannel,
     LogChannel,
     NotificationChannel,
     SlackChannel,
+    UnconfiguredChannel,
     WebhookChannel,
 )
 from paca_otel.alerting.dispatcher import Dispatcher
@@ -44,6 +47,8 @@ ACTION_ALIASES: dict[str, str] = {
     "log": "log",
     "alertmanager": "alertmanager",
 }
+
+logger = logging.getLogger("paca_otel.alerts")
 
 _lock = threading.RLock()
 _runtime: AlertingRuntime | None = None
@@ -74,12 +79,13 @@ def channels_from_settings(settings: PacaOtelSettings) -> dict[str, Notification
     return channels
 
 
-_HINTS = {
-    "email": "set smtp_host (PACA_OTEL_SMTP_HOST) and smtp_to",
+CHANNEL_SETTINGS: dict[str, str] = {
+    "email": "set smtp_host (PACA_OTEL_SMTP_HOST) and smtp_to (PACA_OTEL_SMTP_TO)",
     "webhook": "set webhook_url (PACA_OTEL_WEBHOOK_URL)",
     "slack": "set slack_webhook_url (PACA_OTEL_SLACK_WEBHOOK_URL)",
     "alertmanager": "set alertmanager_url (PACA_OTEL_ALERTMANAGER_URL)",
 }
+"""The built-in channels that need settings, and what to set for each (``log`` needs none)."""
 
 
 class AlertingRuntime:
@@ -143,16 +149,41 @@ class AlertingRuntime:
         return outbox, engine
 
     def channel_for(self, action: str) -> str:
-        """Resolve a seed action / channel name, failing with what to configure."""
+        """Resolve a seed action / channel name to a channel of this runtime.
+
+        A built-in channel whose settings are missing (``send_email`` without ``smtp_host``)
+        is accepted: a warning, once per channel, names the settings to set, and an
+        :class:`UnconfiguredChannel` logs its notifications until :meth:`attach` finds the
+        settings and puts the real channel in its place. Nothing is lost, nothing raises.
+
+        Raises:
+            RuleError: the name is neither a built-in channel nor one added with
+                ``add_channel`` (a typo such as ``emial``); the message lists the known ones.
+        """
         name = ACTION_ALIASES.get(action, action)
-        if name not in self.channels:
-            hint = _HINTS.get(name, f"add it with AlertManager.add_channel({name!r}, channel)")
+        if name in self.channels:
+            return name
+        hint = CHANNEL_SETTINGS.get(name)
+        if hint is None:
+            known = sorted({*self.channels, *CHANNEL_SETTINGS})
             msg = (
-                f"channel {name!r} (from {action!r}) is not configured: {hint}; "
-                f"configured channels: {', '.join(sorted(self.channels))}"
+                f"channel {name!r} (from {action!r}) is unknown: use one of {', '.join(known)}, "
+                f"or add it with AlertManager.add_channel({name!r}, channel)"
             )
             raise RuleError(msg)
+        warn_once(
+            logger,
+            f"unconfigured_channel.{name}",
+            "channel %r is not configured (%s): its notifications go to the log until it is",
+            name,
+            hint,
+        )
+        self.add_channel(name, UnconfiguredChannel(name, hint))
         return name
+
+    def unconfigured_channels(self) -> list[str]:
+        """Built-in channels rules route to whose notifications are only logged for now."""
+        return sorted(n for n, c in self.channels.items() if isinstance(c, UnconfiguredChannel))
 
     def add_channel(self, name: str, channel: NotificationChannel) -> None:
         """Register a user channel (the NotificationChannel protocol) under ``name``."""
@@ -170,7 +201,7 @@ class AlertingRuntime:
         self.telemetry = telemetry
         self.attached_once = True
         for name, channel in channels_from_settings(telemetry.settings).items():
-            if name not in self.channels:
+            if name not in self.channels or isinstance(self.channels[name], UnconfiguredChannel):
                 self.add_channel(name, channel)
         self.engine._collect = telemetry.pipeline.collect
         telemetry.add_shutdown_hook(lambda: self.detach(telemetry))
@@ -182,7 +213,7 @@ class AlertingRuntime:
     def take_over(self, old: AlertingRuntime) -> None:
         """Adopt the rules, user channels and silences ``old`` collected before it ever ran."""
         for name, channel in old.channels.items():
-            if name not in self.channels:
+            if name not in self.channels or isinstance(self.channels[name], UnconfiguredChannel):
                 self.add_channel(name, channel)
         for rule in old.engine.rules.values():
             self.engine.add_rule(rule)

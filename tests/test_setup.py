@@ -194,6 +194,6 @@ def test_store_bounds_apply_even_when_the_store_already_exists() -> None:
     """An AlertManager made first does not freeze the store's default bounds."""
     from paca_otel import AlertManager
 
-    AlertManager().add_rule("r", "cpu_usage > 99", "log", 60)
+    AlertManager().add_rule_sync("r", "cpu_usage > 99", "log", 60)
     tel = configure(max_series=123, **_quiet())
     assert tel.pipeline.store.max_series == 123

@@ -39,6 +39,7 @@ from paca_otel.alerting.rules import Rule
 from paca_otel.alerting.silences import FlapDetector, Silences
 from paca_otel.alerting.state import ActiveAlert, AlertRecord, StateStore
 from paca_otel.alerting.writeback import WriteBack
+from paca_otel.config import evaluation_interval_problem
 from paca_otel.errors import ConfigError, RuleError, StorageError
 from paca_otel.pipeline.store import Labels, Matcher, SeriesStore
 from paca_otel.storage import count_error
@@ -67,8 +68,9 @@ def _seconds(value: object, what: str) -> float:
 def _check_settings(
     evaluation_interval: float, flap_threshold: int, default_channels: Sequence[str]
 ) -> None:
-    if not 1.0 <= float(evaluation_interval) <= 86_400.0:
-        msg = f"evaluation_interval must be 1..86400 seconds, got {evaluation_interval!r}"
+    problem = evaluation_interval_problem(float(evaluation_interval))  # the settings' check
+    if problem:
+        msg = f"evaluation_interval {problem}, got {evaluation_interval!r}"
         raise ConfigError(msg)
     if flap_threshold < 1:
         msg = f"flap_threshold must be at least 1 state change, got {flap_threshold!r}"

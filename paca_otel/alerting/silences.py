@@ -12,14 +12,13 @@ whole window passes without a change (Nagios' flap detection, simplified).
 
 from __future__ import annotations
 
-import re
 import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
+from paca_otel._labelregex import LabelRegex, RegexSyntaxError, compile_label_regex, regex_fullmatch
 from paca_otel.alerting.models import AlertEvent
 from paca_otel.alerting.state import SilenceRecord, StateStore
 from paca_otel.errors import RuleError
@@ -30,9 +29,9 @@ OPS = ("=", "!=", "=~", "!~")
 RETENTION = 24 * 3600.0
 
 
-@lru_cache(maxsize=1024)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(f"(?:{pattern})\\Z")
+def _regex(pattern: str) -> LabelRegex:
+    """RE2, anchored, cached: linear time whatever the pattern (see paca_otel._labelregex)."""
+    return compile_label_regex(pattern)
 
 
 def matcher_holds(op: str, want: str, have: str) -> bool:
@@ -41,7 +40,7 @@ def matcher_holds(op: str, want: str, have: str) -> bool:
         return have == want
     if op == "!=":
         return have != want
-    hit = _regex(want).match(have) is not None
+    hit = regex_fullmatch(_regex(want), have)
     return hit if op == "=~" else not hit
 
 
@@ -78,7 +77,7 @@ def normalise_matchers(
         if op in ("=~", "!~"):
             try:
                 _regex(value)
-            except re.error as exc:
+            except RegexSyntaxError as exc:
                 msg = f"silence matcher {name}{op}{value!r}: invalid regex ({exc})"
                 raise RuleError(msg) from exc
     return tuple(triples)

@@ -24,7 +24,7 @@ async def main(state_path: str, url: str) -> None:
     monitor = MonitoringManager()
     await monitor.start_monitoring()
     alerts = AlertManager()
-    alerts.add_rule("high_memory_usage", "memory_usage > 90", "webhook", 300)
+    alerts.add_rule_sync("high_memory_usage", "memory_usage > 90", "webhook", 300)
     # The runtime's own thread may be mid-cycle and fire it first; an evaluate() returning
     # after the alert shows firing means the cycle that fired it has finished (enqueued).
     for _ in range(50):
