@@ -221,3 +221,24 @@ def test_closed_database_raises_storage_error(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StorageError, match="closed"):
         db.execute("SELECT 1")
+
+
+def test_file_from_before_schema_versions_opens_with_its_rows(tmp_path: Path) -> None:
+    """A state file written before the storage layer existed is adopted as version 1."""
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE alerts (fingerprint TEXT PRIMARY KEY, rule TEXT, data TEXT NOT NULL);"
+        "CREATE TABLE silences (id TEXT PRIMARY KEY, data TEXT NOT NULL);"
+        "CREATE TABLE history (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);"
+    )
+    conn.execute(
+        "INSERT INTO silences VALUES ('s1', ?)",
+        ('{"id":"s1","matchers":[["host","=","a"]],"starts_at":1.0,"ends_at":2.0}',),
+    )
+    conn.commit()
+    conn.close()
+    state = StateStore(path)
+    assert [s.id for s in state.load_silences()] == ["s1"]
+    assert state.db.version("alert_state") == 1
+    state.close()
