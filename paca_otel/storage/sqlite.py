@@ -133,7 +133,10 @@ class Database:
     Args:
         path: The file (created if missing), or ``":memory:"`` for a private in-memory one.
         busy_timeout: Seconds SQLite waits for another connection's lock per statement.
-        retry_for: Seconds a statement is retried with backoff after ``database is locked``.
+        retry_for: Seconds, counted from a statement's first attempt, within which it is retried
+            with backoff after ``database is locked`` (SQLite returns that at once, without
+            its busy handler, where waiting could deadlock: a WAL read-to-write upgrade, a
+            journal-mode switch). The longer of the two is a statement's busy budget.
         open_retry_for: The same budget while opening (WAL switch, migrations).
 
     Raises:
