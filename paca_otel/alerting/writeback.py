@@ -28,7 +28,7 @@ from paca_otel._internal import drops, warn_once
 from paca_otel.alerting.models import AlertEvent, Notification
 from paca_otel.alerting.notify import NotificationSink
 from paca_otel.alerting.state import HISTORY_LIMIT, StateStore
-from paca_otel.errors import StorageError
+from paca_otel.errors import ChannelError, StorageError
 from paca_otel.storage import count_error
 
 __all__ = ["WriteBack"]
@@ -100,8 +100,8 @@ class WriteBack:
                 continue
             try:
                 inserted = self.sink.enqueue(notification)
-            except StorageError as exc:
-                self._error("outbox_enqueue", exc)
+            except (StorageError, ChannelError) as exc:  # ChannelError: the outbox is closed
+                self._error("outbox_enqueue", StorageError(str(exc)))
                 ok = False
                 failed.append(notification)
                 continue
