@@ -1,4 +1,4 @@
-"""The ``paca-otel`` command: ``demo``, ``config``, ``rules`` and ``--version``."""
+"""The ``paca-otel`` command: ``demo``, ``config``, ``rules``, ``anomalies`` and ``--version``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from paca_otel._version import __version__
+from paca_otel.analysis.cli import add_parser as add_anomalies_parser
 from paca_otel.errors import PacaOtelError
 
 
@@ -97,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("file")
     export.add_argument("--format", default="prometheus", choices=["prometheus"])
     rules.set_defaults(func=_rules)
+
+    add_anomalies_parser(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Analysis of recorded metrics: streaming anomaly detectors and their NAB scoring."""

@@ -1,0 +1,125 @@
+"""Streaming blocks: rolling median/MAD, likelihood calibration, seasonal profile."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from paca_otel.analysis.streaming import (
+    AnomalyLikelihood,
+    RollingRobust,
+    SeasonalProfile,
+    exact_mad,
+    log_tail,
+)
+from paca_otel.errors import ConfigError
+
+
+def _mad(values: list[float]) -> float:
+    ordered = sorted(values)
+    centre = ordered[len(ordered) // 2]
+    deviations = sorted(abs(v - centre) for v in ordered)
+    return deviations[len(deviations) // 2]
+
+
+@pytest.mark.parametrize("size", [2, 3, 4, 5, 10, 11, 100, 101])
+def test_exact_mad_matches_brute_force(size: int) -> None:
+    """The O(log n) MAD equals sorting all distances from the median, ties included."""
+    rng = random.Random(size)
+    for _ in range(200):
+        values = sorted(float(rng.randint(0, 6)) if rng.random() < 0.5 else rng.gauss(0, 1)
+                        for _ in range(size))  # fmt: skip
+        assert exact_mad(values) == _mad(values)
+
+
+def test_rolling_window_keeps_the_last_values_only() -> None:
+    """Median and MAD describe the last `size` values, refreshed every `scale_every`."""
+    rng = random.Random(1)
+    window = RollingRobust(50, scale_every=1)
+    seen: list[float] = []
+    for _ in range(500):
+        value = rng.expovariate(1.0)
+        window.push(value)
+        seen.append(value)
+        last = seen[-50:]
+        assert window.median() == sorted(last)[len(last) // 2]
+        assert window.mad() == _mad(last)
+        assert window.spread() == max(last) - min(last)
+    assert len(window) == 50
+
+
+def test_log_tail_matches_erfc_and_stays_finite_far_out() -> None:
+    """log P(Z > z) is exact below 5 sigma, close above, and never -inf."""
+    for z in (0.0, 1.0, 3.0, 4.9):
+        assert log_tail(z) == pytest.approx(math.log(0.5 * math.erfc(z / math.sqrt(2))))
+    assert log_tail(6.0) == pytest.approx(math.log(0.5 * math.erfc(6 / math.sqrt(2))), rel=0.01)
+    assert math.isfinite(log_tail(1000.0))
+    assert log_tail(40.0) < log_tail(30.0)
+
+
+def test_likelihood_is_zero_while_learning_and_on_typical_values() -> None:
+    """No score before `learn` points; ordinary noise scores far below 0.5."""
+    rng = random.Random(2)
+    likelihood = AnomalyLikelihood(short=5, long=1000, learn=100)
+    scores = [likelihood.score(abs(rng.gauss(0, 1))) for _ in range(2000)]
+    assert scores[:100] == [0.0] * 100
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert max(scores) < 0.5
+
+
+def test_likelihood_scores_a_sustained_deviation_high() -> None:
+    """A run of large deviations reaches the natural 0.5 threshold and stays within [0, 1]."""
+    rng = random.Random(3)
+    likelihood = AnomalyLikelihood(short=5, long=1000, learn=100)
+    for _ in range(1000):
+        likelihood.score(abs(rng.gauss(0, 1)))
+    scores = [likelihood.score(8.0) for _ in range(5)]
+    assert max(scores) >= 0.5
+    assert all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_likelihood_on_a_flat_history_does_not_divide_by_zero() -> None:
+    """A perfectly constant history still yields a finite, bounded score."""
+    likelihood = AnomalyLikelihood(short=1, long=100, learn=10)
+    for _ in range(100):
+        likelihood.score(0.0)
+    assert likelihood.score(1.0) == 1.0
+
+
+def test_seasonal_profile_is_indexed_by_time_so_gaps_keep_it_aligned() -> None:
+    """After a gap of several hours the residual is still taken against the same hour."""
+    profile = SeasonalProfile(period=86_400.0, smoothing=1.0)
+    step = 3600.0
+
+    def value(t: float) -> float:
+        return 10.0 * math.sin(2 * math.pi * t / 86_400.0)
+
+    residuals = []
+    t = 0.0
+    while t < 5 * 86_400.0:
+        if not 2 * 86_400.0 < t < 2 * 86_400.0 + 7 * step:  # a 7-hour gap on day 3
+            residual = profile.residual(t, value(t))
+            if t >= 2 * 86_400.0:
+                residuals.append(residual)
+        t += step
+    assert all(r is not None and abs(r) < 1e-9 for r in residuals)
+
+
+def test_seasonal_profile_is_disabled_for_too_coarse_sampling() -> None:
+    """Fewer than four points per period: no profile, residual is None."""
+    profile = SeasonalProfile(period=86_400.0)
+    assert profile.residual(0.0, 1.0) is None
+    assert profile.residual(43_200.0, 1.0) is None
+    assert profile.disabled
+
+
+def test_bad_parameters_raise_config_errors() -> None:
+    """Windows and periods are validated with errors naming the value."""
+    with pytest.raises(ConfigError, match="at least 3"):
+        RollingRobust(2)
+    with pytest.raises(ConfigError, match="short=0"):
+        AnomalyLikelihood(short=0)
+    with pytest.raises(ConfigError, match="period"):
+        SeasonalProfile(period=0)
