@@ -32,15 +32,22 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-from paca_otel.analysis.streaming import AnomalyLikelihood, RollingRobust, SeasonalProfile
+from paca_otel.analysis.streaming import (
+    RAW_CAP,
+    AnomalyLikelihood,
+    RangeNovelty,
+    RollingRobust,
+    SeasonalProfile,
+)
 from paca_otel.errors import ConfigError
 
 __all__ = [
     "DETECTORS",
     "AnomalyDetector",
     "AnomalyResult",
+    "Calibration",
     "EnsembleDetector",
     "EwmaDetector",
     "RobustZDetector",
@@ -48,18 +55,19 @@ __all__ = [
     "create_detector",
 ]
 
-_MAD_TO_SIGMA = 1.4826
-_RAW_CAP = 30.0  # deviations beyond 30 sigma are all "certain"; capping keeps the variance sane
 
+class AnomalyResult(NamedTuple):
+    """One point's verdict: immutable and slotted.
 
-@dataclass(frozen=True, slots=True)
-class AnomalyResult:
-    """One point's verdict.
+    A ``NamedTuple`` rather than a frozen dataclass because one is built per point, and a
+    frozen dataclass' ``__init__`` (``object.__setattr__`` per field) costs three times as
+    much, a tenth of the whole per-point budget.
 
     Attributes:
         score: calibrated anomaly score in [0, 1] (0 during the learning and refractory
-            periods).
-        is_anomaly: ``score >= threshold`` of the detector that produced it.
+            periods; 1 for a value beyond the recent range).
+        is_anomaly: the detector flags this point: ``score >= threshold`` outside its
+            refractory period.
         raw: the uncalibrated deviation in robust standard deviations (capped at 30).
     """
 
@@ -82,49 +90,81 @@ class AnomalyDetector(Protocol):
         ...
 
 
-def _robust_z(value: float, window: RollingRobust) -> float:
-    """``|value - median| / (1.4826 MAD)`` of the window, before ``value`` joins it.
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """How every detector turns raw deviations into scores and alerts (shared defaults).
 
-    When more than half the window is one value the MAD is 0; then a twentieth of the range
-    (or, for a constant window, a tiny fraction of the level) stands in, so a change from a
-    flat line scores as the large deviation it is without dividing by zero.
+    Attributes:
+        threshold: score at or above which a point is an anomaly. 0.5 means a nominal
+            Gaussian tail of 1e-5 for the short average of deviations (Numenta's
+            log-likelihood scale); about 2.5 alerts per 10,000 points of pure noise.
+        suppress: points after a detection that are not flagged again (100: about 8 hours
+            of 5-minute data; one incident, one alert).
+        short: raw deviations averaged before comparison (5: a sustained deviation adds up,
+            a lone noisy point is diluted).
+        long: points in the reference distribution of that average, and in the recent range
+            for novelty (8640: a month of 5-minute points, Numenta's history length).
+        learn: points seen before any score is given (300: about a day of 5-minute data).
+        novelty: a value beyond the recent range by more than this fraction of it is an
+            anomaly whatever its likelihood (Numenta's 0.05); ``None`` turns this off.
     """
-    if len(window) < 10:
-        return 0.0
-    median = window.median()
-    scale = _MAD_TO_SIGMA * window.mad()
-    if scale <= 0.0:
-        scale = window.spread() * 0.05 or 1e-9 * (abs(median) + 1.0)
-    deviation = abs(value - median) / scale
-    return deviation if deviation < _RAW_CAP else _RAW_CAP
+
+    threshold: float = 0.5
+    suppress: int = 100
+    short: int = 5
+    long: int = 8640
+    learn: int = 300
+    novelty: float | None = 0.05
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold <= 1.0:
+            msg = f"threshold must be in (0, 1], got {self.threshold}"
+            raise ConfigError(msg)
+        if self.suppress < 0:
+            msg = f"suppress must be >= 0 points, got {self.suppress}"
+            raise ConfigError(msg)
+        if self.novelty is not None and self.novelty < 0.0:
+            msg = f"novelty must be >= 0 (a fraction of the range) or None, got {self.novelty}"
+            raise ConfigError(msg)
 
 
 class _Calibrated:
-    """Shared tail of every detector: likelihood, threshold, refractory period."""
+    """Shared tail of every detector: likelihood, range novelty, threshold, refractory period."""
 
     name = "base"
 
-    def __init__(
-        self, *, threshold: float, suppress: int, short: int, long: int, learn: int
-    ) -> None:
-        if not 0.0 < threshold <= 1.0:
-            msg = f"threshold must be in (0, 1], got {threshold}"
-            raise ConfigError(msg)
-        if suppress < 0:
-            msg = f"suppress must be >= 0 points, got {suppress}"
-            raise ConfigError(msg)
-        self.threshold = threshold
-        self.suppress = suppress
+    def __init__(self, calibration: Calibration | None) -> None:
+        settings = calibration or Calibration()
+        self.calibration = settings
+        self.threshold = settings.threshold
+        self._suppress = settings.suppress
+        self._learn = settings.learn
         self._quiet = 0
-        self._likelihood = AnomalyLikelihood(short=short, long=long, learn=learn)
+        self._seen = 0
+        self._likelihood = self._new_likelihood()
+        self._range = (
+            RangeNovelty(size=settings.long, tolerance=settings.novelty)
+            if settings.novelty is not None
+            else None
+        )
 
-    def _verdict(self, raw: float, score: float) -> AnomalyResult:
+    def _new_likelihood(self) -> AnomalyLikelihood:
+        settings = self.calibration
+        return AnomalyLikelihood(short=settings.short, long=settings.long, learn=settings.learn)
+
+    def _verdict(self, value: float, raw: float, score: float) -> AnomalyResult:
+        """Threshold the score (or range novelty) outside the refractory period."""
+        self._seen += 1
+        novel = self._range is not None and self._range.novel(value)
         if self._quiet > 0:
             self._quiet -= 1
             return AnomalyResult(0.0, False, raw)
         if score >= self.threshold:
-            self._quiet = self.suppress
+            self._quiet = self._suppress
             return AnomalyResult(score, True, raw)
+        if novel and self._seen > self._learn:
+            self._quiet = self._suppress
+            return AnomalyResult(1.0, True, raw)
         return AnomalyResult(score, False, raw)
 
 
@@ -134,34 +174,21 @@ class RobustZDetector(_Calibrated):
     Args:
         window: points in the rolling median/MAD (500: a long enough reference to hold a
             daily cycle at 5-minute resolution, short enough to follow a new normal).
-        threshold: score at or above which a point is an anomaly (0.5 = Gaussian tail 1e-5).
-        suppress: points after a detection that are not flagged again.
-        short, long, learn: see :class:`~paca_otel.analysis.streaming.AnomalyLikelihood`.
+        calibration: scoring and alerting settings (see :class:`Calibration`).
     """
 
     name = "robust"
 
-    def __init__(
-        self,
-        *,
-        window: int = 500,
-        threshold: float = 0.5,
-        suppress: int = 100,
-        short: int = 5,
-        long: int = 8640,
-        learn: int = 300,
-    ) -> None:
-        super().__init__(threshold=threshold, suppress=suppress, short=short, long=long,
-                         learn=learn)  # fmt: skip
+    def __init__(self, *, window: int = 500, calibration: Calibration | None = None) -> None:
+        super().__init__(calibration)
         self._window = RollingRobust(window)
 
     def update(self, timestamp: float, value: float) -> AnomalyResult:
         """Score ``value`` against the window, then add it to the window."""
         if not math.isfinite(value):
             return _QUIET
-        raw = _robust_z(value, self._window)
-        self._window.push(value)
-        return self._verdict(raw, self._likelihood.score(raw))
+        raw = self._window.observe(value)
+        return self._verdict(value, raw, self._likelihood.score(raw))
 
 
 class EwmaDetector(_Calibrated):
@@ -174,64 +201,58 @@ class EwmaDetector(_Calibrated):
     Args:
         alpha: weight of the newest point in the mean (0.05: a memory of about 20 points).
         beta: weight of the newest squared deviation in the variance (0.01: ~100 points).
-        threshold, suppress, short, long, learn: as for :class:`RobustZDetector`.
+        calibration: scoring and alerting settings (see :class:`Calibration`).
     """
 
     name = "ewma"
 
     def __init__(
-        self,
-        *,
-        alpha: float = 0.05,
-        beta: float = 0.01,
-        threshold: float = 0.5,
-        suppress: int = 100,
-        short: int = 5,
-        long: int = 8640,
-        learn: int = 300,
+        self, *, alpha: float = 0.05, beta: float = 0.01, calibration: Calibration | None = None
     ) -> None:
         if not (0.0 < alpha < 1.0 and 0.0 < beta < 1.0):
             msg = f"alpha and beta must be in (0, 1), got alpha={alpha}, beta={beta}"
             raise ConfigError(msg)
-        super().__init__(threshold=threshold, suppress=suppress, short=short, long=long,
-                         learn=learn)  # fmt: skip
+        super().__init__(calibration)
         self._alpha = alpha
         self._beta = beta
         self._mean = math.nan
         self._var = 0.0
-        self._seen = 0
+        self._count = 0
 
     def update(self, timestamp: float, value: float) -> AnomalyResult:
         """Score ``value`` against the running mean/variance, then fold it in."""
         if not math.isfinite(value):
             return _QUIET
-        self._seen += 1
-        if self._seen == 1:
+        self._count += 1
+        if self._count == 1:
             self._mean = value
-            return self._verdict(0.0, self._likelihood.score(0.0))
+            return self._verdict(value, 0.0, self._likelihood.score(0.0))
         diff = value - self._mean
         std = math.sqrt(self._var)
-        if self._seen < 10:
+        if self._count < 10:
             raw = 0.0  # no variance estimate yet
         elif std > 0.0:
             raw = abs(diff) / std
-            raw = raw if raw < _RAW_CAP else _RAW_CAP
+            raw = raw if raw < RAW_CAP else RAW_CAP
         else:
-            raw = _RAW_CAP if diff else 0.0
+            raw = RAW_CAP if diff else 0.0
         self._mean += self._alpha * diff
         self._var = (1.0 - self._beta) * (self._var + self._beta * diff * diff)
-        return self._verdict(raw, self._likelihood.score(raw))
+        return self._verdict(value, raw, self._likelihood.score(raw))
 
 
 class SeasonalDetector(_Calibrated):
     """Deviation from the same phase of previous periods, in robust units of that residual.
+
+    Quiet until a phase has been seen once (a period of history); see
+    :class:`EnsembleDetector` for the level view as a fallback meanwhile.
 
     Args:
         period: the season in seconds (default a day).
         smoothing: how fast the seasonal profile follows change (see
             :class:`~paca_otel.analysis.streaming.SeasonalProfile`).
         window: points in the rolling median/MAD of the residuals.
-        threshold, suppress, short, long, learn: as for :class:`RobustZDetector`.
+        calibration: scoring and alerting settings (see :class:`Calibration`).
     """
 
     name = "seasonal"
@@ -242,14 +263,9 @@ class SeasonalDetector(_Calibrated):
         period: float = 86_400.0,
         smoothing: float = 0.2,
         window: int = 500,
-        threshold: float = 0.5,
-        suppress: int = 100,
-        short: int = 5,
-        long: int = 8640,
-        learn: int = 300,
+        calibration: Calibration | None = None,
     ) -> None:
-        super().__init__(threshold=threshold, suppress=suppress, short=short, long=long,
-                         learn=learn)  # fmt: skip
+        super().__init__(calibration)
         self._profile = SeasonalProfile(period=period, smoothing=smoothing)
         self._residuals = RollingRobust(window)
 
@@ -259,25 +275,25 @@ class SeasonalDetector(_Calibrated):
             return _QUIET
         residual = self._profile.residual(timestamp, value)
         if residual is None:
-            return self._verdict(0.0, 0.0)
-        raw = _robust_z(residual, self._residuals)
-        self._residuals.push(residual)
-        return self._verdict(raw, self._likelihood.score(raw))
+            return self._verdict(value, 0.0, 0.0)
+        raw = self._residuals.observe(residual)
+        return self._verdict(value, raw, self._likelihood.score(raw))
 
 
 class EnsembleDetector(_Calibrated):
-    """The default: the robust level view, or the seasonal view where it predicts better.
+    """The default: seasonal baseline, level baseline until it is ready, and range novelty.
 
-    Both views are calibrated separately (each has its own likelihood history). Which one
-    speaks for a point is decided by their recent mean absolute prediction errors: the seasonal
-    view needs to be ``margin`` times better, so a weakly seasonal series stays with the
-    level view and does not pay twice for false alarms.
+    The seasonal residual generalises the level: on a series without seasonality every phase
+    of the profile converges to the same level, and the residual is just the deviation from
+    it (with a little more noise). So once the profile and its calibration have learnt, the
+    seasonal view speaks for every point. Before that (the first period plus the learning
+    period of its calibration), and on series sampled too coarsely or finely for a profile,
+    the robust level view speaks. On both, a value beyond the recent range is an anomaly too.
 
     Args:
-        window: points in both rolling median/MAD windows.
+        window: points in the rolling median/MAD windows (level and residual).
         period, smoothing: the seasonal profile (see :class:`SeasonalDetector`).
-        margin: how many times smaller the seasonal error must be to be trusted.
-        threshold, suppress, short, long, learn: as for :class:`RobustZDetector`.
+        calibration: scoring and alerting settings (see :class:`Calibration`).
     """
 
     name = "ensemble"
@@ -288,42 +304,35 @@ class EnsembleDetector(_Calibrated):
         window: int = 500,
         period: float = 86_400.0,
         smoothing: float = 0.2,
-        margin: float = 1.5,
-        threshold: float = 0.5,
-        suppress: int = 100,
-        short: int = 5,
-        long: int = 8640,
-        learn: int = 300,
+        calibration: Calibration | None = None,
     ) -> None:
-        super().__init__(threshold=threshold, suppress=suppress, short=short, long=long,
-                         learn=learn)  # fmt: skip
-        self._level = RollingRobust(window)
+        super().__init__(calibration)
+        self._level: RollingRobust | None = RollingRobust(window)
         self._profile = SeasonalProfile(period=period, smoothing=smoothing)
         self._residuals = RollingRobust(window)
-        self._seasonal = AnomalyLikelihood(short=short, long=long, learn=learn)
-        self._margin = margin
-        self._level_error = 0.0
-        self._seasonal_error = 0.0
+        self._seasonal = self._new_likelihood()
+        self._seasonal_seen = 0
 
     def update(self, timestamp: float, value: float) -> AnomalyResult:
-        """Score both views, pick the better predictor's score, apply threshold and quiet."""
+        """Score the seasonal residual once it is calibrated, the level deviation before."""
         if not math.isfinite(value):
             return _QUIET
-        level = self._level
-        if len(level):
-            self._level_error += 0.01 * (abs(value - level.median()) - self._level_error)
-        raw = _robust_z(value, level)
-        level.push(value)
-        score = self._likelihood.score(raw)
         residual = self._profile.residual(timestamp, value)
-        if residual is not None:
-            self._seasonal_error += 0.01 * (abs(residual) - self._seasonal_error)
-            seasonal_raw = _robust_z(residual, self._residuals)
-            self._residuals.push(residual)
-            seasonal_score = self._seasonal.score(seasonal_raw)
-            if self._seasonal_error * self._margin < self._level_error:
-                raw, score = seasonal_raw, seasonal_score
-        return self._verdict(raw, score)
+        level_score = -1.0
+        raw = 0.0
+        level = self._level
+        if level is not None:
+            raw = level.observe(value)
+            level_score = self._likelihood.score(raw)
+        if residual is None:
+            return self._verdict(value, raw, max(level_score, 0.0))
+        seasonal_raw = self._residuals.observe(residual)
+        seasonal_score = self._seasonal.score(seasonal_raw)
+        self._seasonal_seen += 1
+        if self._seasonal_seen <= self.calibration.learn:
+            return self._verdict(value, raw, max(level_score, 0.0))
+        self._level = None  # the seasonal view has taken over for good: stop paying for both
+        return self._verdict(value, seasonal_raw, seasonal_score)
 
 
 DETECTORS: dict[str, Callable[[], AnomalyDetector]] = {

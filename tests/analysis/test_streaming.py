@@ -9,6 +9,7 @@ import pytest
 
 from paca_otel.analysis.streaming import (
     AnomalyLikelihood,
+    RangeNovelty,
     RollingRobust,
     SeasonalProfile,
     exact_mad,
@@ -123,3 +124,37 @@ def test_bad_parameters_raise_config_errors() -> None:
         AnomalyLikelihood(short=0)
     with pytest.raises(ConfigError, match="period"):
         SeasonalProfile(period=0)
+    with pytest.raises(ConfigError, match="tolerance"):
+        RangeNovelty(tolerance=-1.0)
+
+
+def test_range_novelty_flags_values_beyond_the_recent_range_plus_tolerance() -> None:
+    """Only values more than 5 % of the range beyond it are novel; old extremes expire."""
+    novelty = RangeNovelty(size=100, tolerance=0.05)
+    for i in range(100):
+        novel = novelty.novel(float(i % 10))
+        assert novel is (1 < i < 10)  # 2..9 extend it (after 0, 0 has no range yet)
+    assert not novelty.novel(9.4)  # range 0..9: within 0.45 of the max
+    assert novelty.novel(9.9)  # range 0..9.4: beyond 9.4 + 0.47
+    assert not novelty.novel(-0.45)  # range 0..9.9: within 0.495 of the min
+    assert novelty.novel(-1.0)
+    for _ in range(100):
+        novelty.novel(5.0)  # the old extremes leave the window...
+    assert not novelty.novel(5.0)  # ...and a constant history has no range to exceed
+    assert novelty.novel(6.0) is False
+
+
+def test_range_novelty_matches_brute_force_rolling_min_max() -> None:
+    """The monotonic-deque min/max equal min()/max() over the last `size` values."""
+    rng = random.Random(12)
+    novelty = RangeNovelty(size=30, tolerance=0.1)
+    history: list[float] = []
+    for _ in range(3000):
+        value = rng.gauss(0.0, 1.0) * (5 if rng.random() < 0.02 else 1)
+        window = history[-30:]
+        expected = False
+        if window and max(window) > min(window):
+            margin = 0.1 * (max(window) - min(window))
+            expected = value > max(window) + margin or value < min(window) - margin
+        assert novelty.novel(value) is expected
+        history.append(value)
