@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, insort
 from collections import deque
+from itertools import pairwise
 
 from paca_otel.errors import ConfigError
 
@@ -316,10 +317,12 @@ class RangeNovelty:
 class SeasonalProfile:
     """One exponentially smoothed value per phase of a period (by timestamp, gap-proof).
 
-    The bin width is the first positive interval between timestamps (the sampling interval),
-    so one bin holds one point per period. Series sampled too coarsely (fewer than 4 points
-    per period) or too finely (more than ``max_bins``) have no profile: :meth:`residual`
-    returns ``None`` for them, and the detectors fall back to the level alone.
+    The bin width is the median of the first 16 intervals between timestamps (the sampling
+    interval, robust to an early gap or jitter), so a bin holds about one point per period.
+    Under irregular sampling a phase can be empty while its neighbours are not; the residual
+    then uses the previous or next bin. Series sampled too coarsely (fewer than 4 points per
+    period) or too finely (more than ``max_bins``) have no profile: :meth:`residual` returns
+    ``None`` for them, and the detectors fall back to the level alone.
 
     Args:
         period: the season in seconds (a day by default: the strongest cycle of service load).
@@ -328,7 +331,18 @@ class SeasonalProfile:
         max_bins: memory bound.
     """
 
-    __slots__ = ("_bins", "_last", "_max_bins", "_period", "_smoothing", "_width", "disabled")
+    __slots__ = (
+        "_bins",
+        "_full_at",
+        "_max_bins",
+        "_period",
+        "_probe",
+        "_smoothing",
+        "_width",
+        "disabled",
+    )
+
+    _PROBE = 17  # points (16 intervals) sampled to find the sampling interval
 
     def __init__(
         self, *, period: float = 86_400.0, smoothing: float = 0.2, max_bins: int = 10_080
@@ -341,34 +355,53 @@ class SeasonalProfile:
         self._max_bins = max_bins
         self._bins: list[float | None] = []
         self._width = 0.0
-        self._last: float | None = None
+        self._full_at = math.inf  # after one whole period an empty bin is a sampling hole
+        self._probe: list[tuple[float, float]] = []
         self.disabled = False
+
+    @property
+    def bin_width(self) -> float:
+        """Seconds per bin (0 until the sampling interval is known)."""
+        return self._width
 
     def residual(self, timestamp: float, value: float) -> float | None:
         """Value minus the profile at this phase (``None`` until the phase has a history)."""
         bins = self._bins
         if not bins:
-            if self.disabled or not self._configure(timestamp):
-                return None
-            bins = self._bins
+            if not self.disabled:
+                self._configure(timestamp, value)
+            return None
         index = int((timestamp % self._period) / self._width)
-        if index >= len(bins):
-            index = len(bins) - 1
+        count = len(bins)
+        if index >= count:
+            index = count - 1
         base = bins[index]
         if base is None:
             bins[index] = value
-            return None
+            if timestamp < self._full_at:
+                return None  # the first period: this phase was simply not reached yet
+            base = bins[index - 1]
+            if base is None:
+                base = bins[index + 1 if index + 1 < count else 0]
+            return None if base is None else value - base
         bins[index] = base + self._smoothing * (value - base)
         return value - base
 
-    def _configure(self, timestamp: float) -> bool:
-        last, self._last = self._last, timestamp
-        if last is None or timestamp <= last:
-            return False
-        count = round(self._period / (timestamp - last))
+    def _configure(self, timestamp: float, value: float) -> None:
+        probe = self._probe
+        if probe and timestamp <= probe[-1][0]:
+            return  # out of order or repeated timestamps say nothing about the interval
+        probe.append((timestamp, value))
+        if len(probe) < self._PROBE:
+            return
+        steps = sorted(b[0] - a[0] for a, b in pairwise(probe))
+        count = round(self._period / steps[len(steps) // 2])
+        self._probe = []
         if count < 4 or count > self._max_bins:
             self.disabled = True
-            return False
+            return
         self._bins = [None] * count
         self._width = self._period / count
-        return True
+        self._full_at = probe[0][0] + self._period
+        for stamp, old in probe:
+            self.residual(stamp, old)  # seed the profile with the probed points

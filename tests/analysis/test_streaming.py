@@ -111,9 +111,9 @@ def test_seasonal_profile_is_indexed_by_time_so_gaps_keep_it_aligned() -> None:
 def test_seasonal_profile_is_disabled_for_too_coarse_sampling() -> None:
     """Fewer than four points per period: no profile, residual is None."""
     profile = SeasonalProfile(period=86_400.0)
-    assert profile.residual(0.0, 1.0) is None
-    assert profile.residual(43_200.0, 1.0) is None
+    assert all(profile.residual(43_200.0 * i, 1.0) is None for i in range(40))
     assert profile.disabled
+    assert profile.bin_width == 0.0
 
 
 def test_bad_parameters_raise_config_errors() -> None:
@@ -158,3 +158,15 @@ def test_range_novelty_matches_brute_force_rolling_min_max() -> None:
             expected = value > max(window) + margin or value < min(window) - margin
         assert novelty.novel(value) is expected
         history.append(value)
+
+
+def test_seasonal_profile_finds_the_interval_despite_an_early_gap_and_jitter() -> None:
+    """The bin width is the median early interval; jittered phases fall back to a neighbour."""
+    rng = random.Random(13)
+    profile = SeasonalProfile(period=86_400.0, smoothing=0.5)
+    stamps = [0.0, 7200.0] + [7200.0 + 300.0 * i for i in range(1, 288 * 4)]  # 2 h gap first
+    stamps = [t + rng.uniform(-100.0, 100.0) if i > 20 else t for i, t in enumerate(stamps)]
+    residuals = [profile.residual(t, 5.0) for t in stamps]
+    assert profile.bin_width == 300.0
+    late = residuals[288 * 2 :]
+    assert all(r == 0.0 for r in late)  # a constant series: every late phase has a baseline
