@@ -77,7 +77,7 @@ class AnomalyResult(NamedTuple):
             periods; 1 for a value beyond the recent range).
         is_anomaly: the detector flags this point: ``score >= threshold`` outside its
             refractory period.
-        raw: the uncalibrated deviation in robust standard deviations (capped at 30).
+        raw: the uncalibrated deviation in robust standard deviations (capped at 10).
     """
 
     score: float

@@ -208,5 +208,7 @@ def test_ensemble_covers_the_first_period_with_the_level_view() -> None:
     values = [10.0 + v for v in _noise(DAY - 10, 11)]  # less than a day at 5 minutes
     values[-5] += 30.0
     calibration = Calibration(learn=100, novelty=None)
-    assert _flagged(_run(EnsembleDetector(calibration=calibration), values)) == [DAY - 15]
+    flagged = _flagged(_run(EnsembleDetector(calibration=calibration), values))
+    assert len(flagged) == 1
+    assert DAY - 15 <= flagged[0] <= DAY - 11  # the short average may need a point or two
     assert not _flagged(_run(SeasonalDetector(calibration=calibration), values))
