@@ -326,15 +326,17 @@ class SeasonalProfile:
     The bin width is the median of the first 16 intervals between timestamps (the sampling
     interval, robust to an early gap or jitter), so a bin holds about one point per period.
     Under irregular sampling a phase can be empty while its neighbours are not; the residual
-    then uses the previous or next bin. Series sampled too coarsely (fewer than 4 points per
-    period) or too finely (more than ``max_bins``) have no profile: :meth:`residual` returns
-    ``None`` for them, and the detectors fall back to the level alone.
+    then uses the previous or next bin. Series sampled more finely than ``max_bins`` per period
+    share a bin between neighbouring points. Series sampled too coarsely (fewer than 4 points
+    per period) have no profile: :meth:`residual` returns ``None`` for them, and the detectors
+    fall back to the level alone.
 
     Args:
         period: the season in seconds (a day by default: the strongest cycle of service load).
         smoothing: weight of the newest value in its bin (0.2: a profile that follows a change
             over about five periods, but is not pulled by one anomalous day).
-        max_bins: memory bound.
+        max_bins: memory bound (10,080: a day at 10-second steps fits, as does a week at
+            1-minute steps).
     """
 
     __slots__ = (
@@ -401,9 +403,9 @@ class SeasonalProfile:
         if len(probe) < self._PROBE:
             return
         steps = sorted(b[0] - a[0] for a, b in pairwise(probe))
-        count = round(self._period / steps[len(steps) // 2])
+        count = min(round(self._period / steps[len(steps) // 2]), self._max_bins)
         self._probe = []
-        if count < 4 or count > self._max_bins:
+        if count < 4:
             self.disabled = True
             return
         self._bins = [None] * count

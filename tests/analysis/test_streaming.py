@@ -170,3 +170,12 @@ def test_seasonal_profile_finds_the_interval_despite_an_early_gap_and_jitter() -
     assert profile.bin_width == 300.0
     late = residuals[288 * 2 :]
     assert all(r == 0.0 for r in late)  # a constant series: every late phase has a baseline
+
+
+def test_seasonal_profile_shares_bins_when_sampled_finer_than_max_bins() -> None:
+    """One-second data over a day uses max_bins bins of several points instead of none."""
+    profile = SeasonalProfile(period=86_400.0, max_bins=1440)
+    for t in range(20):
+        profile.residual(float(t), 1.0)
+    assert profile.bin_width == 60.0
+    assert not profile.disabled
