@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="print the effective settings, secrets masked")
     config.set_defaults(func=_config)
 
+    add_anomalies_parser(sub)
+
     rules = sub.add_parser("rules", help="check, test or export alert rule files")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     check = rules_sub.add_parser("check", help="validate a rule file")
@@ -98,8 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("file")
     export.add_argument("--format", default="prometheus", choices=["prometheus"])
     rules.set_defaults(func=_rules)
-
-    add_anomalies_parser(sub)
     return parser
 
 
