@@ -321,22 +321,33 @@ class RangeNovelty:
 
 
 class SeasonalProfile:
-    """One exponentially smoothed value per phase of a period (by timestamp, gap-proof).
+    """Per phase of a period: a smoothed value and how noisy that phase usually is.
 
+    Phases are found from the timestamp, not the point's position, so gaps do not shift them.
     The bin width is the median of the first 16 intervals between timestamps (the sampling
     interval, robust to an early gap or jitter), so a bin holds about one point per period.
     Under irregular sampling a phase can be empty while its neighbours are not; the residual
     then uses the previous or next bin. Series sampled more finely than ``max_bins`` per period
     share a bin between neighbouring points. Series sampled too coarsely (fewer than 4 points
-    per period) have no profile: :meth:`residual` returns ``None`` for them, and the detectors
+    per period) have no profile: :meth:`observe` returns ``None`` for them, and the detectors
     fall back to the level alone.
+
+    Noise often has a season of its own: request counts vary more at the daily peak than at
+    night. So each phase also keeps a smoothed mean absolute residual, and :meth:`observe`
+    reports how many times noisier than the whole series (mean absolute residual over the
+    last ``spread_window`` points) this phase usually is. The factor is never below 1: a
+    phase that is usually quiet does not make its deviations look larger (a calm night would
+    otherwise alert on every ripple), while a usually noisy phase needs proportionally larger
+    deviations.
 
     Args:
         period: the season in seconds (a day by default: the strongest cycle of service load).
-        smoothing: weight of the newest value in its bin (0.2: a profile that follows a change
-            over about five periods, but is not pulled by one anomalous day).
+        smoothing: weight of the newest value in its bin, for the value and for the noise
+            (0.2: a profile that follows a change over about five periods, but is not pulled
+            by one anomalous day).
         max_bins: memory bound (10,080: a day at 10-second steps fits, as does a week at
             1-minute steps).
+        spread_window: points in the series-wide mean absolute residual.
     """
 
     __slots__ = (
@@ -346,6 +357,10 @@ class SeasonalProfile:
         "_period",
         "_probe",
         "_smoothing",
+        "_spread",
+        "_spread_count",
+        "_spread_window",
+        "_spreads",
         "_width",
         "disabled",
     )
@@ -353,15 +368,27 @@ class SeasonalProfile:
     _PROBE = 17  # points (16 intervals) sampled to find the sampling interval
 
     def __init__(
-        self, *, period: float = 86_400.0, smoothing: float = 0.2, max_bins: int = 10_080
+        self,
+        *,
+        period: float = 86_400.0,
+        smoothing: float = 0.2,
+        max_bins: int = 10_080,
+        spread_window: int = 500,
     ) -> None:
-        if period <= 0 or not 0.0 < smoothing <= 1.0:
-            msg = f"seasonal period must be > 0 and smoothing in (0, 1], got {period}, {smoothing}"
+        if period <= 0 or not 0.0 < smoothing <= 1.0 or spread_window < 1:
+            msg = (
+                f"seasonal period must be > 0, smoothing in (0, 1] and spread_window >= 1, "
+                f"got {period}, {smoothing}, {spread_window}"
+            )
             raise ConfigError(msg)
         self._period = period
         self._smoothing = smoothing
         self._max_bins = max_bins
+        self._spread_window = spread_window
         self._bins: list[float | None] = []
+        self._spreads: list[float] = []  # per phase; -1 until the phase has a residual
+        self._spread = 0.0
+        self._spread_count = 0
         self._width = 0.0
         self._full_at = math.inf  # after one whole period an empty bin is a sampling hole
         self._probe: list[tuple[float, float]] = []
@@ -374,6 +401,14 @@ class SeasonalProfile:
 
     def residual(self, timestamp: float, value: float) -> float | None:
         """Value minus the profile at this phase (``None`` until the phase has a history)."""
+        observed = self.observe(timestamp, value)
+        return None if observed is None else observed[0]
+
+    def observe(self, timestamp: float, value: float) -> tuple[float, float] | None:
+        """``(residual, noise factor >= 1)`` of this point, then the profile learns from it.
+
+        ``None`` until the phase has a history.
+        """
         bins = self._bins
         if not bins:
             if not self.disabled:
@@ -391,9 +426,26 @@ class SeasonalProfile:
             base = bins[index - 1]
             if base is None:
                 base = bins[index + 1 if index + 1 < count else 0]
-            return None if base is None else value - base
-        bins[index] = base + self._smoothing * (value - base)
-        return value - base
+            return None if base is None else (value - base, 1.0)
+        smoothing = self._smoothing
+        bins[index] = base + smoothing * (value - base)
+        residual = value - base
+        size = residual if residual >= 0.0 else -residual
+        spread = self._spread
+        phase = self._spreads[index]
+        factor = 1.0
+        if phase < 0.0:
+            self._spreads[index] = size
+        else:
+            if phase > spread > 0.0:
+                factor = phase / spread
+            self._spreads[index] = phase + smoothing * (size - phase)
+        seen = self._spread_count
+        if seen < self._spread_window:
+            seen += 1
+            self._spread_count = seen
+        self._spread = spread + (size - spread) / seen
+        return residual, factor
 
     def _configure(self, timestamp: float, value: float) -> None:
         probe = self._probe
@@ -409,7 +461,8 @@ class SeasonalProfile:
             self.disabled = True
             return
         self._bins = [None] * count
+        self._spreads = [-1.0] * count
         self._width = self._period / count
         self._full_at = probe[0][0] + self._period
         for stamp, old in probe:
-            self.residual(stamp, old)  # seed the profile with the probed points
+            self.observe(stamp, old)  # seed the profile with the probed points

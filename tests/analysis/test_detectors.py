@@ -212,3 +212,19 @@ def test_ensemble_covers_the_first_period_with_the_level_view() -> None:
     assert len(flagged) == 1
     assert DAY - 15 <= flagged[0] <= DAY - 11  # the short average may need a point or two
     assert not _flagged(_run(SeasonalDetector(calibration=calibration), values))
+
+
+@pytest.mark.parametrize("name", ["ensemble", "seasonal"])
+def test_noise_that_follows_the_day_is_learnt_per_phase(name: str) -> None:
+    """Loud daytime noise raises no alerts once learnt; a night-time jump of the same size does."""
+    rng = random.Random(15)
+    values = []
+    for i in range(12 * DAY):
+        day_time = 0.3 < (i % DAY) / DAY < 0.7
+        values.append(100.0 + rng.gauss(0.0, 8.0 if day_time else 1.0))
+    night = 11 * DAY + 10
+    for i in range(night, night + 6):
+        values[i] += 25.0
+    flagged = _flagged(_run(create_detector(name), values))
+    assert len([i for i in flagged if 4 * DAY <= i < 11 * DAY]) <= 2, flagged
+    assert any(night <= i <= night + 6 for i in flagged), flagged

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 
 import pytest
 
@@ -179,3 +180,17 @@ def test_seasonal_profile_shares_bins_when_sampled_finer_than_max_bins() -> None
         profile.residual(float(t), 1.0)
     assert profile.bin_width == 60.0
     assert not profile.disabled
+
+
+def test_seasonal_profile_reports_noisier_phases_but_never_quieter_ones() -> None:
+    """The noise factor is ~ phase spread / series spread where that is above 1, else 1."""
+    rng = random.Random(14)
+    profile = SeasonalProfile(period=86_400.0, smoothing=0.2, spread_window=288)
+    factors: dict[str, list[float]] = {"noisy": [], "quiet": []}
+    for i in range(288 * 20):
+        noisy = (i % 288) < 72  # a quarter of the day has 10x the noise
+        observed = profile.observe(300.0 * i, rng.gauss(0.0, 10.0 if noisy else 1.0))
+        if observed is not None and i > 288 * 10:
+            factors["noisy" if noisy else "quiet"].append(observed[1])
+    assert min(factors["quiet"]) == 1.0
+    assert statistics.median(factors["noisy"]) > 2.0
