@@ -34,7 +34,11 @@ class SeriesFileError(PacaOtelError, ValueError):
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register the ``anomalies`` subcommand on the ``paca-otel`` parser."""
+    """Register the ``anomalies`` subcommand on the ``paca-otel`` parser.
+
+    ``sub`` is what ``ArgumentParser.add_subparsers()`` returns; argparse only names its type
+    privately, and the annotation is all this module uses of that name.
+    """
     parser = sub.add_parser(
         "anomalies",
         help="score a timestamp,value CSV (NAB format) for anomalies",

@@ -122,3 +122,15 @@ def test_unknown_detector_is_rejected_by_the_parser(
         main(["anomalies", str(source), "--detector", "prophet"])
     assert info.value.code == 2
     assert "invalid choice: 'prophet'" in capsys.readouterr().err
+
+
+def test_unwritable_output_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--output pointing at a directory: one line naming the path, exit code 2."""
+    source = tmp_path / "in.csv"
+    _series(source, n=10)
+    assert main(["anomalies", str(source), "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {str(tmp_path)!r}" in err
+    assert "Traceback" not in err
