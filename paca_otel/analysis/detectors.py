@@ -77,8 +77,8 @@ class AnomalyResult(NamedTuple):
     Attributes:
         score: calibrated anomaly score in [0, 1] (0 during the learning and refractory
             periods; 1 for a value beyond the recent range).
-        is_anomaly: the detector flags this point: ``score >= threshold`` outside its
-            refractory period.
+        is_anomaly: the detector flags this point: ``score >= threshold`` (or a value beyond
+            the recent range) outside its refractory period.
         raw: the uncalibrated deviation in robust standard deviations (capped at 10).
     """
 
@@ -298,9 +298,10 @@ class EnsembleDetector(_Calibrated):
     The seasonal residual generalises the level: on a series without seasonality every phase
     of the profile converges to the same level, and the residual is just the deviation from
     it (with a little more noise). So once the profile and its calibration have learnt, the
-    seasonal view speaks for every point. Before that (the first period plus the learning
-    period of its calibration), and on series sampled too coarsely or finely for a profile,
-    the robust level view speaks. On both, a value beyond the recent range is an anomaly too.
+    seasonal view speaks for every point, in units of the noise usual at its phase. Before
+    that (the first period plus the learning period of its calibration), and on series
+    sampled too coarsely for a profile (fewer than 4 points per period), the robust level view
+    speaks. On both, a value beyond the recent range is an anomaly too.
 
     Args:
         window: points in the rolling median/MAD windows (level and residual).
