@@ -91,7 +91,11 @@ _QUIET = AnomalyResult(0.0, False, 0.0)
 
 
 class AnomalyDetector(Protocol):
-    """What every detector offers; implement it to plug your own into the CLI and benchmark."""
+    """What every detector offers; implement it to plug your own into the CLI and benchmark.
+
+    A detector follows one series and keeps its state in plain attributes: use one instance
+    per series, from one thread (or behind the caller's lock).
+    """
 
     name: str
     threshold: float
