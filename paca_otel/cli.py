@@ -1,4 +1,4 @@
-"""The ``paca-otel`` command: ``demo``, ``config``, ``rules`` and ``--version``."""
+"""The ``paca-otel`` command: ``demo``, ``config``, ``rules``, ``anomalies`` and ``--version``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from paca_otel._version import __version__
+from paca_otel.analysis.cli import add_parser as add_anomalies_parser
 from paca_otel.errors import PacaOtelError
 
 
@@ -100,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="print the effective settings, secrets masked")
     config.set_defaults(func=_config)
+
+    add_anomalies_parser(sub)
 
     rules = sub.add_parser("rules", help="check, test or export alert rule files")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
