@@ -1,4 +1,4 @@
-"""The ``paca-otel`` command: ``demo``, ``config``, ``rules``, ``anomalies`` and ``--version``."""
+"""The ``paca-otel`` command: ``demo``, ``config``, ``rules``, ``anomalies``, ``token`` and ``--version``."""
 
 from __future__ import annotations
 
@@ -127,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
         " (e.g. orders: orders_total); built-in aliases need none",
     )
     rules.set_defaults(func=_rules)
+
+    from paca_otel.security._cli import add_token_parser
+
+    add_token_parser(sub)
     return parser
 
 
