@@ -1,4 +1,4 @@
-"""The ``paca-otel`` command: ``demo``, ``config``, ``rules``, ``anomalies``, ``token`` and ``--version``."""
+"""The ``paca-otel`` command: ``demo``, ``config``, ``rules``, ``anomalies``, ``token``."""
 
 from __future__ import annotations
 
