@@ -51,7 +51,7 @@ _SAMPLERS = frozenset(
         "parentbased_traceidratio",
     }
 )
-_SECRET_FIELDS = ("password", "headers")
+_SECRET_FIELDS = ("password", "headers", "api_tokens")
 _DEFAULT_PORTS: dict[str, str] = {
     "grpc": "http://localhost:4317",
     "http/protobuf": "http://localhost:4318",
@@ -345,6 +345,44 @@ class PacaOtelSettings(BaseSettings):
         description="key encrypting stored alert state and notifications (AES-GCM; never logged)",
     )  # fmt: skip
 
+    # --- monitoring API access control (H10: paca_otel/web) ------------------------------------
+    api_tokens: Annotated[tuple[str, ...], NoDecode] = _env(
+        "api_tokens", default=(),
+        description="API tokens, name:role:sha256 entries (`paca-otel token create`); hashes only",
+    )  # fmt: skip
+    public_routes: Annotated[tuple[str, ...], NoDecode] = _env(
+        "public_routes", default=("/health",),
+        description="monitoring API paths (after the prefix) served without a token",
+    )  # fmt: skip
+    metrics_auth: bool = _env(
+        "metrics_auth", default=False,
+        description="require a viewer token on the app's /metrics (Prometheus: authorization)",
+    )  # fmt: skip
+    body_limit: int = _env(
+        "body_limit", default=65_536, ge=1024, le=64 * 1024 * 1024,
+        description="largest monitoring API request body in bytes (413 past it)",
+    )  # fmt: skip
+    auth_failure_limit: int = _env(
+        "auth_failure_limit", default=10, ge=1,
+        description="failed authentications a client address may make per window (then 429)",
+    )  # fmt: skip
+    auth_failure_window: float = _env(
+        "auth_failure_window", default=60.0, gt=0,
+        description="seconds over which auth_failure_limit refills",
+    )  # fmt: skip
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = _env(
+        "cors_origins", default=(),
+        description="origins allowed to call the monitoring API cross-site (none: CORS off)",
+    )  # fmt: skip
+    audit_retention: float = _env(
+        "audit_retention", default=90 * 86_400.0, gt=0,
+        description="seconds audit log rows are kept",
+    )  # fmt: skip
+    session_ttl: float = _env(
+        "session_ttl", default=8 * 3600.0, gt=0,
+        description="seconds a dashboard sign-in lasts",
+    )  # fmt: skip
+
     # --- validators ---------------------------------------------------------------------------
     @field_validator("evaluation_interval")
     @classmethod
@@ -352,6 +390,20 @@ class PacaOtelSettings(BaseSettings):
         problem = evaluation_interval_problem(value)
         if problem:
             raise ValueError(problem)
+        return value
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _api_tokens(cls, value: Any) -> Any:
+        from paca_otel.security import parse_api_tokens
+
+        return tuple(token.entry() for token in parse_api_tokens(value))
+
+    @field_validator("public_routes", "cors_origins", mode="before")
+    @classmethod
+    def _string_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
     @field_validator("resource_attributes", mode="before")

@@ -25,8 +25,18 @@ from paca_otel.web.api import monitoring_router
 logger = logging.getLogger("paca_otel.demo")
 
 
-def create_app(*, traffic: bool = True, **settings: Any) -> FastAPI:
-    """Build the demo app; ``settings`` go to ``configure`` (service name, exporters...)."""
+def create_app(*, traffic: bool = True, admin_token: str | None = None, **settings: Any) -> FastAPI:
+    """Build the demo app; ``settings`` go to ``configure`` (service name, exporters...).
+
+    ``admin_token`` (``paca-otel demo`` generates one) is added to ``api_tokens`` as
+    ``demo-admin`` so the dashboard can sign in; only its hash is kept.
+    """
+    if admin_token is not None:
+        from paca_otel.security import hash_token
+
+        entry = f"demo-admin:admin:{hash_token(admin_token)}"
+        settings["api_tokens"] = [*settings.get("api_tokens", ()), entry]
+    settings.setdefault("evaluation_interval", 2.0)  # charts and alerts move within seconds
     settings.setdefault("service_name", "paca-otel-demo")
     settings.setdefault("logs", True)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the traffic generator's own chatter

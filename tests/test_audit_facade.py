@@ -21,6 +21,7 @@ from paca_otel import AlertManager, MonitoringManager, configure
 from paca_otel.cli import main
 from paca_otel.config import load_settings
 from paca_otel.demo import create_app
+from paca_otel.security import generate_token
 from tests.peers import free_port
 
 
@@ -126,13 +127,19 @@ async def test_setup_alert_rejects_a_boolean_threshold() -> None:
 # --- the web API ------------------------------------------------------------------------------
 
 
+_TOKEN = generate_token()
+_AUTH = {"Authorization": f"Bearer {_TOKEN}"}
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     """The demo app (no self-traffic, no scrape server) with its lifespan running."""
-    app: FastAPI = create_app(traffic=False, metrics_exporter="none")
+    app: FastAPI = create_app(traffic=False, admin_token=_TOKEN, metrics_exporter="none")
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=_AUTH
+        ) as http:
             yield http
 
 

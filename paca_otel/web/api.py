@@ -13,7 +13,7 @@ from enum import Enum
 from importlib import resources
 from typing import TYPE_CHECKING, Any, get_origin
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -23,8 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from paca_otel.alerting.rules import Rule
 from paca_otel.errors import PacaOtelError
+from paca_otel.security import Permission
 from paca_otel.setup import Telemetry, get_telemetry
 from paca_otel.snapshot import MetricsSnapshot
+from paca_otel.web.deps import MonitorDep, permission_extra, require
+from paca_otel.web.models import Health
+from paca_otel.web.routing import GuardedRoute
 
 
 def _telemetry() -> Telemetry:
@@ -128,63 +132,104 @@ class _Route(APIRoute):
 
 
 def monitoring_router() -> APIRouter:
-    """Routes under the prefix the caller chooses (the demo uses ``/monitoring``)."""
-    router = APIRouter(tags=["monitoring"], route_class=_Route)
+    """Routes under the prefix the caller chooses (the demo uses ``/monitoring``).
 
-    @router.get("/metrics", response_model=MetricsSnapshot)
+    ``/api/v1/...`` is the versioned API (:mod:`paca_otel.web.v1`); ``/`` the dashboard;
+    ``/health`` liveness and readiness (public by default). The unversioned routes below are
+    the first API's, kept as deprecated aliases behind the same tokens and roles.
+    """
+    from paca_otel.web.v1 import health_reply, v1_router
+
+    router = APIRouter(tags=["monitoring"], route_class=GuardedRoute)
+    router.include_router(v1_router(), prefix="/api/v1")
+
+    def legacy(permission: Permission, name: str) -> dict[str, Any]:
+        return {
+            "dependencies": [Security(require(permission))],
+            "deprecated": True,
+            "name": name,
+            "operation_id": name,
+            "openapi_extra": permission_extra(permission),
+        }
+
+    @router.get(
+        "/metrics", response_model=MetricsSnapshot, **legacy(Permission.READ, "legacyMetrics")
+    )
     async def current() -> MetricsSnapshot:
         from paca_otel.manager import current_metrics
 
         return await run_in_threadpool(current_metrics, _telemetry())
 
-    @router.get("/alerts")
+    @router.get("/alerts", **legacy(Permission.READ, "legacyAlerts"))
     async def alerts() -> list[dict[str, Any]]:
         from paca_otel.alerting.manager import AlertManager
 
         return [_jsonable(asdict(a)) for a in AlertManager().get_active_alerts()]
 
-    @router.get("/alerts/history")
+    @router.get("/alerts/history", **legacy(Permission.READ, "legacyAlertHistory"))
     async def history(limit: int = 100) -> list[dict[str, Any]]:
         from paca_otel.alerting.manager import AlertManager
 
         return [e.to_dict() for e in AlertManager().get_alert_history(max(1, min(limit, 1000)))]
 
-    @router.get("/rules")
+    @router.get("/rules", **legacy(Permission.READ, "legacyRules"))
     async def rules() -> list[dict[str, Any]]:
         from paca_otel.alerting.manager import AlertManager, rule_payload
 
         return [rule_payload(rule) for rule in AlertManager().rules]
 
-    @router.post("/rules", status_code=201)
+    @router.post("/rules", status_code=201, **legacy(Permission.WRITE_RULES, "legacyAddRule"))
     async def add_rule(payload: RulePayload) -> dict[str, Any]:
+        """Add or replace a rule (the first API's semantics; v1 refuses an existing name)."""
         from paca_otel.alerting.manager import AlertManager, rule_payload
+        from paca_otel.web.v1 import rule_body
 
-        data = payload.model_dump(exclude_unset=True)
-        if "action" in data and "channels" in data:
-            error = {
-                "type": "value_error",
-                "loc": ["body"],
-                "msg": "give either action or channels, not both",
-            }
-            raise HTTPException(status_code=422, detail=[error])
-        if "action" in data:
-            data["channels"] = data.pop("action")
+        data = rule_body(payload)
         try:
             rule = await run_in_threadpool(AlertManager().add_rule_data, data)
         except PacaOtelError as exc:
             # FastAPI's own 422 shape, so clients parse one format whoever found the error
-            error = {"type": "value_error", "loc": ["body"], "msg": str(exc)}
+            error = {"type": "value_error", "loc": ["body"], "msg": str(exc)[:1000]}
             raise HTTPException(status_code=422, detail=[error]) from None
         return rule_payload(rule)
 
-    @router.get("/health")
-    async def health() -> dict[str, Any]:
-        telemetry = get_telemetry()
-        return {"status": "ok" if telemetry is not None else "unconfigured"}
+    @router.get(
+        "/health", response_model=Health, name="legacy_health", operation_id="legacyHealth",
+        openapi_extra=permission_extra(None),
+    )  # fmt: skip
+    async def health(monitor: MonitorDep) -> Health:
+        return await run_in_threadpool(health_reply, monitor)
 
-    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @router.get("/", response_class=HTMLResponse, include_in_schema=False, name="dashboard")
     async def dashboard() -> HTMLResponse:
         page = resources.files("paca_otel.web").joinpath("static/dashboard.html").read_text()
-        return HTMLResponse(page)
+        return HTMLResponse(page, headers=_PAGE_HEADERS)
+
+    @router.get("/static/{path:path}", include_in_schema=False, name="static_asset")
+    async def static_asset(path: str) -> Response:
+        media = _STATIC.get(path)
+        if media is None:
+            raise HTTPException(status_code=404, detail="no such asset")
+        body = resources.files("paca_otel.web").joinpath(f"static/{path}").read_bytes()
+        return Response(body, media_type=media, headers={"Cache-Control": "max-age=3600"})
 
     return router
+
+
+#: The static files the dashboard loads (an allow-list: no path is joined from user input).
+_STATIC: dict[str, str] = {
+    "dashboard.js": "text/javascript",
+    "dashboard.css": "text/css",
+    "vendor/uplot/uPlot.iife.min.js": "text/javascript",
+    "vendor/uplot/uPlot.min.css": "text/css",
+    "vendor/uplot/LICENSE": "text/plain",
+}
+_PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}

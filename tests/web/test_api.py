@@ -9,15 +9,21 @@ import pytest
 from fastapi import FastAPI
 
 from paca_otel.demo import create_app
+from paca_otel.security import generate_token
+
+_TOKEN = generate_token()
+_AUTH = {"Authorization": f"Bearer {_TOKEN}"}
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     """The demo app (no self-traffic) with its lifespan running."""
-    app: FastAPI = create_app(traffic=False, metrics_exporter="prometheus")
+    app: FastAPI = create_app(traffic=False, admin_token=_TOKEN, metrics_exporter="prometheus")
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=_AUTH
+        ) as http:
             yield http
 
 

@@ -1,0 +1,231 @@
+"""The monitoring API's one window onto the core: :class:`Monitor`.
+
+Routes never import the setup, the runtime, the engine or the series store: they ask the
+:class:`Monitor` that :func:`paca_otel.web.deps.get_monitor` hands them. So when the core is
+restructured around a composition root, that one dependency is pointed at it and no route
+changes. Every method here is synchronous and may do a collection or take a lock, so routes
+call them in a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from paca_otel.errors import PacaOtelError
+
+if TYPE_CHECKING:
+    from paca_otel.alerting.models import AlertEvent
+    from paca_otel.alerting.rules import Rule
+    from paca_otel.alerting.state import ActiveAlert, SilenceRecord
+    from paca_otel.config import PacaOtelSettings
+    from paca_otel.pipeline.spans import REDStats
+    from paca_otel.pipeline.store import Series
+    from paca_otel.setup import Telemetry
+    from paca_otel.snapshot import MetricsSnapshot
+
+
+class NotConfiguredError(PacaOtelError):
+    """The process has no live telemetry: ``configure()`` was not called (or was shut down)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSample:
+    """One tick of the live feed: the aliases now and each route's RED figures."""
+
+    timestamp: float
+    aliases: dict[str, float | None]
+    routes: list[REDStats]
+
+
+class Monitor:
+    """The small facade the API routes use; each call reads the process's live state.
+
+    Args:
+        telemetry: A fixed handle; by default the process's current one is looked up on each
+            call, so the router works when mounted before ``configure()``.
+    """
+
+    def __init__(self, telemetry: Telemetry | None = None) -> None:
+        self._fixed = telemetry
+
+    # ---------------------------------------------------------------- process state
+
+    def telemetry(self) -> Telemetry:
+        """The live telemetry handle.
+
+        Raises:
+            NotConfiguredError: ``configure()`` has not run.
+        """
+        from paca_otel.setup import get_telemetry
+
+        found = self._fixed if self._fixed is not None else get_telemetry()
+        if found is None or found.is_shutdown:
+            msg = "paca-otel is not configured: call configure() or start a MonitoringManager"
+            raise NotConfiguredError(msg)
+        return found
+
+    def settings(self) -> PacaOtelSettings:
+        """The live settings, or the environment's when nothing is configured yet."""
+        try:
+            return self.telemetry().settings
+        except NotConfiguredError:
+            return _env_settings()
+
+    # ---------------------------------------------------------------- metrics
+
+    def snapshot(self) -> MetricsSnapshot:
+        """One collection of every metric, with the aliases (runs the metric callbacks)."""
+        from paca_otel.manager import current_metrics
+
+        return current_metrics(self.telemetry())
+
+    def live(self) -> LiveSample:
+        """The aliases and per-route RED figures now, for the dashboard's live feed."""
+        telemetry = self.telemetry()
+        snapshot = self.snapshot()
+        figures = telemetry.pipeline.span_processor.drain()
+        routes = [f for f in figures if f.route is not None]
+        return LiveSample(snapshot.timestamp, snapshot.aliases(), routes)
+
+    def series(
+        self, name: str, matchers: Sequence[tuple[str, str, str]], *, start: float, end: float
+    ) -> list[Series]:
+        """The stored points of ``name`` matching ``matchers`` with ``start < ts <= end``.
+
+        Raises:
+            RuleError: a matcher's operator or regex is invalid.
+        """
+        from paca_otel.pipeline import shared_store
+        from paca_otel.pipeline.store import Matcher
+
+        built = [Matcher(n, op, v) for n, op, v in matchers]
+        return shared_store().select(name, built, start=start, end=end)
+
+    def series_names(self) -> list[str]:
+        """Every metric name the series store holds."""
+        from paca_otel.pipeline import shared_store
+
+        return shared_store().names()
+
+    # ---------------------------------------------------------------- alerting
+
+    def _alerts(self) -> Any:
+        from paca_otel.alerting.manager import AlertManager
+
+        return AlertManager()
+
+    def active_alerts(self) -> list[ActiveAlert]:
+        """Pending and firing alerts."""
+        alerts: list[ActiveAlert] = self._alerts().get_active_alerts()
+        return alerts
+
+    def alert_history(self, limit: int) -> list[AlertEvent]:
+        """The newest ``limit`` firing/resolved transitions, newest first."""
+        events: list[AlertEvent] = self._alerts().get_alert_history(limit)
+        return events
+
+    def rules(self) -> list[Rule]:
+        """Every rule, sorted by name."""
+        found: list[Rule] = self._alerts().rules
+        return sorted(found, key=lambda rule: rule.name)
+
+    def rule(self, name: str) -> Rule | None:
+        """The rule called ``name``, if any."""
+        return next((rule for rule in self._alerts().rules if rule.name == name), None)
+
+    def put_rule(self, data: Mapping[str, Any]) -> Rule:
+        """Add or replace a rule from :class:`Rule`'s fields (``channels`` may hold actions).
+
+        Raises:
+            RuleError: the parser's or a field's message.
+        """
+        rule: Rule = self._alerts().add_rule_data(data)
+        return rule
+
+    def remove_rule(self, name: str) -> None:
+        """Remove a rule and forget its alerts."""
+        self._alerts().remove_rule(name)
+
+    def silences(self) -> list[SilenceRecord]:
+        """Every known silence, expired ones included, oldest first."""
+        from paca_otel.runtime import get_runtime
+
+        found: list[SilenceRecord] = get_runtime().engine.silences.all()
+        return found
+
+    def silence(
+        self, matchers: Sequence[tuple[str, str, str]], *, duration: float, comment: str
+    ) -> str:
+        """Create a silence for ``duration`` seconds; return its id.
+
+        Raises:
+            RuleError: bad matchers or duration.
+        """
+        from paca_otel.pipeline.store import Matcher
+
+        built = [Matcher(n, op, v) for n, op, v in matchers]
+        silence_id: str = self._alerts().silence(built, duration=duration, comment=comment)
+        return silence_id
+
+    def expire_silence(self, silence_id: str) -> None:
+        """End a silence now.
+
+        Raises:
+            RuleError: no silence has that id.
+        """
+        self._alerts().expire_silence(silence_id)
+
+    # ---------------------------------------------------------------- reports
+
+    def reports(self) -> list[Mapping[str, Any]]:
+        """Analysis reports, newest first; none until the analysis issue stores them."""
+        return []
+
+    # ---------------------------------------------------------------- health
+
+    def health(self) -> dict[str, Any]:
+        """Readiness of each part: exporters, channels, series store, storage."""
+        from paca_otel.pipeline import shared_store
+        from paca_otel.runtime import get_runtime
+
+        try:
+            telemetry = self.telemetry()
+        except NotConfiguredError:
+            return {"configured": False}
+        settings = telemetry.settings
+        store = shared_store()
+        runtime = get_runtime()
+        return {
+            "configured": True,
+            "exporters": {
+                signal: list(settings.exporters(signal)) for signal in ("traces", "metrics", "logs")
+            },
+            "channels": sorted(runtime.channels),
+            "unconfigured_channels": runtime.unconfigured_channels(),
+            "store": {
+                "series": len(store),
+                "max_series": store.max_series,
+                "overflow_series": store.overflow_series,
+            },
+            "storage": {
+                "path": "memory" if settings.state_path is None else "file",
+                "errors": runtime.engine.storage_errors,
+            },
+        }
+
+
+_ENV_SETTINGS: tuple[float, PacaOtelSettings] | None = None
+
+
+def _env_settings() -> PacaOtelSettings:
+    """The environment's settings, re-read at most every 5 s (no live telemetry to ask)."""
+    global _ENV_SETTINGS  # noqa: PLW0603  # a small per-process cache of the env's settings
+    now = time.monotonic()
+    if _ENV_SETTINGS is None or now - _ENV_SETTINGS[0] > 5.0:
+        from paca_otel.config import load_settings
+
+        _ENV_SETTINGS = (now, load_settings())
+    return _ENV_SETTINGS[1]
