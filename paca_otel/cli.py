@@ -1,4 +1,4 @@
-"""The ``paca-otel`` command: ``demo``, ``config``, ``rules``, ``anomalies``, ``token``."""
+"""The ``paca-otel`` command: demo, serve, config, rules, anomalies, token, ``--version``."""
 
 from __future__ import annotations
 
@@ -30,20 +30,31 @@ def _demo(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     host, port = sock.getsockname()[:2]
-    app = create_app(traffic=not args.no_traffic)
+    from paca_otel.security import generate_token
+
+    token = generate_token()  # printed once below, kept nowhere (only its hash, in memory)
+    app = create_app(traffic=not args.no_traffic, admin_token=token)
     base = f"http://[{host}]:{port}" if family == socket.AF_INET6 else f"http://{host}:{port}"
     print(
         f"paca-otel demo on {base}\n"
-        f"  dashboard        {base}/monitoring/\n"
-        f"  current metrics  {base}/monitoring/metrics\n"
+        f"  dashboard        {base}/monitoring/   (sign in with the admin token below)\n"
+        f"  API              {base}/monitoring/api/v1/metrics\n"
         f"  Prometheus       {base}/metrics\n"
         f"  API docs         {base}/docs\n"
+        f"  admin token      {token}\n"
+        "                   (made for this run, shown once: Authorization: Bearer <token>)\n"
         "Logs below are JSON lines with trace ids. Ctrl-C stops.",
         flush=True,
     )
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     server.run(sockets=[sock])
     return 0 if server.started else 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from paca_otel.web.app import serve
+
+    return serve(host=args.host, port=args.port, prefix=args.prefix)
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -98,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--no-traffic", action="store_true", help="no self-generated requests")
     demo.set_defaults(func=_demo)
+
+    serve = sub.add_parser("serve", help="run the monitoring API and dashboard on their own")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8001)
+    serve.add_argument("--prefix", default="/monitoring", help="where the API is mounted")
+    serve.set_defaults(func=_serve)
 
     config = sub.add_parser("config", help="print the effective settings, secrets masked")
     config.set_defaults(func=_config)

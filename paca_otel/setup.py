@@ -96,7 +96,9 @@ class Telemetry:
             app, tracer_provider=self.tracer_provider, meter_provider=self.meter_provider
         )
         if metrics_path and self.prometheus_registry is not None:
-            app.add_route(metrics_path, _scrape_endpoint(self.prometheus_registry), ["GET"])
+            app.add_route(
+                metrics_path, _scrape_endpoint(self.prometheus_registry, self.settings), ["GET"]
+            )
         self._apps.append(app)
 
     def add_shutdown_hook(self, hook: Callable[[], object]) -> None:
@@ -175,16 +177,44 @@ class Telemetry:
             drops.add("shutdown_timeout")
 
 
-def _scrape_endpoint(registry: CollectorRegistry) -> Callable[[Request], Awaitable[Response]]:
+def _scrape_endpoint(
+    registry: CollectorRegistry, settings: PacaOtelSettings
+) -> Callable[[Request], Awaitable[Response]]:
     """A Starlette endpoint serving ``registry`` at an exact path (a mount would redirect).
 
     A scrape runs every metric callback (psutil included), so it runs in a worker thread.
+    With ``metrics_auth`` it wants ``Authorization: Bearer <token>`` of any role (401, or 429
+    after too many failures from one address); Prometheus sends it with
+    ``authorization: {credentials: <token>}`` in its scrape config.
     """
     from prometheus_client.exposition import choose_encoder
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import Response
 
+    guard = None
+    if settings.metrics_auth:
+        from paca_otel.security import (
+            Authenticator,
+            FailedAuthLimiter,
+            TokenRegistry,
+            parse_api_tokens,
+        )
+
+        limiter = FailedAuthLimiter(
+            limit=settings.auth_failure_limit, window=settings.auth_failure_window
+        )
+        guard = Authenticator(TokenRegistry(parse_api_tokens(settings.api_tokens)), limiter)
+
     async def scrape(request: Request) -> Response:
+        if guard is not None:
+            client = request.client.host if request.client is not None else "unknown"
+            result = guard.authenticate(request.headers.get("authorization"), client)
+            if not result.ok:
+                headers = {"WWW-Authenticate": 'Bearer realm="metrics"'}
+                if result.retry_after:
+                    headers = {"Retry-After": str(int(result.retry_after) + 1)}
+                return Response("unauthorized\n", status_code=result.outcome.status,
+                                media_type="text/plain", headers=headers)  # fmt: skip
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
         body = await run_in_threadpool(encoder, registry)
         return Response(body, media_type=content_type)

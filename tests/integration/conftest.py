@@ -142,7 +142,7 @@ scrape_configs:
   - job_name: {job}
     static_configs:
       - targets: ["{target}"]
-"""
+{extra}"""
 
 
 @dataclass
@@ -203,12 +203,12 @@ def prometheus_server(
     binary = require_binary("prometheus")
     started: list[PeerProcess] = []
 
-    def start(target: str, job: str = "paca") -> PrometheusServer:
+    def start(target: str, job: str = "paca", scrape_extra: str = "") -> PrometheusServer:
         index = len(started)
         workdir = tmp_path / f"prometheus-{index}"
         workdir.mkdir()
         config = workdir / "prometheus.yml"
-        config.write_text(PROMETHEUS_CONFIG.format(job=job, target=target))
+        config.write_text(PROMETHEUS_CONFIG.format(job=job, target=target, extra=scrape_extra))
         port = free_port()
         log_path = workdir / "prometheus.log"
         register_log(request, f"prometheus-{index}", log_path)
