@@ -9,6 +9,7 @@ set up for the OTel SDK keeps working. The README's configuration table is gener
 from __future__ import annotations
 
 import math
+import os
 import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,7 +25,6 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -84,18 +84,48 @@ def _parse_pairs(value: Any, *, secret: bool) -> Any:
     return pairs
 
 
-class _PrefixedEnvSource(EnvSettingsSource):
-    """The environment source, reading only ``PACA_OTEL_*`` and the standard ``OTEL_*`` names.
+def env_names(field_name: str) -> tuple[str, ...]:
+    """The environment variables a field reads, highest precedence first."""
+    field = PacaOtelSettings.model_fields.get(field_name)
+    alias = field.validation_alias if field is not None else None
+    choices = getattr(alias, "choices", ())
+    return tuple(c for c in choices if isinstance(c, str) and c.isupper())
 
-    The field name is an alias too (so ``configure(service_name=...)`` wins over the
-    environment), and pydantic-settings would otherwise also read it as a bare, case-insensitive
-    variable: a container's ``LOG_LEVEL=debug``, ``ENVIRONMENT`` or ``SERVICE_NAME`` would become
-    paca-otel settings, beat ``PACA_OTEL_*``, or fail ``configure()``.
+
+def env_source(field_name: str) -> str | None:
+    """The variable that actually supplies ``field_name`` now (for error messages), if any."""
+    for name in env_names(field_name):
+        if name in os.environ:
+            return name
+    return None
+
+
+class _PrefixedEnvSource(PydanticBaseSettingsSource):
+    """Reads only ``PACA_OTEL_<NAME>`` and the standard ``OTEL_*`` variable of each field.
+
+    A public :class:`PydanticBaseSettingsSource` rather than a tweaked ``EnvSettingsSource``:
+    pydantic-settings' own env source also reads the bare field name as a case-insensitive
+    variable (a container's ``LOG_LEVEL=debug``, ``ENVIRONMENT`` or ``SERVICE_NAME`` would
+    become paca-otel settings), and narrowing it meant overriding a private method whose
+    signature changed in 2.16. Values are passed on as the raw strings; the model's validators
+    parse them (every structured field is ``NoDecode`` and parses its own string form).
     """
 
-    def _extract_field_info(self, field: FieldInfo, field_name: str) -> list[tuple[str, str, bool]]:
-        infos = super()._extract_field_info(field, field_name)
-        return [info for info in infos if info[0] != field_name]
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """The first variable of ``field_name`` that is set (PACA_OTEL_* before OTEL_*)."""
+        choices = getattr(field.validation_alias, "choices", ())
+        for name in choices:
+            if isinstance(name, str) and name.isupper() and name in os.environ:
+                return os.environ[name], field_name, False
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, field_name)
+            if value is not None:
+                values[key] = value
+        return values
 
 
 class PacaOtelSettings(BaseSettings):
