@@ -37,7 +37,7 @@ def test_standard_otel_variables_are_parsed(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("OTEL_SDK_DISABLED", "false")
     monkeypatch.setenv("OTEL_EXPORTER_PROMETHEUS_PORT", "9999")
     settings = load_settings()
-    assert settings.otlp_headers == {"api-key": "abc", "x-team": "a b"}
+    assert settings.otlp_headers_for("traces") == {"api-key": "abc", "x-team": "a b"}
     assert settings.resource_attributes == {"team": "core", "region": "eu-1"}
     assert settings.traces_exporter == ("otlp", "console")
     assert settings.metric_export_interval == 5000

@@ -178,8 +178,7 @@ def test_console_exporters() -> None:
 
     tel = configure(traces_exporter="console", **_quiet())
     processors = tel.tracer_provider._active_span_processor._span_processors
-    exporters = [getattr(p, "_batch_processor", p) for p in processors]
-    found = [getattr(e, "_exporter", None) for e in exporters]
+    found = [getattr(p, "exporter", None) for p in processors]
     assert any(isinstance(e, ConsoleSpanExporter) for e in found), found
 
 
