@@ -39,8 +39,11 @@ from paca_otel.errors import InstrumentKindConflictError, InvalidMetricNameError
 
 
 class Gauge(Protocol):
-    """What ``Meter.create_gauge`` returns (the API names that class only privately, ``_Gauge``,
-    while the synchronous gauge is in development; a Protocol avoids importing it)."""
+    """What ``Meter.create_gauge`` returns.
+
+    The API exports that class only under a private name while the synchronous gauge is in
+    development; this Protocol describes it so nothing private is imported.
+    """
 
     def set(
         self, amount: float, attributes: Attributes = None, context: Context | None = None
