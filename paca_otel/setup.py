@@ -635,7 +635,7 @@ def _probe_collectors(settings: PacaOtelSettings) -> None:
     targets: dict[tuple[str, int], list[str]] = {}
     signals: tuple[Signal, ...] = ("traces", "metrics", "logs")
     for signal in signals:
-        if "otlp" not in settings.exporters(signal):
+        if not {"otlp", "otlp_proto_grpc", "otlp_proto_http"} & set(settings.exporters(signal)):
             continue
         parts = split_endpoint(settings.otlp_endpoint_for(signal))
         host = parts.hostname or "localhost"
