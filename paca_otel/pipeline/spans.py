@@ -164,7 +164,7 @@ class REDSpanProcessor(SpanProcessor):
         try:
             # Public properties only (issue 6), no more private span fields: ``attributes``
             # is a read-only view; a miss costs one caught KeyError inside the SDK's mapping,
-            # and a span without a route misses once (bench_spans.py measures it).
+            # and a span without a route misses once (bench_span_processor.py measures it).
             raw = span.attributes or _EMPTY
             route = raw.get("http.route")
             if route is None and span.kind is not _SERVER:
