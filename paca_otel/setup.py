@@ -38,7 +38,11 @@ from paca_otel._internal import drops
 from paca_otel._version import __version__
 from paca_otel.config import PacaOtelSettings, Signal, load_settings, split_endpoint
 from paca_otel.errors import ConfigError
-from paca_otel.signals.dropcount import CountingLogProcessor, CountingSpanProcessor
+from paca_otel.signals.dropcount import (
+    CountingLogProcessor,
+    CountingSpanProcessor,
+    counting_metric_exporter,
+)
 from paca_otel.signals.redact import redactor
 
 if TYPE_CHECKING:
@@ -498,11 +502,20 @@ def _exporters(settings: PacaOtelSettings, signal: Signal) -> list[Any]:
         if kind is None:
             # Any other exporter an installed package provides through the SDK's entry
             # points (zipkin, ...); like the SDK's auto-configuration, built without arguments.
-            exporters.append(_entry_point(f"opentelemetry_{signal}_exporter", name)())
+            factory = _entry_point(f"opentelemetry_{signal}_exporter", name)
+            if (
+                signal == "metrics"
+                and isinstance(factory, type)
+                and issubclass(factory, MetricExporter)
+            ):
+                factory = counting_metric_exporter(factory)
+            exporters.append(factory())
             continue
         protocol = kind or settings.otlp_protocol_for(signal)
         module, _, cls = _EXPORTER_CLASSES[signal][protocol].partition(":")
         factory = getattr(importlib.import_module(module), cls)
+        if signal == "metrics":
+            factory = counting_metric_exporter(factory)
         kwargs = {} if protocol == "console" else _otlp_kwargs(settings, signal, protocol)
         exporters.append(factory(**kwargs))
     return exporters
@@ -628,6 +641,7 @@ class _ExportFailureFilter(logging.Filter):
 _export_filter = _ExportFailureFilter()
 for _name in _OTLP_LOGGERS:
     logging.getLogger(_name).addFilter(_export_filter)
+    logging.getLogger(_name).addFilter(redactor)  # failures name the endpoint URL
 
 
 def _probe_collectors(settings: PacaOtelSettings) -> None:

@@ -24,12 +24,13 @@ from opentelemetry.sdk._logs.export import (
     LogRecordExporter,
     LogRecordExportResult,
 )
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from paca_otel._internal import drops
 
-__all__ = ["CountingLogProcessor", "CountingSpanProcessor"]
+__all__ = ["CountingLogProcessor", "CountingSpanProcessor", "counting_metric_exporter"]
 
 _T = TypeVar("_T")
 
@@ -158,3 +159,39 @@ class CountingLogProcessor(LogRecordProcessor):
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self._batch.force_flush(timeout_millis)
+
+
+def _points(data: MetricsData) -> int:
+    return sum(
+        len(metric.data.data_points)
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+    )
+
+
+def counting_metric_exporter(cls: type[MetricExporter]) -> type[MetricExporter]:
+    """A subclass of ``cls`` whose failed exports count as metrics/export_failed data points.
+
+    A subclass rather than a wrapper: the periodic reader takes the exporter's temporality and
+    aggregation preferences from the exporter itself, which a wrapper could only copy from
+    private attributes. Overriding the public ``export`` keeps every constructor argument and
+    environment variable of ``cls`` working as before.
+    """
+
+    def export(
+        self: MetricExporter,
+        metrics_data: MetricsData,
+        timeout_millis: float = 10_000,
+        **kwargs: Any,
+    ) -> MetricExportResult:
+        try:
+            result = cls.export(self, metrics_data, timeout_millis=timeout_millis, **kwargs)
+        except Exception:
+            drops.add("export_failed", _points(metrics_data), signal="metrics")
+            raise
+        if result is not MetricExportResult.SUCCESS:
+            drops.add("export_failed", _points(metrics_data), signal="metrics")
+        return result
+
+    return type(f"Counting{cls.__name__}", (cls,), {"export": export, "__doc__": cls.__doc__})

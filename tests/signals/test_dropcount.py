@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -53,8 +54,7 @@ def _setup(exporter: SpanExporter, **kwargs: object) -> tuple[TracerProvider, In
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
     tracer_provider = TracerProvider()
-    _set_globals(tracer_provider, meter_provider, __import__(
-        "opentelemetry.sdk._logs", fromlist=["LoggerProvider"]).LoggerProvider())  # fmt: skip
+    _set_globals(tracer_provider, meter_provider, LoggerProvider())
     assert metrics.get_meter_provider() is meter_provider
     tracer_provider.add_span_processor(CountingSpanProcessor(exporter, **kwargs))  # type: ignore[arg-type]  # test kwargs
     return tracer_provider, reader
@@ -89,4 +89,44 @@ def test_queue_overflow_is_counted() -> None:
     dropped = _dropped(reader).get(("traces", "queue_full"), 0)
     assert dropped > 0
     assert exporter.seen + dropped == 31
+    provider.shutdown()
+
+
+def test_failed_metric_exports_are_counted() -> None:
+    """A metric exporter's failed export counts its data points as metrics/export_failed."""
+    from opentelemetry.sdk.metrics.export import (
+        MetricExporter,
+        MetricExportResult,
+        MetricsData,
+        PeriodicExportingMetricReader,
+    )
+
+    from paca_otel.signals.dropcount import counting_metric_exporter
+
+    class Failing(MetricExporter):
+        def export(
+            self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: object
+        ) -> MetricExportResult:
+            return MetricExportResult.FAILURE
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            return True
+
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:
+            pass
+
+    from opentelemetry import metrics
+
+    from paca_otel.setup import _set_globals
+
+    _internal.drops.reset()
+    reader = InMemoryMetricReader()
+    failing = PeriodicExportingMetricReader(
+        counting_metric_exporter(Failing)(), export_interval_millis=3_600_000
+    )
+    provider = MeterProvider(metric_readers=[reader, failing])
+    _set_globals(TracerProvider(), provider, LoggerProvider())
+    metrics.get_meter("t").create_counter("orders").add(1, {"shop": "a"})
+    failing.force_flush()
+    assert _dropped(reader).get(("metrics", "export_failed"), 0) >= 1
     provider.shutdown()
