@@ -186,6 +186,16 @@ def test_spans_lost_while_the_collector_is_down_are_counted(
         return receiver.wait_for(lambda r: f"kept-{attempts}" in r.span_names(), 2.0)
 
     assert wait_until(one_arrives, DELIVERY_TIMEOUT_S), receiver.summary()
-    arrived = [n for n in receiver.span_names() if n.startswith(("lost-", "kept-"))]
-    # Every span created is accounted for: it arrived, or it was counted as dropped.
-    assert len(arrived) + sum(_dropped_spans(telemetry).values()) == created
+
+    def accounted() -> int:
+        arrived = {n for n in receiver.span_names() if n.startswith(("lost-", "kept-"))}
+        return len(arrived) + sum(_dropped_spans(telemetry).values())
+
+    # No silent loss: every span created arrived or was counted as dropped. (At least, not
+    # exactly: an export that timed out may still have reached the collector; and a batch
+    # may still be inside rotel when a later one has arrived, hence the bounded poll.)
+    assert wait_until(lambda: accounted() >= created, DELIVERY_TIMEOUT_S), (
+        accounted(),
+        created,
+        _dropped_spans(telemetry),
+    )
