@@ -26,19 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from opentelemetry.sdk.metrics import (
-    Counter,
-    Histogram,
-    ObservableCounter,
-    ObservableGauge,
-    ObservableUpDownCounter,
-    UpDownCounter,
-)
-from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    MetricReader,
-    MetricsData,
-)
+from opentelemetry.sdk.metrics.export import MetricReader, MetricsData
 
 from paca_otel._internal import handle_internal_errors
 
@@ -46,18 +34,6 @@ logger = logging.getLogger("paca_otel.pipeline")
 
 Consumer = Callable[[MetricsData, float], object]
 """Called with each collection's data and its time (seconds since the epoch)."""
-
-_CUMULATIVE: dict[type, AggregationTemporality] = dict.fromkeys(
-    (
-        Counter,
-        UpDownCounter,
-        Histogram,
-        ObservableCounter,
-        ObservableUpDownCounter,
-        ObservableGauge,
-    ),
-    AggregationTemporality.CUMULATIVE,
-)
 
 
 class Collection(MetricReader):
@@ -69,7 +45,7 @@ class Collection(MetricReader):
     """
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
-        super().__init__(preferred_temporality=dict(_CUMULATIVE))
+        super().__init__()  # cumulative for every instrument: the SDK's default
         self._clock = clock
         self._lock = threading.Lock()
         self._received: MetricsData | None = None

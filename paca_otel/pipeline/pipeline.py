@@ -1,7 +1,8 @@
-"""The alerting pipeline: wires the metric reader and the RED span processor to the store.
+"""The alerting pipeline: the one collection and the RED span processor, written to the store.
 
-Set-up code attaches :attr:`Pipeline.reader` to the MeterProvider (``metric_readers=[...]``)
-and :attr:`Pipeline.span_processor` to the TracerProvider; the rule engine then calls
+Set-up code attaches :attr:`Pipeline.reader` (the process's single
+:class:`~paca_otel.pipeline._collection.Collection`) to the MeterProvider and
+:attr:`Pipeline.span_processor` to the TracerProvider; the rule engine then calls
 :meth:`Pipeline.collect` once per evaluation interval and queries :attr:`Pipeline.store`.
 Collection happens on the caller's thread, so there is no extra thread to start or stop.
 """
@@ -14,8 +15,9 @@ import time
 from collections.abc import Callable
 
 from paca_otel._internal import handle_internal_errors
+from paca_otel.pipeline._collection import Collection
 from paca_otel.pipeline.aliases import write_red, write_system
-from paca_otel.pipeline.reader import StoreMetricReader
+from paca_otel.pipeline.reader import StoreWriter
 from paca_otel.pipeline.spans import REDSpanProcessor
 from paca_otel.pipeline.store import SeriesStore
 
@@ -35,6 +37,7 @@ class Pipeline:
         red_window: Seconds covered by the request/error/latency aliases.
         span_processor: A pre-built RED processor (to tune its bounds); one sharing
             ``clock`` is created when omitted.
+        collection: The process's one metric reader; a new one when omitted.
     """
 
     def __init__(
@@ -44,10 +47,12 @@ class Pipeline:
         clock: Callable[[], float] = time.time,
         red_window: float = 60.0,
         span_processor: REDSpanProcessor | None = None,
+        collection: Collection | None = None,
     ) -> None:
         self.store = store if store is not None else SeriesStore()
         self.clock = clock
-        self.reader = StoreMetricReader()
+        self.reader = collection if collection is not None else Collection(clock=clock)
+        self.writer = StoreWriter()
         self.span_processor = (
             span_processor
             if span_processor is not None
@@ -68,7 +73,7 @@ class Pipeline:
         now = self.clock() if now is None else now
         started = time.perf_counter()
         with self._lock:
-            points = self.reader.collect_into(self.store, now)
+            points = self.writer.write(self.reader.collect_now(now=now), self.store, now)
             with handle_internal_errors("pipeline.system_aliases", logger):
                 points += write_system(self.store, now)
             with handle_internal_errors("pipeline.red", logger):
