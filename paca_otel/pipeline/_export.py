@@ -6,9 +6,10 @@ collection for data every ``interval`` and hands it to each exporter through the
 public ``export``/``force_flush``/``shutdown``, so OTLP receives exactly the numbers that
 ``/metrics`` and the alerting store see.
 
-Exports run on this thread only, never on the request path; a failing exporter is logged once
-and its lost batch counted (``paca_otel.dropped{signal="metrics", reason="export_failed"}``).
-The data is cumulative, the OTLP exporters' default temporality.
+Exports run on this thread only, never on the request path. The exporters set-up builds count
+their failed batches themselves (``paca_otel.dropped{signal="metrics", reason="export_failed"}``,
+:mod:`paca_otel.signals.dropcount`); as the data is cumulative, the next export carries the
+totals a failed one lost. The data is cumulative, the OTLP exporters' default temporality.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 
-from paca_otel._internal import drops, handle_internal_errors, warn_once
+from paca_otel._internal import handle_internal_errors
 
 logger = logging.getLogger("paca_otel.pipeline")
 
@@ -75,23 +76,7 @@ class PeriodicExport:
                 result = MetricExportResult.FAILURE
                 with handle_internal_errors("metric_export", logger):
                     result = exporter.export(data, timeout_millis=self._timeout * 1000)
-                if result is not MetricExportResult.SUCCESS:
-                    ok = False
-                    points = sum(
-                        len(metric.data.data_points)
-                        for rm in data.resource_metrics
-                        for sm in rm.scope_metrics
-                        for metric in sm.metrics
-                    )
-                    drops.add("metrics:export_failed", points)
-                    warn_once(
-                        logger,
-                        f"metric_export_failed.{type(exporter).__name__}",
-                        "paca-otel: %s could not export %d metric points; counted in "
-                        "paca_otel.dropped and retried with the next collection",
-                        type(exporter).__name__,
-                        points,
-                    )
+                ok = ok and result is MetricExportResult.SUCCESS
             self.exports += 1
             return ok
 

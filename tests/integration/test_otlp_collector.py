@@ -131,7 +131,7 @@ def test_unreachable_collector_starts_and_warns_once(
 
 def _dropped_spans(telemetry: Telemetry) -> dict[str, int]:
     """paca_otel.dropped{signal="traces"} by reason, read from the handle's in-memory reader."""
-    data = telemetry.snapshot_reader.get_metrics_data()
+    data = telemetry.collection.collect_now()
     found: dict[str, int] = {}
     for rm in data.resource_metrics if data else ():
         for sm in rm.scope_metrics:
