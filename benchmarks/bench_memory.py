@@ -1,7 +1,7 @@
 """Memory per series: paca-otel's full stack vs the raw OTel SDK with one reader.
 
 Each variant runs in a fresh interpreter (so one variant's garbage cannot hide in another's
-RSS): it records 60 counters × 2,000 attribute sets, collects once, and reports the growth of
+RSS): it records 60 counters x 2,000 attribute sets, collects once, and reports the growth of
 its resident set size. Goal (issue "one pipeline"): paca-otel <= 1.2x the raw SDK.
 
 Usage: python benchmarks/bench_memory.py [--instruments 60] [--sets 2000] [--repeat 3]
@@ -74,8 +74,8 @@ def main() -> None:
     args = parser.parse_args()
     results: dict[str, list[int]] = {"raw": [], "paca": []}
     for _ in range(args.repeat):  # interleaved, so machine load hits both alike
-        for variant in results:
-            results[variant].append(_run(variant, args.instruments, args.sets))
+        for variant, growths in results.items():
+            growths.append(_run(variant, args.instruments, args.sets))
     raw = statistics.median(results["raw"])
     paca = statistics.median(results["paca"])
     print(f"{args.instruments} instruments x {args.sets} attribute sets, median of {args.repeat}")
