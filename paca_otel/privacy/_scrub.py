@@ -91,6 +91,8 @@ DEFAULT_ALLOW_KEYS: Final[tuple[str, ...]] = (
     "gen_ai.usage.input_tokens",
     "gen_ai.usage.output_tokens",
     "gen_ai.request.max_tokens",
+    # paca-otel's audit records name the token used; the name is not the token.
+    "token_name",
 )
 """Keys never scrubbed (exact names, case-insensitive), neither by key nor by value."""
 
