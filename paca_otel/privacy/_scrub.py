@@ -102,9 +102,11 @@ _BASIC = re.compile(r"\b(?i:basic)\s+([A-Za-z0-9+/]{6,}={0,2})(?![A-Za-z0-9+/=])
 _URL_USERINFO = re.compile(r"(://[^/@\s:]*:)[^/@\s]+@")
 _PACA_TOKEN = re.compile(r"paca_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
 # A key, a separator, then a quoted value or one run without separators. The key is judged by
-# the key patterns (through the verdict cache), so this stays one simple regex.
+# the key patterns (through the verdict cache), so this stays one simple regex. The lookbehind
+# starts a key only at the start of a word: without it a long run of word characters would be
+# retried from every position (quadratic time on hostile input).
 _KEY_VALUE = re.compile(
-    r"""(?P<key>[A-Za-z0-9_.\-]+)(?P<sep>["']?\s*[=:]\s*)(?P<value>"[^"]*"|'[^']*'|[^\s&;,"'?#]+)"""
+    r"""(?<![A-Za-z0-9_.\-])(?P<key>[A-Za-z0-9_.\-]+)(?P<sep>["']?\s*[=:]\s*)(?P<value>"[^"]*"|'[^']*'|[^\s&;,"'?#]+)"""
 )
 
 _SCAN, _SENSITIVE, _ALLOWED = 0, 1, 2
@@ -158,6 +160,7 @@ class Scrubber:
     __slots__ = (
         "_allow",
         "_cache_size",
+        "_candidate",
         "_clean",
         "_detectors",
         "_key_regex",
@@ -166,7 +169,6 @@ class Scrubber:
         "_plain_keys",
         "key_patterns",
         "marker",
-        "scan_values",
         "value_patterns",
     )
 
@@ -202,7 +204,13 @@ class Scrubber:
         self._detectors: tuple[Callable[[str], str], ...] = tuple(
             self._detector(i, p) for i, p in enumerate(self.value_patterns)
         )
-        self.scan_values = bool(self._detectors)
+        # One search that every detector's match implies: most clean strings stop here, one
+        # regex call instead of one per detector.
+        self._candidate: re.Pattern[str] | None = (
+            re.compile("|".join(_candidate(p) for p in self.value_patterns))
+            if self._detectors
+            else None
+        )
         self._key_verdicts: dict[str, int] = {}
         self._plain_keys: set[str] = set()
         # strings found clean, and other attribute values (numbers...) that are never scanned
@@ -285,6 +293,9 @@ class Scrubber:
         """``text`` with every value-pattern match replaced; ``text`` itself when clean."""
         if text in self._clean or not self._detectors:
             return text
+        if self._candidate is not None and not self._candidate.search(text):
+            self._remember(text)
+            return text
         result = text
         for detect in self._detectors:
             result = detect(result)
@@ -308,28 +319,34 @@ class Scrubber:
 
     # -- mappings ---------------------------------------------------------------------------
 
-    def needs_scrub(self, attributes: Mapping[str, object]) -> bool:
+    def needs_scrub(self, attributes: Mapping[str, object], *, values: bool = True) -> bool:
         """Cheap test whether :meth:`scrub_mapping` could change ``attributes``.
 
         The fast path of the span exporter: when every key is a known plain key and every
-        string value a known clean one, this is a few set lookups per attribute.
+        value a known clean one, this is two C-level set passes.
+
+        Args:
+            attributes: The mapping to test.
+            values: Whether value patterns apply too (else keys only).
         """
-        if not all(map(self._plain_keys.__contains__, attributes)):
-            return any(self._verdict(key) != _SCAN for key in attributes) or self._values_dirty(
-                attributes
-            )
-        return self._values_dirty(attributes)
+        if not all(map(self._plain_keys.__contains__, attributes)) and any(
+            self._verdict(key) != _SCAN for key in attributes
+        ):
+            return True
+        return values and self._values_dirty(attributes)
 
     def _values_dirty(self, attributes: Mapping[str, object]) -> bool:
         if not self._detectors:
             return False
         values = list(map(attributes.__getitem__, attributes))
+        clean = self._clean
         try:
-            if self._clean.issuperset(values):  # one C-level pass: all seen before and clean
+            if clean.issuperset(values):  # one C-level pass: all seen before and clean
                 return False
+            unseen = [value for value in values if value not in clean]
         except TypeError:  # an unhashable value (a list): judge one by one
-            pass
-        for value in values:
+            unseen = values
+        for value in unseen:
             if isinstance(value, str | tuple | list):
                 if self.scrub_value(value) is not value:
                     return True
@@ -346,18 +363,30 @@ class Scrubber:
         with contextlib.suppress(TypeError):  # unhashable: simply not cached
             clean.add(value)
 
-    def scrub_mapping(self, attributes: Mapping[str, object]) -> Mapping[str, object]:
-        """A flat mapping (span/log attributes) scrubbed by key and by value.
+    def scrub_mapping(
+        self, attributes: Mapping[str, object], *, values: bool = True
+    ) -> Mapping[str, object]:
+        """A flat mapping (span or log attributes) scrubbed by key and by value.
 
         Returns ``attributes`` itself when nothing matched, else a new ``dict`` in the same
         order. A sensitive key's value is replaced whatever its type.
+
+        Args:
+            attributes: The mapping to scrub.
+            values: Whether value patterns apply too (else keys only).
         """
         changed: dict[str, object] | None = None
         for key, value in attributes.items():
             verdict = self._verdict(key)
             if verdict == _ALLOWED:
                 continue
-            new = self.marker if verdict == _SENSITIVE else self.scrub_value(value)
+            new: object
+            if verdict == _SENSITIVE:
+                new = self.marker
+            elif values:
+                new = self.scrub_value(value)
+            else:
+                continue
             if new is not value:
                 if changed is None:
                     changed = {}
@@ -424,6 +453,21 @@ class Scrubber:
                 return type(value)(items) if isinstance(value, tuple) else items
             return value
         return value
+
+
+_CANDIDATES: Final = {
+    "card_number": r"\d[\d -]{12}",
+    "bearer_credentials": r"(?i:bearer)\s",
+    "basic_credentials": r"(?i:basic)\s",
+    "key_value": r"[=:]",
+    "url_credentials": "@",
+    "paca_token": "paca_",
+}
+
+
+def _candidate(pattern: str) -> str:
+    """A regex every match of ``pattern`` contains a match of (a superset, cheap to search)."""
+    return _CANDIDATES.get(pattern, f"(?:{pattern})")
 
 
 def _is_basic_payload(encoded: str) -> bool:

@@ -112,11 +112,18 @@ class ScrubbingSpanExporter(SpanExporter):
     Args:
         exporter: The exporter that sends spans out (OTLP, console, in-memory...).
         scrubber: The shared scrubber built from the privacy settings.
+        attribute_values: Whether value patterns apply to span and link attributes too. On
+            by default. Off, span and link attributes are scrubbed by key only, which saves
+            reading every attribute value (the costliest part; see benchmarks/bench_scrub.py);
+            events (exception messages) and the status description are still value-scanned.
     """
 
-    def __init__(self, exporter: SpanExporter, scrubber: Scrubber) -> None:
+    def __init__(
+        self, exporter: SpanExporter, scrubber: Scrubber, *, attribute_values: bool = True
+    ) -> None:
         self._exporter = exporter
         self._scrubber = scrubber
+        self._values = attribute_values
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Scrub ``spans`` (copying only those where something matched), then export them."""
@@ -143,18 +150,21 @@ class ScrubbingSpanExporter(SpanExporter):
         events = span.events
         links = span.links
         description = span.status.description
-        dirty = bool(attributes) and scrubber.needs_scrub(attributes)  # type: ignore[arg-type]  # bool() checked it is not None
+        dirty = scrubber.needs_scrub(attributes, values=self._values)  # type: ignore[arg-type]  # ReadableSpan.attributes is never None (an empty proxy at least)
         if not dirty and events:
             dirty = any(e.attributes and scrubber.needs_scrub(e.attributes) for e in events)
         if not dirty and links:
-            dirty = any(k.attributes and scrubber.needs_scrub(k.attributes) for k in links)
+            dirty = any(
+                k.attributes and scrubber.needs_scrub(k.attributes, values=self._values)
+                for k in links
+            )
         if not dirty and description:
             dirty = scrubber.scrub_text(description) is not description
         if not dirty:
             return span
         return _ScrubbedSpan(
             span,
-            attributes=self._attributes(attributes),
+            attributes=self._attributes(attributes, self._values),
             events=[self._event(e) for e in events],
             links=[self._link(k) for k in links],
             status=(
@@ -165,15 +175,15 @@ class ScrubbingSpanExporter(SpanExporter):
         )
 
     def _event(self, event: Event) -> Event:
-        new = self._attributes(event.attributes)
+        new = self._attributes(event.attributes, True)
         return event if new is event.attributes else _ScrubbedEvent(event, new)
 
     def _link(self, link: Link) -> Link:
-        new = self._attributes(link.attributes)
+        new = self._attributes(link.attributes, self._values)
         return link if new is link.attributes else _ScrubbedLink(link, new)
 
-    def _attributes(self, attributes: Attributes) -> Attributes:
+    def _attributes(self, attributes: Attributes, values: bool) -> Attributes:
         if not attributes:
             return attributes
-        scrubbed: Mapping[str, object] = self._scrubber.scrub_mapping(attributes)
+        scrubbed: Mapping[str, object] = self._scrubber.scrub_mapping(attributes, values=values)
         return attributes if scrubbed is attributes else scrubbed  # type: ignore[return-value]  # values are the original attribute values or the marker string

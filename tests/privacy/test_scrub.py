@@ -263,3 +263,18 @@ def test_repr_shows_no_patterns_cache_or_secret(scrubber: Scrubber) -> None:
     scrubber.scrub_mapping({"password": SECRET, "x": "seen-value"})
     assert SECRET not in repr(scrubber)
     assert "seen-value" not in repr(scrubber)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 200_000 + "=",
+        "=" + "a-" * 100_000,
+        "4" * 200_000,
+        "Basic " + "A" * 200_000 + "===",
+        "://a:" * 50_000,
+    ],
+)
+def test_hostile_long_inputs_scrub_in_linear_time(scrubber: Scrubber, text: str) -> None:
+    """Long runs that would make a careless regex backtrack quadratically finish at once."""
+    assert isinstance(scrubber.scrub_text(text), str)

@@ -72,6 +72,24 @@ def test_events_links_and_status_are_scrubbed(tracer: Tracer, sink: InMemorySpan
     assert exported.links[0].context == context
 
 
+def test_keys_only_mode_leaves_attribute_values_but_scans_events() -> None:
+    """attribute_values=False: attributes are scrubbed by key only; events still by value."""
+    sink = InMemorySpanExporter()
+    provider = TracerProvider()
+    exporter = ScrubbingSpanExporter(sink, Scrubber(), attribute_values=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("a", attributes={"note": f"token={SECRET}"}) as span:
+        span.add_event("e", {"exception.message": f"token={SECRET}"})
+    with tracer.start_as_current_span("b", attributes={"password": SECRET, "n": f"token={SECRET}"}):
+        pass
+    first, second = sink.get_finished_spans()
+    assert first.attributes == {"note": f"token={SECRET}"}
+    assert first.events[0].attributes == {"exception.message": f"token={REDACTED}"}
+    assert second.attributes == {"password": REDACTED, "n": f"token={SECRET}"}
+    provider.shutdown()
+
+
 def test_clean_spans_pass_through_as_the_same_object() -> None:
     """A span without sensitive data is exported as is: no copy is made."""
     seen: list[ReadableSpan] = []
