@@ -72,7 +72,7 @@ class ScrubbingLogFilter(logging.Filter):
         with handle_internal_errors("scrubbing a log record", _logger):
             self._scrub(record)
             return True
-        drops.add("scrub_failed")
+        drops.add("scrub_failed", signal="logs")  # the record is lost: count it as such
         return False
 
     def _scrub(self, record: logging.LogRecord) -> None:
