@@ -158,6 +158,7 @@ class Telemetry:
         deadline = time.monotonic() + timeout
         if self.logging_handles is not None:
             self.logging_handles.uninstall()
+        self.pipeline.stop_draining()
         if self.system is not None:
             self.system.shutdown()
         if self._prometheus_server is not None:
@@ -257,7 +258,8 @@ def configure(
     elif overrides:
         settings = load_settings(**{**settings.model_dump(exclude_unset=True), **overrides})
     with _lock:
-        current = _current
+        # An independent handle (set_global=False) leaves the global one alone.
+        current = _current if set_global else None
         if current is not None and not current.is_shutdown:
             unchanged = not (metric_readers or span_processors or system_source)
             if current.settings == settings and unchanged:
@@ -358,6 +360,7 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
     redactor.register(settings)
     if metric_export is not None:
         metric_export.start()
+    pipeline.start_draining()
     if registry is not None and app is None:
         telemetry._prometheus_server = _start_prometheus(settings, registry)
     if app is not None:

@@ -26,6 +26,9 @@ logger = logging.getLogger("paca_otel.pipeline")
 PRUNE_EVERY = 60.0
 """Seconds between sweeps for series that stopped reporting (a sweep is O(series))."""
 
+DRAIN_EVERY = 2.0
+"""Seconds between background drains of the RED span buffer (see ``start_draining``)."""
+
 
 class Pipeline:
     """The store plus the two OTel hooks that fill it.
@@ -63,6 +66,37 @@ class Pipeline:
         self.last_points = 0
         self._last_prune: float | None = None
         self._lock = threading.Lock()
+        self._stop_draining = threading.Event()
+        self._drainer: threading.Thread | None = None
+
+    def start_draining(self, interval: float = DRAIN_EVERY) -> None:
+        """Fold finished spans into the RED window every ``interval`` s, alerting or not.
+
+        Without it the span buffer would only empty when the rule engine collects, so a
+        process without alerting would keep up to ``max_pending`` span records alive (and
+        the garbage collector walking them). Draining touches only the RED window, never the
+        store, so it does not disturb the series the engine reads.
+        """
+        if self._drainer is not None:
+            return
+        self._stop_draining.clear()
+        self._drainer = threading.Thread(
+            target=self._drain_loop, args=(interval,), name="paca-otel-red-drain", daemon=True
+        )
+        self._drainer.start()
+
+    def stop_draining(self) -> None:
+        """Stop the background drain (idempotent)."""
+        self._stop_draining.set()
+        drainer, self._drainer = self._drainer, None
+        if drainer is not None:
+            drainer.join(timeout=2.0)
+
+    def _drain_loop(self, interval: float) -> None:
+        while not self._stop_draining.wait(interval):
+            if self.span_processor.pending:
+                with handle_internal_errors("pipeline.red_drain", logger):
+                    self.span_processor.drain()
 
     def collect(self, now: float | None = None) -> None:
         """Pull the reader and drain the span window into the store, all stamped ``now``.

@@ -123,7 +123,7 @@ class REDSpanProcessor(SpanProcessor):
         self,
         *,
         window: float = 60.0,
-        max_pending: int = 100_000,
+        max_pending: int = 20_000,
         max_routes: int = 500,
         max_samples: int = 10_000,
         forget_after: float = 3600.0,
@@ -153,6 +153,11 @@ class REDSpanProcessor(SpanProcessor):
         self._buckets: dict[tuple[str, str | None], deque[_Bucket]] = {}
         self._last_seen: dict[tuple[str, str | None], float] = {}
         self._drain_lock = threading.Lock()  # drains are serialised; on_end never takes it
+
+    @property
+    def pending(self) -> int:
+        """Finished spans waiting for the next drain."""
+        return len(self._pending)
 
     # ------------------------------------------------------------ the hot path
 
