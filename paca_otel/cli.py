@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from paca_otel._version import __version__
 from paca_otel.analysis.cli import add_parser as add_anomalies_parser
 from paca_otel.errors import PacaOtelError
+from paca_otel.security._cli import add_token_parser
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -144,9 +145,6 @@ def build_parser() -> argparse.ArgumentParser:
         " (e.g. orders: orders_total); built-in aliases need none",
     )
     rules.set_defaults(func=_rules)
-
-    from paca_otel.security._cli import add_token_parser
-
     add_token_parser(sub)
     return parser
 

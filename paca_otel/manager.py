@@ -216,7 +216,7 @@ def current_metrics(telemetry: Telemetry) -> MetricsSnapshot:
     from paca_otel.pipeline.spans import REDStats
     from paca_otel.signals.system_aliases import seed_aliases
 
-    data = telemetry.snapshot_reader.get_metrics_data()
+    data = telemetry.collection.collect_now()
     aliases: dict[str, float | None] = dict(seed_aliases(data)) if data is not None else {}
     figures = telemetry.pipeline.span_processor.drain()
     no_traffic = REDStats(None, None, 0, 0, 0.0, 0.0, None, None, None)

@@ -58,12 +58,16 @@ def channels_from_settings(settings: PacaOtelSettings) -> dict[str, Notification
     """The channels the settings configure; ``log`` is always there."""
     channels: dict[str, NotificationChannel] = {"log": LogChannel(name="log")}
     if settings.webhook_url:
-        channels["webhook"] = WebhookChannel(settings.webhook_url, name="webhook")
+        channels["webhook"] = WebhookChannel(
+            settings.webhook_url.get_secret_value(), name="webhook"
+        )
     if settings.slack_webhook_url:
-        channels["slack"] = SlackChannel(settings.slack_webhook_url, name="slack")
+        channels["slack"] = SlackChannel(
+            settings.slack_webhook_url.get_secret_value(), name="slack"
+        )
     if settings.alertmanager_url:
         channels["alertmanager"] = AlertmanagerChannel(
-            settings.alertmanager_url, name="alertmanager"
+            settings.alertmanager_url.get_secret_value(), name="alertmanager"
         )
     if settings.smtp_host:
         channels["email"] = EmailChannel(

@@ -21,25 +21,24 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import metrics, trace
 from opentelemetry._logs import set_logger_provider
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import (
-    BatchLogRecordProcessor,
-    LogRecordExporter,
-)
+from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    InMemoryMetricReader,
-    MetricExporter,
-    MetricReader,
-    PeriodicExportingMetricReader,
-)
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import CollectorRegistry
 
 from paca_otel._internal import drops
 from paca_otel._version import __version__
 from paca_otel.config import PacaOtelSettings, Signal, load_settings, split_endpoint
+from paca_otel.errors import ConfigError
+from paca_otel.signals.dropcount import (
+    CountingLogProcessor,
+    CountingSpanProcessor,
+    counting_metric_exporter,
+)
+from paca_otel.signals.redact import redactor
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -48,6 +47,8 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
+    from paca_otel.pipeline._collection import Collection
+    from paca_otel.pipeline._export import PeriodicExport
     from paca_otel.pipeline.pipeline import Pipeline
     from paca_otel.signals.logs import LoggingHandles
     from paca_otel.signals.system import SystemMetrics
@@ -69,9 +70,10 @@ class Telemetry:
     tracer_provider: TracerProvider
     meter_provider: MeterProvider
     logger_provider: LoggerProvider
-    snapshot_reader: InMemoryMetricReader
+    collection: Collection
     pipeline: Pipeline
     prometheus_registry: CollectorRegistry | None = None
+    metric_export: PeriodicExport | None = None
     system: SystemMetrics | None = None
     logging_handles: LoggingHandles | None = None
     _prometheus_server: tuple[WSGIServer, threading.Thread] | None = None
@@ -119,12 +121,22 @@ class Telemetry:
         late = _run_bounded(
             [
                 ("traces", flush("traces", self.tracer_provider.force_flush)),
-                ("metrics", flush("metrics", self.meter_provider.force_flush)),
+                ("metrics", flush("metrics", self._flush_metrics)),
                 ("logs", flush("logs", self.logger_provider.force_flush)),
             ],
             time.monotonic() + timeout_millis / 1000,
         )
         return not late and all(results.values())
+
+    def _flush_metrics(self, timeout_millis: int) -> bool:
+        pushed = self.metric_export.force_flush(timeout_millis) if self.metric_export else True
+        return self.meter_provider.force_flush(timeout_millis) and pushed
+
+    def _stop_metrics(self, timeout_millis: float) -> None:
+        # The last push needs the provider alive: export first, then shut the provider down.
+        if self.metric_export is not None:
+            self.metric_export.shutdown(timeout_millis)
+        self.meter_provider.shutdown(timeout_millis=timeout_millis)
 
     def shutdown(self, timeout_millis: int | None = None) -> None:
         """Flush and stop everything, never taking much longer than the timeout.
@@ -148,6 +160,7 @@ class Telemetry:
         deadline = time.monotonic() + timeout
         if self.logging_handles is not None:
             self.logging_handles.uninstall()
+        self.pipeline.stop_draining()
         if self.system is not None:
             self.system.shutdown()
         if self._prometheus_server is not None:
@@ -163,7 +176,7 @@ class Telemetry:
         late = _run_bounded(
             [
                 ("traces", self.tracer_provider.shutdown),
-                ("metrics", lambda: self.meter_provider.shutdown(timeout_millis=timeout * 1000)),
+                ("metrics", lambda: self._stop_metrics(timeout * 1000)),
                 ("logs", self.logger_provider.shutdown),
             ],
             deadline,
@@ -275,7 +288,8 @@ def configure(
     elif overrides:
         settings = load_settings(**{**settings.model_dump(exclude_unset=True), **overrides})
     with _lock:
-        current = _current
+        # An independent handle (set_global=False) leaves the global one alone.
+        current = _current if set_global else None
         if current is not None and not current.is_shutdown:
             unchanged = not (metric_readers or span_processors or system_source)
             if current.settings == settings and unchanged:
@@ -318,33 +332,12 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
     )
     tracer_provider.add_span_processor(pipeline.span_processor)
     for exporter in _span_exporters(settings):
-        tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+        tracer_provider.add_span_processor(CountingSpanProcessor(exporter))
     for processor in span_processors:
         tracer_provider.add_span_processor(processor)
 
-    snapshot_reader = InMemoryMetricReader()
-    readers: list[MetricReader] = [snapshot_reader, pipeline.reader, *metric_readers]
-    registry: CollectorRegistry | None = None
-    metric_exporters = settings.exporters("metrics")
-    if "prometheus" in metric_exporters:
-        from opentelemetry.exporter.prometheus import PrometheusMetricReader
-
-        from paca_otel.exposition import PromLintCollector
-
-        source = CollectorRegistry(auto_describe=True)
-        readers.append(PrometheusMetricReader(registry=source))
-        # No auto_describe: it would collect right now, before the reader above is registered
-        # on the MeterProvider, and the SDK warns "Cannot call collect on a MetricReader...".
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(PromLintCollector(source))
-    for metric_exporter in _metric_exporters(settings):
-        readers.append(
-            PeriodicExportingMetricReader(
-                metric_exporter,
-                export_interval_millis=settings.metric_export_interval,
-                export_timeout_millis=settings.metric_export_timeout,
-            )
-        )
+    collection = pipeline.reader
+    readers, registry, metric_export = _metric_consumers(settings, collection, metric_readers)
     views = []
     if settings.system_metrics and not settings.sdk_disabled:
         from paca_otel.signals.system import system_views
@@ -356,7 +349,7 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
 
     logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     for log_exporter in _log_exporters(settings):
-        logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
+        logger_provider.add_log_record_processor(CountingLogProcessor(log_exporter))
 
     if set_global and not settings.sdk_disabled:
         _set_globals(tracer_provider, meter_provider, logger_provider)
@@ -367,8 +360,9 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         logger_provider=logger_provider,
-        snapshot_reader=snapshot_reader,
+        collection=collection,
         pipeline=pipeline,
+        metric_export=metric_export,
         prometheus_registry=registry,
     )
     if settings.system_metrics and not settings.sdk_disabled:
@@ -381,14 +375,22 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
             per_cpu=settings.system_metrics_per_cpu,
             connections=settings.system_metrics_connections,
         )
-    if settings.logs:
+    # An explicit OTEL_LOGS_EXPORTER/logs_exporter naming a real exporter means "send my logs":
+    # the bridge is installed for it alone; logs=True adds the JSON stderr lines.
+    bridge = bool(settings.exporters("logs")) and (settings.logs or bool(settings.logs_exporter))
+    if settings.logs or bridge:
         from paca_otel.signals.logs import install_logging
 
         telemetry.logging_handles = install_logging(
-            logger_provider=logger_provider if settings.exporters("logs") else None,
+            logger_provider=logger_provider if bridge else None,
             service_name=settings.service_name,
             level=logging.getLevelName(settings.log_level),
+            json_to_stderr=settings.logs,
         )
+    redactor.register(settings)
+    if metric_export is not None:
+        metric_export.start()
+    pipeline.start_draining()
     if registry is not None and app is None:
         telemetry._prometheus_server = _start_prometheus(settings, registry)
     if app is not None:
@@ -396,6 +398,42 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
     _probe_collectors(settings)
     atexit.register(telemetry.shutdown)
     return telemetry
+
+
+def _metric_consumers(
+    settings: PacaOtelSettings, collection: Collection, extra: Sequence[MetricReader]
+) -> tuple[list[MetricReader], CollectorRegistry | None, PeriodicExport | None]:
+    """The readers to attach, the scrape registry and the periodic push, all over one reader.
+
+    Every consumer (exposition, alerting, snapshot, OTLP) reads ``collection``'s collections,
+    so each measurement is aggregated once (see :mod:`paca_otel.pipeline._collection`).
+    """
+    readers: list[MetricReader] = [collection, *extra]
+    registry: CollectorRegistry | None = None
+    metric_exporters = settings.exporters("metrics")
+    if "prometheus" in metric_exporters:
+        from paca_otel.pipeline._prometheus import CollectionCollector
+
+        # No auto_describe: it would collect at registration, before the MeterProvider exists.
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(CollectionCollector(collection.collect_now))
+    pushed: list[MetricExporter] = []
+    for metric_exporter in _metric_exporters(settings):
+        if isinstance(metric_exporter, MetricReader):  # a pull reader from an entry point
+            readers.append(metric_exporter)
+        else:
+            pushed.append(metric_exporter)
+    metric_export = None
+    if pushed:
+        from paca_otel.pipeline._export import PeriodicExport
+
+        metric_export = PeriodicExport(
+            collection.collect_now,
+            pushed,
+            interval=settings.metric_export_interval / 1000,
+            timeout=settings.metric_export_timeout / 1000,
+        )
+    return readers, registry, metric_export
 
 
 def _resource(settings: PacaOtelSettings) -> Resource:
@@ -415,9 +453,25 @@ def _resource(settings: PacaOtelSettings) -> Resource:
     return Resource.create(attributes)
 
 
+def _entry_point(group: str, name: str) -> Any:
+    """Load the object an installed package registers as ``name`` in ``group`` (public API)."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=group, name=name):
+        return ep.load()
+    msg = f"no {group} entry point named {name!r} is installed"
+    raise ConfigError(msg)
+
+
 def _sampler(settings: PacaOtelSettings) -> sampling.Sampler:
     ratio = 1.0 if settings.traces_sampler_arg is None else settings.traces_sampler_arg
     name = settings.traces_sampler
+    if name not in _BUILTIN_SAMPLERS:
+        # The SDK's convention for plug-in samplers: the factory gets the argument (or None).
+        factory = _entry_point("opentelemetry_traces_sampler", name)
+        arg = None if settings.traces_sampler_arg is None else str(settings.traces_sampler_arg)
+        sampler: sampling.Sampler = factory(arg)
+        return sampler
     root: sampling.Sampler
     if name.endswith("always_off"):
         root = sampling.ALWAYS_OFF
@@ -428,26 +482,46 @@ def _sampler(settings: PacaOtelSettings) -> sampling.Sampler:
     return sampling.ParentBased(root) if name.startswith("parentbased_") else root
 
 
-def _otlp_kwargs(settings: PacaOtelSettings, signal: Signal) -> dict[str, Any]:
-    protocol = settings.otlp_protocol_for(signal)
+_BUILTIN_SAMPLERS = frozenset(
+    {
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    }
+)
+
+
+def _otlp_kwargs(
+    settings: PacaOtelSettings, signal: Signal, protocol: str | None = None
+) -> dict[str, Any]:
+    """Constructor arguments of an OTLP exporter: every per-signal setting before the generic."""
+    protocol = protocol or settings.otlp_protocol_for(signal)
     kwargs: dict[str, Any] = {
         "endpoint": settings.otlp_endpoint_for(signal),
         "headers": settings.otlp_headers_for(signal),
-        "timeout": settings.otlp_timeout / 1000,  # the Python exporters take seconds
+        "timeout": settings.otlp_timeout_for(signal) / 1000,  # the exporters take seconds
     }
+    gzip = settings.otlp_compression_for(signal) == "gzip"
+    certificate = settings.otlp_certificate_for(signal)
     if protocol == "grpc":
         import grpc
 
-        if settings.otlp_compression == "gzip":
-            kwargs["compression"] = grpc.Compression.Gzip
-        insecure = settings.otlp_insecure
+        kwargs["compression"] = grpc.Compression.Gzip if gzip else grpc.Compression.NoCompression
+        insecure = settings.otlp_insecure_for(signal)
         if insecure is None:
             insecure = kwargs["endpoint"].startswith("http://")
         kwargs["insecure"] = insecure
-    elif settings.otlp_compression == "gzip":
+        if certificate is not None and not insecure:
+            kwargs["credentials"] = grpc.ssl_channel_credentials(certificate.read_bytes())
+    else:
         from opentelemetry.exporter.otlp.proto.http import Compression
 
-        kwargs["compression"] = Compression.Gzip
+        kwargs["compression"] = Compression.Gzip if gzip else Compression.NoCompression
+        if certificate is not None:
+            kwargs["certificate_file"] = str(certificate)
     return kwargs
 
 
@@ -480,12 +554,36 @@ def _exporters(settings: PacaOtelSettings, signal: Signal) -> list[Any]:
     for name in settings.exporters(signal):
         if name == "prometheus":
             continue
-        kind = "console" if name == "console" else settings.otlp_protocol_for(signal)
-        module, _, cls = _EXPORTER_CLASSES[signal][kind].partition(":")
+        kind = _OTLP_KINDS.get(name)
+        if kind is None:
+            # Any other exporter an installed package provides through the SDK's entry
+            # points (zipkin, ...); like the SDK's auto-configuration, built without arguments.
+            factory = _entry_point(f"opentelemetry_{signal}_exporter", name)
+            if (
+                signal == "metrics"
+                and isinstance(factory, type)
+                and issubclass(factory, MetricExporter)
+            ):
+                factory = counting_metric_exporter(factory)
+            exporters.append(factory())
+            continue
+        protocol = kind or settings.otlp_protocol_for(signal)
+        module, _, cls = _EXPORTER_CLASSES[signal][protocol].partition(":")
         factory = getattr(importlib.import_module(module), cls)
-        kwargs = {} if kind == "console" else _otlp_kwargs(settings, signal)
+        if signal == "metrics":
+            factory = counting_metric_exporter(factory)
+        kwargs = {} if protocol == "console" else _otlp_kwargs(settings, signal, protocol)
         exporters.append(factory(**kwargs))
     return exporters
+
+
+#: Built-in exporter names and the protocol they force ("" = the configured OTLP protocol).
+_OTLP_KINDS = {
+    "otlp": "",
+    "otlp_proto_grpc": "grpc",
+    "otlp_proto_http": "http/protobuf",
+    "console": "console",
+}
 
 
 def _span_exporters(settings: PacaOtelSettings) -> list[SpanExporter]:
@@ -525,18 +623,14 @@ def _set_globals(
 ) -> None:
     """Install the providers as the OTel globals, also after an earlier configure/shutdown.
 
-    The OTel API lets a global be set once per process. Re-configuration after ``shutdown`` is
-    a supported use here (tests, reloads), so the set-once guards are re-armed first; these are
-    private attributes of opentelemetry-api, stable since 1.0 and used the same way by OTel's
-    own test utilities.
+    The OTel API lets a global be set once per process and offers no public way to replace it.
+    Re-configuration after ``shutdown`` is a supported use here (tests, reloads), so the
+    set-once guards are re-armed through :mod:`paca_otel._otel_globals`, the one place that
+    touches them, with a fallback (keep the first globals, warn once) if they ever change.
     """
-    from opentelemetry import _logs
-    from opentelemetry.metrics import _internal as metrics_internal
-    from opentelemetry.util._once import Once
+    from paca_otel._otel_globals import rearm_global_providers
 
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    metrics_internal._METER_PROVIDER_SET_ONCE = Once()
-    _logs._internal._LOGGER_PROVIDER_SET_ONCE = Once()
+    rearm_global_providers()
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
     set_logger_provider(logger_provider)
@@ -603,6 +697,7 @@ class _ExportFailureFilter(logging.Filter):
 _export_filter = _ExportFailureFilter()
 for _name in _OTLP_LOGGERS:
     logging.getLogger(_name).addFilter(_export_filter)
+    logging.getLogger(_name).addFilter(redactor)  # failures name the endpoint URL
 
 
 def _probe_collectors(settings: PacaOtelSettings) -> None:
@@ -610,7 +705,7 @@ def _probe_collectors(settings: PacaOtelSettings) -> None:
     targets: dict[tuple[str, int], list[str]] = {}
     signals: tuple[Signal, ...] = ("traces", "metrics", "logs")
     for signal in signals:
-        if "otlp" not in settings.exporters(signal):
+        if not {"otlp", "otlp_proto_grpc", "otlp_proto_http"} & set(settings.exporters(signal)):
             continue
         parts = split_endpoint(settings.otlp_endpoint_for(signal))
         host = parts.hostname or "localhost"

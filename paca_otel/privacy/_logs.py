@@ -1,13 +1,13 @@
 """Log scrubbing at the two places a record can carry a secret out.
 
 - :class:`ScrubbingLogFilter` (a ``logging.Filter``) scrubs a stdlib ``LogRecord`` before any
-  handler formats it: ``extra=`` fields by key and value, ``%``-args (mapping args by key), and
-  the formatted message by value (``"token=abc"``, ``"Bearer ..."``). A record with args is
-  formatted once here and keeps the scrubbed text as its message (``args`` become ``None``),
-  because a secret can be split between template and args (``"token=%s"``). Put it on the handlers
-  (the JSON stream handler and the OTel bridge): filters on a logger do not see records
-  propagated from child loggers. It edits the record in place, so the first handler's filter
-  protects every handler after it.
+  handler formats it: ``extra=`` fields by key and value, ``%``-args (mapping args by key),
+  the formatted traceback (``exc_text``) and the formatted message by value (``"token=abc"``,
+  ``"Bearer ..."``). A record with args is formatted once here and keeps the scrubbed text as
+  its message (``args`` become ``None``), because a secret can be split between template and
+  args (``"token=%s"``). Put it on the handlers (the JSON stream handler and the OTel bridge):
+  filters on a logger do not see records propagated from child loggers. It edits the record in
+  place, so the first handler's filter protects every handler after it.
 - :class:`ScrubbingLogRecordProcessor` (an OTel ``LogRecordProcessor``) scrubs records that
   reach the OTel logs SDK by any other route (a direct ``Logger.emit``, another bridge): it
   rewrites the record's attributes and body in ``on_emit``. The SDK calls processors in the
@@ -42,6 +42,20 @@ _STANDARD: frozenset[str] = frozenset(
 )
 
 
+_FORMATTER = logging.Formatter()
+_JSON_LIKE = (str, int, float, bool, type(None), Mapping, list, tuple)
+
+
+def _scrubbed_str(scrubber: Scrubber, value: object) -> object:
+    """``value`` itself when its ``str`` holds no secret, else the scrubbed ``str``."""
+    try:
+        text = str(value)
+    except Exception:  # a broken __str__: formatters will fall back to repr, leave it
+        return value
+    scrubbed = scrubber.scrub_text(text)
+    return value if scrubbed is text else scrubbed
+
+
 class ScrubbingLogFilter(logging.Filter):
     """Scrubs ``extra`` fields, args and the message of every record it sees, in place.
 
@@ -58,7 +72,7 @@ class ScrubbingLogFilter(logging.Filter):
         with handle_internal_errors("scrubbing a log record", _logger):
             self._scrub(record)
             return True
-        drops.add("scrub_failed")
+        drops.add("scrub_failed", signal="logs")  # the record is lost: count it as such
         return False
 
     def _scrub(self, record: logging.LogRecord) -> None:
@@ -66,11 +80,20 @@ class ScrubbingLogFilter(logging.Filter):
         fields = vars(record)
         for key in [k for k in fields if k not in _STANDARD]:
             value = fields[key]
-            new = (
-                scrubber.marker if scrubber.is_sensitive_key(key) else scrubber.scrub_payload(value)
-            )
-            if new is not value:
-                fields[key] = new
+            if scrubber.is_sensitive_key(key):
+                fields[key] = scrubber.marker
+            elif isinstance(value, _JSON_LIKE):
+                new = scrubber.scrub_payload(value)
+                if new is not value:
+                    fields[key] = new
+            else:  # an object handlers will str(): replace it by its scrubbed text if need be
+                fields[key] = _scrubbed_str(scrubber, value)
+        if record.exc_info and not record.exc_text:
+            # Format the traceback once here (formatters reuse exc_text) so it can be scrubbed:
+            # exception messages often quote the bad input.
+            record.exc_text = _FORMATTER.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrubber.scrub_text(record.exc_text)
         args = record.args
         if isinstance(args, Mapping):
             record.args = scrubber.scrub_payload(args)  # type: ignore[assignment]  # a mapping stays a mapping

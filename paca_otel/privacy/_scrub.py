@@ -162,6 +162,7 @@ class Scrubber:
         "_cache_size",
         "_candidate",
         "_clean",
+        "_custom",
         "_detectors",
         "_key_regex",
         "_key_verdicts",
@@ -201,15 +202,17 @@ class Scrubber:
             if compiled
             else None
         )
-        self._detectors: tuple[Callable[[str], str], ...] = tuple(
-            self._detector(i, p) for i, p in enumerate(self.value_patterns)
+        # (built-in?, detector) in the configured order
+        self._detectors: tuple[tuple[bool, Callable[[str], str]], ...] = tuple(
+            (p in BUILTIN_DETECTORS, self._detector(i, p))
+            for i, p in enumerate(self.value_patterns)
         )
-        # One search that every detector's match implies: most clean strings stop here, one
-        # regex call instead of one per detector.
+        self._custom = any(not builtin for builtin, _ in self._detectors)
+        # One search that every built-in detector's match implies: most clean strings stop
+        # here, one regex call instead of one per detector. Custom regexes always run.
+        builtins = [_CANDIDATES[p] for p in self.value_patterns if p in BUILTIN_DETECTORS]
         self._candidate: re.Pattern[str] | None = (
-            re.compile("|".join(_candidate(p) for p in self.value_patterns))
-            if self._detectors
-            else None
+            re.compile("|".join(builtins)) if builtins else None
         )
         self._key_verdicts: dict[str, int] = {}
         self._plain_keys: set[str] = set()
@@ -229,6 +232,12 @@ class Scrubber:
 
     def _detector(self, index: int, pattern: str) -> Callable[[str], str]:
         marker = self.marker
+
+        # Replacements are functions, never templates: a marker such as r"\g<0>" must come
+        # out literally, not echo the match.
+        def constant(match: re.Match[str]) -> str:
+            return marker
+
         if pattern == "card_number":
 
             def card(match: re.Match[str]) -> str:
@@ -237,7 +246,7 @@ class Scrubber:
 
             return lambda text: _CARD.sub(card, text)
         if pattern == "bearer_credentials":
-            return lambda text: _BEARER.sub(marker, text)
+            return lambda text: _BEARER.sub(constant, text)
         if pattern == "basic_credentials":
 
             def basic(match: re.Match[str]) -> str:
@@ -245,9 +254,13 @@ class Scrubber:
 
             return lambda text: _BASIC.sub(basic, text)
         if pattern == "url_credentials":
-            return lambda text: _URL_USERINFO.sub(rf"\1{marker}@", text) if "@" in text else text
+
+            def userinfo(match: re.Match[str]) -> str:
+                return f"{match.group(1)}{marker}@"
+
+            return lambda text: _URL_USERINFO.sub(userinfo, text) if "@" in text else text
         if pattern == "paca_token":
-            return lambda text: _PACA_TOKEN.sub(marker, text)
+            return lambda text: _PACA_TOKEN.sub(constant, text)
         if pattern == "key_value":
 
             def key_value(match: re.Match[str]) -> str:
@@ -261,7 +274,7 @@ class Scrubber:
                 _KEY_VALUE.sub(key_value, text) if ("=" in text or ":" in text) else text
             )
         regex = _compile("scrub_value_patterns", index, pattern)
-        return lambda text: regex.sub(marker, text)
+        return lambda text: regex.sub(constant, text)
 
     # -- keys -------------------------------------------------------------------------------
 
@@ -293,12 +306,14 @@ class Scrubber:
         """``text`` with every value-pattern match replaced; ``text`` itself when clean."""
         if text in self._clean or not self._detectors:
             return text
-        if self._candidate is not None and not self._candidate.search(text):
+        builtin = self._candidate is not None and self._candidate.search(text) is not None
+        if not builtin and not self._custom:
             self._remember(text)
             return text
         result = text
-        for detect in self._detectors:
-            result = detect(result)
+        for is_builtin, detect in self._detectors:
+            if builtin or not is_builtin:
+                result = detect(result)
         if result == text:
             self._remember(text)
             return text
@@ -455,6 +470,7 @@ class Scrubber:
         return value
 
 
+# For each built-in detector, a regex that every one of its matches contains: cheap to search.
 _CANDIDATES: Final = {
     "card_number": r"\d[\d -]{12}",
     "bearer_credentials": r"(?i:bearer)\s",
@@ -463,11 +479,6 @@ _CANDIDATES: Final = {
     "url_credentials": "@",
     "paca_token": "paca_",
 }
-
-
-def _candidate(pattern: str) -> str:
-    """A regex every match of ``pattern`` contains a match of (a superset, cheap to search)."""
-    return _CANDIDATES.get(pattern, f"(?:{pattern})")
 
 
 def _is_basic_payload(encoded: str) -> bool:

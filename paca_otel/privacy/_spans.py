@@ -131,6 +131,8 @@ class ScrubbingSpanExporter(SpanExporter):
         with handle_internal_errors("scrubbing spans", _logger):
             scrubbed = [self.scrub_span(span) for span in spans]
         if scrubbed is None:
+            # No signal= here: the FAILURE below is what a counting exporter wrapper (see
+            # signals/dropcount.py) records as the batch's loss.
             drops.add("scrub_failed", len(spans))
             return SpanExportResult.FAILURE
         return self._exporter.export(scrubbed)

@@ -75,6 +75,48 @@ def test_filter_scrubs_extras_args_and_message_before_every_handler(
     assert "login for bob" in text
 
 
+def test_filter_scrubs_objects_whose_text_holds_a_secret(logger: logging.Logger) -> None:
+    """An extra object whose str() carries a credential is replaced by its scrubbed text."""
+
+    class Conn:
+        def __str__(self) -> str:
+            return f"postgres://bob:{SECRET}@db/app"
+
+    class Plain:
+        def __str__(self) -> str:
+            return "plain"
+
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Collect()
+    handler.addFilter(ScrubbingLogFilter(Scrubber()))
+    logger.addHandler(handler)
+    plain = Plain()
+    logger.info("connecting", extra={"conn": Conn(), "other": plain})
+    assert vars(records[0])["conn"] == f"postgres://bob:{REDACTED}@db/app"
+    assert vars(records[0])["other"] is plain
+
+
+def test_filter_scrubs_logged_exceptions(logger: logging.Logger) -> None:
+    """A traceback whose message quotes a secret is written scrubbed."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("svc"))
+    handler.addFilter(ScrubbingLogFilter(Scrubber()))
+    logger.addHandler(handler)
+    try:
+        raise PermissionError(f"rejected api_key={SECRET}")
+    except PermissionError:
+        logger.exception("call failed")
+    text = stream.getvalue()
+    assert SECRET not in text
+    assert f"api_key={REDACTED}" in text
+
+
 def test_filter_scrubs_mapping_args_by_key(logger: logging.Logger) -> None:
     """%(password)s-style mapping args are scrubbed by key."""
     stream = io.StringIO()

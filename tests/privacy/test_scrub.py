@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from paca_otel.errors import ConfigError
-from paca_otel.privacy import REDACTED, Scrubber, luhn_valid
+from paca_otel.privacy import DEFAULT_VALUE_PATTERNS, REDACTED, Scrubber, luhn_valid
 
 SECRET = "hunter2-s3cr3t-VALUE"
 CARD = "4111 1111 1111 1111"  # Visa's test number: Luhn-valid
@@ -165,6 +165,27 @@ def test_marker_leaks_no_part_of_the_secret(
     assert REDACTED in out
     assert not [secret[i : i + 4] for i in range(len(secret) - 3) if secret[i : i + 4] in out]
     assert scrubber.scrub_text(template.format(other)) == out
+
+
+@pytest.mark.parametrize("marker", [r"\g<0>", r"\1", "<<\\>>"])
+def test_marker_is_inserted_literally_never_as_a_template(marker: str) -> None:
+    """A marker that looks like a regex back-reference does not echo the match."""
+    scrubber = Scrubber(marker=marker, value_patterns=[*DEFAULT_VALUE_PATTERNS, r"ssn-\d+"])
+    for text in (BEARER, f"postgres://bob:{SECRET}@db", "paca_" + "x" * 43, "ssn-123456"):
+        out = scrubber.scrub_text(text)
+        assert marker in out
+        assert SECRET not in out
+        assert "eyJhbGci" not in out
+        assert "xxxx" not in out
+        assert "123456" not in out
+
+
+def test_custom_patterns_with_inline_flags_run_alongside_builtins() -> None:
+    """A custom regex with its own (?i) flag compiles and runs; built-ins still apply."""
+    scrubber = Scrubber(value_patterns=["card_number", r"(?i)internal-[a-z]+"])
+    assert scrubber.scrub_text("INTERNAL-abc") == REDACTED
+    assert scrubber.scrub_text(f"card {CARD}") == f"card {REDACTED}"
+    assert scrubber.scrub_text("plain") == "plain"
 
 
 def test_bad_pattern_is_a_config_error_naming_the_setting() -> None:
