@@ -27,7 +27,7 @@ from paca_otel.security import Permission
 from paca_otel.setup import Telemetry, get_telemetry
 from paca_otel.snapshot import MetricsSnapshot
 from paca_otel.web.deps import MonitorDep, permission_extra, require
-from paca_otel.web.models import Health
+from paca_otel.web.models import ErrorReply, Health
 from paca_otel.web.routing import GuardedRoute
 
 
@@ -200,12 +200,20 @@ def monitoring_router() -> APIRouter:
     async def health(monitor: MonitorDep) -> Health:
         return await run_in_threadpool(health_reply, monitor)
 
-    @router.get("/", response_class=HTMLResponse, include_in_schema=False, name="dashboard")
+    @router.get(
+        "/", response_class=HTMLResponse, name="dashboard", operation_id="dashboard",
+        summary="The dashboard page (data needs a sign-in)", tags=["dashboard"],
+        openapi_extra=permission_extra(None),
+    )  # fmt: skip
     async def dashboard() -> HTMLResponse:
         page = resources.files("paca_otel.web").joinpath("static/dashboard.html").read_text()
         return HTMLResponse(page, headers=_PAGE_HEADERS)
 
-    @router.get("/static/{path:path}", include_in_schema=False, name="static_asset")
+    @router.get(
+        "/static/{path:path}", name="static_asset", operation_id="staticAsset",
+        summary="The dashboard's script, style and vendored uPlot", tags=["dashboard"],
+        openapi_extra=permission_extra(None), responses={404: {"model": ErrorReply}},
+    )  # fmt: skip
     async def static_asset(path: str) -> Response:
         media = _STATIC.get(path)
         if media is None:

@@ -29,12 +29,13 @@ from paca_otel._internal import drops
 from paca_otel.security import AuditRecord
 from paca_otel.web.deps import access, client_address, get_monitor
 
-__all__ = ["MAX_ECHO", "BodyTooLargeError", "GuardedRoute", "bounded_errors"]
+__all__ = ["MAX_ECHO", "UNAUDITED", "BodyTooLargeError", "GuardedRoute", "bounded_errors"]
 
 MAX_ECHO: Final = 200
 """Longest input (in characters of its JSON) a 422 reply repeats."""
 
-_UNAUDITED: Final = frozenset({"health", "dashboard", "static_asset", "legacy_health"})
+#: Operations not audited: liveness probes and the page's static files (no data, frequent).
+UNAUDITED: Final = frozenset({"health", "legacyHealth", "dashboard", "staticAsset"})
 
 
 _RESULTS: Final = {404: "not_found", 409: "conflict", 413: "too_large", 422: "invalid_input"}
@@ -96,8 +97,8 @@ class GuardedRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        action = self.name
-        audited = action not in _UNAUDITED
+        action = self.operation_id or self.name
+        audited = action not in UNAUDITED
 
         async def route(request: Request) -> Response:
             monitor = get_monitor()
