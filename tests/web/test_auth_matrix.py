@@ -4,8 +4,9 @@ The table is read from the app's OpenAPI document (FastAPI builds it from the re
 routes; since 0.165 included routers are not flattened into ``app.routes``, and their
 internals are private). Every operation under the prefix must declare its permission
 (``x-permission``), so a new route cannot escape the matrix. Each route is called without a
-token (401 unless public) and with each role's token (403 when the role lacks the permission, anything but 401/403 when it has
-it), against a real uvicorn; then every one of those calls must be in the audit log.
+token (401 unless public) and with each role's token (403 when the role lacks the permission,
+anything but 401/403 when it has it), against a real uvicorn; then every one of those calls
+must be in the audit log.
 """
 
 from __future__ import annotations
