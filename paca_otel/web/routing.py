@@ -18,11 +18,12 @@ import math
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
-from fastapi import HTTPException, Request, Response
+from fastapi import Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException  # FastAPI's own subclasses it; both caught
 from starlette.types import Message
 
 from paca_otel._internal import drops
@@ -70,21 +71,24 @@ def bounded_errors(errors: Any) -> list[Any]:
     return out
 
 
-def _limited(request: Request, limit: int) -> Request:
-    """``request`` with its body stream cut off (BodyTooLargeError) past ``limit`` bytes."""
-    receive = request.receive
-    seen = 0
+class _Counted:
+    """The body stream of one request, cut off past ``limit`` bytes."""
 
-    async def limited_receive() -> Message:
-        nonlocal seen
-        message = await receive()
+    def __init__(self, request: Request, limit: int) -> None:
+        self.limit = limit
+        self.seen = 0
+        self.exceeded = False
+        self._receive = request.receive
+        self.request = Request(request.scope, self.receive)
+
+    async def receive(self) -> Message:
+        message = await self._receive()
         if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
+            self.seen += len(message.get("body", b""))
+            if self.seen > self.limit:
+                self.exceeded = True  # FastAPI turns the error into a 400; the flag says 413
                 raise BodyTooLargeError
         return message
-
-    return Request(request.scope, limited_receive)
 
 
 def _too_large(limit: int) -> JSONResponse:
@@ -105,16 +109,20 @@ class GuardedRoute(APIRoute):
             settings = monitor.settings()
             limit = settings.body_limit
             status = 500
+            counted: _Counted | None = None
             try:
                 if request.method not in ("GET", "HEAD", "OPTIONS", "DELETE"):
                     declared = request.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > limit:
                         status = 413
                         return _too_large(limit)
-                    request = _limited(request, limit)
+                    counted = _Counted(request, limit)
+                    request = counted.request
                 try:
                     response = await handler(request)
-                except BodyTooLargeError:
+                except (BodyTooLargeError, HTTPException):
+                    if counted is None or not counted.exceeded:
+                        raise
                     status = 413
                     return _too_large(limit)
                 except RequestValidationError as exc:
@@ -127,6 +135,7 @@ class GuardedRoute(APIRoute):
             except HTTPException as exc:
                 status = exc.status_code
                 raise
+
             finally:
                 if audited:
                     _audit(request, monitor, action, status)
