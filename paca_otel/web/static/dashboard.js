@@ -255,6 +255,8 @@
     $("#status").textContent = "live";
     $("#status").className = "pill ok";
     renderAll();
+    // how long after the server took the sample the page showed it (same clock on one host)
+    document.body.dataset.lagMs = String(Math.round(Date.now() - ts * 1000));
   }
   function openStream() {
     if (state.source) state.source.close();
