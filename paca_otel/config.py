@@ -324,6 +324,13 @@ class PacaOtelSettings(BaseSettings):
         "alertmanager_url", default=None, description="Prometheus Alertmanager base URL"
     )
 
+    # --- metric labels (H4a, issue 6 section 5: label values) -------------------------------
+    label_value_max_length: int = _env(
+        "label_value_max_length", default=2048, ge=1,
+        description="characters kept of a metric label key or value; longer ones are cut "
+        "and counted in paca_otel.dropped{reason=label_value_truncated}",
+    )  # fmt: skip
+
     # --- validators ---------------------------------------------------------------------------
     @field_validator("resource_attributes", mode="before")
     @classmethod

@@ -8,6 +8,11 @@ between the exporter's registry and the scrape endpoint and exposes such gauges 
 (``process_threads``, ``process_unix_file_descriptors``), the way node_exporter and the Go
 client name counts of things. Only the exposition changes; OTLP keeps the semconv names.
 Written by hand because neither prometheus_client nor the OTel exporter can rename families.
+
+It is also the scrape's safety net for label values UTF-8 cannot encode (a lone surrogate from
+a ``surrogateescape``-decoded device name, or from the raw OTel API): prometheus_client would
+raise ``UnicodeEncodeError`` for the whole scrape, so such code points become U+FFFD here.
+``MetricsCollector`` already cleans its labels at record time; this covers everything else.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.samples import Sample
+
+from paca_otel.signals.labels import safe_text
 
 _RESERVED_TYPES = frozenset({"histogram", "summary", "gaugehistogram"})
 
@@ -36,11 +44,23 @@ class PromLintCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         for family in self._source.collect():
             new = exposition_name(family.name, family.type)
-            if new != family.name:
-                renamed = Metric(new, family.documentation, family.type, family.unit)
+            unsafe = not family.documentation.isascii() or any(
+                not _ascii_labels(sample) for sample in family.samples
+            )
+            if new != family.name or unsafe:
+                documentation = safe_text(family.documentation)
+                renamed = Metric(new, documentation, family.type, family.unit)
                 for sample in family.samples:
                     sample_name = new + sample.name[len(family.name) :]
-                    renamed.samples.append(sample._replace(name=sample_name))
+                    labels = sample.labels
+                    if unsafe:
+                        labels = {safe_text(k): safe_text(v) for k, v in labels.items()}
+                    renamed.samples.append(sample._replace(name=sample_name, labels=labels))
                 yield renamed
             else:
                 yield family
+
+
+def _ascii_labels(sample: Sample) -> bool:
+    """Whether every label of ``sample`` is plain ASCII (the cheap, common case)."""
+    return all(key.isascii() and value.isascii() for key, value in sample.labels.items())

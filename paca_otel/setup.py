@@ -279,6 +279,10 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
         max_points=settings.max_points,
         max_window=settings.max_window,
     )
+    if set_global:  # a process-wide default, like the global providers
+        from paca_otel.signals.labels import set_label_value_max_length
+
+        set_label_value_max_length(settings.label_value_max_length)
     pipeline = Pipeline(store=store)
 
     # The SDK's own atexit hooks would shut down a second time after ours (and warn); the

@@ -21,6 +21,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
+from paca_otel.signals.labels import safe_text
 from paca_otel.signals.system_aliases import SOURCES
 
 SEED_ALIASES = tuple(SOURCES)  # cpu_usage, memory_usage, disk_usage
@@ -124,4 +125,5 @@ def _points(name: str, unit: str, data: object) -> Iterator[MetricPoint]:
 
 
 def _labels(attributes: Mapping[str, Any] | None) -> dict[str, str]:
-    return {str(k): str(v) for k, v in (attributes or {}).items()}
+    # safe_text: a label from the raw OTel API may hold a lone surrogate (JSON would fail: 500).
+    return {safe_text(str(k)): safe_text(str(v)) for k, v in (attributes or {}).items()}
