@@ -12,12 +12,14 @@ attribute limits), yet one bad label breaks far more than its own series:
 
 The rules, OTel's attribute rules plus Prometheus' "an empty label is a missing label":
 
-- keys must be non-empty ``str`` (subclasses such as ``StrEnum`` become plain ``str``);
-  other keys are dropped, as the OTel SDK drops invalid span attributes;
-- ``str`` values keep their text; code points UTF-8 cannot encode become U+FFFD (a valid
-  surrogate *pair* is joined into its character first);
-- keys and ``str`` values longer than the limit are cut to it (OTel's attribute-value length
-  limit semantics: strings, and each string in a sequence);
+- keys must be non-empty ``str`` of at most 255 characters (OTel's instrument-name bound;
+  subclasses such as ``StrEnum`` become plain ``str``); other keys are dropped, as the OTel
+  SDK drops invalid span attributes. Keys are identifiers chosen by code, so they are never
+  cut: a cut key would silently become another label;
+- ``str`` keys and values keep their text; code points UTF-8 cannot encode become U+FFFD (a
+  valid surrogate *pair* is joined into its character first);
+- ``str`` values longer than the limit are cut to it (OTel's attribute-value length limit
+  semantics: strings, and each string in a sequence);
 - ``bool`` and ``float`` stay; ``int`` stays inside the signed 64-bit range OTLP carries and
   becomes its decimal text beyond it; ``int``/``float`` subclasses become the plain type;
 - ``None`` drops the label (Prometheus treats an empty label as absent);
@@ -59,6 +61,9 @@ DEFAULT_LABEL_VALUE_MAX_LENGTH = 2048
 
 CACHE_ENTRIES = 4096
 """Distinct label sets cached per :class:`LabelCleaner` before the cache is cleared."""
+
+KEY_MAX_LENGTH = 255
+"""Longest label key kept (OTel's instrument-name length bound); longer keys are dropped."""
 
 _INT_MIN = -(2**63)
 _INT_MAX = 2**63 - 1
@@ -175,10 +180,12 @@ class LabelCleaner:
     def _add(
         self, cleaned: dict[str, AttributeValue], key: object, value: object, repairs: set[str]
     ) -> None:
-        if not isinstance(key, str) or not key:
+        if not isinstance(key, str) or not key or len(key) > KEY_MAX_LENGTH:
             repairs.add("invalid_label")
             return
-        name = self._text(str.__str__(key), repairs)
+        name = str.__str__(key)
+        if not name.isascii():
+            name = self._repaired(name, repairs)
         if value is None:
             repairs.add("invalid_label")
             return
@@ -230,6 +237,10 @@ class LabelCleaner:
             repairs.add("label_value_truncated")
         if text.isascii():
             return text
+        return self._repaired(text, repairs)
+
+    @staticmethod
+    def _repaired(text: str, repairs: set[str]) -> str:
         repaired = _repair(text)
         if repaired is not text:
             repairs.add("label_value_unencodable")
@@ -237,11 +248,11 @@ class LabelCleaner:
 
 
 _DETAILS = {
-    "label_value_truncated": "a label key or value longer than %d characters was cut to it "
+    "label_value_truncated": "a label value longer than %d characters was cut to it "
     "(the limit is the label_value_max_length setting, PACA_OTEL_LABEL_VALUE_MAX_LENGTH)",
     "label_value_unencodable": "a label held code points UTF-8 cannot encode; they became U+FFFD",
-    "invalid_label": "a label with a non-str or empty key, a None value or an unusable "
-    "value was left out",
+    "invalid_label": "a label with a non-str, empty or over-long key, a None value or an "
+    "unusable value was left out",
 }
 
 

@@ -97,6 +97,17 @@ def _validate_name(name: object) -> str:
     return name
 
 
+def _validate_unit(unit: object) -> str:
+    """Return ``unit`` if the SDK accepts it (ASCII, at most 63 characters), else raise.
+
+    The SDK itself raises a bare ``Exception`` for such a unit at instrument creation.
+    """
+    if not isinstance(unit, str) or not unit.isascii() or len(unit) > 63:  # the SDK's bound
+        msg = f"invalid metric unit {unit!r}: a unit must be ASCII, at most 63 characters (UCUM)"
+        raise MetricError(msg)
+    return unit
+
+
 _global_collectors: weakref.WeakSet[MetricsCollector] = weakref.WeakSet()
 
 
@@ -204,9 +215,9 @@ class MetricsCollector:
                     f"the {kind.value}."
                 )
                 raise InstrumentKindConflictError(msg)
-            # Both end up in every exposition and OTLP batch: they must be encodable.
-            unit = safe_text(unit or "")
-            # Prometheus' lint (promtool check metrics) wants help text on every family.
+            unit = _validate_unit(unit or "")
+            # Prometheus' lint (promtool check metrics) wants help text on every family. It
+            # ends up in every exposition and OTLP batch, so it must be encodable.
             description = safe_text(
                 description or f"{name} ({kind.value}), recorded by MetricsCollector"
             )
