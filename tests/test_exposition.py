@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 from opentelemetry import metrics
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from paca_otel.demo import create_app
@@ -18,8 +21,8 @@ class _Families(Collector):
     def __init__(self, *families: GaugeMetricFamily) -> None:
         self._families = families
 
-    def collect(self) -> list[GaugeMetricFamily]:  # type: ignore[override]  # a list is an iterator source
-        return list(self._families)
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
 
 
 def _exposed(*families: GaugeMetricFamily) -> str:

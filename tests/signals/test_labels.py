@@ -41,9 +41,9 @@ def fresh_warnings() -> Iterator[None]:
     _internal.reset_warnings()
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The reasons passed to the ``paca_otel.dropped`` self-metric, in order."""
+    """The reasons passed to the ``paca_otel.dropped`` self-metric, in order (never global)."""
     seen: list[str] = []
     monkeypatch.setattr(_internal.drops, "add", lambda reason, amount=1: seen.append(reason))
     return seen
@@ -68,7 +68,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         (["a", "b\udcff"], ("a", "b\ufffd")),
         ((1, 2), (1, 2)),
         ([True, False], (True, False)),
-        (enum.Enum("E", "X").X, "E.X"),
+        (enum.Enum("E", "X")["X"], "E.X"),
     ],
 )
 def test_value_rules(value: object, expected: object) -> None:
@@ -148,13 +148,16 @@ def test_any_mapping_is_accepted() -> None:
     assert LabelCleaner().clean(MappingProxyType({"k": "v"}), "m") == {"k": "v"}
 
 
-def test_repairs_warn_once_per_metric_and_reason(caplog: pytest.LogCaptureFixture) -> None:
+def test_repairs_warn_once_per_metric_and_reason(
+    caplog: pytest.LogCaptureFixture, counted: list[str]
+) -> None:
     """One warning per (reason, metric), naming the metric and the setting for truncation."""
     cleaner = LabelCleaner(max_length=2)
     with caplog.at_level("WARNING", logger="paca_otel"):
         for i in range(3):
             cleaner.clean({"k": f"long{i}"}, "m")
-    messages = [r.getMessage() for r in caplog.records]
+    assert counted == ["label_value_truncated"] * 3
+    messages = [r.getMessage() for r in caplog.records if r.name == "paca_otel.signals.metrics"]
     assert len(messages) == 1
     assert "'m'" in messages[0]
     assert "PACA_OTEL_LABEL_VALUE_MAX_LENGTH" in messages[0]
