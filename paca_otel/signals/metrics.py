@@ -25,12 +25,10 @@ import functools
 import inspect
 import logging
 import math
-import numbers
 import re
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from decimal import Decimal
 from enum import Enum
 from time import perf_counter
 from typing import Any, TypeVar, cast
@@ -44,6 +42,7 @@ from opentelemetry.metrics import _Gauge as Gauge
 
 from paca_otel import _internal
 from paca_otel.errors import InstrumentKindConflictError, InvalidMetricNameError, MetricError
+from paca_otel.signals import values
 from paca_otel.signals.labels import LabelCleaner, safe_text
 
 __all__ = ["SECONDS_BUCKETS", "Labels", "MetricKind", "MetricsCollector", "Timer"]
@@ -63,8 +62,8 @@ _NAME_RULE = (
 _INF = math.inf
 # OTLP carries integer points as a signed 64-bit ``as_int``; a Python int beyond it (or the
 # ``OverflowError`` of converting 10**400 to float) must never reach the SDK.
-_INT_MIN = -(2**63)
-_INT_MAX = 2**63 - 1
+_INT_MIN = values.INT_MIN
+_INT_MAX = values.INT_MAX
 
 SECONDS_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
@@ -514,7 +513,7 @@ class MetricsCollector:
             if labels is not None and cleaned is None:
                 self._reject(name, value, kind, labels)
                 return
-            number = _number(value, kind)
+            number = values.number(value, non_negative=kind in _NON_NEGATIVE)
             if number is None:
                 self._reject(name, value, kind, labels)
                 return
@@ -522,7 +521,9 @@ class MetricsCollector:
 
     def _reject(self, name: str, value: object, kind: MetricKind, labels: object = None) -> None:
         """Drop a measurement the instrument must not see; count it and warn once per metric."""
-        reason, detail = _rejection(value, kind, labels)
+        reason, detail = values.rejection(
+            value, kind.value, non_negative=kind in _NON_NEGATIVE, labels=labels
+        )
         _internal.drops.add(reason)
         _internal.warn_once(
             _logger,
@@ -533,62 +534,6 @@ class MetricsCollector:
             detail,
             reason,
         )
-
-
-def _number(value: object, kind: MetricKind) -> int | float | None:
-    """``value`` as a plain int (inside int64) or finite float the instrument takes, or None.
-
-    Subclasses and other numeric types (``IntEnum``, numpy scalars, ``Decimal``,
-    ``Fraction``) become a plain ``int`` or ``float``: the OTLP encoder only knows those.
-    Booleans are refused although they are ints: ``True`` is a flag, not a measurement, and
-    OTLP's ``as_int`` rejects it, losing the whole batch.
-    """
-    number: int | float
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, numbers.Integral):
-        number = int(value)
-        if not _INT_MIN <= number <= _INT_MAX:
-            return None
-    elif isinstance(value, numbers.Real | Decimal):
-        try:
-            number = float(value)
-        except (OverflowError, ValueError):
-            return None
-        if not -_INF < number < _INF:
-            return None
-    else:
-        return None
-    if number < 0 and kind in _NON_NEGATIVE:
-        return None
-    return number
-
-
-def _rejection(value: object, kind: MetricKind, labels: object) -> tuple[str, str]:
-    """The ``paca_otel.dropped`` reason and a readable detail for a refused measurement."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real | Decimal):
-        return "invalid_value_type", f"value {value!r} is a {type(value).__name__}, not a number"
-    if isinstance(value, numbers.Integral):
-        big = int(value)
-        if not _INT_MIN <= big <= _INT_MAX:
-            return "out_of_range_value", (
-                f"an integer of {big.bit_length()} bits does not fit the signed 64-bit range "
-                "OTLP carries"
-            )
-    else:
-        try:
-            as_float = float(value)
-        except (OverflowError, ValueError):
-            return "out_of_range_value", "the value does not fit a 64-bit float"
-        if not math.isfinite(as_float):
-            return "non_finite_value", f"value {value!r} is not finite"
-    if value < 0 and kind in _NON_NEGATIVE:
-        return "negative_value", f"value {value!r} is negative, which a {kind.value} cannot take"
-    # The value was fine, so the labels were not a mapping.
-    return "invalid_labels", (
-        f"labels of type {type(labels).__name__} are not a mapping of str to str, int, float "
-        "or bool"
-    )
 
 
 def _coerce_kind(kind: MetricKind | str) -> MetricKind:
@@ -608,6 +553,9 @@ class Timer:
     As a context manager one ``Timer`` times one block at a time (nested or concurrent use of
     the *same* object mixes up start times; ``collector.timer(...)`` per block is the idiom).
     As a decorator every call is timed independently, so it is safe under threads and tasks.
+    With ``histogram=None`` it only measures (``collector.timer`` does so when it refused the
+    labels); ``labels`` are passed to the SDK as given, so build timers with
+    :meth:`MetricsCollector.timer`, which cleans them.
     """
 
     __slots__ = ("_histogram", "_labels", "_start", "elapsed")
