@@ -71,7 +71,7 @@ async def main(rounds: int) -> None:
         # detector exists to summarise, which is not what this measures.
         metric = f"queue_depth_{i}"
         collector.set_gauge(metric, 5)
-        alerts.add_rule(f"queue_breach_{i}", f"{metric} > 100", "webhook", cooldown=300)
+        alerts.add_rule_sync(f"queue_breach_{i}", f"{metric} > 100", "webhook", cooldown=300)
         await asyncio.sleep(INTERVAL * 1.5)
         cycles, started = engine.cycles, time.perf_counter()
         collector.set_gauge(metric, 500)

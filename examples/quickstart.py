@@ -1,4 +1,4 @@
-"""The seed's usage example: start monitoring, record a metric, add an alert, read current values.
+"""The seed's usage example: start monitoring, record a metric, add alerts, read current values.
 
 Run: python examples/quickstart.py
 """
@@ -16,11 +16,11 @@ async def main() -> None:
     await monitor.start_monitoring()
 
     collector = MetricsCollector()
-    await collector.record_metric("request_count", 1, {"endpoint": "/api/users"}, kind="counter")
+    await collector.record_metric("orders_placed", 1, {"endpoint": "/api/users"}, kind="counter")
     await collector.record_metric("queue_depth", 7, {"queue": "emails"})
 
     alerts = AlertManager()
-    alerts.add_rule(
+    await alerts.add_rule(
         name="high_memory_usage",
         condition="memory_usage > 90",
         action="log",
@@ -29,11 +29,12 @@ async def main() -> None:
     await monitor.setup_alert("cpu_usage", 95, "log")
 
     metrics = await monitor.get_current_metrics()
+    print(metrics)
     print(
         f"cpu {metrics['cpu_usage']:.1f} %  memory {metrics['memory_usage']:.1f} %  "
         f"disk {metrics['disk_usage']:.1f} %"
     )
-    print(f"request_count={metrics['request_count']} queue_depth={metrics['queue_depth']}")
+    print(f"orders_placed={metrics['orders_placed']} queue_depth={metrics['queue_depth']}")
     print("active alerts:", [a.rule for a in alerts.get_active_alerts()])
     await monitor.stop()
 

@@ -61,7 +61,8 @@ class _Drops:
         """Look the counter up again on next use (after the global provider changed)."""
         self._counter = None
 
-    def add(self, reason: str, amount: int = 1) -> None:
+    def add(self, reason: str, amount: int = 1, *, signal: str | None = None) -> None:
+        """Count ``amount`` dropped items; ``signal`` (traces/metrics/logs) for lost telemetry."""
         counter = self._counter
         if counter is None:
             counter = self._counter = metrics.get_meter("paca_otel").create_counter(
@@ -69,7 +70,9 @@ class _Drops:
                 unit="{item}",
                 description="Items paca-otel dropped instead of raising into the application.",
             )
-        counter.add(amount, {"reason": reason})
+        counter.add(
+            amount, {"reason": reason} if signal is None else {"reason": reason, "signal": signal}
+        )
 
 
 drops = _Drops()

@@ -1,4 +1,4 @@
-"""The ``paca-otel`` command: ``demo``, ``config``, ``rules`` and ``--version``."""
+"""The ``paca-otel`` command: ``demo``, ``config``, ``rules``, ``anomalies`` and ``--version``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from paca_otel._version import __version__
+from paca_otel.analysis.cli import add_parser as add_anomalies_parser
 from paca_otel.errors import PacaOtelError
 
 
@@ -59,13 +60,27 @@ def _config(args: argparse.Namespace) -> int:
 
 def _rules(args: argparse.Namespace) -> int:
     if args.rules_command == "check":
-        from paca_otel.alerting.rules_cli import check
+        from paca_otel.alerting.rules_cli import check, configured_channels
+        from paca_otel.config import load_settings
 
-        return check(args.file)
+        try:
+            configured: set[str] | None = configured_channels(load_settings())
+        except PacaOtelError as exc:  # the rules can still be checked without the settings
+            print(f"paca-otel: settings not read, channel set-up not checked: {exc}",
+                  file=sys.stderr)  # fmt: skip
+            configured = None
+        return check(args.file, configured=configured, custom_channels=args.channel)
     if args.rules_command == "export":
-        from paca_otel.alerting.rules_cli import export
+        from paca_otel.alerting.rules_cli import EXIT_USAGE, export, load_name_map
 
-        return export(args.file, fmt=args.format)
+        name_map = None
+        if args.name_map is not None:
+            try:
+                name_map = load_name_map(args.name_map)
+            except PacaOtelError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+        return export(args.file, fmt=args.format, name_map=name_map)
     from paca_otel.alerting.rule_tests import main as run_tests
 
     return run_tests(args.file)
@@ -87,15 +102,30 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="print the effective settings, secrets masked")
     config.set_defaults(func=_config)
 
+    add_anomalies_parser(sub)
+
     rules = sub.add_parser("rules", help="check, test or export alert rule files")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     check = rules_sub.add_parser("check", help="validate a rule file")
     check.add_argument("file")
+    check.add_argument(
+        "--channel",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a custom channel the application registers in code (repeatable)",
+    )
     test = rules_sub.add_parser("test", help="run rule unit tests (like promtool test rules)")
     test.add_argument("file")
     export = rules_sub.add_parser("export", help="write Prometheus alerting rules")
     export.add_argument("file")
     export.add_argument("--format", default="prometheus", choices=["prometheus"])
+    export.add_argument(
+        "--name-map",
+        metavar="FILE",
+        help="YAML mapping of metric names in the rules to Prometheus metric names"
+        " (e.g. orders: orders_total); built-in aliases need none",
+    )
     rules.set_defaults(func=_rules)
     return parser
 

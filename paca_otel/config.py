@@ -8,7 +8,10 @@ set up for the OTel SDK keeps working. The README's configuration table is gener
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import math
+import os
 import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,13 +21,13 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -51,7 +54,19 @@ _SAMPLERS = frozenset(
         "parentbased_traceidratio",
     }
 )
-_SECRET_FIELDS = ("password", "headers")
+#: Settings whose values are credentials: SecretStr in the model, never shown in errors.
+SECRET_FIELDS = frozenset(
+    {
+        "otlp_headers",
+        "otlp_traces_headers",
+        "otlp_metrics_headers",
+        "otlp_logs_headers",
+        "smtp_password",
+        "webhook_url",
+        "slack_webhook_url",
+        "alertmanager_url",
+    }
+)
 _DEFAULT_PORTS: dict[str, str] = {
     "grpc": "http://localhost:4317",
     "http/protobuf": "http://localhost:4318",
@@ -64,6 +79,21 @@ def _env(name: str, otel: str | None = None, **kwargs: Any) -> Any:
     if otel:
         choices.append(otel)
     return Field(validation_alias=AliasChoices(*choices), **kwargs)
+
+
+EVALUATION_INTERVAL_RANGE = (1.0, 86_400.0)
+"""Seconds allowed between rule evaluations: at least 1 s, at most a day."""
+
+
+def evaluation_interval_problem(value: float) -> str | None:
+    """What is wrong with an ``evaluation_interval`` value, or None: the one check of it.
+
+    The settings and ``RuleEngine`` both call it, each naming the value its own way.
+    """
+    low, high = EVALUATION_INTERVAL_RANGE
+    if low <= value <= high:  # NaN fails too
+        return None
+    return f"must be {low:g}..{high:g} seconds"
 
 
 def _parse_pairs(value: Any, *, secret: bool) -> Any:
@@ -84,18 +114,48 @@ def _parse_pairs(value: Any, *, secret: bool) -> Any:
     return pairs
 
 
-class _PrefixedEnvSource(EnvSettingsSource):
-    """The environment source, reading only ``PACA_OTEL_*`` and the standard ``OTEL_*`` names.
+def env_names(field_name: str) -> tuple[str, ...]:
+    """The environment variables a field reads, highest precedence first."""
+    field = PacaOtelSettings.model_fields.get(field_name)
+    alias = field.validation_alias if field is not None else None
+    choices = getattr(alias, "choices", ())
+    return tuple(c for c in choices if isinstance(c, str) and c.isupper())
 
-    The field name is an alias too (so ``configure(service_name=...)`` wins over the
-    environment), and pydantic-settings would otherwise also read it as a bare, case-insensitive
-    variable: a container's ``LOG_LEVEL=debug``, ``ENVIRONMENT`` or ``SERVICE_NAME`` would become
-    paca-otel settings, beat ``PACA_OTEL_*``, or fail ``configure()``.
+
+def env_source(field_name: str) -> str | None:
+    """The variable that actually supplies ``field_name`` now (for error messages), if any."""
+    for name in env_names(field_name):
+        if name in os.environ:
+            return name
+    return None
+
+
+class _PrefixedEnvSource(PydanticBaseSettingsSource):
+    """Reads only ``PACA_OTEL_<NAME>`` and the standard ``OTEL_*`` variable of each field.
+
+    A public :class:`PydanticBaseSettingsSource` rather than a tweaked ``EnvSettingsSource``:
+    pydantic-settings' own env source also reads the bare field name as a case-insensitive
+    variable (a container's ``LOG_LEVEL=debug``, ``ENVIRONMENT`` or ``SERVICE_NAME`` would
+    become paca-otel settings), and narrowing it meant overriding a private method whose
+    signature changed in 2.16. Values are passed on as the raw strings; the model's validators
+    parse them (every structured field is ``NoDecode`` and parses its own string form).
     """
 
-    def _extract_field_info(self, field: FieldInfo, field_name: str) -> list[tuple[str, str, bool]]:
-        infos = super()._extract_field_info(field, field_name)
-        return [info for info in infos if info[0] != field_name]
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """The first variable of ``field_name`` that is set (PACA_OTEL_* before OTEL_*)."""
+        choices = getattr(field.validation_alias, "choices", ())
+        for name in choices:
+            if isinstance(name, str) and name.isupper() and name in os.environ:
+                return os.environ[name], field_name, False
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, field_name)
+            if value is not None:
+                values[key] = value
+        return values
 
 
 class PacaOtelSettings(BaseSettings):
@@ -195,19 +255,19 @@ class PacaOtelSettings(BaseSettings):
         "otlp_logs_protocol", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", default=None,
         description="per-signal protocol",
     )  # fmt: skip
-    otlp_headers: Annotated[dict[str, str], NoDecode] = _env(
+    otlp_headers: Annotated[dict[str, SecretStr], NoDecode] = _env(
         "otlp_headers", "OTEL_EXPORTER_OTLP_HEADERS", default_factory=dict,
         description="key=value,... sent with every export (masked in `paca-otel config`)",
     )  # fmt: skip
-    otlp_traces_headers: Annotated[dict[str, str] | None, NoDecode] = _env(
+    otlp_traces_headers: Annotated[dict[str, SecretStr] | None, NoDecode] = _env(
         "otlp_traces_headers", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", default=None,
         description="per-signal headers (replace the generic ones)",
     )  # fmt: skip
-    otlp_metrics_headers: Annotated[dict[str, str] | None, NoDecode] = _env(
+    otlp_metrics_headers: Annotated[dict[str, SecretStr] | None, NoDecode] = _env(
         "otlp_metrics_headers", "OTEL_EXPORTER_OTLP_METRICS_HEADERS", default=None,
         description="per-signal headers",
     )  # fmt: skip
-    otlp_logs_headers: Annotated[dict[str, str] | None, NoDecode] = _env(
+    otlp_logs_headers: Annotated[dict[str, SecretStr] | None, NoDecode] = _env(
         "otlp_logs_headers", "OTEL_EXPORTER_OTLP_LOGS_HEADERS", default=None,
         description="per-signal headers",
     )  # fmt: skip
@@ -282,8 +342,8 @@ class PacaOtelSettings(BaseSettings):
 
     # --- alerting -----------------------------------------------------------------------------
     evaluation_interval: float = _env(
-        "evaluation_interval", default=15.0, ge=1.0,
-        description="seconds between rule evaluations (>= 1)",
+        "evaluation_interval", default=15.0,
+        description="seconds between rule evaluations (1..86400)",
     )  # fmt: skip
     max_series: int = _env(
         "max_series", default=10_000, ge=1,
@@ -314,15 +374,75 @@ class PacaOtelSettings(BaseSettings):
         "smtp_to", default=(), description="recipients, comma-separated"
     )
     smtp_starttls: bool = _env("smtp_starttls", default=False, description="use STARTTLS")
-    webhook_url: str | None = _env(
+    webhook_url: SecretStr | None = _env(
         "webhook_url", default=None, description="Alertmanager-v4-style JSON webhook"
     )
-    slack_webhook_url: str | None = _env(
+    slack_webhook_url: SecretStr | None = _env(
         "slack_webhook_url", default=None, description="Slack-style incoming webhook"
     )
-    alertmanager_url: str | None = _env(
+    alertmanager_url: SecretStr | None = _env(
         "alertmanager_url", default=None, description="Prometheus Alertmanager base URL"
     )
+
+    # --- storage (H4b: paca_otel/storage) ----------------------------------------------------
+    storage_key: SecretStr | None = _env(
+        "storage_key", default=None,
+        description="key encrypting stored alert state and notifications (AES-GCM; never logged)",
+    )  # fmt: skip
+
+    # --- OTLP per-signal options (issue 6, OTel conventions) ------------------------------------
+    otlp_certificate: Path | None = _env(
+        "otlp_certificate", "OTEL_EXPORTER_OTLP_CERTIFICATE", default=None,
+        description="CA bundle (PEM) that verifies the collector's TLS certificate",
+    )  # fmt: skip
+    otlp_traces_timeout: float | None = _env(
+        "otlp_traces_timeout", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", default=None, gt=0,
+        description="per-signal export timeout, milliseconds",
+    )  # fmt: skip
+    otlp_metrics_timeout: float | None = _env(
+        "otlp_metrics_timeout", "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", default=None, gt=0,
+        description="per-signal export timeout, milliseconds",
+    )  # fmt: skip
+    otlp_logs_timeout: float | None = _env(
+        "otlp_logs_timeout", "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", default=None, gt=0,
+        description="per-signal export timeout, milliseconds",
+    )  # fmt: skip
+    otlp_traces_compression: Literal["gzip", "none"] | None = _env(
+        "otlp_traces_compression", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", default=None,
+        description="per-signal compression",
+    )  # fmt: skip
+    otlp_metrics_compression: Literal["gzip", "none"] | None = _env(
+        "otlp_metrics_compression", "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", default=None,
+        description="per-signal compression",
+    )  # fmt: skip
+    otlp_logs_compression: Literal["gzip", "none"] | None = _env(
+        "otlp_logs_compression", "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", default=None,
+        description="per-signal compression",
+    )  # fmt: skip
+    otlp_traces_insecure: bool | None = _env(
+        "otlp_traces_insecure", "OTEL_EXPORTER_OTLP_TRACES_INSECURE", default=None,
+        description="per-signal gRPC without TLS",
+    )  # fmt: skip
+    otlp_metrics_insecure: bool | None = _env(
+        "otlp_metrics_insecure", "OTEL_EXPORTER_OTLP_METRICS_INSECURE", default=None,
+        description="per-signal gRPC without TLS",
+    )  # fmt: skip
+    otlp_logs_insecure: bool | None = _env(
+        "otlp_logs_insecure", "OTEL_EXPORTER_OTLP_LOGS_INSECURE", default=None,
+        description="per-signal gRPC without TLS",
+    )  # fmt: skip
+    otlp_traces_certificate: Path | None = _env(
+        "otlp_traces_certificate", "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", default=None,
+        description="per-signal CA bundle",
+    )  # fmt: skip
+    otlp_metrics_certificate: Path | None = _env(
+        "otlp_metrics_certificate", "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", default=None,
+        description="per-signal CA bundle",
+    )  # fmt: skip
+    otlp_logs_certificate: Path | None = _env(
+        "otlp_logs_certificate", "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", default=None,
+        description="per-signal CA bundle",
+    )  # fmt: skip
 
     # --- metric labels (H4a, issue 6 section 5: label values) -------------------------------
     label_value_max_length: int = _env(
@@ -332,6 +452,14 @@ class PacaOtelSettings(BaseSettings):
     )  # fmt: skip
 
     # --- validators ---------------------------------------------------------------------------
+    @field_validator("evaluation_interval")
+    @classmethod
+    def _evaluation_interval(cls, value: float) -> float:
+        problem = evaluation_interval_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @field_validator("resource_attributes", mode="before")
     @classmethod
     def _resource_pairs(cls, value: Any) -> Any:
@@ -347,11 +475,18 @@ class PacaOtelSettings(BaseSettings):
 
     @field_validator("traces_exporter", "metrics_exporter", "logs_exporter", mode="before")
     @classmethod
-    def _exporter_list(cls, value: Any) -> Any:
+    def _exporter_list(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None:
             return None
         items = value.split(",") if isinstance(value, str) else list(value)
-        return tuple(str(item).strip().lower() for item in items if str(item).strip())
+        names = tuple(str(item).strip().lower() for item in items if str(item).strip())
+        signal = str(info.field_name).removesuffix("_exporter")
+        allowed = allowed_exporters(signal)
+        for name in names:
+            if name not in allowed:
+                msg = f"{name!r} is not allowed for {signal}; choose from {', '.join(allowed)}"
+                raise ValueError(msg)
+        return names
 
     @field_validator(
         "otlp_endpoint", "otlp_traces_endpoint", "otlp_metrics_endpoint", "otlp_logs_endpoint"
@@ -387,8 +522,9 @@ class PacaOtelSettings(BaseSettings):
     @classmethod
     def _sampler(cls, value: Any) -> Any:
         name = str(value).strip().lower()
-        if name not in _SAMPLERS:
-            msg = f"not one of {', '.join(sorted(_SAMPLERS))}"
+        allowed = allowed_samplers()
+        if name not in allowed:
+            msg = f"not one of {', '.join(allowed)}"
             raise ValueError(msg)
         return name
 
@@ -404,26 +540,35 @@ class PacaOtelSettings(BaseSettings):
             raise ValueError(msg) from None
         return value
 
-    @field_validator("otlp_timeout", "metric_export_interval", "metric_export_timeout")
+    @field_validator(
+        "otlp_timeout", "metric_export_interval", "metric_export_timeout",
+        "otlp_traces_timeout", "otlp_metrics_timeout", "otlp_logs_timeout",
+    )  # fmt: skip
     @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
             msg = f"expected a finite number of milliseconds, got {value!r}"
             raise ValueError(msg)
         return value
 
-    @model_validator(mode="after")
-    def _exporters_allowed(self) -> PacaOtelSettings:
-        for signal, allowed in _SIGNAL_EXPORTERS.items():
-            chosen = getattr(self, f"{signal}_exporter")
-            for name in chosen or ():
-                if name not in allowed:
-                    msg = (
-                        f"{signal}_exporter: {name!r} is not allowed for {signal}; "
-                        f"choose from {', '.join(sorted(allowed))}"
-                    )
-                    raise ValueError(msg)
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _service_name_from_resource(cls, data: Any) -> Any:
+        """``service.name`` in the resource attributes names the service (OTel spec).
+
+        Only when no ``service_name`` is given (argument, ``PACA_OTEL_SERVICE_NAME`` or
+        ``OTEL_SERVICE_NAME``), which is the spec's order, and what the plain SDK does.
+        """
+        if not isinstance(data, dict) or data.get("service_name") is not None:
+            return data
+        raw = data.get("resource_attributes")
+        try:
+            pairs = _parse_pairs(raw, secret=False)
+        except ValueError:
+            return data  # the field validator reports the malformed value
+        if isinstance(pairs, dict) and isinstance(pairs.get("service.name"), str):
+            return {**data, "service_name": pairs["service.name"]}
+        return data
 
     # --- derived values -----------------------------------------------------------------------
     def _any_otlp_endpoint(self) -> bool:
@@ -471,9 +616,30 @@ class PacaOtelSettings(BaseSettings):
         return base
 
     def otlp_headers_for(self, signal: Signal) -> dict[str, str]:
-        """Per-signal headers if set, else the generic ones."""
-        specific: dict[str, str] | None = getattr(self, f"otlp_{signal}_headers")
-        return dict(self.otlp_headers if specific is None else specific)
+        """Per-signal headers if set, else the generic ones (the secret values, for exporters)."""
+        specific: dict[str, SecretStr] | None = getattr(self, f"otlp_{signal}_headers")
+        chosen = self.otlp_headers if specific is None else specific
+        return {key: value.get_secret_value() for key, value in chosen.items()}
+
+    def otlp_timeout_for(self, signal: Signal) -> float:
+        """Export timeout in milliseconds: ``OTEL_EXPORTER_OTLP_<SIGNAL>_TIMEOUT`` first."""
+        specific: float | None = getattr(self, f"otlp_{signal}_timeout")
+        return self.otlp_timeout if specific is None else specific
+
+    def otlp_compression_for(self, signal: Signal) -> Literal["gzip", "none"]:
+        """Compression: the per-signal setting first, then the generic one."""
+        specific: Literal["gzip", "none"] | None = getattr(self, f"otlp_{signal}_compression")
+        return specific or self.otlp_compression
+
+    def otlp_insecure_for(self, signal: Signal) -> bool | None:
+        """gRPC without TLS: per-signal, then generic; None means "from the endpoint's scheme"."""
+        specific: bool | None = getattr(self, f"otlp_{signal}_insecure")
+        return self.otlp_insecure if specific is None else specific
+
+    def otlp_certificate_for(self, signal: Signal) -> Path | None:
+        """CA bundle that verifies the collector: per-signal, then generic."""
+        specific: Path | None = getattr(self, f"otlp_{signal}_certificate")
+        return specific or self.otlp_certificate
 
     def masked(self) -> dict[str, Any]:
         """The settings as plain data with every secret replaced by ``'***'``."""
@@ -484,10 +650,10 @@ class PacaOtelSettings(BaseSettings):
                 data[key] = dict.fromkeys(data[key], "***")
         if data.get("smtp_password"):
             data["smtp_password"] = "***"
-        for key in ("webhook_url", "slack_webhook_url"):
-            if data.get(key):
-                parts = urllib.parse.urlsplit(data[key])
-                data[key] = f"{parts.scheme}://{parts.netloc}/***" if parts.path else data[key]
+        for key in ("webhook_url", "slack_webhook_url", "alertmanager_url"):
+            secret: SecretStr | None = getattr(self, key)
+            if secret is not None:
+                data[key] = mask_url(secret.get_secret_value(), keep_path=key == "alertmanager_url")
         for key, value in data.items():
             if key.endswith(("_url", "endpoint")) and isinstance(value, str):
                 data[key] = _mask_userinfo(value)
@@ -497,6 +663,18 @@ class PacaOtelSettings(BaseSettings):
 def split_endpoint(url: str) -> urllib.parse.SplitResult:
     """Split an OTLP endpoint; a gRPC one may be a bare ``host:port`` (as the OTel SDK allows)."""
     return urllib.parse.urlsplit(url if "://" in url else f"//{url}")
+
+
+def mask_url(url: str, *, keep_path: bool = False) -> str:
+    """A URL safe to show: no userinfo, no query, and (unless ``keep_path``) no path.
+
+    Webhook URLs carry their token in the path (Slack) or the query; Alertmanager's path is
+    just a prefix, so it may stay.
+    """
+    parts = urllib.parse.urlsplit(_mask_userinfo(url))
+    path = parts.path if keep_path else ("/***" if parts.path.strip("/") else parts.path)
+    query = "***" if parts.query else ""
+    return urllib.parse.urlunsplit(parts._replace(path=path, query=query, fragment=""))
 
 
 def _mask_userinfo(url: str) -> str:
@@ -524,10 +702,40 @@ def load_settings(**overrides: Any) -> PacaOtelSettings:
             if not loc:
                 problems.append(message)
                 continue
-            value = "***" if any(s in loc for s in _SECRET_FIELDS) else repr(err.get("input"))
-            problems.append(f"{loc}: {message} (got {value})")
+            field_name = str(err["loc"][0])
+            value = "***" if field_name in SECRET_FIELDS else repr(err.get("input"))
+            problems.append(f"{_setting_label(field_name, given)}: {message} (got {value})")
         msg = "invalid paca-otel configuration: " + "; ".join(problems)
         raise ConfigError(msg) from None
+
+
+def _setting_label(field_name: str, given: dict[str, Any]) -> str:
+    """How the user set ``field_name``: the argument's name, or the variable actually set."""
+    if field_name in given:
+        return field_name
+    variable = env_source(field_name)
+    return f"{field_name} (from {variable})" if variable else field_name
+
+
+@functools.cache
+def _entry_point_names(group: str) -> frozenset[str]:
+    """Names registered in an ``importlib.metadata`` entry-point group (the SDK's plug-ins)."""
+    return frozenset(ep.name for ep in importlib.metadata.entry_points(group=group))
+
+
+def allowed_exporters(signal: str) -> tuple[str, ...]:
+    """Exporter names valid for ``signal``: built-ins plus ``opentelemetry_<signal>_exporter``."""
+    names = _SIGNAL_EXPORTERS.get(signal, frozenset()) | _entry_point_names(
+        f"opentelemetry_{signal}_exporter"
+    )
+    if signal != "metrics":
+        names -= {"prometheus"}
+    return tuple(sorted(names))
+
+
+def allowed_samplers() -> tuple[str, ...]:
+    """Sampler names: the spec's built-ins plus ``opentelemetry_traces_sampler`` entry points."""
+    return tuple(sorted(_SAMPLERS | _entry_point_names("opentelemetry_traces_sampler")))
 
 
 def settings_table() -> list[tuple[str, str, str, str]]:

@@ -11,7 +11,8 @@ bad value, so callers who already catch ``ValueError`` keep working::
     │   └── InstrumentKindConflictError     one name was used with two instrument kinds
     ├── RuleError (ValueError)              an alert rule is invalid
     │   └── ParseError                      its condition does not parse (position + expectation)
-    └── ChannelError                        a notification channel is misconfigured or failed
+    ├── ChannelError                        a notification channel is misconfigured or failed
+    └── StorageError (ConfigError)          the state file (named) cannot be opened or used
 
 Record, callback, processor and export paths never raise these into the host application:
 they log once, drop, and count the drop in a self-metric.
@@ -59,3 +60,11 @@ class ParseError(RuleError):
 
 class ChannelError(PacaOtelError):
     """A notification channel is misconfigured, or a delivery attempt failed."""
+
+
+class StorageError(ConfigError):
+    """The SQLite file at a path cannot be opened, read or written; the message names the path.
+
+    A :class:`ConfigError` because the fix is a setting (``state_path``, ``storage_key``):
+    set-up calls raise it; running loops count it and keep alert state in memory.
+    """

@@ -104,17 +104,21 @@ class MonitoringManager:
         self,
         metric: str,
         threshold: float,
-        notification_channel: str = "log",
+        notification_channel: str | None = None,
         *,
-        cooldown: float | str = 300,
-        for_: float | str = 0,
-        severity: str = "warning",
+        cooldown: float | str | None = None,
+        for_: float | str | None = None,
+        severity: str | None = None,
         name: str | None = None,
     ) -> Rule:
         """Alert when ``metric > threshold`` (the seed's sugar over ``AlertManager.add_rule``).
 
+        Arguments left at ``None`` take :class:`~paca_otel.alerting.rules.Rule`'s defaults
+        (the channel: the engine's default, ``log``). A built-in channel that is not configured
+        yet is accepted; its notifications are logged until it is (see ``add_rule_sync``).
+
         Raises:
-            RuleError: bad metric name or threshold, or the channel is not configured.
+            RuleError: bad metric name or threshold, or an unknown channel.
         """
         from paca_otel.alerting.manager import AlertManager
 
@@ -128,7 +132,7 @@ class MonitoringManager:
             msg = f"setup_alert: threshold must be a finite number, got {threshold!r}"
             raise RuleError(msg)
         value = int(threshold) if isinstance(threshold, numbers.Integral) else float(threshold)
-        return AlertManager().add_rule(
+        return await AlertManager().add_rule(
             name or f"{metric}_above_{value:g}",
             f"{metric} > {value!r}",
             notification_channel,
@@ -143,30 +147,41 @@ class MonitoringManager:
 
         return AlertManager().get_active_alerts()
 
-    async def get_alert_history(self, limit: int = 100) -> list[AlertEvent]:
-        """Recent firing/resolved transitions."""
+    async def get_alert_history(self, limit: int | None = None) -> list[AlertEvent]:
+        """Recent firing/resolved transitions, newest first (``AlertManager``'s default limit)."""
         from paca_otel.alerting.manager import AlertManager
 
-        return AlertManager().get_alert_history(limit)
+        alerts = AlertManager()
+        return alerts.get_alert_history() if limit is None else alerts.get_alert_history(limit)
 
     async def silence(
-        self, matchers: Mapping[str, str], *, duration: float = 3600.0, comment: str = ""
+        self,
+        matchers: Mapping[str, str],
+        *,
+        duration: float | None = None,
+        until: float | None = None,
+        comment: str | None = None,
     ) -> str:
-        """Mute notifications of matching alerts for ``duration`` seconds; returns its id."""
+        """Mute notifications of matching alerts; returns its id (see ``AlertManager.silence``).
+
+        Runs in a worker thread: a silence is persisted in the state file.
+        """
         from paca_otel.alerting.manager import AlertManager
 
-        return AlertManager().silence(matchers, duration=duration, comment=comment)
+        given = {"duration": duration, "until": until, "comment": comment}
+        kwargs: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        return await asyncio.to_thread(AlertManager().silence, matchers, **kwargs)
 
     def add_demo_rules(self) -> None:
         """The demo's rules: they fire on the demo's own traffic and system load."""
         from paca_otel.alerting.manager import AlertManager
 
         alerts = AlertManager()
-        alerts.add_rule("high_error_rate", "error_rate > 0.1", "log", 60, for_="30s",
-                        clear="error_rate < 0.05")  # fmt: skip
-        alerts.add_rule("high_cpu", "cpu_usage > 90", "log", 300, for_="1m")
-        alerts.add_rule("high_memory_usage", "memory_usage > 90", "log", 300, for_="1m")
-        alerts.add_rule("slow_requests", "latency_p95 > 0.5", "log", 300, for_="1m")
+        alerts.add_rule_sync("high_error_rate", "error_rate > 0.1", "log", 60, for_="30s",
+                             clear="error_rate < 0.05")  # fmt: skip
+        alerts.add_rule_sync("high_cpu", "cpu_usage > 90", "log", 300, for_="1m")
+        alerts.add_rule_sync("high_memory_usage", "memory_usage > 90", "log", 300, for_="1m")
+        alerts.add_rule_sync("slow_requests", "latency_p95 > 0.5", "log", 300, for_="1m")
 
     async def get_current_metrics(self) -> MetricsSnapshot:
         """Current values of the system aliases and every metric, from one SDK collection."""
@@ -191,9 +206,20 @@ class MonitoringManager:
 
 
 def current_metrics(telemetry: Telemetry) -> MetricsSnapshot:
-    """One collection of the in-process reader, flattened (used by the manager and the API)."""
+    """One collection of the in-process reader, flattened (used by the manager and the API).
+
+    The percent aliases come from that collection, the request aliases from the RED span
+    processor's all-routes figure over its window, by the same formulas the rules use. With
+    no request in the window, the rates and counts are 0 and the latencies have no value.
+    """
+    from paca_otel.pipeline.aliases import red_values
+    from paca_otel.pipeline.spans import REDStats
     from paca_otel.signals.system_aliases import seed_aliases
 
     data = telemetry.snapshot_reader.get_metrics_data()
-    aliases = seed_aliases(data) if data is not None else {}
+    aliases: dict[str, float | None] = dict(seed_aliases(data)) if data is not None else {}
+    figures = telemetry.pipeline.span_processor.drain()
+    no_traffic = REDStats(None, None, 0, 0, 0.0, 0.0, None, None, None)
+    overall = next((f for f in figures if f.route is None), no_traffic)
+    aliases.update(red_values(overall))
     return snapshot_from(data, aliases)

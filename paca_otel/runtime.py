@@ -9,16 +9,19 @@ the engine at that pipeline.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from paca_otel._internal import warn_once
 from paca_otel.alerting.channels import (
     AlertmanagerChannel,
     EmailChannel,
     LogChannel,
     NotificationChannel,
     SlackChannel,
+    UnconfiguredChannel,
     WebhookChannel,
 )
 from paca_otel.alerting.dispatcher import Dispatcher
@@ -26,8 +29,9 @@ from paca_otel.alerting.engine import RuleEngine
 from paca_otel.alerting.models import AlertEvent
 from paca_otel.alerting.outbox import Outbox
 from paca_otel.config import PacaOtelSettings, load_settings
-from paca_otel.errors import RuleError
+from paca_otel.errors import RuleError, StorageError
 from paca_otel.pipeline import shared_store
+from paca_otel.storage import Codec, Database, count_error, open_database
 
 if TYPE_CHECKING:
     from paca_otel.setup import Telemetry
@@ -44,6 +48,8 @@ ACTION_ALIASES: dict[str, str] = {
     "alertmanager": "alertmanager",
 }
 
+logger = logging.getLogger("paca_otel.alerts")
+
 _lock = threading.RLock()
 _runtime: AlertingRuntime | None = None
 
@@ -52,12 +58,16 @@ def channels_from_settings(settings: PacaOtelSettings) -> dict[str, Notification
     """The channels the settings configure; ``log`` is always there."""
     channels: dict[str, NotificationChannel] = {"log": LogChannel(name="log")}
     if settings.webhook_url:
-        channels["webhook"] = WebhookChannel(settings.webhook_url, name="webhook")
+        channels["webhook"] = WebhookChannel(
+            settings.webhook_url.get_secret_value(), name="webhook"
+        )
     if settings.slack_webhook_url:
-        channels["slack"] = SlackChannel(settings.slack_webhook_url, name="slack")
+        channels["slack"] = SlackChannel(
+            settings.slack_webhook_url.get_secret_value(), name="slack"
+        )
     if settings.alertmanager_url:
         channels["alertmanager"] = AlertmanagerChannel(
-            settings.alertmanager_url, name="alertmanager"
+            settings.alertmanager_url.get_secret_value(), name="alertmanager"
         )
     if settings.smtp_host:
         channels["email"] = EmailChannel(
@@ -73,53 +83,111 @@ def channels_from_settings(settings: PacaOtelSettings) -> dict[str, Notification
     return channels
 
 
-_HINTS = {
-    "email": "set smtp_host (PACA_OTEL_SMTP_HOST) and smtp_to",
+CHANNEL_SETTINGS: dict[str, str] = {
+    "email": "set smtp_host (PACA_OTEL_SMTP_HOST) and smtp_to (PACA_OTEL_SMTP_TO)",
     "webhook": "set webhook_url (PACA_OTEL_WEBHOOK_URL)",
     "slack": "set slack_webhook_url (PACA_OTEL_SLACK_WEBHOOK_URL)",
     "alertmanager": "set alertmanager_url (PACA_OTEL_ALERTMANAGER_URL)",
 }
+"""The built-in channels that need settings, and what to set for each (``log`` needs none)."""
 
 
 class AlertingRuntime:
-    """Owns the engine and delivery of this process; see the module docstring."""
+    """Owns the engine and delivery of this process; see the module docstring.
 
-    def __init__(self, settings: PacaOtelSettings, *, clock: Callable[[], float] | None = None):
+    Args:
+        fallback: When the state file is unusable (garbage, corrupt, read-only), warn once and
+            keep alert state in memory instead of raising :class:`StorageError` (a running
+            app's lifespan); set-up calls leave it ``False`` and get the error naming the path.
+    """
+
+    def __init__(
+        self,
+        settings: PacaOtelSettings,
+        *,
+        clock: Callable[[], float] | None = None,
+        fallback: bool = False,
+    ):
         import time
 
         self.settings = settings
         self.clock = clock or time.time
         self.channels = channels_from_settings(settings)
-        path = str(settings.state_path) if settings.state_path else ":memory:"
-        self.outbox = Outbox(path, clock=self.clock)
-        self.engine = RuleEngine(
-            shared_store(
-                max_series=settings.max_series,
-                max_points=settings.max_points,
-                max_window=settings.max_window,
-            ),
-            outbox=self.outbox,
-            channels=self.channels,
-            state_path=settings.state_path,
-            clock=self.clock,
-            evaluation_interval=settings.evaluation_interval,
-        )
+        codec = Codec.from_settings(settings)
+        try:
+            self.outbox, self.engine = self._build(open_database(settings.state_path), codec)
+        except StorageError as exc:
+            if not fallback:
+                raise
+            count_error("open", exc)
+            self.outbox, self.engine = self._build(open_database(None), codec)
         self.dispatcher = Dispatcher(self.outbox, self.channels, clock=self.clock)
         self.telemetry: Telemetry | None = None
         self._started = False
         self.attached_once = False
 
+    def _build(self, database: Database, codec: Codec) -> tuple[Outbox, RuleEngine]:
+        """The outbox and engine on one storage connection (each takes its own reference)."""
+        settings = self.settings
+        try:
+            outbox = Outbox(database=database, codec=codec, clock=self.clock)
+            try:
+                engine = RuleEngine(
+                    shared_store(
+                        max_series=settings.max_series,
+                        max_points=settings.max_points,
+                        max_window=settings.max_window,
+                    ),
+                    outbox=outbox,
+                    channels=self.channels,
+                    database=database,
+                    codec=codec,
+                    clock=self.clock,
+                    evaluation_interval=settings.evaluation_interval,
+                )
+            except BaseException:
+                outbox.close()
+                raise
+        finally:
+            database.close()
+        return outbox, engine
+
     def channel_for(self, action: str) -> str:
-        """Resolve a seed action / channel name, failing with what to configure."""
+        """Resolve a seed action / channel name to a channel of this runtime.
+
+        A built-in channel whose settings are missing (``send_email`` without ``smtp_host``)
+        is accepted: a warning, once per channel, names the settings to set, and an
+        :class:`UnconfiguredChannel` logs its notifications until :meth:`attach` finds the
+        settings and puts the real channel in its place. Nothing is lost, nothing raises.
+
+        Raises:
+            RuleError: the name is neither a built-in channel nor one added with
+                ``add_channel`` (a typo such as ``emial``); the message lists the known ones.
+        """
         name = ACTION_ALIASES.get(action, action)
-        if name not in self.channels:
-            hint = _HINTS.get(name, f"add it with AlertManager.add_channel({name!r}, channel)")
+        if name in self.channels:
+            return name
+        hint = CHANNEL_SETTINGS.get(name)
+        if hint is None:
+            known = sorted({*self.channels, *CHANNEL_SETTINGS})
             msg = (
-                f"channel {name!r} (from {action!r}) is not configured: {hint}; "
-                f"configured channels: {', '.join(sorted(self.channels))}"
+                f"channel {name!r} (from {action!r}) is unknown: use one of {', '.join(known)}, "
+                f"or add it with AlertManager.add_channel({name!r}, channel)"
             )
             raise RuleError(msg)
+        warn_once(
+            logger,
+            f"unconfigured_channel.{name}",
+            "channel %r is not configured (%s): its notifications go to the log until it is",
+            name,
+            hint,
+        )
+        self.add_channel(name, UnconfiguredChannel(name, hint))
         return name
+
+    def unconfigured_channels(self) -> list[str]:
+        """Built-in channels rules route to whose notifications are only logged for now."""
+        return sorted(n for n, c in self.channels.items() if isinstance(c, UnconfiguredChannel))
 
     def add_channel(self, name: str, channel: NotificationChannel) -> None:
         """Register a user channel (the NotificationChannel protocol) under ``name``."""
@@ -137,7 +205,7 @@ class AlertingRuntime:
         self.telemetry = telemetry
         self.attached_once = True
         for name, channel in channels_from_settings(telemetry.settings).items():
-            if name not in self.channels:
+            if name not in self.channels or isinstance(self.channels[name], UnconfiguredChannel):
                 self.add_channel(name, channel)
         self.engine._collect = telemetry.pipeline.collect
         telemetry.add_shutdown_hook(lambda: self.detach(telemetry))
@@ -149,15 +217,14 @@ class AlertingRuntime:
     def take_over(self, old: AlertingRuntime) -> None:
         """Adopt the rules, user channels and silences ``old`` collected before it ever ran."""
         for name, channel in old.channels.items():
-            if name not in self.channels:
+            if name not in self.channels or isinstance(self.channels[name], UnconfiguredChannel):
                 self.add_channel(name, channel)
         for rule in old.engine.rules.values():
             self.engine.add_rule(rule)
         silences = self.engine.silences
         for record in old.engine.silences.all():
             # Same ids: an id AlertManager.silence() returned before start must keep working.
-            silences._items[record.id] = record
-            silences._state.save_silence(record)
+            silences.adopt(record)
 
     def detach(self, telemetry: Telemetry) -> None:
         """Stop evaluating and sending for ``telemetry`` (it is shutting down)."""
@@ -182,8 +249,12 @@ class AlertingRuntime:
         self.outbox.close()
 
 
-def get_runtime() -> AlertingRuntime:
-    """The process's runtime, created on first use from the live settings or the environment."""
+def get_runtime(*, fallback: bool = False) -> AlertingRuntime:
+    """The process's runtime, created on first use from the live settings or the environment.
+
+    Raises:
+        StorageError: the state file is unusable (unless ``fallback``: then state is in memory).
+    """
     global _runtime  # noqa: PLW0603  # one runtime per process is the point of this module
     with _lock:
         if _runtime is None:
@@ -191,12 +262,12 @@ def get_runtime() -> AlertingRuntime:
 
             telemetry = get_telemetry()
             settings = telemetry.settings if telemetry is not None else load_settings()
-            _runtime = AlertingRuntime(settings)
+            _runtime = AlertingRuntime(settings, fallback=fallback)
         return _runtime
 
 
 #: Settings the runtime itself is built from (the channels are added on attach).
-_RUNTIME_FIELDS = ("state_path", "evaluation_interval")
+_RUNTIME_FIELDS = ("state_path", "evaluation_interval", "storage_key")
 
 
 def attach(telemetry: Telemetry) -> AlertingRuntime:
@@ -210,13 +281,13 @@ def attach(telemetry: Telemetry) -> AlertingRuntime:
     """
     global _runtime  # noqa: PLW0603  # one runtime per process, see get_runtime
     with _lock:
-        runtime = get_runtime()
+        runtime = get_runtime(fallback=True)  # a running app keeps serving on a bad state file
         differs = any(
             getattr(runtime.settings, name) != getattr(telemetry.settings, name)
             for name in _RUNTIME_FIELDS
         )
         if differs and not runtime.attached_once:
-            fresh = AlertingRuntime(telemetry.settings, clock=runtime.clock)
+            fresh = AlertingRuntime(telemetry.settings, clock=runtime.clock, fallback=True)
             fresh.take_over(runtime)
             runtime.close()
             _runtime = runtime = fresh

@@ -21,10 +21,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import metrics, trace
 from opentelemetry._logs import set_logger_provider
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import (
-    BatchLogRecordProcessor,
-    LogRecordExporter,
-)
+from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     InMemoryMetricReader,
@@ -34,12 +31,19 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import CollectorRegistry
 
 from paca_otel._internal import drops
 from paca_otel._version import __version__
 from paca_otel.config import PacaOtelSettings, Signal, load_settings, split_endpoint
+from paca_otel.errors import ConfigError
+from paca_otel.signals.dropcount import (
+    CountingLogProcessor,
+    CountingSpanProcessor,
+    counting_metric_exporter,
+)
+from paca_otel.signals.redact import redactor
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -254,6 +258,10 @@ def configure(
                 return current
             logger.info("paca-otel: configure() called with new settings; replacing providers")
             current.shutdown()
+        if set_global:  # a process-wide default, like the global providers
+            from paca_otel.signals.labels import set_label_value_max_length
+
+            set_label_value_max_length(settings.label_value_max_length)
         telemetry = _build(
             settings, app, metric_readers, span_processors, set_global, system_source
         )
@@ -279,10 +287,6 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
         max_points=settings.max_points,
         max_window=settings.max_window,
     )
-    if set_global:  # a process-wide default, like the global providers
-        from paca_otel.signals.labels import set_label_value_max_length
-
-        set_label_value_max_length(settings.label_value_max_length)
     pipeline = Pipeline(store=store)
 
     # The SDK's own atexit hooks would shut down a second time after ours (and warn); the
@@ -292,7 +296,7 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
     )
     tracer_provider.add_span_processor(pipeline.span_processor)
     for exporter in _span_exporters(settings):
-        tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+        tracer_provider.add_span_processor(CountingSpanProcessor(exporter))
     for processor in span_processors:
         tracer_provider.add_span_processor(processor)
 
@@ -312,6 +316,9 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
         registry = CollectorRegistry(auto_describe=False)
         registry.register(PromLintCollector(source))
     for metric_exporter in _metric_exporters(settings):
+        if isinstance(metric_exporter, MetricReader):  # a pull reader from an entry point
+            readers.append(metric_exporter)
+            continue
         readers.append(
             PeriodicExportingMetricReader(
                 metric_exporter,
@@ -330,7 +337,7 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
 
     logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     for log_exporter in _log_exporters(settings):
-        logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
+        logger_provider.add_log_record_processor(CountingLogProcessor(log_exporter))
 
     if set_global and not settings.sdk_disabled:
         _set_globals(tracer_provider, meter_provider, logger_provider)
@@ -355,14 +362,19 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
             per_cpu=settings.system_metrics_per_cpu,
             connections=settings.system_metrics_connections,
         )
-    if settings.logs:
+    # An explicit OTEL_LOGS_EXPORTER/logs_exporter naming a real exporter means "send my logs":
+    # the bridge is installed for it alone; logs=True adds the JSON stderr lines.
+    bridge = bool(settings.exporters("logs")) and (settings.logs or bool(settings.logs_exporter))
+    if settings.logs or bridge:
         from paca_otel.signals.logs import install_logging
 
         telemetry.logging_handles = install_logging(
-            logger_provider=logger_provider if settings.exporters("logs") else None,
+            logger_provider=logger_provider if bridge else None,
             service_name=settings.service_name,
             level=logging.getLevelName(settings.log_level),
+            json_to_stderr=settings.logs,
         )
+    redactor.register(settings)
     if registry is not None and app is None:
         telemetry._prometheus_server = _start_prometheus(settings, registry)
     if app is not None:
@@ -389,9 +401,25 @@ def _resource(settings: PacaOtelSettings) -> Resource:
     return Resource.create(attributes)
 
 
+def _entry_point(group: str, name: str) -> Any:
+    """Load the object an installed package registers as ``name`` in ``group`` (public API)."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=group, name=name):
+        return ep.load()
+    msg = f"no {group} entry point named {name!r} is installed"
+    raise ConfigError(msg)
+
+
 def _sampler(settings: PacaOtelSettings) -> sampling.Sampler:
     ratio = 1.0 if settings.traces_sampler_arg is None else settings.traces_sampler_arg
     name = settings.traces_sampler
+    if name not in _BUILTIN_SAMPLERS:
+        # The SDK's convention for plug-in samplers: the factory gets the argument (or None).
+        factory = _entry_point("opentelemetry_traces_sampler", name)
+        arg = None if settings.traces_sampler_arg is None else str(settings.traces_sampler_arg)
+        sampler: sampling.Sampler = factory(arg)
+        return sampler
     root: sampling.Sampler
     if name.endswith("always_off"):
         root = sampling.ALWAYS_OFF
@@ -402,26 +430,46 @@ def _sampler(settings: PacaOtelSettings) -> sampling.Sampler:
     return sampling.ParentBased(root) if name.startswith("parentbased_") else root
 
 
-def _otlp_kwargs(settings: PacaOtelSettings, signal: Signal) -> dict[str, Any]:
-    protocol = settings.otlp_protocol_for(signal)
+_BUILTIN_SAMPLERS = frozenset(
+    {
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    }
+)
+
+
+def _otlp_kwargs(
+    settings: PacaOtelSettings, signal: Signal, protocol: str | None = None
+) -> dict[str, Any]:
+    """Constructor arguments of an OTLP exporter: every per-signal setting before the generic."""
+    protocol = protocol or settings.otlp_protocol_for(signal)
     kwargs: dict[str, Any] = {
         "endpoint": settings.otlp_endpoint_for(signal),
         "headers": settings.otlp_headers_for(signal),
-        "timeout": settings.otlp_timeout / 1000,  # the Python exporters take seconds
+        "timeout": settings.otlp_timeout_for(signal) / 1000,  # the exporters take seconds
     }
+    gzip = settings.otlp_compression_for(signal) == "gzip"
+    certificate = settings.otlp_certificate_for(signal)
     if protocol == "grpc":
         import grpc
 
-        if settings.otlp_compression == "gzip":
-            kwargs["compression"] = grpc.Compression.Gzip
-        insecure = settings.otlp_insecure
+        kwargs["compression"] = grpc.Compression.Gzip if gzip else grpc.Compression.NoCompression
+        insecure = settings.otlp_insecure_for(signal)
         if insecure is None:
             insecure = kwargs["endpoint"].startswith("http://")
         kwargs["insecure"] = insecure
-    elif settings.otlp_compression == "gzip":
+        if certificate is not None and not insecure:
+            kwargs["credentials"] = grpc.ssl_channel_credentials(certificate.read_bytes())
+    else:
         from opentelemetry.exporter.otlp.proto.http import Compression
 
-        kwargs["compression"] = Compression.Gzip
+        kwargs["compression"] = Compression.Gzip if gzip else Compression.NoCompression
+        if certificate is not None:
+            kwargs["certificate_file"] = str(certificate)
     return kwargs
 
 
@@ -454,12 +502,36 @@ def _exporters(settings: PacaOtelSettings, signal: Signal) -> list[Any]:
     for name in settings.exporters(signal):
         if name == "prometheus":
             continue
-        kind = "console" if name == "console" else settings.otlp_protocol_for(signal)
-        module, _, cls = _EXPORTER_CLASSES[signal][kind].partition(":")
+        kind = _OTLP_KINDS.get(name)
+        if kind is None:
+            # Any other exporter an installed package provides through the SDK's entry
+            # points (zipkin, ...); like the SDK's auto-configuration, built without arguments.
+            factory = _entry_point(f"opentelemetry_{signal}_exporter", name)
+            if (
+                signal == "metrics"
+                and isinstance(factory, type)
+                and issubclass(factory, MetricExporter)
+            ):
+                factory = counting_metric_exporter(factory)
+            exporters.append(factory())
+            continue
+        protocol = kind or settings.otlp_protocol_for(signal)
+        module, _, cls = _EXPORTER_CLASSES[signal][protocol].partition(":")
         factory = getattr(importlib.import_module(module), cls)
-        kwargs = {} if kind == "console" else _otlp_kwargs(settings, signal)
+        if signal == "metrics":
+            factory = counting_metric_exporter(factory)
+        kwargs = {} if protocol == "console" else _otlp_kwargs(settings, signal, protocol)
         exporters.append(factory(**kwargs))
     return exporters
+
+
+#: Built-in exporter names and the protocol they force ("" = the configured OTLP protocol).
+_OTLP_KINDS = {
+    "otlp": "",
+    "otlp_proto_grpc": "grpc",
+    "otlp_proto_http": "http/protobuf",
+    "console": "console",
+}
 
 
 def _span_exporters(settings: PacaOtelSettings) -> list[SpanExporter]:
@@ -499,18 +571,14 @@ def _set_globals(
 ) -> None:
     """Install the providers as the OTel globals, also after an earlier configure/shutdown.
 
-    The OTel API lets a global be set once per process. Re-configuration after ``shutdown`` is
-    a supported use here (tests, reloads), so the set-once guards are re-armed first; these are
-    private attributes of opentelemetry-api, stable since 1.0 and used the same way by OTel's
-    own test utilities.
+    The OTel API lets a global be set once per process and offers no public way to replace it.
+    Re-configuration after ``shutdown`` is a supported use here (tests, reloads), so the
+    set-once guards are re-armed through :mod:`paca_otel._otel_globals`, the one place that
+    touches them, with a fallback (keep the first globals, warn once) if they ever change.
     """
-    from opentelemetry import _logs
-    from opentelemetry.metrics import _internal as metrics_internal
-    from opentelemetry.util._once import Once
+    from paca_otel._otel_globals import rearm_global_providers
 
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    metrics_internal._METER_PROVIDER_SET_ONCE = Once()
-    _logs._internal._LOGGER_PROVIDER_SET_ONCE = Once()
+    rearm_global_providers()
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
     set_logger_provider(logger_provider)
@@ -577,6 +645,7 @@ class _ExportFailureFilter(logging.Filter):
 _export_filter = _ExportFailureFilter()
 for _name in _OTLP_LOGGERS:
     logging.getLogger(_name).addFilter(_export_filter)
+    logging.getLogger(_name).addFilter(redactor)  # failures name the endpoint URL
 
 
 def _probe_collectors(settings: PacaOtelSettings) -> None:
@@ -584,7 +653,7 @@ def _probe_collectors(settings: PacaOtelSettings) -> None:
     targets: dict[tuple[str, int], list[str]] = {}
     signals: tuple[Signal, ...] = ("traces", "metrics", "logs")
     for signal in signals:
-        if "otlp" not in settings.exporters(signal):
+        if not {"otlp", "otlp_proto_grpc", "otlp_proto_http"} & set(settings.exporters(signal)):
             continue
         parts = split_endpoint(settings.otlp_endpoint_for(signal))
         host = parts.hostname or "localhost"

@@ -79,7 +79,7 @@ async def test_alert_manager_first_then_manager_settings_take_effect(tmp_path: P
     """AlertManager before MonitoringManager: the manager's state_path and interval still apply."""
     state = tmp_path / "state.db"
     alerts = AlertManager()
-    alerts.add_rule("always", "cpu_usage >= 0", "log", 0)
+    alerts.add_rule_sync("always", "cpu_usage >= 0", "log", 0)
     silence_id = alerts.silence({"alertname": "other"}, duration=600)
     monitor = MonitoringManager(evaluation_interval=2, state_path=state, **_quiet())
     await monitor.start_monitoring()

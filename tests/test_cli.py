@@ -86,3 +86,21 @@ def test_rules_export_writes_prometheus_rules(capsys: pytest.CaptureFixture[str]
     document = yaml.safe_load(capsys.readouterr().out)
     assert document["groups"]
     assert all("alert" in rule for group in document["groups"] for rule in group["rules"])
+
+
+def test_rules_check_channels_against_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """rules check: email is unconfigured until SMTP is set; --channel declares a custom one."""
+    monkeypatch.delenv("PACA_OTEL_SMTP_HOST", raising=False)
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "groups:\n- name: g\n  rules:\n  - {alert: A, expr: x > 1, channels: [email, pager]}\n"
+    )
+    assert main(["rules", "check", str(path)]) == 1
+    assert "unknown channel 'pager'" in capsys.readouterr().err
+    assert main(["rules", "check", str(path), "--channel", "pager"]) == 0
+    assert "unconfigured channel 'email'" in capsys.readouterr().out
+    monkeypatch.setenv("PACA_OTEL_SMTP_HOST", "smtp.example.com")
+    assert main(["rules", "check", str(path), "--channel", "pager"]) == 0
+    assert "unconfigured" not in capsys.readouterr().out

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
-from paca_otel import AlertManager, MonitoringManager, Notification
+import pytest
+
+from paca_otel import AlertManager, ConfigError, MonitoringManager, Notification
 
 
 class _Inbox:
@@ -26,7 +29,7 @@ async def test_stop_stops_the_loops_and_start_resumes_them() -> None:
     monitor = MonitoringManager(metrics_exporter="none", system_metrics=False)
     await monitor.start_monitoring()
     alerts = AlertManager()
-    alerts.add_rule("never", "cpu_usage > 1000", "log", 60)
+    await alerts.add_rule("never", "cpu_usage > 1000", "log", 60)
     engine = alerts.runtime.engine
     assert engine._thread is not None
     await monitor.stop()
@@ -44,7 +47,7 @@ async def test_user_channel_added_after_start_receives_notifications() -> None:
     alerts = AlertManager()
     inbox = _Inbox()
     alerts.add_channel("inbox", inbox)
-    alerts.add_rule("deep_queue", "queue_depth > 10", "inbox", 60)
+    await alerts.add_rule("deep_queue", "queue_depth > 10", "inbox", 60)
     from paca_otel import MetricsCollector
 
     MetricsCollector().set_gauge("queue_depth", 50)
@@ -54,3 +57,23 @@ async def test_user_channel_added_after_start_receives_notifications() -> None:
         await asyncio.sleep(0.05)
     assert [n.events[0].rule for n in inbox.received] == ["deep_queue"]
     await monitor.stop()
+
+
+@pytest.mark.parametrize("seconds", [0.5, 1.0, 15.0, 86_400.0, 86_401.0, float("nan")])
+def test_settings_and_engine_take_the_same_evaluation_intervals(seconds: float) -> None:
+    """evaluation_interval is checked once: settings and engine accept exactly the same values."""
+    from paca_otel.alerting.engine import RuleEngine
+    from paca_otel.config import load_settings
+    from paca_otel.pipeline.store import SeriesStore
+
+    def accepted(build: Callable[[], object]) -> bool:
+        if 1.0 <= seconds <= 86_400.0:
+            build()
+            return True
+        with pytest.raises(ConfigError, match=r"evaluation_interval.*1\.\.86400"):
+            build()
+        return False
+
+    by_settings = accepted(lambda: load_settings(evaluation_interval=seconds))
+    by_engine = accepted(lambda: RuleEngine(SeriesStore(), evaluation_interval=seconds))
+    assert by_settings == by_engine

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -178,8 +179,7 @@ def test_console_exporters() -> None:
 
     tel = configure(traces_exporter="console", **_quiet())
     processors = tel.tracer_provider._active_span_processor._span_processors
-    exporters = [getattr(p, "_batch_processor", p) for p in processors]
-    found = [getattr(e, "_exporter", None) for e in exporters]
+    found = [getattr(p, "exporter", None) for p in processors]
     assert any(isinstance(e, ConsoleSpanExporter) for e in found), found
 
 
@@ -194,6 +194,161 @@ def test_store_bounds_apply_even_when_the_store_already_exists() -> None:
     """An AlertManager made first does not freeze the store's default bounds."""
     from paca_otel import AlertManager
 
-    AlertManager().add_rule("r", "cpu_usage > 99", "log", 60)
+    AlertManager().add_rule_sync("r", "cpu_usage > 99", "log", 60)
     tel = configure(max_series=123, **_quiet())
     assert tel.pipeline.store.max_series == 123
+
+
+# --- issue 6: OTel conventions, secrets in logs ----------------------------------------------
+
+
+def _span_exporters(tel: object) -> list[object]:
+    """The exporters behind the handle's batch processors (reads SDK internals: test only)."""
+    processors = tel.tracer_provider._active_span_processor._span_processors  # type: ignore[attr-defined]  # test introspection
+    return [p.exporter for p in processors if hasattr(p, "exporter")]
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_per_signal_timeout_and_compression_reach_the_exporter(
+    monkeypatch: pytest.MonkeyPatch, protocol: str
+) -> None:
+    """OTEL_EXPORTER_OTLP_TRACES_TIMEOUT=1234 gives the span exporter a 1.234 s timeout."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1234")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip")
+    tel = configure(
+        traces_exporter="otlp",
+        otlp_protocol=protocol,
+        otlp_endpoint=f"http://127.0.0.1:{free_port()}",
+        **_quiet(),
+    )
+    (exporter,) = _span_exporters(tel)
+    # Where the SDK keeps them (test introspection): on the gRPC exporter, or its HTTP client.
+    holder = exporter if hasattr(exporter, "_timeout") else exporter._client
+    assert holder._timeout == pytest.approx(1.234)
+    assert "gzip" in repr(holder._compression).lower()
+    tel.shutdown(timeout_millis=500)
+
+
+def test_per_signal_insecure_and_certificate_reach_the_exporter_arguments(
+    tmp_path: Path,
+) -> None:
+    """Per-signal insecure and certificate settings become the exporters' arguments."""
+    from paca_otel.config import load_settings
+    from paca_otel.setup import _otlp_kwargs
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
+    settings = load_settings(
+        otlp_endpoint="http://collector:4317",
+        otlp_traces_insecure=False,
+        otlp_logs_certificate=str(ca),
+        otlp_metrics_protocol="http/protobuf",
+        otlp_metrics_certificate=str(ca),
+    )
+    traces = _otlp_kwargs(settings, "traces")
+    assert traces["insecure"] is False
+    assert _otlp_kwargs(settings, "logs")["insecure"] is True  # from the http:// scheme
+    assert _otlp_kwargs(settings, "metrics")["certificate_file"] == str(ca)
+
+
+def test_service_name_from_otel_resource_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_RESOURCE_ATTRIBUTES=service.name=foo names the service foo, as the SDK does."""
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=foo")
+    tel = configure(**_quiet())
+    assert tel.resource.attributes["service.name"] == "foo"
+
+
+def test_entry_point_exporter_and_sampler_are_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OTEL_TRACES_EXPORTER/OTEL_TRACES_SAMPLER naming plug-ins use what the entry points load."""
+    from tests import fake_plugin
+
+    fake_plugin.install(tmp_path, monkeypatch)
+    try:
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "fakezipkin")
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER", "fake_sampler")
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "1")
+        tel = configure(**_quiet())
+        with tel.tracer_provider.get_tracer("t").start_as_current_span("plugged"):
+            pass
+        assert tel.force_flush(timeout_millis=5_000)
+        import paca_fake_plugin  # type: ignore[import-not-found]  # written by fake_plugin
+
+        assert paca_fake_plugin.EXPORTED == ["plugged"]
+        assert paca_fake_plugin.SAMPLER_ARGS == ["1.0"]
+    finally:
+        fake_plugin.uninstall()
+
+
+@pytest.mark.parametrize("exporter", ["console", "otlp"])
+def test_explicit_logs_exporter_sends_stdlib_logs_without_json_handler(
+    monkeypatch: pytest.MonkeyPatch, exporter: str
+) -> None:
+    """OTEL_LOGS_EXPORTER alone installs the OTel log bridge (and no JSON stderr handler)."""
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+    from opentelemetry.sdk._logs.export import (
+        InMemoryLogRecordExporter,
+        SimpleLogRecordProcessor,
+    )
+
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", exporter)
+    tel = configure(otlp_endpoint=f"http://127.0.0.1:{free_port()}", otlp_timeout=200, **_quiet())
+    memory = InMemoryLogRecordExporter()
+    tel.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(memory))
+    handles = tel.logging_handles
+    assert handles is not None
+    assert handles.stream_handler is None
+    assert handles.otel_handler is not None
+    assert isinstance(handles.otel_handler.inner, LoggingHandler)
+    logging.getLogger("shop").warning("sent without logs=True")
+    bodies = [d.log_record.body for d in memory.get_finished_logs()]
+    assert "sent without logs=True" in bodies
+    tel.shutdown(timeout_millis=500)
+
+
+def test_webhook_credentials_never_reach_logs(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """With logs=True, a real webhook delivery logs no URL credential, in JSON or OTel records."""
+    caplog.set_level(logging.INFO, logger="httpx")  # another module may have quietened it
+    from opentelemetry.sdk._logs.export import (
+        InMemoryLogRecordExporter,
+        SimpleLogRecordProcessor,
+    )
+
+    from paca_otel.alerting.channels import WebhookChannel
+    from paca_otel.runtime import channels_from_settings
+    from tests.alerting.test_channels import Receiver, notification
+
+    receiver = Receiver()
+    host = receiver.url.removeprefix("http://")
+    url = f"http://alice:hook-pass@{host}/hooks/abc-path-s3cret?token=query-s3cret"
+    try:
+        tel = configure(
+            logs=True, logs_exporter="console", webhook_url=url, log_level="DEBUG", **_quiet()
+        )
+        memory = InMemoryLogRecordExporter()
+        tel.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(memory))
+        channel = channels_from_settings(tel.settings)["webhook"]
+        assert isinstance(channel, WebhookChannel)
+        try:
+            channel.send(notification())
+        finally:
+            channel.close()
+        assert receiver.wait_for(1)
+        # A plain client request to the same URL, as a host app's own code might log it.
+        httpx.post(url, json={})
+    finally:
+        receiver.stop()
+    exported = " ".join(
+        f"{d.log_record.body} {dict(d.log_record.attributes or {})}"
+        for d in memory.get_finished_logs()
+    )
+    json_lines = capsys.readouterr().err
+    assert "HTTP Request" in json_lines, json_lines
+    assert "HTTP Request" in exported, exported
+    for secret in ("hook-pass", "abc-path-s3cret", "query-s3cret"):
+        assert secret not in json_lines, json_lines
+        assert secret not in exported, exported
+    tel.shutdown(timeout_millis=500)

@@ -22,7 +22,8 @@ from paca_otel._internal import handle_internal_errors, warn_once
 from paca_otel.alerting.channels.base import NotificationChannel
 from paca_otel.alerting.models import AlertState, Notification
 from paca_otel.alerting.outbox import Outbox, OutboxEntry
-from paca_otel.errors import ChannelError, ConfigError
+from paca_otel.errors import ChannelError, ConfigError, StorageError
+from paca_otel.storage import count_error
 
 _logger = logging.getLogger("paca_otel.alerts")
 
@@ -96,6 +97,8 @@ class Dispatcher:
         self._metrics = _instruments(meter or metrics.get_meter("paca_otel"))
         self._metrics.sources.add(self)
         self._listener = self._on_enqueue
+        #: The queue-depth gauge's last counts (reported again while the file is in use).
+        self.last_depth: dict[str, int] = {}
 
     # -- control -------------------------------------------------------------------------
 
@@ -302,13 +305,18 @@ class Dispatcher:
         event = self._events[name]
         while not self._stop.is_set() and not self.outbox.closed:
             event.clear()
-            with handle_internal_errors("alert_dispatcher", _logger):
-                self._deliver_channel(name, None)
             wait = self.poll_interval
-            with handle_internal_errors("alert_dispatcher", _logger):
-                nxt = self.outbox.next_due(name)
-                if nxt is not None:
-                    wait = min(wait, max(0.0, nxt - self._clock()))
+            try:
+                with handle_internal_errors("alert_dispatcher", _logger):
+                    self._deliver_channel(name, None)
+                with handle_internal_errors("alert_dispatcher", _logger):
+                    nxt = self.outbox.next_due(name)
+                    if nxt is not None:
+                        wait = min(wait, max(0.0, nxt - self._clock()))
+            except StorageError as exc:
+                # the file is busy or broken: rows stay as they are and the next pass retries
+                # (a row sent but not marked is re-sent with the same idempotency key)
+                count_error("outbox_delivery", exc)
             if wait > 0:
                 event.wait(wait)
 
@@ -352,7 +360,14 @@ class _Instruments:
         for dispatcher in list(self.sources):
             if dispatcher.outbox.closed:
                 continue
-            counts = dispatcher.outbox.pending_by_channel()
+            try:
+                counts = dispatcher.outbox.pending_by_channel(wait=False)
+            except StorageError as exc:  # an export must not fail on a busy or broken file
+                count_error("outbox_depth", exc)
+                counts = None
+            if counts is None:  # the file is in use: report the last counts, do not wait
+                counts = dispatcher.last_depth
+            dispatcher.last_depth = counts
             out.extend(
                 metrics.Observation(counts.get(name, 0), {"channel": name})
                 for name in dispatcher.channels

@@ -5,10 +5,17 @@ Prometheus (``for``, ``keep_firing_for``), with two additions from the seed: a `
 condition (hysteresis: a firing alert resolves only once ``clear`` holds, so a value hovering at
 the threshold does not page every minute) and a flap detector (an alert that changes state more
 than ``flap_threshold`` times in ``flap_window`` sends one summary instead of a storm). What to
-send is decided here, Alertmanager-style: repeats after ``cooldown`` and silences; grouping the
-result into notifications is ``notify.py``'s part. Sending is not: notifications go into the
-outbox, and the dispatcher's thread delivers them, so evaluation never waits on I/O.
-State is written through to SQLite on every transition (``state.py``).
+send is decided Alertmanager-style (repeats after ``cooldown``, silences, flapping) by the
+notification policy in ``policy.py``; grouping the result into notifications is ``notify.py``'s
+part. Sending is not: notifications go into the
+outbox, and the dispatcher's thread delivers them, so evaluation never waits on a network.
+
+Locking: one cycle at a time (``_cycle_lock``), and the engine's lock only around the
+in-memory decisions. Collection, enqueueing and state writes run outside it
+(``writeback.py``), so readers (the API on the event loop) never wait on the SQLite file. An
+alert counts as notified in storage only once its notification is in the outbox: until then
+its ``last_notified`` is unconfirmed and written as it was before (a crash re-notifies
+instead of losing the page); a notification storage refused is retried next cycle.
 """
 
 from __future__ import annotations
@@ -25,17 +32,22 @@ from typing import TYPE_CHECKING, cast
 from paca_otel._internal import handle_internal_errors
 from paca_otel.alerting.evaluate import CycleView
 from paca_otel.alerting.expr import Expr, evaluate
-from paca_otel.alerting.models import AlertEvent, AlertState, fingerprint
+from paca_otel.alerting.models import AlertEvent, AlertState, Notification, fingerprint
 from paca_otel.alerting.notify import NotificationSink, Notifier, Outgoing
-from paca_otel.alerting.rules import Rule, render_annotations
+from paca_otel.alerting.policy import NotificationPolicy
+from paca_otel.alerting.rules import Rule
 from paca_otel.alerting.silences import FlapDetector, Silences
-from paca_otel.alerting.state import ActiveAlert, AlertRecord, SilenceRecord, StateStore
-from paca_otel.errors import ConfigError, RuleError
+from paca_otel.alerting.state import ActiveAlert, AlertRecord, StateStore
+from paca_otel.alerting.writeback import WriteBack
+from paca_otel.config import evaluation_interval_problem
+from paca_otel.errors import ConfigError, RuleError, StorageError
 from paca_otel.pipeline.store import Labels, Matcher, SeriesStore
+from paca_otel.storage import count_error
 
 if TYPE_CHECKING:
     from paca_otel.alerting.channels.base import NotificationChannel
     from paca_otel.alerting.dispatcher import Dispatcher
+    from paca_otel.storage import Codec, Database
 
 __all__ = ["ActiveAlert", "NotificationSink", "RuleEngine"]
 
@@ -56,8 +68,9 @@ def _seconds(value: object, what: str) -> float:
 def _check_settings(
     evaluation_interval: float, flap_threshold: int, default_channels: Sequence[str]
 ) -> None:
-    if not 1.0 <= float(evaluation_interval) <= 86_400.0:
-        msg = f"evaluation_interval must be 1..86400 seconds, got {evaluation_interval!r}"
+    problem = evaluation_interval_problem(float(evaluation_interval))  # the settings' check
+    if problem:
+        msg = f"evaluation_interval {problem}, got {evaluation_interval!r}"
         raise ConfigError(msg)
     if flap_threshold < 1:
         msg = f"flap_threshold must be at least 1 state change, got {flap_threshold!r}"
@@ -67,7 +80,7 @@ def _check_settings(
         raise ConfigError(msg)
 
 
-class RuleEngine:
+class RuleEngine(NotificationPolicy):
     """Evaluates rules against a :class:`SeriesStore` and tracks every alert's state.
 
     Args:
@@ -78,6 +91,9 @@ class RuleEngine:
             with a ``resend_interval`` whole-group notifications, and by the dispatcher
             :meth:`start` runs. Default: one log channel per default channel name.
         state_path: SQLite file for alert state and silences; ``None`` keeps them in memory.
+        database: An open storage database to use instead of ``state_path`` (the runtime
+            passes the one it shares with the outbox).
+        codec: How stored payloads are encoded (encrypted with ``storage_key``).
         clock: Time source (a fake one in tests makes evaluation deterministic).
         evaluation_interval: Seconds between evaluations of the background thread.
         group_wait: Seconds to hold a new group's first notification so alerts firing in the
@@ -89,6 +105,9 @@ class RuleEngine:
             alert.
         flap_window: Seconds over which changes are counted; an alert stops flapping after a
             full window without a change.
+
+    Raises:
+        StorageError: the state file cannot be opened or read (the message names the path).
     """
 
     def __init__(
@@ -106,6 +125,8 @@ class RuleEngine:
         group_by: Sequence[str] = ("alertname",),
         flap_threshold: int = 6,
         flap_window: float = 600.0,
+        database: Database | None = None,
+        codec: Codec | None = None,
     ) -> None:
         _check_settings(evaluation_interval, flap_threshold, default_channels)
         self.store = store
@@ -130,7 +151,7 @@ class RuleEngine:
         if outbox is None:
             from paca_otel.alerting.outbox import Outbox
 
-            outbox = Outbox(":memory:", clock=clock)
+            outbox = Outbox(":memory:", clock=clock, codec=codec)
         self.outbox: NotificationSink = outbox
         self._notifier = Notifier(
             outbox,
@@ -139,22 +160,31 @@ class RuleEngine:
             group_wait=_seconds(group_wait, "group_wait"),
         )
         self._dispatcher: Dispatcher | None = None
-        self._state = StateStore(state_path)
-        self.silences = Silences(self._state, clock)
-        self._lock = threading.RLock()
+        self._state = StateStore(state_path, database=database, codec=codec)
+        try:
+            self.silences = Silences(self._state, clock)
+            loaded = self._state.load_alerts()
+            history = self._state.load_history(HISTORY_SIZE)
+        except BaseException:
+            self._state.close()
+            raise
+        self._writeback = WriteBack(self._state, outbox)
+        self._lock = threading.RLock()  # in-memory state only: never held around I/O
+        self._cycle_lock = threading.Lock()  # one evaluation cycle at a time
         self._rules: dict[str, Rule] = {}
         # parsed condition and clear condition per rule, read once (pydantic attrs are slow)
         self._exprs: dict[str, tuple[Expr, Expr | None]] = {}
         self._alerts: dict[str, dict[Labels, AlertRecord]] = {}
-        for record in self._state.load_alerts():
+        for record in loaded:
             self._alerts.setdefault(record.rule, {})[record.labels] = record
         self._flaps = FlapDetector(int(flap_threshold), self.flap_window)
         self._last_eval: dict[str, float] = {}
         self._view: SeriesStore = store
-        self._history: deque[AlertEvent] = deque(
-            self._state.load_history(HISTORY_SIZE), maxlen=HISTORY_SIZE
-        )
+        self._history: deque[AlertEvent] = deque(history, maxlen=HISTORY_SIZE)
         self._dirty: dict[str, AlertRecord] = {}
+        # alerts marked notified whose notification is not in the outbox yet: the record and
+        # its ``last_notified`` before the mark (what storage keeps until the enqueue)
+        self._unconfirmed: dict[str, tuple[AlertRecord, float | None]] = {}
         self._events: list[AlertEvent] = []  # this cycle's transitions
         self._out: list[Outgoing] = []  # this cycle's notifications, before grouping
         self._deleted: set[str] = set()
@@ -177,7 +207,12 @@ class RuleEngine:
     @property
     def duplicates(self) -> int:
         """Notifications the outbox refused as duplicates (same idempotency key)."""
-        return self._notifier.duplicates
+        return self._notifier.duplicates + self._writeback.duplicates
+
+    @property
+    def storage_errors(self) -> int:
+        """Storage operations of the evaluation loop that failed (and were retried)."""
+        return self._writeback.errors
 
     # ------------------------------------------------------------------ rules
     @property
@@ -218,43 +253,64 @@ class RuleEngine:
             del self._exprs[name]
             for record in self._alerts.pop(name, {}).values():
                 self._forget(record)
-            self._flush_state()
+            # written by the next cycle (or close): no I/O here, callers may be on the loop
 
     # ------------------------------------------------------------------ evaluation
     def evaluate_once(self, now: float | None = None) -> list[AlertEvent]:
         """Run one evaluation cycle at ``now`` and return the transitions it caused.
 
         Returned are the events of alerts that started firing or resolved; notifications for
-        them (after silences, flap detection and grouping) are in the outbox when this returns.
+        them (after silences, flap detection and grouping) are in the outbox when this returns,
+        unless storage failed: then they are retried next cycle (and counted, never raised).
         """
-        with self._lock:
+        with self._cycle_lock:
             at = self.clock() if now is None else float(now)
             started = time.perf_counter()
-            if self._collect is not None:
+            if self._collect is not None:  # outside the lock: readers must not wait on it
                 with handle_internal_errors("rule_engine_collect", logger):
                     self._collect(at)
-            events = self._events = []
-            outgoing = self._out = []
-            # duck-typed stand-in: the evaluator only calls latest/select/names
-            self._view = cast("SeriesStore", CycleView(self.store))
-            for rule in list(self._rules.values()):
-                if rule.interval is not None:  # a group with its own, slower interval
-                    last = self._last_eval.get(rule.name)
-                    if last is not None and at - last < rule.interval - 1e-6:
-                        continue
-                    self._last_eval[rule.name] = at
-                with handle_internal_errors("rule_evaluation", logger):
-                    self._evaluate_rule(rule, at)
-            self._check_flaps(at)
-            self._send(outgoing, at)
-            self._history.extend(events)
-            self._state.append_history(events)
-            self._flush_state()
-            self.silences.gc(at)
-            self._view = self.store  # drop the cycle's memo
+            with self._lock:
+                events, notifications = self._decide(at)
+            self._write(notifications, events, at)
             self.cycles += 1
             self.last_cycle_seconds = time.perf_counter() - started
         return events
+
+    def _decide(self, at: float) -> tuple[list[AlertEvent], list[Notification]]:
+        """The in-memory part of a cycle (under the lock): transitions and notifications."""
+        events = self._events = []
+        outgoing = self._out = []
+        # duck-typed stand-in: the evaluator only calls latest/select/names
+        self._view = cast("SeriesStore", CycleView(self.store))
+        for rule in list(self._rules.values()):
+            if rule.interval is not None:  # a group with its own, slower interval
+                last = self._last_eval.get(rule.name)
+                if last is not None and at - last < rule.interval - 1e-6:
+                    continue
+                self._last_eval[rule.name] = at
+            with handle_internal_errors("rule_evaluation", logger):
+                self._evaluate_rule(rule, at)
+        self._check_flaps(at)
+        notifications = self._notifier.build(outgoing, at, self._group_firing)
+        self._history.extend(events)
+        self._view = self.store  # drop the cycle's memo
+        return events, notifications
+
+    def _write(
+        self, notifications: list[Notification], events: list[AlertEvent], at: float
+    ) -> None:
+        """The I/O part of a cycle, outside the lock: enqueue, confirm marks, write state."""
+        sent, dropped, ok = self._writeback.enqueue(notifications)
+        if sent and self._dispatcher is not None:
+            self._dispatcher.wake()
+        with self._lock:
+            self._settle_marks(dropped)
+            self._writeback.owe(self._take_rows(), events)
+        if ok and self._writeback.flush():
+            try:
+                self.silences.gc(at)
+            except StorageError as exc:
+                count_error("silence_gc", exc)
 
     def _evaluate_rule(self, rule: Rule, now: float) -> None:
         tracked = self._alerts.setdefault(rule.name, {})
@@ -359,138 +415,6 @@ class RuleEngine:
     def _forget(self, record: AlertRecord) -> None:
         self._dirty.pop(record.fingerprint, None)
         self._deleted.add(record.fingerprint)
-
-    def _labels(self, rule: Rule, labels: Labels) -> dict[str, str]:
-        full = dict(labels)
-        full.update(rule.labels)
-        return full
-
-    def _event(
-        self, rule: Rule, record: AlertRecord, state: AlertState, ends_at: float | None
-    ) -> AlertEvent:
-        full = self._labels(rule, record.labels)
-        return AlertEvent(
-            rule=rule.name,
-            state=state,
-            labels=full,
-            annotations=render_annotations(
-                rule, full, math.nan if record.value is None else record.value
-            ),
-            value=record.value,
-            severity=rule.severity,
-            starts_at=record.active_since,
-            ends_at=ends_at,
-            fingerprint=record.fingerprint,
-        )
-
-    # ------------------------------------------------------------------ notification policy
-    def _channels_of(self, rule: Rule) -> tuple[str, ...]:
-        return tuple(rule.channels) or self.default_channels
-
-    def _silenced(self, event: AlertEvent, now: float) -> SilenceRecord | None:
-        # the labels an Alertmanager would see: ``alertname`` and ``severity`` included
-        labels = dict(event.labels)
-        labels["alertname"] = event.rule
-        labels.setdefault("severity", event.severity.value)
-        return self.silences.matching(labels, now)
-
-    def _transition(self, rule: Rule, record: AlertRecord, event: AlertEvent, now: float) -> None:
-        """An alert fired or resolved: notify, unless flapping or silenced."""
-        fp = record.fingerprint
-        if self._flaps.note(fp, rule.name, event, now):
-            if self._silenced(event, now) is None:
-                summary = (
-                    f"{rule.name} is flapping: {self._flaps.changes(fp)} state changes in "
-                    f"{self.flap_window:g} s; notifications paused until it settles"
-                )
-                self._emit(rule, event, "flapping", summary=summary)
-            return
-        if self._flaps.is_flapping(fp) or self._silenced(event, now) is not None:
-            return
-        self._emit(rule, event, "notify")
-        if event.state is AlertState.FIRING:
-            self._mark_notified(record, now)
-
-    def _mark_notified(self, record: AlertRecord, now: float) -> None:
-        record.last_notified = now
-        self._dirty[record.fingerprint] = record
-
-    def _maybe_repeat(self, rule: Rule, record: AlertRecord, now: float) -> None:
-        """A firing alert: send an owed notification, or repeat it after ``cooldown``.
-
-        Re-sends to channels with a ``resend_interval`` (Alertmanager) are the dispatcher's
-        job: it repeats the latest firing notification of each group on its own clock.
-        """
-        if self._flaps.is_flapping(record.fingerprint):
-            return
-        last = record.last_notified
-        if last is not None and now - last < rule.cooldown:
-            return
-        event = self._event(rule, record, AlertState.FIRING, None)
-        if self._silenced(event, now) is not None:
-            return
-        self._emit(rule, event, "notify" if last is None else "repeat")
-        self._mark_notified(record, now)
-
-    def _emit(self, rule: Rule, event: AlertEvent, kind: str, *, summary: str = "") -> None:
-        key = self._notifier.group_key(event)
-        if kind in ("flapping", "settled"):
-            key = f"{key},flapping={event.fingerprint}"
-        for name in self._channels_of(rule):
-            self._out.append(Outgoing(name, key, kind, event, summary))
-
-    def _check_flaps(self, now: float) -> None:
-        """Announce the current state of alerts that stopped flapping."""
-        for fp, flap in self._flaps.settle(now):
-            rule = self._rules.get(flap.rule)
-            if rule is None or flap.last_event is None:
-                continue
-            record = next(
-                (r for r in self._alerts.get(rule.name, {}).values() if r.fingerprint == fp), None
-            )
-            firing = record is not None and record.state is AlertState.FIRING
-            if record is not None and firing:
-                event = self._event(rule, record, AlertState.FIRING, None)
-            else:
-                event = flap.last_event
-            if self._silenced(event, now) is not None:
-                continue  # still owed: sent once the silence ends (last_notified stays None)
-            if record is not None and firing:
-                self._mark_notified(record, now)
-            summary = f"{rule.name} stopped flapping and is {event.state.value}"
-            self._emit(rule, event, "settled", summary=summary)
-
-    def _send(self, outgoing: list[Outgoing], now: float) -> None:
-        """Group and enqueue the cycle's notifications, then wake the dispatcher."""
-        if self._notifier.send(outgoing, now, self._group_firing) and self._dispatcher:
-            self._dispatcher.wake()
-
-    def _group_firing(self, channel: str, group_key: str, now: float) -> list[AlertEvent]:
-        """Announced, unmuted firing alerts routed to ``channel`` in group ``group_key``."""
-        found: list[AlertEvent] = []
-        for name, tracked in self._alerts.items():
-            rule = self._rules.get(name)
-            if rule is None or channel not in self._channels_of(rule):
-                continue
-            for record in tracked.values():
-                if record.state is not AlertState.FIRING or record.last_notified is None:
-                    continue
-                if self._flaps.is_flapping(record.fingerprint):
-                    continue
-                event = self._event(rule, record, AlertState.FIRING, None)
-                if (
-                    self._notifier.group_key(event) == group_key
-                    and self._silenced(event, now) is None
-                ):
-                    found.append(event)
-        return found
-
-    # ------------------------------------------------------------------ persistence
-    def _flush_state(self) -> None:
-        deleted = [fp for fp in self._deleted if fp not in self._dirty]
-        self._state.save_alerts(list(self._dirty.values()), deleted)
-        self._dirty.clear()
-        self._deleted.clear()
 
     # ------------------------------------------------------------------ queries
     def active_alerts(self) -> list[ActiveAlert]:
@@ -597,9 +521,14 @@ class RuleEngine:
             self._dispatcher = None
 
     def close(self) -> None:
-        """Stop and release the state database (and the outbox the engine owns)."""
+        """Stop, write what is owed, and release the state database (and an owned outbox)."""
         self.stop()
-        with self._lock:
+        with self._cycle_lock:
+            self._writeback.enqueue([])
+            with self._lock:
+                self._settle_marks(set())
+                self._writeback.owe(self._take_rows(), [])
+            self._writeback.flush()
             self._state.close()
             if self._owns_outbox:
                 close = getattr(self.outbox, "close", None)

@@ -16,7 +16,7 @@ Grammar, lowest precedence first (all binary operators are left-associative, as 
     atom     := NUMBER | "(" expr ")" | selector
               | WINDOW_FN "(" selector "[" DURATION "]" ")" | "absent" "(" selector ")"
     selector := NAME ["{" [matcher ("," matcher)* [","]] "}"]
-    matcher  := LABEL ("=" | "!=" | "=~" | "!~") STRING
+    matcher  := LABEL ("=" | "!=" | "=~" | "!~") STRING     # regexes: RE2, fully anchored
 
 The parser is hand-written recursive descent rather than a library: no small, well-kept parser
 library fits a grammar this size, and every error must name the exact column and what was
@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
+from paca_otel._labelregex import RegexSyntaxError, compile_label_regex
 from paca_otel.errors import ParseError
 
 if TYPE_CHECKING:
@@ -59,7 +60,11 @@ PRECEDENCE: dict[str, int] = {
 }
 UNARY_PRECEDENCE = 6
 
+# Prometheus' duration units, largest first (the printer relies on the order): a year is
+# always 365 days and a week 7, as in Prometheus (model.ParseDuration).
 DURATION_UNITS_MS: dict[str, int] = {
+    "y": 365 * 86_400_000,
+    "w": 7 * 86_400_000,
     "d": 86_400_000,
     "h": 3_600_000,
     "m": 60_000,
@@ -70,8 +75,8 @@ DURATION_UNITS_MS: dict[str, int] = {
 METRIC_NAME_RE = re.compile(r"[A-Za-z_:][A-Za-z0-9_:.]*")
 LABEL_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _NUMBER_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-DURATION_RE = re.compile(r"(?:[0-9]+(?:ms|[smhd]))+")
-DURATION_PART_RE = re.compile(r"([0-9]+)(ms|[smhd])")
+DURATION_RE = re.compile(r"(?:[0-9]+(?:ms|[smhdwy]))+")
+DURATION_PART_RE = re.compile(r"([0-9]+)(ms|[smhdwy])")
 _SYMBOLS = (
     *("==", "!=", ">=", "<=", "=~", "!~", ">", "<", "=", "+", "-", "*", "/"),
     *("(", ")", "{", "}", "[", "]", ","),
@@ -238,7 +243,8 @@ class _Parser:
         if self.brackets and ch in _DIGITS:
             match = DURATION_RE.match(text, pos)
             if match is None:
-                raise self.fail_at("expected a duration like 30s, 5m, 1h or 1h30m", pos)
+                msg = "expected a duration like 30s, 5m, 1h30m or 1w (ms s m h d w y)"
+                raise self.fail_at(msg, pos)
             self.pos = match.end()
             total = sum(
                 int(n) * DURATION_UNITS_MS[unit]
@@ -438,7 +444,7 @@ class _Parser:
         self.brackets += 1
         self.advance()  # "[" — the next token is read in duration mode
         if self.tok.kind != "dur":
-            raise self.fail("a duration like 30s, 5m, 1h or 1h30m")
+            raise self.fail("a duration like 30s, 5m, 1h30m or 1w (ms s m h d w y)")
         dur = self.tok
         self.brackets -= 1
         self.advance()
@@ -468,10 +474,10 @@ class _Parser:
             assert isinstance(value_tok.value, str)  # string tokens carry str
             if op in ("=~", "!~"):
                 try:
-                    re.compile(value_tok.value)
-                except re.error as exc:
+                    compile_label_regex(value_tok.value)
+                except RegexSyntaxError as exc:
                     raise self.fail_at(
-                        f"invalid regular expression ({exc})", value_tok.pos
+                        f"invalid regular expression {value_tok.value!r}: {exc}", value_tok.pos
                     ) from None
             matchers.append(LabelMatcher(label.text, op, value_tok.value))
             if self.is_op(","):
@@ -515,7 +521,7 @@ def format_number(value: float) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    """``300.0`` -> ``5m``, ``5400`` -> ``1h30m``: the inverse of the duration tokenizer."""
+    """``300.0`` -> ``5m``, ``5400`` -> ``1h30m``, ``1209600`` -> ``2w``: reads back the same."""
     ms = round(seconds * 1000)
     parts = []
     for unit, size in DURATION_UNITS_MS.items():

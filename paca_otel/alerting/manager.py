@@ -2,12 +2,15 @@
 
 Every AlertManager of the process talks to the one shared runtime (:mod:`paca_otel.runtime`),
 so ``AlertManager().add_rule(...)`` and ``MonitoringManager().setup_alert(...)`` fill the same
-rule engine in whatever order they are created. Its calls do no I/O, so they are plain methods;
-evaluation and delivery run on the runtime's own threads.
+rule engine in whatever order they are created. ``add_rule`` is awaitable, as the seed writes it,
+with ``add_rule_sync`` beside it for synchronous code; the other calls stay plain methods
+(``MonitoringManager`` has awaitable forms of the reads). Evaluation and delivery run on the
+runtime's own threads.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,69 +21,147 @@ from paca_otel.alerting.models import AlertEvent
 from paca_otel.alerting.rules import Rule, load_rules
 from paca_otel.runtime import AlertingRuntime, get_runtime
 
+DEFAULT_SILENCE_SECONDS = 3600.0
+"""How long a silence lasts when neither ``duration`` nor ``until`` is given: one hour."""
+
 
 class AlertManager:
     """Add rules and read alerts (the seed API).
 
+    ``add_rule`` is a coroutine, as the seed awaits it; ``add_rule_sync`` is the same call for
+    synchronous code, the way ``MetricsCollector.record_metric`` and ``record`` sit side by
+    side. Both return the validated :class:`Rule`.
+
     Example::
 
         alerts = AlertManager()
-        alerts.add_rule(name="high_memory_usage", condition="memory_usage > 90",
-                        action="send_email", cooldown=300)
+        await alerts.add_rule(name="high_memory_usage", condition="memory_usage > 90",
+                              action="send_email", cooldown=300)
+        alerts.add_rule_sync("high_cpu", "cpu_usage > 90", "log", 300)  # from sync code
     """
 
     @property
     def runtime(self) -> AlertingRuntime:
         return get_runtime()
 
-    def add_rule(
+    async def add_rule(
         self,
         name: str,
         condition: str,
-        action: str | Sequence[str] = "log",
-        cooldown: float | str = 300,
+        action: str | Sequence[str] | None = None,
+        cooldown: float | str | None = None,
         *,
-        for_: float | str = 0,
-        keep_firing_for: float | str = 0,
-        severity: str = "warning",
+        for_: float | str | None = None,
+        keep_firing_for: float | str | None = None,
+        severity: str | None = None,
         labels: Mapping[str, str] | None = None,
         annotations: Mapping[str, str] | None = None,
         clear: str | None = None,
-        no_data: str = "keep",
+        no_data: str | None = None,
     ) -> Rule:
         """Add (or replace) a rule; ``action`` names the channel(s) to notify.
 
+        The awaitable form of :meth:`add_rule_sync` (same arguments, same result). The work
+        runs in a worker thread: with a ``state_path`` the engine may touch its SQLite file,
+        which must not happen on the event loop.
+
         Raises:
-            RuleError: the condition does not parse (``ParseError``, with the column), a field
-                is invalid, or the channel is not configured (the message says what to set).
+            RuleError: see :meth:`add_rule_sync`.
         """
-        runtime = self.runtime
-        actions = [action] if isinstance(action, str) else list(action)
-        channels = [runtime.channel_for(a) for a in actions]
-        rule = Rule(
-            name=name,
-            condition=condition,
-            cooldown=cooldown,
-            channels=channels,
+        return await asyncio.to_thread(
+            self.add_rule_sync,
+            name,
+            condition,
+            action,
+            cooldown,
+            for_=for_,
             keep_firing_for=keep_firing_for,
             severity=severity,
-            labels=dict(labels or {}),
-            annotations=dict(annotations or {}),
+            labels=labels,
+            annotations=annotations,
             clear=clear,
             no_data=no_data,
-            **{"for": for_},
         )
+
+    def add_rule_sync(
+        self,
+        name: str,
+        condition: str,
+        action: str | Sequence[str] | None = None,
+        cooldown: float | str | None = None,
+        *,
+        for_: float | str | None = None,
+        keep_firing_for: float | str | None = None,
+        severity: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+        clear: str | None = None,
+        no_data: str | None = None,
+    ) -> Rule:
+        """Add (or replace) a rule from synchronous code; ``action`` names the channel(s).
+
+        An argument left at ``None`` is not passed on, so :class:`Rule`'s own default applies
+        (cooldown 300 s, ``for`` 0, severity warning, ``no_data`` ok, the engine's default
+        channel ``log``): every default is defined once, in :class:`Rule`. A built-in channel
+        that is not configured yet (``send_email`` without ``smtp_host``) is accepted: its
+        notifications are logged until it is, with a warning naming the settings to set.
+
+        Raises:
+            RuleError: the condition does not parse (``ParseError``, with the column), a field
+                is invalid, or the channel is unknown (the message lists the known ones).
+        """
+        given: dict[str, Any] = {
+            "channels": [action] if isinstance(action, str) else action,
+            "cooldown": cooldown,
+            "for": for_,
+            "keep_firing_for": keep_firing_for,
+            "severity": severity,
+            "labels": labels,
+            "annotations": annotations,
+            "clear": clear,
+            "no_data": no_data,
+        }
+        return self.add_rule_data(
+            {"name": name, "condition": condition}
+            | {key: value for key, value in given.items() if value is not None}
+        )
+
+    def add_rule_data(self, data: Mapping[str, Any]) -> Rule:
+        """Add (or replace) a rule given as a mapping of :class:`Rule`'s fields.
+
+        What the web API's body and other generic callers use: a field not in ``data`` takes
+        ``Rule``'s default, and ``channels`` may hold the seed's action names
+        (``send_email``), resolved as in :meth:`add_rule_sync`.
+
+        Raises:
+            RuleError: see :meth:`add_rule_sync`.
+        """
+        runtime = self.runtime
+        fields = dict(data)
+        for key in ("labels", "annotations"):
+            if isinstance(fields.get(key), Mapping):
+                fields[key] = dict(fields[key])
+        channels = fields.get("channels")
+        if channels is not None:
+            names = [channels] if isinstance(channels, str) else list(channels)
+            fields["channels"] = [runtime.channel_for(str(a)) for a in names]
+        rule = Rule(**fields)
         runtime.engine.add_rule(rule)
         return rule
 
     def add_rules_from_file(self, path: str | Path) -> list[Rule]:
-        """Load every rule of a YAML rule file (see ``paca-otel rules check``)."""
-        rules = load_rules(path)
+        """Load every rule of a YAML rule file (see ``paca-otel rules check``).
+
+        Channel names are resolved as in :meth:`add_rule_sync` (``send_email`` is ``email``;
+        an unconfigured built-in channel logs), all before the first rule is added.
+        """
+        runtime = self.runtime
+        rules = [
+            rule.model_copy(update={"channels": [runtime.channel_for(c) for c in rule.channels]})
+            for rule in load_rules(path)
+        ]
         for rule in rules:
-            for channel in rule.channels:
-                self.runtime.channel_for(channel)
-        for rule in rules:
-            self.runtime.engine.add_rule(rule)
+            runtime.engine.add_rule(rule)
         return rules
 
     def remove_rule(self, name: str) -> None:
@@ -107,24 +188,27 @@ class AlertManager:
         self,
         matchers: Mapping[str, str],
         *,
-        duration: float | None = 3600.0,
+        duration: float | None = None,
         until: float | None = None,
         comment: str = "",
     ) -> str:
-        """Mute notifications of matching alerts (``alertname`` is the rule name); returns an id."""
-        if until is not None:
-            duration = None
+        """Mute notifications of matching alerts (``alertname`` is the rule name); returns an id.
+
+        Until ``until`` (a Unix time), else for ``duration`` seconds, else for
+        :data:`DEFAULT_SILENCE_SECONDS`.
+        """
+        if until is None and duration is None:
+            duration = DEFAULT_SILENCE_SECONDS
         return self.runtime.engine.silence(
-            matchers, duration=duration, until=until, comment=comment
-        )
+            matchers, duration=None if until is not None else duration, until=until,
+            comment=comment,
+        )  # fmt: skip
 
     def expire_silence(self, silence_id: str) -> None:
         self.runtime.engine.expire_silence(silence_id)
 
     async def evaluate(self) -> list[AlertEvent]:
         """Run one evaluation cycle now (normally the runtime's thread does this)."""
-        import asyncio
-
         return await asyncio.to_thread(self.runtime.evaluate_now)
 
     def __repr__(self) -> str:

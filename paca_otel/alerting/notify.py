@@ -47,7 +47,8 @@ class Outgoing:
 class Notifier:
     """Groups outgoing alert events and enqueues the resulting notifications.
 
-    Owned by the engine and called under its lock, once per evaluation cycle.
+    Owned by the engine: :meth:`build` runs under its lock once per evaluation cycle, and the
+    engine enqueues what it returns outside the lock.
 
     Args:
         outbox: Where notifications go.
@@ -86,8 +87,14 @@ class Notifier:
             parts.append(f"{name}={value}")
         return ",".join(parts)
 
-    def send(self, outgoing: list[Outgoing], now: float, group_firing: GroupFiring) -> int:
-        """Group per (channel, group, kind), honour ``group_wait``, enqueue; return how many."""
+    def build(
+        self, outgoing: list[Outgoing], now: float, group_firing: GroupFiring
+    ) -> list[Notification]:
+        """Group per (channel, group, kind) and honour ``group_wait``; no I/O.
+
+        The engine calls this under its lock (``group_firing`` reads its alerts) and enqueues
+        the result after releasing it.
+        """
         groups: dict[tuple[str, str, str], list[Outgoing]] = {}
         for item in outgoing:
             groups.setdefault((item.channel, item.group_key, item.kind), []).append(item)
@@ -100,7 +107,7 @@ class Notifier:
                 if now - since >= self.group_wait:
                     groups[key] = held
                     del self._held[key]
-        sent = 0
+        out: list[Notification] = []
         for (channel, group_key, kind), items in sorted(groups.items()):
             unique = _latest_per_alert(items)
             channel_obj = self.channels.get(channel)
@@ -117,14 +124,26 @@ class Notifier:
             # repeats and flap notices re-use events already sent: ``sent_at`` tells them apart
             # (the outbox's idempotency key must include it for them to be delivered)
             extra: dict[str, Any] = {} if kind == "notify" else {"kind": kind, "sent_at": now}
-            notification = Notification(
-                channel=channel,
-                group_key=group_key,
-                events=events,
-                created_at=now,
-                summary=items[0].summary,
-                extra=extra,
+            out.append(
+                Notification(
+                    channel=channel,
+                    group_key=group_key,
+                    events=events,
+                    created_at=now,
+                    summary=items[0].summary,
+                    extra=extra,
+                )
             )
+        return out
+
+    def held_fingerprints(self) -> set[str]:
+        """Alerts with a notification held by ``group_wait`` (owed, not yet enqueued)."""
+        return {item.event.fingerprint for _, items in self._held.values() for item in items}
+
+    def send(self, outgoing: list[Outgoing], now: float, group_firing: GroupFiring) -> int:
+        """:meth:`build`, then enqueue each notification; return how many were new."""
+        sent = 0
+        for notification in self.build(outgoing, now, group_firing):
             if self.outbox.enqueue(notification):
                 sent += 1
             else:

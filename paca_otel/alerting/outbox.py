@@ -9,11 +9,14 @@ can drop duplicates. Failed attempts back off exponentially with full jitter unt
 notification's deadline, then go to the dead letters; a non-retryable failure goes there at
 once. Rows are unique per (channel, idempotency key), so enqueueing a notification twice, or
 again after a crash, sends it once.
+
+The table lives in the :mod:`paca_otel.storage` file of ``state_path`` (one connection shared
+with the alert state); payloads, group keys and errors go through the storage codec, so with a
+``storage_key`` nothing about an alert is stored in clear.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
@@ -26,6 +29,7 @@ from typing import Any
 from paca_otel._internal import drops, warn_once
 from paca_otel.alerting.models import Notification
 from paca_otel.errors import ChannelError, ConfigError
+from paca_otel.storage import Codec, Database, open_database
 
 _logger = logging.getLogger("paca_otel.alerts")
 
@@ -52,8 +56,11 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (channel, status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS outbox_group ON outbox (channel, group_key);
-CREATE INDEX IF NOT EXISTS outbox_resend ON outbox (channel, resend_at) WHERE resend_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS outbox_resend ON outbox (channel, resend_at) WHERE resend_at IS NOT NULL
 """
+
+#: Schema steps of the ``outbox`` component (see ``Database.migrate``).
+MIGRATIONS: tuple[str, ...] = (_SCHEMA,)
 
 _COLUMNS = (
     "id, channel, idempotency_key, group_key, payload, status, attempts, enqueued_at, "
@@ -79,19 +86,20 @@ class OutboxEntry:
     finished_at: float | None
 
 
-def _entry(row: tuple[Any, ...]) -> OutboxEntry:
+def _entry(row: tuple[Any, ...], codec: Codec) -> OutboxEntry:
+    notification = Notification.from_dict(codec.decode(row[4], "outbox"))
     return OutboxEntry(
         id=row[0],
         channel=row[1],
         idempotency_key=row[2],
-        group_key=row[3],
-        notification=Notification.from_dict(json.loads(row[4])),
+        group_key=notification.group_key,  # the column may hold the codec's index of it
+        notification=notification,
         status=row[5],
         attempts=row[6],
         enqueued_at=row[7],
         next_attempt_at=row[8],
         deadline=row[9],
-        last_error=row[10],
+        last_error=None if row[10] is None else codec.decode(row[10], "outbox_error"),
         finished_at=row[11],
     )
 
@@ -107,6 +115,10 @@ class Outbox:
 
     Args:
         path: SQLite file, created if missing; ``":memory:"`` for a process-local queue.
+            Opened through :func:`~paca_otel.storage.open_database`: the alert state on the
+            same path shares the connection.
+        database: An open database to use instead of ``path`` (one reference is taken).
+        codec: How payloads are stored (JSON, encrypted with a key); plain JSON by default.
         clock: Time source for ``enqueued_at`` (tests pass a fake one).
         max_pending_per_channel: Bound on undelivered rows per channel. Beyond it the oldest
             pending row becomes a dead letter (``last_error`` says so) and the drop is counted
@@ -118,30 +130,28 @@ class Outbox:
         self,
         path: str | os.PathLike[str] = ":memory:",
         *,
+        database: Database | None = None,
+        codec: Codec | None = None,
         clock: Callable[[], float] = time.time,
         max_pending_per_channel: int = 10_000,
     ) -> None:
         if max_pending_per_channel < 1:
             msg = f"max_pending_per_channel={max_pending_per_channel!r} must be >= 1"
             raise ConfigError(msg)
-        self.path = os.fspath(path)
+        db = open_database(path) if database is None else database.acquire()
+        self.path = db.path
+        self.codec = codec or Codec()
         self._clock = clock
         self._max_pending = max_pending_per_channel
-        self._lock = threading.Lock()
+        self._estimate_lock = threading.Lock()
         self._listeners: list[Callable[[str], None]] = []
         self._pending_estimate: dict[str, int] = {}
         try:
-            conn = sqlite3.connect(
-                self.path, check_same_thread=False, isolation_level=None, timeout=10.0
-            )
-        except sqlite3.Error as exc:
-            msg = f"cannot open the alert outbox at path={self.path!r}: {exc}"
-            raise ConfigError(msg) from None
-        self._conn: sqlite3.Connection | None = conn
-        if self.path != ":memory:":
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(_SCHEMA)
+            db.migrate("outbox", MIGRATIONS)
+        except BaseException:
+            db.close()
+            raise
+        self._db: Database | None = db
 
     # -- writing -------------------------------------------------------------------------
 
@@ -155,40 +165,29 @@ class Outbox:
 
         A newer notification for the same (channel, group) also stops re-sends of the older
         ones: the group's latest state is the one a resending channel should repeat.
+
+        Raises:
+            StorageError: the file stayed busy or cannot be written; nothing was stored.
         """
         now = self._clock()
-        payload = json.dumps(notification.to_dict(), separators=(",", ":"))
+        payload = self.codec.encode(notification.to_dict(), "outbox")
+        group_key = self.codec.index(notification.group_key)
         channel = notification.channel
         evicted = 0
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO outbox (channel, idempotency_key, group_key, payload,"
-                    " enqueued_at, next_attempt_at, deadline) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        channel,
-                        notification.idempotency_key,
-                        notification.group_key,
-                        payload,
-                        now,
-                        now,
-                        deadline,
-                    ),
+        with self._database().transaction("outbox enqueue") as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO outbox (channel, idempotency_key, group_key, payload,"
+                " enqueued_at, next_attempt_at, deadline) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (channel, notification.idempotency_key, group_key, payload, now, now, deadline),
+            )
+            inserted = cur.rowcount == 1
+            if inserted:
+                conn.execute(
+                    "UPDATE outbox SET resend_at = NULL WHERE channel = ? AND group_key = ?"
+                    " AND id <> ? AND resend_at IS NOT NULL",
+                    (channel, group_key, cur.lastrowid),
                 )
-                inserted = cur.rowcount == 1
-                if inserted:
-                    conn.execute(
-                        "UPDATE outbox SET resend_at = NULL WHERE channel = ? AND group_key = ?"
-                        " AND id <> ? AND resend_at IS NOT NULL",
-                        (channel, notification.group_key, cur.lastrowid),
-                    )
-                    evicted = self._evict_over_bound(conn, channel, now)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                evicted = self._evict_over_bound(conn, channel, now)
         if evicted:
             drops.add("alert_outbox_full", evicted)
             warn_once(
@@ -206,21 +205,23 @@ class Outbox:
     def _evict_over_bound(self, conn: sqlite3.Connection, channel: str, now: float) -> int:
         # An upper bound of the pending count (deliveries are not subtracted) spares the
         # COUNT(*) scan on most enqueues; it is made exact whenever it reaches the bound.
-        estimate = self._pending_estimate.get(channel)
-        if estimate is not None and estimate < self._max_pending:
-            self._pending_estimate[channel] = estimate + 1
-            return 0
+        with self._estimate_lock:
+            estimate = self._pending_estimate.get(channel)
+            if estimate is not None and estimate < self._max_pending:
+                self._pending_estimate[channel] = estimate + 1
+                return 0
         (count,) = conn.execute(
             "SELECT COUNT(*) FROM outbox WHERE channel = ? AND status = ?", (channel, PENDING)
         ).fetchone()
         excess = int(count) - self._max_pending
-        self._pending_estimate[channel] = min(int(count), self._max_pending)
+        with self._estimate_lock:
+            self._pending_estimate[channel] = min(int(count), self._max_pending)
         if excess <= 0:
             return 0
         conn.execute(
             "UPDATE outbox SET status = ?, last_error = ?, finished_at = ? WHERE id IN ("
             " SELECT id FROM outbox WHERE channel = ? AND status = ? ORDER BY id LIMIT ?)",
-            (DEAD, "dropped: outbox full", now, channel, PENDING, excess),
+            (DEAD, self._error("dropped: outbox full"), now, channel, PENDING, excess),
         )
         return excess
 
@@ -246,7 +247,7 @@ class Outbox:
         self._execute(
             "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
             " WHERE id = ?",
-            (next_attempt_at, error[:2000], entry_id),
+            (next_attempt_at, self._error(error), entry_id),
         )
 
     def mark_dead(
@@ -260,7 +261,7 @@ class Outbox:
         self._execute(
             "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,"
             " finished_at = ?, resend_at = ? WHERE id = ?",
-            (DEAD, error[:2000], now, resend_at, entry_id),
+            (DEAD, self._error(error), now, resend_at, entry_id),
         )
 
     def reschedule_resend(self, entry_id: int, resend_at: float | None) -> None:
@@ -301,7 +302,7 @@ class Outbox:
             " ORDER BY id LIMIT ?",
             (channel, PENDING, after_id, limit),
         )
-        return [_entry(r) for r in rows]
+        return [_entry(r, self.codec) for r in rows]
 
     def due_resends(self, channel: str, now: float, limit: int = 100) -> list[OutboxEntry]:
         """Delivered (or dead-lettered but still re-sent) rows of ``channel`` due a re-send."""
@@ -310,7 +311,7 @@ class Outbox:
             " AND resend_at IS NOT NULL AND resend_at <= ? ORDER BY resend_at, id LIMIT ?",
             (channel, DELIVERED, DEAD, now, limit),
         )
-        return [_entry(r) for r in rows]
+        return [_entry(r, self.codec) for r in rows]
 
     def next_due(self, channel: str) -> float | None:
         """When ``channel`` next has something to do (attempt or re-send), if ever.
@@ -338,12 +339,19 @@ class Outbox:
             )
         return int(rows[0][0])
 
-    def pending_by_channel(self) -> dict[str, int]:
-        """Pending counts per channel (the queue-depth gauge)."""
-        rows = self._fetch(
-            "SELECT channel, COUNT(*) FROM outbox WHERE status = ? GROUP BY channel", (PENDING,)
-        )
-        return {str(c): int(n) for c, n in rows}
+    def pending_by_channel(self, *, wait: bool = True) -> dict[str, int] | None:
+        """Pending counts per channel (the queue-depth gauge).
+
+        With ``wait=False``, ``None`` at once when another thread is using the file (a write
+        waiting on a busy file): the gauge then reports its last counts instead of stalling
+        an export or a scrape.
+        """
+        sql = "SELECT channel, COUNT(*) FROM outbox WHERE status = ? GROUP BY channel"
+        if wait:
+            rows: list[tuple[Any, ...]] | None = self._fetch(sql, (PENDING,))
+        else:
+            rows = self._database().try_fetchall(sql, (PENDING,))
+        return None if rows is None else {str(c): int(n) for c, n in rows}
 
     def dead_letters(self, channel: str | None = None) -> list[OutboxEntry]:
         """Notifications given up on, oldest first, with attempts and last error."""
@@ -362,35 +370,45 @@ class Outbox:
             params.append(channel)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._fetch(f"SELECT {_COLUMNS} FROM outbox{where} ORDER BY id", tuple(params))
-        return [_entry(r) for r in rows]
+        return [_entry(r, self.codec) for r in rows]
 
     def close(self) -> None:
-        """Close the database; later calls raise ``ChannelError``."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        """Release the database (the last user of the file closes it); later calls raise."""
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
 
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
-        return self._conn is None
+        return self._db is None
+
+    @property
+    def database(self) -> Database:
+        """The storage connection (shared with the alert state on the same file).
+
+        Raises:
+            ChannelError: the outbox is closed.
+        """
+        return self._database()
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
+    def _database(self) -> Database:
+        db = self._db
+        if db is None:
             msg = f"the alert outbox at {self.path!r} is closed"
             raise ChannelError(msg)
-        return self._conn
+        return db
+
+    def _error(self, text: str) -> str | bytes:
+        return self.codec.encode(text[:2000], "outbox_error")
 
     def _execute(self, sql: str, params: Iterable[Any]) -> sqlite3.Cursor:
-        with self._lock:
-            return self._connection().execute(sql, tuple(params))
+        return self._database().execute(sql, tuple(params))
 
     def _fetch(self, sql: str, params: Iterable[Any]) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._connection().execute(sql, tuple(params)).fetchall()
+        return self._database().fetchall(sql, tuple(params))
 
     def __repr__(self) -> str:
         return f"Outbox(path={self.path!r})"

@@ -15,17 +15,18 @@ The translation:
   and vectors) and a condition that is a plain scalar cannot alert: those rules are skipped;
 - ``for``, ``keep_firing_for``, labels (with ``severity`` added) and annotations are kept;
   templates stay Prometheus templates. ``clear`` (hysteresis), ``no_data`` policies other than
-  ``keep``, ``cooldown`` and ``channels`` have no Prometheus counterpart (the last two belong
-  to Alertmanager's routing) and are dropped, the first two with a warning.
+  ``ok`` (the default, and what Prometheus does when series vanish), ``cooldown`` and
+  ``channels`` have no Prometheus counterpart (the last two belong to Alertmanager's routing)
+  and are dropped, the first two with a warning.
 
 Names: metric and label names are sanitised the way OpenTelemetry's Prometheus exporter does
 (every character outside ``[a-zA-Z0-9_:]``, dots included, becomes ``_``; a leading digit
-becomes ``_``). The exporter also appends unit and type suffixes (``_seconds``, ``_ratio``,
+becomes ``_``). The exporter also appends unit and type suffixes (``_seconds``, ``_bytes``,
 ``_total`` for counters...) that depend on the instrument, which a rule does not know: pass
-``name_map={"http.server.duration": "http_server_duration_milliseconds", ...}`` for those.
-paca-otel's friendly aliases (``cpu_usage``, ``error_rate``...) exist only in its in-process
-store; rules that use them are exported as written, with a warning, unless ``name_map`` maps
-them.
+``name_map={"orders": "orders_total", ...}`` (``rules export --name-map FILE``) for those.
+paca-otel's built-in aliases (``cpu_usage``, ``error_rate``...) exist only in its in-process
+store; they are exported as the PromQL that computes them from the metrics paca-otel exposes
+(:mod:`paca_otel.alerting.promql_aliases`), unless ``name_map`` maps them.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from paca_otel.alerting.expr import (
     format_number,
     format_string,
 )
+from paca_otel.alerting.promql_aliases import HTTP_DEFAULT, HttpHistogram, alias_promql
 from paca_otel.alerting.rules import Rule
 from paca_otel.pipeline.aliases import ALIASES
 
@@ -64,8 +66,6 @@ _QUANTILES = {"p50": "0.5", "p95": "0.95", "p99": "0.99"}
 _INVALID_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_:]")
 _INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 _PROM_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-# Python-only regex features that RE2 (PromQL's regex engine) rejects.
-_NON_RE2 = re.compile(r"\(\?(?:=|!|<=|<!|P=)|\\[1-9]")
 _LABEL_TEMPLATE_RE = re.compile(r"\$labels\.([A-Za-z_][A-Za-z0-9_.]*)")
 
 
@@ -107,28 +107,48 @@ class PrometheusExport:
 class _Translator:
     """One rule's condition to PromQL, collecting warnings about names on the way."""
 
-    def __init__(self, name_map: Mapping[str, str], warnings: list[str], rule: str) -> None:
+    def __init__(
+        self,
+        name_map: Mapping[str, str],
+        warnings: list[str],
+        rule: str,
+        http: HttpHistogram = HTTP_DEFAULT,
+    ) -> None:
         self.name_map = name_map
         self.warnings = warnings
         self.rule = rule
+        self.http = http
 
     def name(self, name: str) -> str:
         mapped = self.name_map.get(name)
         if mapped is not None:
             return mapped
-        if name in ALIASES:
+        if name in ALIASES:  # an alias alias_promql does not know: say so, never guess
             self.warnings.append(
                 f"rule {self.rule!r}: {name!r} is a paca-otel alias that Prometheus does not"
                 " have; pass name_map to map it to a Prometheus metric"
             )
         return metric_name(name)
 
+    def alias(self, sel: Selector) -> str | None:
+        """The PromQL computing a built-in alias, unless ``name_map`` maps its name."""
+        if sel.name in self.name_map or sel.name not in ALIASES:
+            return None
+        return alias_promql(sel.name, sel.matchers, label_name, self.http)
+
+    def ranged(self, sel: Selector, window: float) -> str:
+        """``sel[window]``: a range selector, or a subquery over an alias' expression."""
+        alias = self.alias(sel)
+        if alias is not None:
+            return f"{alias}[{format_duration(window)}:]"
+        return f"{self.selector(sel)}[{format_duration(window)}]"
+
     def selector(self, sel: Selector) -> str:
+        alias = self.alias(sel)
+        if alias is not None:
+            return alias
         parts = []
-        for m in sel.matchers:
-            if m.op in ("=~", "!~") and _NON_RE2.search(m.value):
-                msg = f"regex {m.value!r} uses lookaround or backreferences, which RE2 lacks"
-                raise Unsupported(msg)
+        for m in sel.matchers:  # regexes are RE2 already (the parser checks): copied as is
             parts.append(f"{label_name(m.name)}{m.op}{format_string(m.value)}")
         name = self.name(sel.name)
         return f"{name}{{{', '.join(parts)}}}" if parts else name
@@ -140,7 +160,7 @@ class _Translator:
         if isinstance(node, Selector):
             return self.selector(node), True
         if isinstance(node, WindowCall):
-            ranged = f"{self.selector(node.selector)}[{format_duration(node.window)}]"
+            ranged = self.ranged(node.selector, node.window)
             if node.func in _QUANTILES:
                 return f"quantile_over_time({_QUANTILES[node.func]}, {ranged})", True
             return f"{_OVER_TIME.get(node.func, node.func)}({ranged})", True
@@ -192,9 +212,15 @@ def _rule_document(rule: Rule, expr: str) -> dict[str, Any]:
 
 
 def export_prometheus(
-    rules: Sequence[Rule], *, name_map: Mapping[str, str] | None = None
+    rules: Sequence[Rule],
+    *,
+    name_map: Mapping[str, str] | None = None,
+    http: HttpHistogram = HTTP_DEFAULT,
 ) -> PrometheusExport:
     """Translate ``rules`` into a Prometheus rules document, keeping their groups.
+
+    ``http`` says which request-duration histogram the RED aliases are computed from
+    (:data:`~paca_otel.alerting.promql_aliases.HTTP_STABLE` with the stable HTTP semconv).
 
     Raises:
         ValueError: a ``name_map`` target is not a valid Prometheus metric name.
@@ -207,7 +233,7 @@ def export_prometheus(
     result = PrometheusExport(document={"groups": []})
     groups: dict[str, dict[str, Any]] = {}
     for rule in rules:
-        translator = _Translator(name_map, [], rule.name)
+        translator = _Translator(name_map, [], rule.name, http)
         try:
             expr = _vector_promql(translator, rule.expr)
         except Unsupported as exc:
@@ -218,10 +244,11 @@ def export_prometheus(
             result.warnings.append(
                 f"rule {rule.name!r}: 'clear' (hysteresis) has no Prometheus equivalent; dropped"
             )
-        if rule.no_data != "keep":
+        if rule.no_data != "ok":  # "ok" (the default) is what Prometheus does anyway
             result.warnings.append(
-                f"rule {rule.name!r}: no_data={rule.no_data!r} is not exported; add"
-                " 'or absent(...)' to the expression for that"
+                f"rule {rule.name!r}: no_data={rule.no_data!r} is not exported (Prometheus"
+                " resolves alerts whose series vanish, like no_data='ok'); add"
+                " 'or absent(...)' to the expression for 'alerting'"
             )
         group = groups.get(rule.group)
         if group is None:

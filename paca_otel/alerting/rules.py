@@ -57,7 +57,9 @@ _GROUP_KEYS = {"name", "interval", "rules"}
 
 
 def parse_duration(value: object, field: str = "duration") -> float:
-    """Seconds from ``"5m"``, ``"1h30m"``, ``"500ms"``, ``"300"`` or a number.
+    """Seconds from ``"5m"``, ``"1h30m"``, ``"500ms"``, ``"2w"``, ``"1y"``, ``"300"`` or a number.
+
+    The units are Prometheus': ``ms s m h d w y`` (a week is 7 days, a year 365).
 
     Raises:
         RuleError: the value is negative, not finite, or not a duration.
@@ -77,7 +79,7 @@ def parse_duration(value: object, field: str = "duration") -> float:
     if not math.isfinite(seconds) or seconds < 0:
         msg = (
             f"{field} {value!r} is not a duration: use a number of seconds >= 0 or a string"
-            " like 30s, 5m, 1h30m, 1d (units ms, s, m, h, d)"
+            " like 30s, 5m, 1h30m, 1d, 2w (units ms, s, m, h, d, w, y)"
         )
         raise RuleError(msg)
     return seconds

@@ -12,14 +12,13 @@ whole window passes without a change (Nagios' flap detection, simplified).
 
 from __future__ import annotations
 
-import re
 import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
+from paca_otel._labelregex import LabelRegex, RegexSyntaxError, compile_label_regex, regex_fullmatch
 from paca_otel.alerting.models import AlertEvent
 from paca_otel.alerting.state import SilenceRecord, StateStore
 from paca_otel.errors import RuleError
@@ -30,9 +29,9 @@ OPS = ("=", "!=", "=~", "!~")
 RETENTION = 24 * 3600.0
 
 
-@lru_cache(maxsize=1024)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(f"(?:{pattern})\\Z")
+def _regex(pattern: str) -> LabelRegex:
+    """RE2, anchored, cached: linear time whatever the pattern (see paca_otel._labelregex)."""
+    return compile_label_regex(pattern)
 
 
 def matcher_holds(op: str, want: str, have: str) -> bool:
@@ -41,7 +40,7 @@ def matcher_holds(op: str, want: str, have: str) -> bool:
         return have == want
     if op == "!=":
         return have != want
-    hit = _regex(want).match(have) is not None
+    hit = regex_fullmatch(_regex(want), have)
     return hit if op == "=~" else not hit
 
 
@@ -78,7 +77,7 @@ def normalise_matchers(
         if op in ("=~", "!~"):
             try:
                 _regex(value)
-            except re.error as exc:
+            except RegexSyntaxError as exc:
                 msg = f"silence matcher {name}{op}{value!r}: invalid regex ({exc})"
                 raise RuleError(msg) from exc
     return tuple(triples)
@@ -88,7 +87,9 @@ class Silences:
     """The active set of silences, persisted through a :class:`StateStore`.
 
     Reads (``is_silenced``) happen once per notified alert on the engine thread; writes come from
-    API threads. A lock guards the list; the list is small (tens), so a scan is fine.
+    API threads and the event loop. A lock guards the list; the list is small (tens), so a scan
+    is fine. Adding or expiring one changes memory at once and queues the SQLite write on the
+    storage writer thread, so a caller on the event loop never waits on the file.
     """
 
     def __init__(self, state: StateStore, clock: Callable[[], float]) -> None:
@@ -136,8 +137,18 @@ class Silences:
         )
         with self._lock:
             self._items[record.id] = record
-        self._state.save_silence(record)
+        self._state.save_silence_later(record)  # no SQLite on the caller's (event loop) thread
         return record.id
+
+    def adopt(self, record: SilenceRecord) -> None:
+        """Take over a silence made elsewhere (another engine), keeping its id.
+
+        An id handed out before the runtime was rebuilt must keep working; the write is queued
+        like :meth:`add`'s.
+        """
+        with self._lock:
+            self._items[record.id] = record
+        self._state.save_silence_later(record)
 
     def expire(self, silence_id: str, *, now: float | None = None) -> None:
         """End a silence now (kept, expired, for the record).
@@ -162,7 +173,7 @@ class Silences:
                 created_by=record.created_by,
             )
             self._items[silence_id] = record
-        self._state.save_silence(record)
+        self._state.save_silence_later(record)  # no SQLite on the caller's (event loop) thread
 
     def active(self, now: float) -> list[SilenceRecord]:
         """Silences in force at ``now``."""

@@ -1,27 +1,28 @@
-"""Durable alert state: the engine's alerts, silences and history in one SQLite file.
+"""Durable alert state: the engine's alerts, silences and history in the shared SQLite file.
 
-The rule engine writes through here on every transition, so a process that restarts (a deploy,
-a crash) picks up pending alerts with their ``for`` timers and firing alerts with the time they
-were last notified, instead of re-paging everyone or forgetting a half-elapsed ``for``. With no
-path the same code runs on ``:memory:``, so tests and the durable mode share one code path.
+The rule engine writes through here after every evaluation cycle, so a process that restarts
+(a deploy, a crash) picks up pending alerts with their ``for`` timers and firing alerts with the
+time they were last notified, instead of re-paging everyone or forgetting a half-elapsed
+``for``. With no path the same code runs on ``:memory:``, so tests and the durable mode share
+one code path.
 
-Only the stdlib ``sqlite3`` is used, in WAL mode, behind one lock: writes are a handful of rows
-per evaluation cycle and happen on the engine's thread, never on a request thread.
+The file is the one :mod:`paca_otel.storage` connection of ``state_path`` (the outbox shares
+it); payloads go through the storage codec (JSON, encrypted with ``storage_key``). Nothing
+here runs under the engine's lock: the engine snapshots what changed and writes it afterwards.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
-import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from paca_otel.alerting.models import AlertEvent, AlertState, Severity
-from paca_otel.errors import ConfigError
+from paca_otel.storage import Codec, Database, open_database
 
-_SCHEMA = """
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS alerts (
     fingerprint TEXT PRIMARY KEY,
     rule TEXT NOT NULL,
@@ -34,8 +35,11 @@ CREATE TABLE IF NOT EXISTS silences (
 CREATE TABLE IF NOT EXISTS history (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     data TEXT NOT NULL
-);
+)
 """
+
+#: Schema steps of the ``alert_state`` component (see ``Database.migrate``).
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
 
 #: History rows kept on disk; older ones are trimmed on write so the file stays small.
 HISTORY_LIMIT = 1_000
@@ -74,28 +78,33 @@ class AlertRecord:
     false_since: float | None = None
     fired_at: float | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form (JSON-ready), for the ``alerts`` table."""
+        return {
+            "rule": self.rule,
+            "labels": [list(p) for p in self.labels],
+            "fingerprint": self.fingerprint,
+            "state": self.state.value,
+            "active_since": self.active_since,
+            "last_true": self.last_true,
+            "value": self.value,
+            "last_notified": self.last_notified,
+            "false_since": self.false_since,
+            "fired_at": self.fired_at,
+        }
+
     def to_json(self) -> str:
-        """Serialise for the ``alerts`` table."""
-        return json.dumps(
-            {
-                "rule": self.rule,
-                "labels": [list(p) for p in self.labels],
-                "fingerprint": self.fingerprint,
-                "state": self.state.value,
-                "active_since": self.active_since,
-                "last_true": self.last_true,
-                "value": self.value,
-                "last_notified": self.last_notified,
-                "false_since": self.false_since,
-                "fired_at": self.fired_at,
-            },
-            separators=(",", ":"),
-        )
+        """Serialise as JSON text."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> AlertRecord:
         """Inverse of :meth:`to_json`."""
-        data: dict[str, Any] = json.loads(text)
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AlertRecord:
+        """Inverse of :meth:`to_dict`."""
         return cls(
             rule=data["rule"],
             labels=tuple((str(k), str(v)) for k, v in data["labels"]),
@@ -146,24 +155,20 @@ class SilenceRecord:
     comment: str = ""
     created_by: str = ""
 
-    def to_json(self) -> str:
-        """Serialise for the ``silences`` table."""
-        return json.dumps(
-            {
-                "id": self.id,
-                "matchers": [list(m) for m in self.matchers],
-                "starts_at": self.starts_at,
-                "ends_at": self.ends_at,
-                "comment": self.comment,
-                "created_by": self.created_by,
-            },
-            separators=(",", ":"),
-        )
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form (JSON-ready), for the ``silences`` table."""
+        return {
+            "id": self.id,
+            "matchers": [list(m) for m in self.matchers],
+            "starts_at": self.starts_at,
+            "ends_at": self.ends_at,
+            "comment": self.comment,
+            "created_by": self.created_by,
+        }
 
     @classmethod
-    def from_json(cls, text: str) -> SilenceRecord:
-        """Inverse of :meth:`to_json`."""
-        data: dict[str, Any] = json.loads(text)
+    def from_dict(cls, data: Mapping[str, Any]) -> SilenceRecord:
+        """Inverse of :meth:`to_dict`."""
         return cls(
             id=data["id"],
             matchers=tuple((str(n), str(o), str(v)) for n, o, v in data["matchers"]),
@@ -174,121 +179,132 @@ class SilenceRecord:
         )
 
 
-def _event_json(event: AlertEvent) -> str:
+def _event_dict(event: AlertEvent) -> dict[str, Any]:
     """``AlertEvent.to_dict`` without ``dataclasses.asdict``'s deep copies (10x faster)."""
-    return json.dumps(
-        {
-            "rule": event.rule,
-            "state": event.state.value,
-            "labels": event.labels,
-            "annotations": event.annotations,
-            "value": event.value,
-            "severity": event.severity.value,
-            "starts_at": event.starts_at,
-            "ends_at": event.ends_at,
-            "fingerprint": event.fingerprint,
-        },
-        separators=(",", ":"),
-    )
+    return {
+        "rule": event.rule,
+        "state": event.state.value,
+        "labels": event.labels,
+        "annotations": event.annotations,
+        "value": event.value,
+        "severity": event.severity.value,
+        "starts_at": event.starts_at,
+        "ends_at": event.ends_at,
+        "fingerprint": event.fingerprint,
+    }
 
 
 class StateStore:
     """Alerts, silences and event history in SQLite (a file, or ``:memory:``).
 
-    Every method takes the store's own lock, so the engine thread and API threads can share it.
-    The file may be the outbox's too: the tables differ and both use WAL with a busy timeout.
+    Args:
+        path: The SQLite file (``None``: in memory); opened through
+            :func:`~paca_otel.storage.open_database`, so the outbox on the same path shares
+            the connection.
+        database: An open database to use instead of ``path`` (the runtime passes the one it
+            shares with the outbox); the store then takes one reference to it.
+        codec: How payloads are stored (JSON, encrypted with a key); plain JSON by default.
+
+    Every method is one statement or transaction under the database's lock; call them off the
+    engine lock and off the event loop (:meth:`save_silence_later` queues the write instead).
 
     Raises:
-        ConfigError: the file cannot be opened.
+        StorageError: the file cannot be opened or is not a usable SQLite database (the
+            message names the path).
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        target = ":memory:" if path is None else os.fspath(path)
-        self._lock = threading.Lock()
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        database: Database | None = None,
+        codec: Codec | None = None,
+    ) -> None:
+        self.db = open_database(path) if database is None else database.acquire()
+        self.codec = codec or Codec()
+        self._closed = False
         try:
-            self._db = sqlite3.connect(
-                target, check_same_thread=False, isolation_level=None, timeout=10.0
-            )
-        except sqlite3.Error as exc:
-            msg = f"cannot open the alert state database at state_path={target!r}: {exc}"
-            raise ConfigError(msg) from None
-        if target != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+            self.db.migrate("alert_state", MIGRATIONS)
+        except BaseException:
+            self.db.close()
+            raise
 
     # alerts ---------------------------------------------------------------------------------
+    def write_alerts(self, changes: Mapping[str, Mapping[str, Any] | None]) -> None:
+        """Upsert alert rows (``fingerprint -> to_dict()``) and delete ``None`` ones, atomically."""
+        if not changes:
+            return
+        upserts = [
+            (fp, self.codec.index(str(data["rule"])), self.codec.encode(dict(data), "alerts"))
+            for fp, data in changes.items()
+            if data is not None
+        ]
+        deletes = [(fp,) for fp, data in changes.items() if data is None]
+        with self.db.transaction("alert state write") as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO alerts (fingerprint, rule, data) VALUES (?, ?, ?)", upserts
+            )
+            conn.executemany("DELETE FROM alerts WHERE fingerprint = ?", deletes)
+
     def save_alerts(self, records: list[AlertRecord], deleted: list[str]) -> None:
         """Upsert ``records`` and delete ``deleted`` fingerprints in one transaction."""
-        if not records and not deleted:
-            return
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO alerts (fingerprint, rule, data) VALUES (?, ?, ?)",
-                    [(r.fingerprint, r.rule, r.to_json()) for r in records],
-                )
-                self._db.executemany(
-                    "DELETE FROM alerts WHERE fingerprint = ?", [(fp,) for fp in deleted]
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        changes: dict[str, Mapping[str, Any] | None] = dict.fromkeys(deleted)
+        changes.update({r.fingerprint: r.to_dict() for r in records})
+        self.write_alerts(changes)
 
     def load_alerts(self) -> list[AlertRecord]:
         """Every alert saved by a previous engine on this file."""
-        with self._lock:
-            rows = self._db.execute("SELECT data FROM alerts ORDER BY rowid").fetchall()
-        return [AlertRecord.from_json(row[0]) for row in rows]
+        rows = self.db.fetchall("SELECT data FROM alerts ORDER BY rowid")
+        return [AlertRecord.from_dict(self.codec.decode(row[0], "alerts")) for row in rows]
 
     # silences -------------------------------------------------------------------------------
     def save_silence(self, silence: SilenceRecord) -> None:
         """Insert or replace one silence."""
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO silences (id, data) VALUES (?, ?)",
-                (silence.id, silence.to_json()),
-            )
+        self.db.execute(
+            "INSERT OR REPLACE INTO silences (id, data) VALUES (?, ?)",
+            (silence.id, self.codec.encode(silence.to_dict(), "silences")),
+        )
+
+    def save_silence_later(self, silence: SilenceRecord) -> None:
+        """Queue :meth:`save_silence` on the file's writer thread (callers on the event loop)."""
+        self.db.submit(lambda: self.save_silence(silence), "silence_write")
 
     def load_silences(self) -> list[SilenceRecord]:
         """Every silence on file, expired ones included (the engine filters by time)."""
-        with self._lock:
-            rows = self._db.execute("SELECT data FROM silences ORDER BY rowid").fetchall()
-        return [SilenceRecord.from_json(row[0]) for row in rows]
+        rows = self.db.fetchall("SELECT data FROM silences ORDER BY rowid")
+        return [SilenceRecord.from_dict(self.codec.decode(row[0], "silences")) for row in rows]
 
     def delete_silences(self, ids: list[str]) -> None:
         """Forget silences (the engine garbage-collects long-expired ones)."""
-        if not ids:
-            return
-        with self._lock:
-            self._db.executemany("DELETE FROM silences WHERE id = ?", [(i,) for i in ids])
+        if ids:
+            self.db.executemany("DELETE FROM silences WHERE id = ?", [(i,) for i in ids])
 
     # history --------------------------------------------------------------------------------
     def append_history(self, events: list[AlertEvent]) -> None:
         """Record transitions, trimming the table to :data:`HISTORY_LIMIT` rows."""
         if not events:
             return
-        with self._lock:
-            self._db.executemany(
-                "INSERT INTO history (data) VALUES (?)",
-                [(_event_json(e),) for e in events],
-            )
-            self._db.execute(
+        rows = [(self.codec.encode(_event_dict(e), "history"),) for e in events]
+        with self.db.transaction("history write") as conn:
+            conn.executemany("INSERT INTO history (data) VALUES (?)", rows)
+            conn.execute(
                 "DELETE FROM history WHERE seq <= (SELECT MAX(seq) FROM history) - ?",
                 (HISTORY_LIMIT,),
             )
 
     def load_history(self, limit: int) -> list[AlertEvent]:
         """The newest ``limit`` events, oldest first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT data FROM history ORDER BY seq DESC LIMIT ?", (limit,)
-            ).fetchall()
-        return [AlertEvent.from_dict(json.loads(row[0])) for row in reversed(rows)]
+        rows = self.db.fetchall("SELECT data FROM history ORDER BY seq DESC LIMIT ?", (limit,))
+        return [
+            AlertEvent.from_dict(self.codec.decode(row[0], "history")) for row in reversed(rows)
+        ]
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait for queued writes (:meth:`save_silence_later`)."""
+        return self.db.flush(timeout)
 
     def close(self) -> None:
-        """Close the connection; the engine calls this from ``close()``."""
-        with self._lock:
-            self._db.close()
+        """Release the connection (the last user of the file closes it)."""
+        if not self._closed:
+            self._closed = True
+            self.db.close()

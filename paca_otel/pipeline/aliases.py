@@ -33,6 +33,23 @@ ALIASES: dict[str, str] = {
 }
 """Alias name -> one-line meaning (the README's table is generated from this)."""
 
+UNITS: dict[str, str] = {
+    "cpu_usage": "%",
+    "memory_usage": "%",
+    "disk_usage": "%",
+    "request_rate": "/s",
+    "error_rate": "ratio",
+    "request_count": "requests",
+    "error_count": "requests",
+    "latency_p50": "s",
+    "latency_p95": "s",
+    "latency_p99": "s",
+}
+"""Alias name -> the unit its value is in (what ``str(snapshot)`` prints beside it)."""
+
+RED_ALIASES: tuple[str, ...] = tuple(name for name in ALIASES if name not in SOURCES)
+"""The aliases computed from the RED span processor's figures, in table order."""
+
 _NO_LABELS: Labels = ()
 
 
@@ -67,21 +84,29 @@ def red_labels(stats: REDStats) -> Labels:
     return tuple(labels)  # already sorted: "method" < "route"
 
 
+def red_values(figure: REDStats) -> dict[str, float | None]:
+    """The RED aliases of one figure (``None``: no value, e.g. latency without requests).
+
+    Shared by the rules' series and ``get_current_metrics()``, so both show the same numbers.
+    """
+    values = (
+        figure.rate,
+        figure.error_ratio,
+        float(figure.requests),
+        float(figure.errors),
+        figure.p50,
+        figure.p95,
+        figure.p99,
+    )
+    return dict(zip(RED_ALIASES, values, strict=True))
+
+
 def write_red(store: SeriesStore, stats: Iterable[REDStats], now: float) -> int:
     """Write the request/error/latency aliases for every RED figure; return points written."""
     written = 0
     for figure in stats:
         labels = red_labels(figure)
-        values: tuple[tuple[str, float | None], ...] = (
-            ("request_rate", figure.rate),
-            ("error_rate", figure.error_ratio),
-            ("request_count", float(figure.requests)),
-            ("error_count", float(figure.errors)),
-            ("latency_p50", figure.p50),
-            ("latency_p95", figure.p95),
-            ("latency_p99", figure.p99),
-        )
-        for name, value in values:
+        for name, value in red_values(figure).items():
             if value is not None:
                 store.append(name, labels, value, now)
                 written += 1

@@ -24,7 +24,6 @@ from opentelemetry.sdk.metrics import (
     ObservableUpDownCounter,
     UpDownCounter,
 )
-from opentelemetry.sdk.metrics import _Gauge as SyncGauge
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     ExponentialHistogramDataPoint,
@@ -55,7 +54,6 @@ _CUMULATIVE: dict[type, AggregationTemporality] = dict.fromkeys(
         Counter,
         UpDownCounter,
         Histogram,
-        SyncGauge,
         ObservableCounter,
         ObservableUpDownCounter,
         ObservableGauge,

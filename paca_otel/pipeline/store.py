@@ -16,7 +16,6 @@ repeated selector cost O(matched series) instead of O(series under the name).
 from __future__ import annotations
 
 import math
-import re
 import threading
 from bisect import bisect_right, insort
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,12 @@ from dataclasses import dataclass, field
 from math import isnan
 
 from paca_otel._internal import drops
+from paca_otel._labelregex import (
+    LabelRegex,
+    RegexSyntaxError,
+    compile_label_regex,
+    regex_fullmatch,
+)
 from paca_otel.errors import ConfigError, RuleError
 from paca_otel.signals.labels import safe_text
 
@@ -65,8 +70,9 @@ def label_value(labels: Labels, name: str) -> str:
 class Matcher:
     """One PromQL label matcher such as ``route="/x"`` or ``method!~"GET|HEAD"``.
 
-    Regexes are fully anchored like PromQL's and compiled once here, so matching in the
-    evaluation loop costs one ``fullmatch``. A missing label matches as the empty string.
+    Regexes are fully anchored like PromQL's, in RE2 syntax and linear time (see
+    :mod:`paca_otel._labelregex`), and compiled once here, so matching in the evaluation loop
+    costs one ``fullmatch``. A missing label matches as the empty string.
 
     Raises:
         RuleError: ``op`` is not one of ``=``, ``!=``, ``=~``, ``!~``, or the regex is invalid.
@@ -75,7 +81,7 @@ class Matcher:
     name: str
     op: str
     value: str
-    _regex: re.Pattern[str] | None = field(
+    _regex: LabelRegex | None = field(
         default=None, init=False, repr=False, compare=False, hash=False
     )
 
@@ -85,8 +91,8 @@ class Matcher:
             raise RuleError(msg)
         if self.op in ("=~", "!~"):
             try:
-                compiled = re.compile(self.value)
-            except re.error as exc:
+                compiled = compile_label_regex(self.value)
+            except RegexSyntaxError as exc:
                 msg = f"label matcher regex {self.value!r} for {self.name!r} is invalid: {exc}"
                 raise RuleError(msg) from exc
             object.__setattr__(self, "_regex", compiled)
@@ -100,7 +106,7 @@ class Matcher:
         if op == "!=":
             return actual != self.value
         assert self._regex is not None  # compiled in __post_init__ for both regex ops
-        found = self._regex.fullmatch(actual) is not None
+        found = regex_fullmatch(self._regex, actual)
         return found if op == "=~" else not found
 
     def __str__(self) -> str:

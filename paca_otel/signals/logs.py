@@ -17,17 +17,17 @@ import logging
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from opentelemetry import trace
-from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.trace import format_span_id, format_trace_id
-from opentelemetry.util.types import Attributes
 
 from paca_otel import _internal
+from paca_otel.signals.redact import redactor
 
 __all__ = ["JsonFormatter", "LoggingHandles", "OTelBridgeHandler", "install_logging"]
 
@@ -184,13 +184,17 @@ class _NotFromOTel(logging.Filter):
         return not record.name.startswith(_BRIDGE_EXCLUDED_PREFIX)
 
 
-class OTelBridgeHandler(LoggingHandler):
-    """OTel's stdlib bridge, guarded against feeding back into itself.
+class OTelBridgeHandler(logging.Handler):
+    """OTel's stdlib bridge, guarded against feeding back into itself and against bad values.
 
+    Wraps the ``LoggingHandler`` of ``opentelemetry-instrumentation-logging`` (the SDK's own
+    handler is deprecated) instead of subclassing it, so only its public ``emit`` is used.
     Two loops are cut: the SDK's own records (``opentelemetry.*`` loggers, e.g. an exporter
     reporting a failed export from its worker thread) are filtered out, and a record logged
-    *while* this handler emits on the same thread is dropped and counted. Errors inside the
-    bridge are counted instead of raised into the code that logged.
+    *while* this handler emits on the same thread is dropped and counted. Before a record is
+    handed on, ``extra=`` values OTel cannot carry become strings (else the SDK warns per
+    record and exports ``None``), credentials are redacted, and broken %-formatting is
+    rendered; errors inside the bridge are counted instead of raised into the code that logged.
 
     Args:
         logger_provider: The SDK provider whose processors export the records.
@@ -198,12 +202,10 @@ class OTelBridgeHandler(LoggingHandler):
     """
 
     def __init__(self, logger_provider: LoggerProvider, level: int = logging.NOTSET) -> None:
-        # SDK 1.45 deprecates this handler in favour of opentelemetry-instrumentation-logging,
-        # which is not a dependency; the class still is the SDK's bridge, so use it quietly.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            super().__init__(level=level, logger_provider=logger_provider)
+        super().__init__(level=level)
+        self.inner = LoggingHandler(level=level, logger_provider=logger_provider)
         self.addFilter(_NotFromOTel())
+        self.addFilter(redactor)
         self._emitting = threading.local()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -214,29 +216,33 @@ class OTelBridgeHandler(LoggingHandler):
         self._emitting.active = True
         try:
             with _internal.handle_internal_errors("logs.bridge"):
-                try:
-                    super().emit(record)
-                except Exception:
-                    # Retry once only if the record's own %-formatting was what broke.
-                    repaired = _with_safe_message(record)
-                    if repaired is None:
-                        raise
-                    super().emit(repaired)
+                self.inner.emit(_exportable(record))
         finally:
             self._emitting.active = False
 
-    @staticmethod
-    def _get_attributes(record: logging.LogRecord) -> Attributes:
-        """OTel's attributes for ``record``, with values OTel cannot carry turned into strings.
+    def flush(self) -> None:
+        """Nothing to flush here: the LoggerProvider's processors own the buffering."""
 
-        Without this the SDK logs an "Invalid type" warning for every record whose ``extra=``
-        holds, say, a dataclass, and exports ``None`` in its place.
-        """
-        attributes = dict(LoggingHandler._get_attributes(record) or {})
-        for key, value in attributes.items():
-            if not isinstance(value, _OTEL_VALUE_TYPES):
-                attributes[key] = _to_json(value)
-        return attributes
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+
+def _exportable(record: logging.LogRecord) -> logging.LogRecord:
+    """``record`` itself, or a copy whose message and extras OTel can carry as they are."""
+    repaired = _with_safe_message(record)
+    target = repaired if repaired is not None else record
+    bad = {
+        key: value
+        for key, value in vars(target).items()
+        if key not in _RESERVED and not isinstance(value, _OTEL_VALUE_TYPES)
+    }
+    if not bad:
+        return target
+    copied = copy.copy(target)
+    for key, value in bad.items():
+        setattr(copied, key, _to_json(value))
+    return copied
 
 
 _OTEL_VALUE_TYPES = (str, bool, int, float, bytes, type(None), Sequence, Mapping)
@@ -353,6 +359,7 @@ def install_logging(
         if json_to_stderr:
             stream_handler = _JsonStreamHandler(stream if stream is not None else sys.stderr)
             stream_handler.setFormatter(JsonFormatter(service_name))
+            stream_handler.addFilter(redactor)
             target.addHandler(stream_handler)
         otel_handler: OTelBridgeHandler | None = None
         if logger_provider is not None:

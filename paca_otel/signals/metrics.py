@@ -31,19 +31,30 @@ import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from enum import Enum
 from time import perf_counter
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from opentelemetry import metrics
+from opentelemetry.context import Context
 from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider, UpDownCounter
-
-# The API exports the synchronous Gauge under a private name while it is marked development;
-# it is what ``Meter.create_gauge`` returns.
-from opentelemetry.metrics import _Gauge as Gauge
+from opentelemetry.util.types import Attributes
 
 from paca_otel import _internal
 from paca_otel.errors import InstrumentKindConflictError, InvalidMetricNameError, MetricError
 from paca_otel.signals import values
 from paca_otel.signals.labels import LabelCleaner, safe_text
+
+
+class Gauge(Protocol):
+    """What ``Meter.create_gauge`` returns.
+
+    The API exports that class only under a private name while the synchronous gauge is in
+    development; this Protocol describes it so nothing private is imported.
+    """
+
+    def set(
+        self, amount: float, attributes: Attributes = None, context: Context | None = None
+    ) -> None: ...
+
 
 __all__ = ["SECONDS_BUCKETS", "Labels", "MetricKind", "MetricsCollector", "Timer"]
 

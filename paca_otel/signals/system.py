@@ -48,11 +48,14 @@ Notes on choices:
   kubelet eviction act on) are paca-otel names, registered only when the limit is not
   ``max``. No cgroup v2 (v1 hosts, macOS): no container instruments.
 
-The first CPU sample is taken at construction. If a collection comes too soon after the
-previous one for the counters to have moved, the last value (or, the first time, the
-average since boot / since process start) is reported: never a spurious 0. After
-``fork`` the child rebuilds its process handle and re-primes, and drops any snapshot it
-inherited from the parent.
+CPU utilisation is always measured over at least :data:`CPU_WINDOW` (100 ms) of wall time:
+the first CPU sample is taken at construction, and a first collection that comes sooner waits
+out the rest of that window (at most 100 ms, once, on the collecting thread: never the event
+loop, as ``get_current_metrics()`` and the API collect in a worker thread). So the first
+``cpu_usage`` after ``start()`` is a real measurement, not the average since boot, nor 0 or 100
+from a single clock tick. A later collection that comes within the window of the previous
+measurement repeats it. After ``fork`` the child rebuilds its process handle and re-primes,
+and drops any snapshot it inherited from the parent.
 """
 
 from __future__ import annotations
@@ -119,6 +122,9 @@ CONTAINER_MEMORY_UTILIZATION: Final = "container.memory.utilization"
 # Below this many seconds between snapshots, counters have not moved (10 ms clock ticks):
 # keep the previous value rather than divide noise by almost nothing.
 _MIN_INTERVAL: Final = 0.05
+
+CPU_WINDOW: Final = 0.1
+"""Seconds of wall time every CPU utilisation is measured over, at least (10 clock ticks)."""
 
 _GAUGE, _COUNTER, _UPDOWN = "gauge", "counter", "updown"
 
@@ -209,6 +215,7 @@ def _step(state: _CpuState, cur: Mapping[str, float]) -> tuple[dict[str, float],
     shares, total = _shares(prev, cur)
     if total > 0:
         return shares, (dict(cur), shares)
+    # counters did not move even over the window: only a frozen or fake source does that
     return (last or _cumulative_shares(cur)), state
 
 
@@ -267,6 +274,9 @@ class SystemMetrics:
         snapshot_ttl: Seconds a snapshot is shared by collections of other readers. Every
             callback of one collection shares one snapshot regardless of this.
         clock: Monotonic seconds; injectable for deterministic tests.
+        cpu_window: Seconds every CPU utilisation is measured over, at least
+            (:data:`CPU_WINDOW`); a first collection sooner after construction waits.
+        sleep: How that wait is done (``time.sleep``); a test passes its fake clock's advance.
     """
 
     def __init__(
@@ -279,10 +289,17 @@ class SystemMetrics:
         cgroup_root: str = "/sys/fs/cgroup",
         snapshot_ttl: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
+        cpu_window: float = CPU_WINDOW,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not snapshot_ttl >= 0:  # also rejects NaN
             msg = f"snapshot_ttl must be >= 0 seconds, got {snapshot_ttl!r}"
             raise ConfigError(msg)
+        if not 0 <= cpu_window <= 1:  # also rejects NaN
+            msg = f"cpu_window must be 0..1 seconds, got {cpu_window!r}"
+            raise ConfigError(msg)
+        self._cpu_window = cpu_window
+        self._sleep = sleep
         self._source: SystemSource = source if source is not None else PsutilSource()
         self._per_cpu = per_cpu
         self._connections = connections
@@ -295,6 +312,8 @@ class SystemMetrics:
 
         # Prime: the first collection computes deltas against these, never against zero.
         now = clock()
+        self._cpu_at = now  # when the CPU counters in self._cpu / self._percpu were read
+        self._cpu_measured = False  # whether any utilisation was measured yet
         self._cpu: _CpuState = ({}, {})
         self._percpu: list[_CpuState] = []
         self._proc_prev: tuple[ProcessStats, float] | None = None
@@ -371,6 +390,7 @@ class SystemMetrics:
         out: _Observations = {}
         with handle_internal_errors("system_metrics.cpu"):
             self._observe_cpu(out)
+        now = max(now, self._clock())  # the first CPU measurement may have waited its window
         with handle_internal_errors("system_metrics.memory"):
             self._observe_memory(out)
         with handle_internal_errors("system_metrics.disk"):
@@ -395,11 +415,32 @@ class SystemMetrics:
             attrs = self._attrs[pairs] = dict(zip(pairs[::2], pairs[1::2], strict=True))  # type: ignore[arg-type]  # keys are the str items
         return attrs
 
+    def _cpu_due(self) -> bool:
+        """Whether the CPU counters are read for a new measurement now (see ``cpu_window``).
+
+        The first measurement waits until the window has passed since the priming sample; a
+        later collection within the window of the last measurement repeats it instead.
+        """
+        elapsed = self._clock() - self._cpu_at
+        if elapsed >= self._cpu_window:
+            return True
+        if self._cpu_measured:
+            return False
+        self._sleep(self._cpu_window - elapsed)
+        return True
+
     def _observe_cpu(self, out: _Observations) -> None:
         a = self._a
+        due = self._cpu_due()
+        if due:
+            self._cpu_at = self._clock()
+            self._cpu_measured = True
         if not self._per_cpu:
             cur = self._source.cpu_times()
-            shares, self._cpu = _step(self._cpu, cur)
+            if due:
+                shares, self._cpu = _step(self._cpu, cur)
+            else:
+                shares = self._cpu[1] or _step(self._cpu, cur)[0]
             out[sm.SYSTEM_CPU_UTILIZATION] = [
                 Observation(v, a(CPU_MODE, m)) for m, v in shares.items()
             ]
@@ -409,7 +450,11 @@ class SystemMetrics:
         times: list[Observation] = []
         states = self._percpu
         for i, cur in enumerate(self._source.per_cpu_times()):
-            shares, state = _step(states[i] if i < len(states) else ({}, {}), cur)
+            prior = states[i] if i < len(states) else ({}, {})
+            if due or i >= len(states):
+                shares, state = _step(prior, cur)
+            else:
+                shares, state = prior[1] or _step(prior, cur)[0], prior
             if i < len(states):
                 states[i] = state
             else:  # a CPU came online

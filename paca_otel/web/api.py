@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from enum import Enum
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any, get_origin
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -19,8 +19,9 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from paca_otel.alerting.rules import Rule
 from paca_otel.errors import PacaOtelError
 from paca_otel.setup import Telemetry, get_telemetry
 from paca_otel.snapshot import MetricsSnapshot
@@ -33,18 +34,61 @@ def _telemetry() -> Telemetry:
     return telemetry
 
 
-class RulePayload(BaseModel):
-    """A rule as the API accepts it (the seed's add_rule fields plus ``for``/``clear``)."""
+#: Rule fields a rule file's group sets; the API has no groups.
+_FILE_ONLY_FIELDS = frozenset({"group", "interval"})
+#: Request-size bounds of the API (a rule's own validation has no length limit on them).
+_MAX_LENGTH = {"condition": 2000, "clear": 2000}
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    name: str = Field(min_length=1, max_length=200)
-    condition: str = Field(min_length=1, max_length=2000)
-    action: str = "log"
-    cooldown: float | str = 300
-    for_: float | str = Field(default=0, alias="for")
-    severity: str = "warning"
-    clear: str | None = None
+def _wire_type(annotation: Any) -> Any:
+    """The JSON type the API takes for a :class:`Rule` field of type ``annotation``.
+
+    Rule reads more than its field types say: durations as ``"5m"``, severities as ``"crit"``,
+    label values as numbers, one channel as a string; the wire type allows those and leaves
+    the checking to Rule. Anything else keeps Rule's own type (``str``, ``Literal``...).
+    """
+    if annotation is float:
+        return float | str
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return str
+    if get_origin(annotation) is dict:
+        return dict[str, Any]
+    if get_origin(annotation) is list:
+        return str | list[str]
+    return annotation
+
+
+def _rule_payload_model() -> type[BaseModel]:
+    """The API's rule body, derived from :class:`Rule` so the fields are listed once.
+
+    Every field of ``Rule`` (but the file-only ``group``/``interval``) is accepted under its
+    own name (``for``, ``labels``, ``no_data``...), plus the seed's ``action`` for
+    ``channels``. ``Rule`` checks the values (a bad one is a 422 naming the field); a field
+    left out takes ``Rule``'s default.
+    """
+    fields: dict[str, Any] = {}
+    for name, info in Rule.model_fields.items():
+        if name in _FILE_ONLY_FIELDS:
+            continue
+        default: Any = ... if info.is_required() else None
+        annotation = _wire_type(info.annotation)
+        if not info.is_required():
+            annotation = annotation | None
+        field = Field(default=default, alias=info.alias, max_length=_MAX_LENGTH.get(name))
+        fields[name] = (annotation, field)
+    fields["action"] = (str | list[str] | None, Field(default=None))
+    return create_model(
+        "RulePayload",
+        __config__=ConfigDict(extra="forbid", populate_by_name=True),
+        __doc__="A rule as the API accepts it: Rule's fields, plus the seed's ``action``.",
+        **fields,
+    )
+
+
+if TYPE_CHECKING:
+    RulePayload = BaseModel
+else:
+    RulePayload = _rule_payload_model()
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
@@ -115,13 +159,22 @@ def monitoring_router() -> APIRouter:
     async def add_rule(payload: RulePayload) -> dict[str, Any]:
         from paca_otel.alerting.manager import AlertManager, rule_payload
 
+        data = payload.model_dump(exclude_unset=True)
+        if "action" in data and "channels" in data:
+            error = {
+                "type": "value_error",
+                "loc": ["body"],
+                "msg": "give either action or channels, not both",
+            }
+            raise HTTPException(status_code=422, detail=[error])
+        if "action" in data:
+            data["channels"] = data.pop("action")
         try:
-            rule = AlertManager().add_rule(
-                payload.name, payload.condition, payload.action, payload.cooldown,
-                for_=payload.for_, severity=payload.severity, clear=payload.clear,
-            )  # fmt: skip
+            rule = await run_in_threadpool(AlertManager().add_rule_data, data)
         except PacaOtelError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from None
+            # FastAPI's own 422 shape, so clients parse one format whoever found the error
+            error = {"type": "value_error", "loc": ["body"], "msg": str(exc)}
+            raise HTTPException(status_code=422, detail=[error]) from None
         return rule_payload(rule)
 
     @router.get("/health")

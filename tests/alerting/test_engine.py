@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,13 +11,16 @@ from typing import Any
 
 import pytest
 
+from paca_otel import testing
 from paca_otel.alerting.dispatcher import Dispatcher
 from paca_otel.alerting.engine import RuleEngine
 from paca_otel.alerting.models import AlertState, Notification
 from paca_otel.alerting.outbox import Outbox
 from paca_otel.alerting.rules import Rule
-from paca_otel.errors import ConfigError, RuleError
+from paca_otel.alerting.state import StateStore
+from paca_otel.errors import ConfigError, RuleError, StorageError
 from paca_otel.pipeline.store import Matcher, SeriesStore
+from paca_otel.storage import open_database
 
 HOST_A = (("host", "a"),)
 HOST_B = (("host", "b"),)
@@ -453,3 +458,195 @@ def test_group_interval_slows_a_rule() -> None:
         if engine.evaluate_once():
             fired_at.append(clock.t)
     assert fired_at == [1_060.0]
+
+
+# ---------------------------------------------------------------------------- storage faults
+
+
+def _busy_engine(path: Path, clock: Clock) -> tuple[RuleEngine, SeriesStore, Outbox]:
+    """An engine and outbox sharing one state file, with a short busy budget."""
+    db = open_database(path, busy_timeout=0.5, retry_for=0.5)
+    outbox = Outbox(database=db, clock=clock)
+    store = SeriesStore()
+    engine = RuleEngine(store, outbox=outbox, database=db, clock=clock)
+    db.close()  # the outbox and the engine hold their own references
+    return engine, store, outbox
+
+
+def _hold_write_lock(path: Path) -> sqlite3.Connection:
+    """A second, real connection holding the state file's write lock."""
+    holder = sqlite3.connect(path, isolation_level=None, timeout=0)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def test_busy_state_file_blocks_no_reader_and_loses_no_notification(tmp_path: Path) -> None:
+    """File busy: reads answer during the cycle, the cycle survives, the alert is sent once."""
+    path = tmp_path / "state.sqlite3"
+    clock = Clock()
+    engine, store, outbox = _busy_engine(path, clock)
+    channel = FakeChannel("log")
+    dispatcher = Dispatcher(outbox, {"log": channel}, clock=clock)
+    engine.add_rule(make_rule())
+    store.append("mem", HOST_A, 95, clock.t)
+    holder = _hold_write_lock(path)
+    raised: list[BaseException] = []
+
+    def cycle() -> None:
+        try:
+            engine.evaluate_once(clock.t)
+        except BaseException as exc:  # the assertion below reports it
+            raised.append(exc)
+
+    thread = threading.Thread(target=cycle)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not engine.active_alerts() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    # The decision is made and the cycle now waits on the busy file: reads must not wait.
+    assert [a.state for a in engine.active_alerts()] == [AlertState.FIRING]
+    assert [e.state for e in engine.history()] == [AlertState.FIRING]
+    assert thread.is_alive(), "the reads waited for the cycle's storage writes"
+    thread.join(30)
+    assert raised == []
+    assert engine.storage_errors >= 1
+    assert outbox.pending_count() == 0  # nothing got in, nothing was marked as sent
+    holder.execute("ROLLBACK")
+    holder.close()
+
+    deadline = time.monotonic() + 30
+    while not channel.sent and time.monotonic() < deadline:
+        clock.t += 15
+        store.append("mem", HOST_A, 95, clock.t)
+        engine.evaluate_once(clock.t)
+        dispatcher.deliver_due(clock.t)
+    for _ in range(3):  # later cycles send nothing more (cooldown 3600 s)
+        clock.t += 15
+        store.append("mem", HOST_A, 95, clock.t)
+        engine.evaluate_once(clock.t)
+        dispatcher.deliver_due(clock.t)
+    assert [n.status for n in channel.sent] == [AlertState.FIRING]
+    engine.close()
+    outbox.close()
+
+
+class DownSink(Sink):
+    """An outbox whose storage fails while ``down`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+
+    def enqueue(self, notification: Notification) -> bool:
+        if self.down:
+            msg = "alert state database at state_path='x' is locked by another connection"
+            raise StorageError(msg)
+        return super().enqueue(notification)
+
+
+def test_alert_is_stored_as_notified_only_after_its_enqueue(tmp_path: Path) -> None:
+    """A refused enqueue leaves the stored alert un-notified and is retried next cycle."""
+    path = tmp_path / "state.sqlite3"
+    sink = DownSink()
+    engine, store, _, clock = make_engine(make_rule(), sink=sink, state_path=path)
+    store.append("mem", HOST_A, 95, clock.t)
+    assert [e.state for e in engine.evaluate_once(clock.t)] == [AlertState.FIRING]
+    assert sink.notifications == []
+    assert engine.storage_errors == 1
+    engine.close()  # flushes state while the outbox is still down
+    (record,) = StateStore(path).load_alerts()
+    assert record.state is AlertState.FIRING
+    assert record.last_notified is None
+
+    sink = DownSink()
+    engine, store, _, clock = make_engine(make_rule(), sink=sink, state_path=path)
+    clock.t += 15
+    store.append("mem", HOST_A, 95, clock.t)
+    engine.evaluate_once(clock.t)  # still down: kept for a retry
+    sink.down = False
+    clock.t += 15
+    store.append("mem", HOST_A, 95, clock.t)
+    engine.evaluate_once(clock.t)
+    clock.t += 15
+    store.append("mem", HOST_A, 95, clock.t)
+    engine.evaluate_once(clock.t)
+    assert sink.states() == [("firing",)]
+    engine.close()
+    (record,) = StateStore(path).load_alerts()
+    assert record.last_notified is not None
+
+
+def test_storage_errors_are_counted_in_a_self_metric() -> None:
+    """A failed enqueue is counted in ``paca_otel.storage.errors{operation}``."""
+    with testing.capture() as captured:
+        sink = DownSink()
+        engine, store, _, clock = make_engine(make_rule(), sink=sink)
+        store.append("mem", HOST_A, 95, clock.t)
+        engine.evaluate_once(clock.t)
+        data = captured.metrics.get_metrics_data()
+        assert data is not None
+        points = {
+            (m.name, str(dict(p.attributes or {}))): p.value  # type: ignore[union-attr]  # sums have .value
+            for rm in data.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            for p in m.data.data_points
+        }
+        assert points[("paca_otel.storage.errors", "{'operation': 'outbox_enqueue'}")] == 1
+
+
+def test_silence_does_no_sqlite_work_on_the_calling_thread(tmp_path: Path) -> None:
+    """``silence()`` returns while the file is locked; the write lands once it frees."""
+    path = tmp_path / "state.sqlite3"
+    clock = Clock()
+    engine, _, outbox = _busy_engine(path, clock)
+    holder = _hold_write_lock(path)
+    silence_id = engine.silence({"host": "a"}, duration=600)  # would wait on the lock, then raise
+    assert [s.id for s in engine.silences.all()] == [silence_id]
+    holder.execute("ROLLBACK")
+    holder.close()
+    engine.close()
+    outbox.close()
+    assert [s.id for s in StateStore(path).load_silences()] == [silence_id]
+
+
+def test_remove_rule_does_no_io_and_the_next_cycle_writes_it(tmp_path: Path) -> None:
+    """Removing a rule is in-memory; its alerts leave the file with the next write."""
+    path = tmp_path / "state.sqlite3"
+    engine, store, _, clock = make_engine(make_rule(), state_path=path)
+    store.append("mem", HOST_A, 95, clock.t)
+    engine.evaluate_once(clock.t)
+    assert len(StateStore(path).load_alerts()) == 1
+    holder = _hold_write_lock(path)
+    engine.remove_rule("HighMem")  # returns although the file is locked
+    holder.execute("ROLLBACK")
+    holder.close()
+    engine.evaluate_once(clock.t + 15)
+    assert StateStore(path).load_alerts() == []
+    engine.close()
+
+
+def test_cooldown_zero_does_not_repeat_in_the_cycle_that_notified() -> None:
+    """With ``cooldown: 0`` the first cycle sends one notification, not a notify and a repeat."""
+    engine, store, sink, clock = make_engine(make_rule(cooldown=0))
+    store.append("mem", HOST_A, 95, clock.t)
+    engine.evaluate_once(clock.t)
+    assert len(sink.notifications) == 1
+    clock.t += 15
+    store.append("mem", HOST_A, 95, clock.t)
+    engine.evaluate_once(clock.t)
+    assert [n.extra.get("kind", "notify") for n in sink.notifications] == ["notify", "repeat"]
+
+
+def test_adopted_silence_keeps_its_id_and_is_stored(tmp_path: Path) -> None:
+    """A silence taken over from another engine keeps its id, mutes, and reaches the file."""
+    first, _, _, _ = make_engine()
+    silence_id = first.silence({"host": "a"}, duration=600)
+    path = tmp_path / "state.sqlite3"
+    second, _, _, _ = make_engine(state_path=path)
+    for record in first.silences.all():
+        second.silences.adopt(record)
+    assert [s.id for s in second.silences.all()] == [silence_id]
+    assert second.silences.matching({"host": "a"}, 1_100.0) is not None
+    second.close()
+    assert [s.id for s in StateStore(path).load_silences()] == [silence_id]

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from paca_otel._labelregex import compile_label_regex
 from paca_otel.alerting.evaluate import extrapolated_delta, quantile
 from paca_otel.alerting.expr import (
     Absent,
@@ -122,10 +123,21 @@ def test_percentile_functions(func: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("250ms", 0.25), ("30s", 30), ("5m", 300), ("2h", 7200), ("1d", 86400), ("1h30m", 5400)],
+    [
+        ("250ms", 0.25),
+        ("30s", 30),
+        ("5m", 300),
+        ("2h", 7200),
+        ("1d", 86400),
+        ("1h30m", 5400),
+        ("1w", 604_800),
+        ("2w3d", 1_468_800),
+        ("1y", 31_536_000),
+        ("1y2w", 32_745_600),
+    ],
 )
 def test_durations(text: str, seconds: float) -> None:
-    """Durations use ms/s/m/h/d units and may be compound; they print back the same."""
+    """Durations use Prometheus' ms/s/m/h/d/w/y units, may be compound, and print back the same."""
     expr = parse(f"avg(x[{text}])")
     assert isinstance(expr, WindowCall)
     assert expr.window == seconds
@@ -433,3 +445,39 @@ def test_multi_dimensional_window_function() -> None:
             )
     result = evaluate(parse("max(lat[1m]) > 5"), store, NOW)
     assert result.samples == {(("route", "/a"),): 8.0}
+
+
+# ------------------------------------------------------------------------- label regexes (RE2)
+
+
+def test_label_regexes_compile_with_re2() -> None:
+    """Matchers compile with RE2 (linear time), never Python's backtracking ``re``."""
+    assert type(compile_label_regex("(a+)+b")).__module__ == "re2"
+
+
+@pytest.mark.timeout(20)
+def test_catastrophic_regex_evaluates_in_bounded_time() -> None:
+    """``(a+)+b`` against long non-matching values (hours with backtracking) ends promptly."""
+    store = SeriesStore()
+    for i in range(200):
+        store.append("x", (("user", "a" * (2000 + i) + "c"),), 1.0, NOW)
+    store.append("x", (("user", "aaab"),), 2.0, NOW)
+    matched = evaluate(parse('x{user=~"(a+)+b"} > 0'), store, NOW)
+    assert matched.samples == {(("user", "aaab"),): 2.0}
+    assert len(evaluate(parse('x{user!~"(a+)+b"}'), store, NOW).samples) == 200
+
+
+def test_label_regexes_are_anchored_and_dot_matches_newline(store: SeriesStore) -> None:
+    """As in Prometheus (``^(?s:re)$``): the whole value must match and ``.`` matches ``\\n``."""
+    store.append("multi", (("msg", "a\nb"),), 1.0, NOW)
+    assert evaluate(parse('multi{msg=~"a.b"}'), store, NOW).samples == {(("msg", "a\nb"),): 1.0}
+    assert evaluate(parse('multi{msg=~"a"}'), store, NOW).samples == {}
+
+
+@pytest.mark.parametrize("regex", ["(?=a)", "(?<!a)b", "(a)\\\\1", "a\\\\Z", "a{1001}", "("])
+def test_regex_syntax_re2_rejects_is_a_parse_error(regex: str) -> None:
+    """Lookaround, backreferences and other non-RE2 syntax fail at parse time, naming the column."""
+    with pytest.raises(ParseError, match=r"invalid regular expression .* at column 9") as info:
+        parse(f'x{{user=~"{regex}"}} > 0')
+    assert info.value.position == 8
+    assert "RE2" in str(info.value)

@@ -64,6 +64,10 @@ _TOKENS = [
     "1h30m",
     "0s",
     "250ms",
+    "2w",
+    "1y2w3d",
+    '"(?=a)"',
+    '"(a+)+b"',
     "1",
     "1.5",
     "1e3",
@@ -120,7 +124,7 @@ _matchers = st.one_of(
     st.builds(LabelMatcher, _label_names, st.sampled_from(["=~", "!~"]), _regexes),
 )
 _selectors = st.builds(Selector, _names, st.lists(_matchers, max_size=3).map(tuple))
-_windows = st.integers(min_value=1, max_value=10**10).map(lambda ms: ms / 1000)
+_windows = st.integers(min_value=1, max_value=10**12).map(lambda ms: ms / 1000)  # up to 31y
 _numbers = st.floats(allow_nan=False, allow_infinity=False).map(Number)
 _leaves: st.SearchStrategy[Expr] = st.one_of(
     _numbers,

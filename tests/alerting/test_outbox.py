@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ from paca_otel.alerting.dispatcher import Dispatcher
 from paca_otel.alerting.models import AlertState, Notification
 from paca_otel.alerting.outbox import DEAD, DELIVERED, Outbox
 from paca_otel.errors import ChannelError, ConfigError
+from paca_otel.storage import open_database
 from tests.alerting.test_channels import T0, Receiver, event, notification
 from tests.peers import ROOT, free_port
 
@@ -472,3 +474,60 @@ def test_group_order_is_kept_across_retries(outbox: Outbox, clock: Clock) -> Non
     clock.now += 1
     assert dispatcher.deliver_due() == 2
     assert channel.sent == [other_group, firing, resolved]
+
+
+def test_dispatcher_survives_a_busy_file_and_marks_the_row_once_it_frees(tmp_path: Path) -> None:
+    """A busy file fails the 'delivered' mark: the worker lives on and finishes the row later."""
+    path = tmp_path / "outbox.sqlite3"
+    db = open_database(path, busy_timeout=0.05, retry_for=0.05)
+    box = Outbox(database=db)
+    db.close()
+    box.enqueue(notification())
+    holder = sqlite3.connect(path, isolation_level=None, timeout=0)
+    holder.execute("BEGIN IMMEDIATE")  # a second connection holds the write lock
+    channel = Scripted()
+    dispatcher = Dispatcher(box, {"webhook": channel}, poll_interval=0.05)
+    dispatcher.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(channel.sent) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(channel.sent) >= 2  # sent, not marked (busy), sent again: the worker lives
+        holder.execute("ROLLBACK")
+        holder.close()
+        deadline = time.monotonic() + 30
+        while box.pending_count() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [e.status for e in box.entries()] == [DELIVERED]
+    finally:
+        dispatcher.stop()
+        box.close()
+    assert len({n.idempotency_key for n in channel.sent}) == 1
+
+
+def test_queue_depth_gauge_does_not_wait_behind_a_write_on_a_busy_file(tmp_path: Path) -> None:
+    """While a write waits on a busy file, the gauge reports its last counts at once."""
+    path = tmp_path / "outbox.sqlite3"
+    db = open_database(path, busy_timeout=5.0, retry_for=5.0)
+    box = Outbox(database=db)
+    db.close()
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    Dispatcher(box, {"webhook": Scripted()}, meter=provider.get_meter("paca_otel"))
+    box.enqueue(notification(event(rule="A")))
+    assert metric_points(reader)["paca_otel.alerts.queue_depth"] == {"webhook": 1}
+    holder = sqlite3.connect(path, isolation_level=None, timeout=0)
+    holder.execute("BEGIN IMMEDIATE")
+    writer = threading.Thread(target=lambda: box.enqueue(notification(event(rule="B"))))
+    writer.start()
+    deadline = time.monotonic() + 30
+    while box.database.try_fetchall("SELECT 1") is not None and time.monotonic() < deadline:
+        time.sleep(0.005)  # until the writer holds the file's lock, waiting on the holder
+    assert metric_points(reader)["paca_otel.alerts.queue_depth"] == {"webhook": 1}
+    assert writer.is_alive(), "the gauge waited for the blocked write"
+    holder.execute("ROLLBACK")
+    holder.close()
+    writer.join(30)
+    assert metric_points(reader)["paca_otel.alerts.queue_depth"] == {"webhook": 2}
+    box.close()
+    provider.shutdown()

@@ -20,6 +20,8 @@ from paca_otel.alerting.promql import (
 )
 from paca_otel.alerting.rules import Rule, load_rules, render_annotations
 from paca_otel.alerting.rules_cli import export
+from paca_otel.cli import main as cli_main
+from paca_otel.pipeline.aliases import ALIASES, write_system
 from paca_otel.pipeline.store import SeriesStore, labels_of
 from tests.peers import require_binary
 
@@ -63,7 +65,6 @@ def test_to_promql(condition: str, promql: str) -> None:
         ("1 > 0", "bool modifier"),
         ("1 + 2", "scalar"),
         ("x and 1", "vector on both sides"),
-        ('x{a=~"(?=b)"} > 1', "RE2"),
     ],
 )
 def test_outside_the_subset(condition: str, reason: str) -> None:
@@ -82,12 +83,12 @@ def test_name_sanitising() -> None:
 
 
 def test_name_map_overrides() -> None:
-    """name_map supplies exporter suffixes (or a real metric for an alias)."""
+    """name_map supplies exporter suffixes, and replaces an alias' built-in translation."""
     promql = to_promql(
         parse("cpu_usage > 90 and http.server.duration > 1"),
-        {"http.server.duration": "http_server_duration_milliseconds"},
+        {"http.server.duration": "http_server_duration_milliseconds", "cpu_usage": "node_cpu"},
     )
-    assert promql == "(cpu_usage > 90) and (http_server_duration_milliseconds > 1)"
+    assert promql == "(node_cpu > 90) and (http_server_duration_milliseconds > 1)"
     with pytest.raises(ValueError, match="not a valid Prometheus metric name"):
         export_prometheus([Rule(name="r", condition="x > 1")], name_map={"x": "bad name"})
 
@@ -128,21 +129,141 @@ def test_rule_document_fields() -> None:
 
 
 def test_skipped_and_warnings() -> None:
-    """Unsupported rules are skipped with a reason; lossy fields and aliases warn."""
+    """Unsupported rules are skipped with a reason; lossy fields warn."""
     rules = [
         Rule(name="Scalar", condition="1 > 0"),
-        Rule(name="Alias", condition="cpu_usage > 90", clear="cpu_usage < 80", no_data="ok"),
+        Rule(name="Alias", condition="cpu_usage > 90", clear="cpu_usage < 80", no_data="keep"),
     ]
     result = export_prometheus(rules)
     assert [name for name, _ in result.skipped] == ["Scalar"]
     assert [r["alert"] for r in result.document["groups"][0]["rules"]] == ["Alias"]
     text = "\n".join(result.warnings)
-    assert "'cpu_usage' is a paca-otel alias" in text
     assert "'clear' (hysteresis)" in text
-    assert "no_data='ok'" in text
+    assert "no_data='keep'" in text
+    assert "alias" not in text  # cpu_usage is exported as PromQL, nothing to warn about
     rendered = result.to_yaml()
     assert "# skipped Scalar: " in rendered
     assert yaml.safe_load(rendered) == result.document
+
+
+def test_default_no_data_exports_without_warning() -> None:
+    """no_data='ok' (the default) is what Prometheus does: no warning; 'alerting' warns."""
+    plain = export_prometheus([Rule(name="A", condition="x > 1")])
+    assert plain.warnings == []
+    alerting = export_prometheus([Rule(name="A", condition="x > 1", no_data="alerting")])
+    assert any("no_data='alerting' is not exported" in w for w in alerting.warnings)
+
+
+@pytest.mark.parametrize(
+    ("condition", "fragments"),
+    [
+        (
+            "cpu_usage > 90",
+            [
+                "clamp(100 * (1 - avg without (cpu_mode, cpu_logical_number)"
+                ' (system_cpu_utilization{cpu_mode="idle"})), 0, 100) > 90'
+            ],
+        ),
+        (
+            "memory_usage > 90",
+            ['system_memory_utilization{system_memory_state="used"}'],
+        ),
+        (
+            "disk_usage > 95",
+            ['system_filesystem_usage_bytes{system_filesystem_mountpoint="/"'],
+        ),
+        (
+            "avg(cpu_usage[5m]) > 90",
+            ["avg_over_time(clamp(", ", 0, 100)[5m:]) > 90"],
+        ),
+        (
+            'error_rate{route="/a"} > 0.05',
+            [
+                'http_server_duration_milliseconds_count{http_status_code=~"5..",'
+                ' http_target="/a"}[1m]',
+                '"route", "$1", "http_target", "(.*)"',
+            ],
+        ),
+        (
+            "latency_p95 > 0.5",
+            ["histogram_quantile(0.95, sum by (le, route, method)", "/ 1000", "sum by (le)"],
+        ),
+        ("request_rate < 1", ["rate(http_server_duration_milliseconds_count[1m])"]),
+        ("error_count > 1", ["increase(http_server_duration_milliseconds_count{"]),
+    ],
+)
+def test_aliases_export_as_promql_over_exposed_metrics(
+    condition: str, fragments: list[str]
+) -> None:
+    """Built-in aliases become PromQL over the names paca-otel serves on /metrics."""
+    promql = to_promql(parse(condition))
+    for fragment in fragments:
+        assert fragment in promql, promql
+    assert "_usage >" not in promql
+    assert "error_rate" not in promql
+
+
+def test_every_alias_has_a_translation() -> None:
+    """No alias is exported under its own name (Prometheus has no such series) or warns."""
+    for alias in ALIASES:
+        result = export_prometheus([Rule(name="A", condition=f"{alias} > 0")])
+        assert result.warnings == [], alias
+        expr = result.document["groups"][0]["rules"][0]["expr"]
+        assert not expr.startswith(alias), expr
+
+
+@pytest.mark.peer("promtool")
+def test_promtool_accepts_every_alias_export(tmp_path: Path) -> None:
+    """``promtool check rules`` accepts each alias, plain, with matchers and over a window."""
+    promtool = require_binary("promtool")
+    rules = [
+        Rule(name=f"R{i}", condition=condition)
+        for i, condition in enumerate(
+            text
+            for alias in ALIASES
+            for text in (
+                f"{alias} > 1",
+                f'{alias}{{route=~"/api/.*", method!="GET"}} > 1',
+                f"avg({alias}[5m]) > 1",
+                f"absent({alias})",
+            )
+        )
+    ]
+    path = tmp_path / "rules.yml"
+    path.write_text(export_prometheus(rules).to_yaml())
+    proc = subprocess.run(
+        [promtool, "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in proc.stdout
+
+
+def test_red_alias_total_series_only_when_matchers_accept_it() -> None:
+    """The all-routes series is part of a RED alias unless route/method matchers exclude it."""
+    assert "or (sum(rate(" in to_promql(parse('request_rate{route!="/health"} > 1'))
+    assert "or (sum(rate(" not in to_promql(parse('request_rate{route=~"/api/.*"} > 1'))
+
+
+def test_cli_export_name_map_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``rules export --name-map FILE`` maps names; a bad map file exits 2 naming it."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("groups:\n- name: g\n  rules:\n  - {alert: A, expr: orders > 1}\n")
+    mapping = tmp_path / "names.yaml"
+    mapping.write_text("orders: orders_total\n")
+    assert cli_main(["rules", "export", str(rules), "--name-map", str(mapping)]) == 0
+    doc = yaml.safe_load(capsys.readouterr().out)
+    assert doc["groups"][0]["rules"][0]["expr"] == "orders_total > 1"
+    mapping.write_text("- not a mapping\n")
+    assert cli_main(["rules", "export", str(rules), "--name-map", str(mapping)]) == 2
+    assert "names.yaml" in capsys.readouterr().err
+    assert cli_main(["rules", "export", str(rules), "--name-map", str(tmp_path / "no")]) == 2
+    mapping.write_text("orders: 'bad name'\n")
+    assert cli_main(["rules", "export", str(rules), "--name-map", str(mapping)]) == 2
+    assert "not a valid Prometheus metric name" in capsys.readouterr().err
 
 
 def test_cli_export_and_unknown_format(tmp_path: Path) -> None:
@@ -193,7 +314,47 @@ _SERIES: dict[str, list[float]] = {
         0.35,
     ],
     'cpu{host="h1"}': [10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 97],
+    # the sources of the system aliases, under their OTel names
+    'system.cpu.utilization{cpu.mode="idle"}': [
+        0.9,
+        0.8,
+        0.7,
+        0.6,
+        0.5,
+        0.4,
+        0.3,
+        0.2,
+        0.25,
+        0.3,
+        0.35,
+    ],
+    'system.cpu.utilization{cpu.mode="user"}': [
+        0.1,
+        0.2,
+        0.3,
+        0.4,
+        0.5,
+        0.6,
+        0.7,
+        0.8,
+        0.75,
+        0.7,
+        0.65,
+    ],
+    'system.memory.utilization{system.memory.state="used"}': [0.5] * 10 + [0.625],
+    'system.memory.utilization{system.memory.state="free"}': [0.5] * 10 + [0.375],
+    'system.filesystem.usage{system.filesystem.mountpoint="/", system.filesystem.state="used"}': (
+        [6e9] * 11
+    ),
+    'system.filesystem.usage{system.filesystem.mountpoint="/", system.filesystem.state="free"}': (
+        [2e9] * 11
+    ),
+    'system.filesystem.usage{system.filesystem.mountpoint="/", system.filesystem.state="reserved"}': (  # noqa: E501 -- one series per line reads better
+        [1e9] * 11
+    ),
 }
+# The exposition names that differ from the sanitised OTel name (unit suffix), as on /metrics.
+_EXPOSED = {"system.filesystem.usage": "system_filesystem_usage_bytes"}
 _RULES = {
     "Rate": "rate(reqs[5m]) > 0",
     "Increase": "increase(errs[5m]) >= 0",
@@ -205,18 +366,22 @@ _RULES = {
     "Count": "count(reqs[5m]) > 0",
     "Latest": 'cpu{host="h1"} * 2 > 100 and not errs{route="/b"} > 100',
     "Absent": 'absent(heartbeat{job="w"})',
+    "CpuAlias": "cpu_usage > 50",
+    "MemoryAlias": "memory_usage > 50",
+    "DiskAlias": "avg(disk_usage[5m]) > 50",
 }
 _EVAL_AT = 630.0  # 10m30s: off the 1m sample grid, so closed/open window edges agree
 
 
 def _paca_alerts() -> dict[str, list[dict[str, object]]]:
     store = SeriesStore()
-    for text, values in _SERIES.items():
-        sel = parse(text)
-        name = getattr(sel, "name", "")
-        labels = labels_of({m.name: m.value for m in getattr(sel, "matchers", ())})
-        for i, value in enumerate(values):
-            store.append(name, labels, float(value), i * 60.0)
+    for i in range(11):
+        for text, values in _SERIES.items():
+            sel = parse(text)
+            name = getattr(sel, "name", "")
+            labels = labels_of({m.name: m.value for m in getattr(sel, "matchers", ())})
+            store.append(name, labels, float(values[i]), i * 60.0)
+        write_system(store, i * 60.0)  # the aliases, as the pipeline computes them
     alerts: dict[str, list[dict[str, object]]] = {}
     for name, condition in _RULES.items():
         rule = Rule(name=name, condition=condition, annotations={"v": '{{ printf "%.6f" $value }}'})
@@ -233,7 +398,11 @@ def _paca_alerts() -> dict[str, list[dict[str, object]]]:
 
 @pytest.mark.peer("promtool")
 def test_prometheus_evaluates_exports_like_paca(tmp_path: Path) -> None:
-    """``promtool test rules`` sees the exported rules fire as paca-otel's evaluator does."""
+    """``promtool test rules`` sees the exported rules fire as paca-otel's evaluator does.
+
+    The rules include the system aliases, exported as PromQL over their source metrics, so
+    the alias translation is checked against Prometheus' own evaluation.
+    """
     promtool = require_binary("promtool")
     rules = [
         Rule(name=n, condition=c, annotations={"v": '{{ printf "%.6f" $value }}'})
@@ -244,7 +413,7 @@ def test_prometheus_evaluates_exports_like_paca(tmp_path: Path) -> None:
     assert all(expected[name] for name in _RULES)  # every rule fires: a meaningful comparison
     series = []
     for text, values in _SERIES.items():
-        prom_text = to_promql(parse(text))
+        prom_text = to_promql(parse(text), _EXPOSED)
         series.append({"series": prom_text, "values": " ".join(str(v) for v in values)})
     tests = {
         "rule_files": ["rules.yml"],
@@ -256,6 +425,75 @@ def test_prometheus_evaluates_exports_like_paca(tmp_path: Path) -> None:
                 "alert_rule_test": [
                     {"eval_time": "10m30s", "alertname": name, "exp_alerts": alerts}
                     for name, alerts in expected.items()
+                ],
+            }
+        ],
+    }
+    (tmp_path / "tests.yml").write_text(yaml.safe_dump(tests, sort_keys=False))
+    proc = subprocess.run(
+        [promtool, "test", "rules", "tests.yml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.peer("promtool")
+def test_prometheus_evaluates_red_alias_exports(tmp_path: Path) -> None:
+    """Exported error_rate and latency_p95 compute per route/method and in total in Prometheus.
+
+    The input is the FastAPI instrumentation's histogram as /metrics serves it: per route
+    4 requests/s, 1/s of them 5xx, half under 100 ms and all under 500 ms.
+    """
+    promtool = require_binary("promtool")
+    annotations = {"v": '{{ printf "%.6f" $value }}'}
+    rules = [
+        Rule(name="Errors", condition="error_rate > 0.1", annotations=annotations),
+        Rule(name="Slow", condition="latency_p95 > 0.3", annotations=annotations),
+        Rule(name="SlowA", condition='latency_p95{route="/a"} > 0.3', annotations=annotations),
+    ]
+    (tmp_path / "rules.yml").write_text(export_prometheus(rules).to_yaml())
+    base = "http_server_duration_milliseconds"
+    route = 'http_target="/a", http_method="GET"'
+    series = [
+        {"series": f'{base}_count{{{route}, http_status_code="200"}}', "values": "0+45x40"},
+        {"series": f'{base}_count{{{route}, http_status_code="500"}}', "values": "0+15x40"},
+        {"series": f'{base}_bucket{{{route}, le="100"}}', "values": "0+30x40"},
+        {"series": f'{base}_bucket{{{route}, le="500"}}', "values": "0+60x40"},
+        {"series": f'{base}_bucket{{{route}, le="+Inf"}}', "values": "0+60x40"},
+    ]
+    per_route = {"route": "/a", "method": "GET", "severity": "warning"}
+    total = {"severity": "warning"}
+
+    def alerts(value: str, *label_sets: dict[str, str]) -> list[dict[str, object]]:
+        return [{"exp_labels": ls, "exp_annotations": {"v": value}} for ls in label_sets]
+
+    tests = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "15s",
+        "tests": [
+            {
+                "interval": "15s",
+                "input_series": series,
+                "alert_rule_test": [
+                    {
+                        "eval_time": "10m",
+                        "alertname": "Errors",
+                        "exp_alerts": alerts("0.250000", per_route, total),
+                    },
+                    {
+                        "eval_time": "10m",
+                        "alertname": "Slow",
+                        "exp_alerts": alerts("0.460000", per_route, total),
+                    },
+                    {
+                        "eval_time": "10m",
+                        "alertname": "SlowA",
+                        "exp_alerts": alerts("0.460000", per_route),
+                    },
                 ],
             }
         ],

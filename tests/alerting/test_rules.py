@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from paca_otel.alerting.expr import BinOp, Number, Selector
+from paca_otel.alerting.channels import CHANNEL_KINDS
+from paca_otel.alerting.expr import BinOp, Number, Selector, selectors
 from paca_otel.alerting.models import Severity
 from paca_otel.alerting.rules import (
     Rule,
@@ -19,6 +20,7 @@ from paca_otel.alerting.rules import (
 )
 from paca_otel.alerting.rules_cli import check
 from paca_otel.errors import ParseError, RuleError
+from paca_otel.pipeline.aliases import ALIASES
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rules.yaml"
 
@@ -53,10 +55,19 @@ def test_rule_accepts_durations_and_alias_for() -> None:
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [("5m", 300), ("30s", 30), (12, 12), (1.5, 1.5), ("90", 90), ("1d", 86400)],
+    [
+        ("5m", 300),
+        ("30s", 30),
+        (12, 12),
+        (1.5, 1.5),
+        ("90", 90),
+        ("1d", 86400),
+        ("2w", 1_209_600),
+        ("1y", 31_536_000),
+    ],
 )
 def test_parse_duration(value: object, seconds: float) -> None:
-    """Durations read units and plain numbers of seconds."""
+    """Durations read Prometheus' units (ms s m h d w y) and plain numbers of seconds."""
     assert parse_duration(value) == seconds
 
 
@@ -171,8 +182,27 @@ def test_load_example_rules_file() -> None:
     assert by_name["HighCPU"].interval == 30.0
     assert by_name["DiskAlmostFull"].severity is Severity.CRITICAL  # from labels.severity
     assert by_name["HighErrorRate"].cooldown == 900.0
-    assert by_name["HighErrorRate"].channels == ["pagerduty", "slack"]
-    assert by_name["NoHeartbeat"].no_data == "ok"
+    assert by_name["HighErrorRate"].channels == ["email", "slack"]
+    assert by_name["SystemGaugesMissing"].no_data == "ok"
+    assert by_name["LatencyOverBudget"].no_data == "alerting"
+
+
+def test_example_rules_use_only_metrics_and_channels_that_exist() -> None:
+    """The example names only aliases, metrics the instrumentation emits and built-in channels."""
+    from paca_otel.testing import capture
+
+    with capture(system_metrics=True) as captured:
+        emitted = captured.metric_names()
+    rules = load_rules(EXAMPLE)
+    used = {
+        sel.name
+        for rule in rules
+        for expr in (rule.expr, rule.clear_expr)
+        if expr is not None
+        for sel in selectors(expr)
+    }
+    assert used - set(ALIASES) - emitted == set()
+    assert {c for rule in rules for c in rule.channels} <= set(CHANNEL_KINDS)
 
 
 def test_load_prometheus_style_keys() -> None:
@@ -251,6 +281,64 @@ def test_check_ok_on_example() -> None:
     assert "OK, 7 rules in 2 groups" in out.getvalue()
     assert "no channels" in out.getvalue()
     assert err.getvalue() == ""
+
+
+def _rule_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "rules.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_check_refuses_unknown_channel(tmp_path: Path) -> None:
+    """A misspelt channel is an error naming it and the built-in channels; exit 1."""
+    path = _rule_file(
+        tmp_path, "groups:\n- name: g\n  rules:\n  - {alert: A, expr: x > 1, channels: [emial]}\n"
+    )
+    out, err = io.StringIO(), io.StringIO()
+    assert check(path, out=out, err=err) == 1
+    assert "unknown channel 'emial'" in err.getvalue()
+    assert "alertmanager, email, log, slack, webhook" in err.getvalue()
+    assert out.getvalue() == ""
+
+
+def test_check_accepts_declared_custom_channel(tmp_path: Path) -> None:
+    """A channel the application registers in code passes when declared."""
+    path = _rule_file(
+        tmp_path, "groups:\n- name: g\n  rules:\n  - {alert: A, expr: x > 1, channels: [pager]}\n"
+    )
+    assert check(path, out=io.StringIO(), err=io.StringIO(), custom_channels=["pager"]) == 0
+
+
+def test_check_lists_unconfigured_builtin_channels(tmp_path: Path) -> None:
+    """A built-in channel without its settings is listed with the settings to set; exit 0."""
+    path = _rule_file(
+        tmp_path,
+        "groups:\n- name: g\n  rules:\n"
+        "  - {alert: A, expr: x > 1, channels: [email, log]}\n"
+        "  - {alert: B, expr: x > 2, channels: [email, slack]}\n",
+    )
+    out = io.StringIO()
+    assert check(path, out=out, err=io.StringIO(), configured={"log", "slack"}) == 0
+    text = out.getvalue()
+    assert "unconfigured channel 'email' (used by A, B): set smtp_host" in text
+    assert "'slack'" not in text
+    assert "'log'" not in text
+
+
+@pytest.mark.parametrize("text", ["", "# nothing yet\n", "groups: []\n", "groups:\n- name: g\n"])
+def test_check_refuses_a_file_without_rules(tmp_path: Path, text: str) -> None:
+    """An empty rule file (or one with no rules) is an error, not "OK, 0 rules"."""
+    err = io.StringIO()
+    assert check(_rule_file(tmp_path, text), out=io.StringIO(), err=err) == 1
+    assert "no rules found" in err.getvalue()
+
+
+def test_check_summary_is_singular_for_one_rule(tmp_path: Path) -> None:
+    """One rule in one group reads "1 rule in 1 group"."""
+    path = _rule_file(tmp_path, "groups:\n- name: g\n  rules:\n  - {alert: A, expr: x > 1}\n")
+    out = io.StringIO()
+    assert check(path, out=out, err=io.StringIO()) == 0
+    assert "OK, 1 rule in 1 group\n" in out.getvalue()
 
 
 def test_check_reports_parse_error_with_caret(tmp_path: Path) -> None:

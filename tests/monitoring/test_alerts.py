@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -73,7 +74,7 @@ async def test_seed_add_rule_sends_email_firing_and_resolved_with_cooldown(
     await monitor.start_monitoring()
 
     alerts = AlertManager()
-    alerts.add_rule(
+    await alerts.add_rule(
         name="high_memory_usage",
         condition="memory_usage > 90",
         action="send_email",
@@ -106,7 +107,7 @@ async def test_seed_add_rule_sends_email_firing_and_resolved_with_cooldown(
 async def test_setup_alert_and_add_rule_share_one_engine() -> None:
     """Rules added through MonitoringManager and AlertManager, in any order, are one set."""
     early = AlertManager()
-    early.add_rule("queue_backlog", "queue_depth > 100", "log", 60)
+    early.add_rule_sync("queue_backlog", "queue_depth > 100", "log", 60)
     configure(metrics_exporter="none", system_metrics=False)
     monitor = MonitoringManager()
     await monitor.start()
@@ -136,14 +137,134 @@ async def test_setup_alert_fires_on_a_custom_metric() -> None:
 
 
 def test_bad_rules_fail_with_a_precise_message() -> None:
-    """Parse errors name the column; unknown channels say what to configure."""
+    """Parse errors name the column; an unknown channel lists the known ones."""
     alerts = AlertManager()
     with pytest.raises(RuleError, match="column"):
-        alerts.add_rule("x", "memory_usage >", "log", 300)
-    with pytest.raises(RuleError, match="smtp_host"):
-        alerts.add_rule("x", "memory_usage > 90", "send_email", 300)
+        alerts.add_rule_sync("x", "memory_usage >", "log", 300)
+    with pytest.raises(RuleError, match=r"emial.*email.*log"):
+        alerts.add_rule_sync("x", "memory_usage > 90", "emial", 300)
     with pytest.raises(RuleError, match="threshold"):
         asyncio.run(MonitoringManager().setup_alert("cpu_usage", float("nan"), "log"))
+
+
+async def test_the_seed_runs_exactly_as_written(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The seed's block, pasted as is without SMTP settings, runs: every awaited call awaits."""
+    from paca_otel import MetricsCollector, Rule
+
+    monitoring = MonitoringManager(metrics_exporter="none")
+    await monitoring.start()
+    await monitoring.start_monitoring()
+    metrics = await monitoring.get_current_metrics()
+    print(metrics)
+    rule = await monitoring.setup_alert(
+        metric="cpu_usage", threshold=80.0, notification_channel="email"
+    )
+    collector = MetricsCollector()
+    await collector.record_metric(
+        name="response_time", value=0.5, labels={"endpoint": "/api/users"}
+    )
+    alert_manager = AlertManager()
+    added = await alert_manager.add_rule(
+        name="high_memory_usage", condition="memory_usage > 90", action="send_email", cooldown=300
+    )
+    await monitoring.stop()
+    assert isinstance(added, Rule)
+    assert added.channels == ["email"]
+    assert rule.channels == ["email"]
+    assert len(capsys.readouterr().out.splitlines()) < 30  # a summary, not 88 reprs
+    warnings = [r.getMessage() for r in caplog.records if "not configured" in r.getMessage()]
+    assert len(warnings) == 1  # once, though two rules route to email
+    assert "smtp_host" in warnings[0]
+    assert "PACA_OTEL_SMTP_HOST" in warnings[0]
+    assert "smtp_to" in warnings[0]
+
+
+async def test_unconfigured_email_notifications_are_logged_and_kept_in_history(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without smtp_host an email rule still fires: logged with a note, and in the history."""
+    import logging
+
+    source = StaticSource()
+    _memory(source, 95)
+    configure(system_source=source, metrics_exporter="none", evaluation_interval=3600)
+    monitor = MonitoringManager()
+    await monitor.start_monitoring()
+    alerts = AlertManager()
+    await alerts.add_rule("high_memory_usage", "memory_usage > 90", "send_email", 300)
+    caplog.set_level(logging.INFO, logger="paca_otel.alerts")
+    await alerts.evaluate()
+
+    def logged() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "logged instead" in r.getMessage()]
+
+    await _wait_for(lambda: bool(logged()))
+    assert "[FIRING:1] high_memory_usage" in logged()[0]
+    assert "channel 'email' is not configured" in logged()[0]
+    assert [(e.rule, e.state.value) for e in alerts.get_alert_history()] == [
+        ("high_memory_usage", "firing")
+    ]
+    assert alerts.runtime.unconfigured_channels() == ["email"]
+    await monitor.stop()
+
+
+async def test_email_configured_later_replaces_the_log_stand_in(smtp: tuple[int, _Inbox]) -> None:
+    """A rule added before smtp_host is set mails once the configuration brings it."""
+    port, inbox = smtp
+    alerts = AlertManager()
+    await alerts.add_rule("high_memory_usage", "memory_usage > 90", "send_email", 300)
+    assert alerts.runtime.unconfigured_channels() == ["email"]
+    source = StaticSource()
+    _memory(source, 95)
+    configure(
+        system_source=source, metrics_exporter="none", smtp_host="127.0.0.1", smtp_port=port,
+        smtp_to="ops@example.com", evaluation_interval=3600,
+    )  # fmt: skip
+    monitor = MonitoringManager()
+    await monitor.start_monitoring()
+    assert AlertManager().runtime.unconfigured_channels() == []
+    await AlertManager().evaluate()
+    await _wait_for(lambda: len(inbox.messages) == 1)
+    assert "high_memory_usage" in inbox.messages[0]["Subject"]
+    await monitor.stop()
+
+
+@pytest.mark.parametrize(
+    ("action", "setting"),
+    [
+        ("webhook", "webhook_url"),
+        ("slack", "slack_webhook_url"),
+        ("alertmanager", "alertmanager_url"),
+    ],
+)
+def test_other_unconfigured_builtin_channels_are_accepted(
+    action: str, setting: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """webhook, slack and alertmanager without settings are accepted with a warning naming them."""
+    rule = AlertManager().add_rule_sync("r", "cpu_usage > 90", action)
+    assert rule.channels == [action]
+    assert any(setting in r.getMessage() for r in caplog.records)
+
+
+def test_add_rule_passes_only_given_arguments_so_rule_defaults_apply() -> None:
+    """add_rule without no_data/cooldown/severity/action gets Rule's defaults (no_data ok)."""
+    from paca_otel import Rule
+
+    rule = AlertManager().add_rule_sync("r", "cpu_usage > 90")
+    default = Rule(name="r", condition="cpu_usage > 90")
+    assert rule == default
+    assert rule.no_data == "ok"
+
+
+async def test_setup_alert_passes_only_given_arguments() -> None:
+    """setup_alert's rule differs from a bare Rule only in the arguments given."""
+    from paca_otel import Rule
+
+    rule = await MonitoringManager().setup_alert("cpu_usage", 80)
+    assert rule == Rule(name="cpu_usage_above_80", condition="cpu_usage > 80")
+    assert rule.no_data == "ok"
 
 
 def test_silence_mutes_matching_alerts() -> None:
@@ -152,3 +273,16 @@ def test_silence_mutes_matching_alerts() -> None:
     silence_id = alerts.silence({"alertname": "high_cpu"}, duration=60)
     assert silence_id
     alerts.expire_silence(silence_id)
+
+
+def test_rule_file_channels_resolve_like_add_rule(tmp_path: Path) -> None:
+    """A rule file naming send_email without SMTP settings loads, routed to email (logged)."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "groups:\n  - name: g\n    rules:\n      - alert: HighMemory\n"
+        "        expr: memory_usage > 90\n        channels: [send_email]\n"
+    )
+    alerts = AlertManager()
+    (rule,) = alerts.add_rules_from_file(path)
+    assert rule.channels == ["email"]
+    assert alerts.runtime.unconfigured_channels() == ["email"]

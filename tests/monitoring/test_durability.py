@@ -1,24 +1,31 @@
-"""Alerts survive a crash: fired while the channel is down, delivered once after a restart."""
+"""Alert state on disk: survives a crash, and a broken state file never stops the host app."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
 from paca_otel import AlertManager, MonitoringManager, configure
+from paca_otel.errors import PacaOtelError, StorageError
+from paca_otel.runtime import get_runtime
 from paca_otel.signals.system_source import MemoryStats, StaticSource
 from tests.peers import ROOT, free_port
+from tests.storage.faults import FAULTS, broken_state_file
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -87,15 +94,73 @@ async def test_alert_fired_before_sigkill_is_delivered_exactly_once_after_restar
     monitor = MonitoringManager()
     await monitor.start_monitoring()
     alerts = AlertManager()
-    alerts.add_rule("high_memory_usage", "memory_usage > 90", "webhook", 300)
+    alerts.add_rule_sync("high_memory_usage", "memory_usage > 90", "webhook", 300)
     # The restored alert is still firing: no new notification, the old one is delivered.
     assert [a.state.value for a in alerts.get_active_alerts()] == ["firing"]
     for _ in range(3):
         await alerts.evaluate()
+    outbox = get_runtime().outbox
     deadline = time.monotonic() + 10
-    while not keys and time.monotonic() < deadline:
+    while (not keys or outbox.pending_count()) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    await asyncio.sleep(0.5)
+    # nothing is left to send: every row is delivered, so no later send can follow
+    assert outbox.pending_count() == 0
+    assert [e.status for e in outbox.entries()] == ["delivered"]
     assert len(keys) == 1, keys
     assert keys[0][1] == "firing"
     await monitor.stop()
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+async def test_explicit_setup_on_unusable_state_file_names_the_path(
+    tmp_path: Path, fault: str
+) -> None:
+    """Garbage, corrupt or read-only state file: add_rule (both forms) raises a StorageError."""
+    with broken_state_file(tmp_path, fault) as path:
+        configure(metrics_exporter="none", state_path=path)
+        with pytest.raises(StorageError) as info:
+            await AlertManager().add_rule("high_memory_usage", "memory_usage > 90", "log", 300)
+        assert isinstance(info.value, PacaOtelError)
+        assert str(path) in str(info.value)
+        with pytest.raises(StorageError, match=path.name):
+            AlertManager().add_rule_sync("high_memory_usage", "memory_usage > 90", "log", 300)
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+async def test_running_app_on_unusable_state_file_keeps_serving_with_state_in_memory(
+    tmp_path: Path, fault: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A lifespan starting monitoring on a bad state file warns once and keeps serving."""
+    source = StaticSource()
+    source.mem = MemoryStats(total=1000, states={"used": 950, "free": 50})
+    with broken_state_file(tmp_path, fault) as path:
+        monitor = MonitoringManager(
+            system_source=source, metrics_exporter="none", state_path=path,
+            evaluation_interval=3600,
+        )  # fmt: skip
+
+        @asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            await monitor.start_monitoring()
+            yield
+            await monitor.stop()
+
+        app = FastAPI(lifespan=lifespan)
+
+        @app.get("/ping")
+        async def ping() -> dict[str, str]:
+            return {"pong": "yes"}
+
+        with caplog.at_level(logging.WARNING, logger="paca_otel"):
+            async with app.router.lifespan_context(app):
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                    assert (await http.get("/ping")).json() == {"pong": "yes"}
+                alerts = AlertManager()
+                await alerts.add_rule("high_memory_usage", "memory_usage > 90", "log", 300)
+                await alerts.evaluate()
+                await alerts.evaluate()
+                assert [a.state.value for a in alerts.get_active_alerts()] == ["firing"]
+        warnings = [r for r in caplog.records if str(path) in r.getMessage()]
+        assert len(warnings) == 1, [r.getMessage() for r in caplog.records]
+        assert "in memory" in warnings[0].getMessage()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from opentelemetry.sdk.metrics.export import (
 from paca_otel._internal import reset_warnings
 from paca_otel.errors import ConfigError
 from paca_otel.signals.cgroup import CgroupV2
-from paca_otel.signals.system import SystemMetrics
+from paca_otel.signals.system import CPU_WINDOW, SystemMetrics
 from paca_otel.signals.system_aliases import seed_aliases
 from paca_otel.signals.system_source import (
     FilesystemUsage,
@@ -81,6 +82,7 @@ def make(
 ) -> SystemMetrics:
     """SystemMetrics on the reader's provider, with no cgroup unless the test makes one."""
     kwargs.setdefault("cgroup_root", str(tmp_path / "no-cgroup"))
+    kwargs.setdefault("sleep", clock.advance)
     return SystemMetrics(reader.provider, source=source, clock=clock, **kwargs)
 
 
@@ -266,10 +268,43 @@ def test_first_collection_is_primed_at_construction(
     assert by(collect(reader)["system.cpu.utilization"], "cpu.mode")["user"] == 1.0
 
 
+def test_first_cpu_value_is_measured_over_the_window(
+    reader: Reader, source: StaticSource, clock: FakeClock, tmp_path: Path
+) -> None:
+    """A collection right after construction waits out the 100 ms window and measures it."""
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the CPU works while the collection waits
+        waits.append(seconds)
+        clock.advance(seconds)
+        source.cpu = {"user": 103.0, "system": 50.0, "idle": 801.0, "iowait": 10.0}
+
+    make(reader, source, clock, tmp_path, sleep=sleep)
+    clock.advance(0.03)
+    first = by(collect(reader)["system.cpu.utilization"], "cpu.mode")
+    assert waits == [pytest.approx(CPU_WINDOW - 0.03)]
+    assert first == pytest.approx({"user": 0.75, "system": 0.0, "idle": 0.25, "iowait": 0.0})
+    clock.advance(0.05)  # within the window of that measurement: repeated, no second wait
+    source.cpu = {"user": 104.0, "system": 50.0, "idle": 801.0, "iowait": 10.0}
+    assert by(collect(reader)["system.cpu.utilization"], "cpu.mode") == first
+    assert len(waits) == 1
+    clock.advance(0.1)  # past the window: a new measurement
+    assert by(collect(reader)["system.cpu.utilization"], "cpu.mode")["user"] == 1.0
+
+
+def test_first_cpu_value_is_a_real_measurement_with_psutil(reader: Reader, tmp_path: Path) -> None:
+    """With psutil, the first collection waits until CPU_WINDOW has passed since priming."""
+    primed = time.monotonic()  # no later than the priming sample inside the constructor
+    SystemMetrics(reader.provider, cgroup_root=str(tmp_path / "no-cgroup"))
+    shares = by(collect(reader)["system.cpu.utilization"], "cpu.mode")
+    assert time.monotonic() - primed >= CPU_WINDOW
+    assert sum(shares.values()) == pytest.approx(1.0)
+
+
 def test_collection_before_counters_move_is_never_a_spurious_zero(
     reader: Reader, source: StaticSource, clock: FakeClock, tmp_path: Path
 ) -> None:
-    """No elapsed CPU time: the average since boot first, then the last real value."""
+    """Counters that do not move (a frozen source): the average since boot, then the last value."""
     make(reader, source, clock, tmp_path)
     first = by(collect(reader)["system.cpu.utilization"], "cpu.mode")
     assert first == pytest.approx(
@@ -375,8 +410,8 @@ def test_process_cpu_utilization_is_per_available_cpu(
 def test_process_first_collection_uses_average_since_start(
     reader: Reader, source: StaticSource, clock: FakeClock, tmp_path: Path
 ) -> None:
-    """Collected right after construction, process CPU is the average since the process began."""
-    make(reader, source, clock, tmp_path)
+    """With no CPU window and no time elapsed, process CPU is the average since it began."""
+    make(reader, source, clock, tmp_path, cpu_window=0)
     got = by(collect(reader)["process.cpu.utilization"], "cpu.mode")
     assert got == pytest.approx({"user": 1.5 / 20, "system": 0.5 / 20})
 
@@ -456,7 +491,7 @@ _FORK_CHILD = """
 import os
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from paca_otel.signals.system import SystemMetrics
+from paca_otel.signals.system import CPU_WINDOW, SystemMetrics
 from paca_otel.signals.system_source import PsutilSource
 
 reader = InMemoryMetricReader()

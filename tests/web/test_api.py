@@ -38,11 +38,19 @@ async def test_current_metrics_and_prometheus_exposition(client: httpx.AsyncClie
     ("payload", "fragment"),
     [
         ({"name": "x", "condition": "cpu_usage >"}, "column"),
-        ({"name": "x", "condition": "cpu_usage > 1", "action": "send_email"}, "smtp_host"),
+        ({"name": "x", "condition": "cpu_usage > 1", "action": "emial"}, "unknown"),
+        ({"name": "x", "condition": "cpu_usage > 1", "no_data": "maybe"}, "no_data"),
+        ({"name": "x", "condition": "cpu_usage > 1", "labels": {"bad name": "v"}}, "label"),
+        ({"name": "x", "condition": "cpu_usage > 1", "group": "g"}, "group"),
+        (
+            {"name": "x", "condition": "cpu_usage > 1", "action": "log", "channels": ["log"]},
+            "action or",
+        ),
         ({"name": "", "condition": "cpu_usage > 1"}, "name"),
         ({"name": "x", "condition": "cpu_usage > 1", "cooldown": "soon"}, "cooldown"),
         ({"name": "x", "condition": "__import__('os')"}, "column"),
         ({"condition": "cpu_usage > 1"}, "name"),
+        ({"name": "x", "condition": 'x{user=~"(?=a)"} > 0'}, "RE2 syntax"),
     ],
 )
 async def test_bad_rule_payloads_get_422(
@@ -69,6 +77,51 @@ async def test_rules_and_alerts_round_trip(client: httpx.AsyncClient) -> None:
     assert alerts[0]["state"] == "firing"
     history = (await client.get("/monitoring/alerts/history")).json()
     assert history[0]["state"] == "firing"
+
+
+async def test_current_metrics_have_every_documented_alias(client: httpx.AsyncClient) -> None:
+    """/monitoring/metrics carries each alias of the README's table, request ones included."""
+    from paca_otel.pipeline.aliases import ALIASES
+
+    await client.get("/api/orders/1")
+    snapshot = (await client.get("/monitoring/metrics")).json()
+    assert set(ALIASES) <= set(snapshot)
+    assert snapshot["request_count"] >= 1
+    assert snapshot["error_rate"] == 0.0
+    assert snapshot["latency_p95"] > 0
+
+
+def test_rule_payload_is_derived_from_rule() -> None:
+    """The API body lists Rule's fields (labels, no_data...) once, plus the seed's action."""
+    from paca_otel import Rule
+    from paca_otel.web.api import RulePayload
+
+    fields = set(RulePayload.model_fields)
+    assert fields == (set(Rule.model_fields) - {"group", "interval"}) | {"action"}
+
+
+async def test_posted_rule_keeps_labels_no_data_and_rule_defaults(
+    client: httpx.AsyncClient,
+) -> None:
+    """labels, no_data and for are taken; what is left out takes Rule's defaults (no_data ok)."""
+    body = {
+        "name": "labelled",
+        "condition": "cpu_usage > 99",
+        "labels": {"team": "web"},
+        "no_data": "keep",
+        "for": "1m",
+        "action": "send_email",
+    }
+    response = await client.post("/monitoring/rules", json=body)
+    assert response.status_code == 201, response.text
+    rule = response.json()
+    assert rule["labels"] == {"team": "web"}
+    assert (rule["no_data"], rule["for"], rule["channels"]) == ("keep", 60.0, ["email"])
+    plain = await client.post(
+        "/monitoring/rules", json={"name": "p", "condition": "cpu_usage > 99"}
+    )
+    assert plain.json()["no_data"] == "ok"
+    assert plain.json()["cooldown"] == 300.0
 
 
 async def test_dashboard_page_is_served(client: httpx.AsyncClient) -> None:

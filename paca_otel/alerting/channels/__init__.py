@@ -14,7 +14,7 @@ from paca_otel.errors import ChannelError
 from .alertmanager import AlertmanagerChannel
 from .base import DeliveryError, NotificationChannel
 from .email import EmailChannel
-from .log import LogChannel
+from .log import LogChannel, UnconfiguredChannel
 from .slack import SlackChannel
 from .webhook import WebhookChannel
 
@@ -54,6 +54,7 @@ __all__ = [
     "LogChannel",
     "NotificationChannel",
     "SlackChannel",
+    "UnconfiguredChannel",
     "WebhookChannel",
     "build_channel",
 ]
