@@ -313,7 +313,7 @@ class MetricsCollector:
             counter = self._create(name, MetricKind.COUNTER, unit, description)
         try:
             if labels is not None:
-                key = (*labels.items(),)
+                key = (*labels, *labels.values())
                 labels = self._label_sets[key]  # type: ignore[assignment]  # a cleaned Labels
             if (value.__class__ is int and 0 <= value <= _INT_MAX) or (
                 value.__class__ is float and 0 <= value < _INF
@@ -339,7 +339,7 @@ class MetricsCollector:
             counter = self._create(name, MetricKind.UP_DOWN_COUNTER, unit, description)
         try:
             if labels is not None:
-                key = (*labels.items(),)
+                key = (*labels, *labels.values())
                 labels = self._label_sets[key]  # type: ignore[assignment]  # a cleaned Labels
             if (value.__class__ is int and _INT_MIN <= value <= _INT_MAX) or (
                 value.__class__ is float and -_INF < value < _INF
@@ -369,7 +369,7 @@ class MetricsCollector:
             histogram = self._create(name, MetricKind.HISTOGRAM, unit, description)
         try:
             if labels is not None:
-                key = (*labels.items(),)
+                key = (*labels, *labels.values())
                 labels = self._label_sets[key]  # type: ignore[assignment]  # a cleaned Labels
             if (value.__class__ is float and 0 <= value < _INF) or (
                 value.__class__ is int and 0 <= value <= _INT_MAX
@@ -395,7 +395,7 @@ class MetricsCollector:
             gauge = self._create(name, MetricKind.GAUGE, unit, description)
         try:
             if labels is not None:
-                key = (*labels.items(),)
+                key = (*labels, *labels.values())
                 labels = self._label_sets[key]  # type: ignore[assignment]  # a cleaned Labels
             if (value.__class__ is float and -_INF < value < _INF) or (
                 value.__class__ is int and _INT_MIN <= value <= _INT_MAX
@@ -434,7 +434,7 @@ class MetricsCollector:
                 counter = self._create(name, MetricKind.COUNTER, unit, description)
             try:
                 if labels is not None:
-                    key = (*labels.items(),)
+                    key = (*labels, *labels.values())
                     labels = self._label_sets[key]  # type: ignore[assignment]  # a cleaned Labels
                 if (value.__class__ is int and 0 <= value <= _INT_MAX) or (
                     value.__class__ is float and 0 <= value < _INF
@@ -451,7 +451,7 @@ class MetricsCollector:
                 gauge = self._create(name, MetricKind.GAUGE, unit, description)
             try:
                 if labels is not None:
-                    key = (*labels.items(),)
+                    key = (*labels, *labels.values())
                     labels = self._label_sets[key]  # type: ignore[assignment]  # a cleaned Labels
                 if (value.__class__ is float and -_INF < value < _INF) or (
                     value.__class__ is int and _INT_MIN <= value <= _INT_MAX

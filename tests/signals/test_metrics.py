@@ -20,6 +20,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from paca_otel import _internal
 from paca_otel.errors import InstrumentKindConflictError, InvalidMetricNameError, MetricError
 from paca_otel.signals import metrics as metrics_mod
+from paca_otel.signals.labels import cache_key
 from paca_otel.signals.metrics import SECONDS_BUCKETS, MetricKind, MetricsCollector
 
 LABELS: dict[str, str | int] = {"route": "/items", "status": 200}
@@ -467,6 +468,13 @@ def test_long_label_values_are_truncated_and_counted_per_use(
     assert dict(key)["payload"] == "x" * 2048
     assert _dropped(reader) == {"label_value_truncated": 3}
     assert all(len(str(k)) < 100 for k in collector._label_sets)  # nothing huge is pinned
+
+
+def test_seen_label_sets_are_cached_under_the_hot_path_key(collector: MetricsCollector) -> None:
+    """The cleaner caches under the key the hot path builds, so repeats skip cleaning."""
+    collector.increment("c", 1, LABELS)
+    collector.increment("c", 1, dict(LABELS))
+    assert list(collector._label_sets) == [cache_key(LABELS)]
 
 
 def test_label_limit_is_a_constructor_argument(provider: MeterProvider, reader: Any) -> None:
