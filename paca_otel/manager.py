@@ -98,7 +98,8 @@ class MonitoringManager:
             telemetry.system = SystemMetrics(telemetry.meter_provider)
         from paca_otel import runtime
 
-        runtime.attach(telemetry)
+        # Opening the state file may wait on SQLite's busy budget: not on the event loop.
+        await asyncio.to_thread(runtime.attach, telemetry)
 
     async def setup_alert(
         self,
