@@ -24,11 +24,10 @@ from paca_otel.errors import (
 if TYPE_CHECKING:
     from paca_otel.alerting.channels import NotificationChannel
     from paca_otel.alerting.engine import ActiveAlert
-    from paca_otel.alerting.manager import AlertManager
     from paca_otel.alerting.models import AlertEvent, AlertState, Notification, Severity
     from paca_otel.alerting.rules import Rule, load_rules
     from paca_otel.config import PacaOtelSettings
-    from paca_otel.manager import MonitoringManager
+    from paca_otel.manager import AlertManager, MonitoringManager
     from paca_otel.setup import Telemetry, configure, get_telemetry
     from paca_otel.signals.logs import JsonFormatter, install_logging
     from paca_otel.signals.metrics import MetricKind, MetricsCollector
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     "NotificationChannel": "paca_otel.alerting.channels",
     "ActiveAlert": "paca_otel.alerting.engine",
-    "AlertManager": "paca_otel.alerting.manager",
+    "AlertManager": "paca_otel.manager",
     "AlertEvent": "paca_otel.alerting.models",
     "AlertState": "paca_otel.alerting.models",
     "Notification": "paca_otel.alerting.models",
