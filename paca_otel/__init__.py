@@ -30,6 +30,7 @@ from paca_otel.signals.metrics import MetricKind, MetricsCollector
 from paca_otel.signals.system import SystemMetrics
 from paca_otel.signals.tracing import span, traced
 from paca_otel.snapshot import MetricPoint, MetricsSnapshot
+from paca_otel.web.middleware import instrument_fastapi
 
 __all__ = [
     "ActiveAlert",
@@ -61,6 +62,7 @@ __all__ = [
     "configure",
     "get_telemetry",
     "install_logging",
+    "instrument_fastapi",
     "load_rules",
     "span",
     "traced",
