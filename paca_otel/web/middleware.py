@@ -209,7 +209,7 @@ class ServerMiddleware:
         )
         self.on_response = bool(response_hook or self._capture_response)
         self._active_attrs: dict[tuple[str, str], dict[str, Any]] = {}
-        self._duration_attrs: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._duration_attrs: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
         self._span_names: dict[tuple[str, str | None], str] = {}
         self._mount_routes: dict[tuple[str, int], str | None] = {}
 
@@ -242,6 +242,8 @@ class ServerMiddleware:
             finally:
                 if request.token is not None:
                     otel_context.detach(request.token)
+                # Outside the span's context: an exemplar on a gauge-like sum says nothing.
+                self._active.add(-1, request.active_attrs)
 
     def _start(self, scope: Scope, send: Send) -> _Request | None:
         """Start measuring, or None when the request is excluded."""
@@ -264,6 +266,7 @@ class ServerMiddleware:
         if active_attrs is None:
             active_attrs = self._cache_active(method, scheme)
         request.active_attrs = active_attrs
+        self._active.add(1, active_attrs)
         if self._tracing:
             parent = propagate.extract(headers, getter=ASGI_GETTER)
             attributes: dict[str, Any] = {
@@ -306,7 +309,6 @@ class ServerMiddleware:
             request.token = otel_context.attach(trace.set_span_in_context(span, parent))
             if self._request_hook is not None and span.is_recording():
                 _call_hook(self._request_hook, span, scope)
-        self._active.add(1, active_attrs)
         request.start = perf_counter()
         return request
 
@@ -343,22 +345,22 @@ class ServerMiddleware:
         else:
             error_type = None
         key = (method, request.scheme, request.version, route, status, error_type)
-        attributes = self._duration_attrs.get(key)
-        if attributes is None:
-            attributes = self._cache_duration(key)
+        cached = self._duration_attrs.get(key)
+        if cached is None:
+            cached = self._cache_duration(key)
+        attributes, span_attributes = cached
         span = request.span
         if span is not None and span.is_recording():
             name = self._span_names.get((method, route))
             if name is None:
                 name = self._cache_name(method, route)
             span.update_name(name)
-            span.set_attributes(attributes)
+            span.set_attributes(span_attributes)
             if isinstance(error, Exception):
                 span.record_exception(error)
             if error_type is not None:
                 span.set_status(Status(StatusCode.ERROR, type(error).__name__ if error else None))
         self._duration.record(elapsed, attributes)
-        self._active.add(-1, request.active_attrs)
         if span is not None:
             span.end()
 
@@ -391,20 +393,23 @@ class ServerMiddleware:
             self._active_attrs[(method, scheme)] = attributes
         return attributes
 
-    def _cache_duration(self, key: tuple[Any, ...]) -> dict[str, Any]:
+    def _cache_duration(self, key: tuple[Any, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The histogram's attribute set and the attributes the span lacks until the end."""
         method, scheme, version, route, status, error_type = key
+        outcome: dict[str, Any] = {}
+        if route is not None:
+            outcome["http.route"] = route
+        if status is not None:
+            outcome["http.response.status_code"] = status
+        if error_type is not None:
+            outcome["error.type"] = error_type
         attributes: dict[str, Any] = {"http.request.method": method, "url.scheme": scheme}
         if version:
             attributes["network.protocol.version"] = version
-        if route is not None:
-            attributes["http.route"] = route
-        if status is not None:
-            attributes["http.response.status_code"] = status
-        if error_type is not None:
-            attributes["error.type"] = error_type
+        attributes.update(outcome)
         if len(self._duration_attrs) < _CACHE_LIMIT:
-            self._duration_attrs[key] = attributes
-        return attributes
+            self._duration_attrs[key] = (attributes, outcome)
+        return attributes, outcome
 
     def _cache_name(self, method: str, route: str | None) -> str:
         verb = "HTTP" if method == "_OTHER" else method

@@ -1,0 +1,288 @@
+"""Per-request cost of FastAPI instrumentations, as ratios to an uninstrumented app.
+
+Every variant is the same FastAPI app (one JSON route with a path parameter) called directly
+through ASGI (no server, no sockets), so only the instrumentation's own cost differs. All
+variants are built in one process and measured in interleaved rounds (the order rotates each
+round), so CPU-frequency drift and GC hit them alike; the median round of each is printed
+against the uninstrumented app with FastAPI's built-in telemetry off.
+
+Variants: FastAPI's built-in telemetry, prometheus-fastapi-instrumentator (metrics only),
+contrib's ``FastAPIInstrumentor``, paca-otel's ``instrument_fastapi`` on bare SDK providers,
+and the paca-otel full stack: ``paca_otel.configure(...)`` (RED span processor, the snapshot,
+alerting and Prometheus readers, system gauges) with ``instrument_fastapi`` on its
+providers. Spans are exported in-process (a batch processor to a no-op exporter) by default;
+``--otlp`` exports the spans of the paca full stack and of contrib over OTLP/gRPC to a local
+rotel (started on 127.0.0.1, stopped by its PID). Goals: paca full stack <= 2.0x in-process,
+<= 2.5x over OTLP.
+
+Run: ``python benchmarks/bench_fastapi.py [--otlp] [--rounds N] [--requests N]
+[--profile VARIANT]`` (``--profile`` prints a cProfile of one variant instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import pstats
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+import paca_otel
+from paca_otel import instrument_fastapi
+
+App = Callable[..., Awaitable[None]]
+OFF: Any = {"tracing": False, "metrics": False, "logs": False}
+BASELINE = "uninstrumented"
+SCOPE: dict[str, Any] = {
+    "type": "http",
+    "asgi": {"version": "3.0", "spec_version": "2.3"},
+    "http_version": "1.1",
+    "method": "GET",
+    "scheme": "http",
+    "path": "/items/42",
+    "raw_path": b"/items/42",
+    "query_string": b"q=1",
+    "root_path": "",
+    "headers": [
+        (b"host", b"127.0.0.1:8000"),
+        (b"user-agent", b"bench/1.0"),
+        (b"accept", b"*/*"),
+        (b"traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+    ],
+    "server": ("127.0.0.1", 8000),
+    "client": ("127.0.0.1", 50000),
+}
+REQUEST = {"type": "http.request", "body": b"", "more_body": False}
+
+
+class NullExporter(SpanExporter):
+    """Accepts every batch and does nothing: the in-process stand-in for an exporter."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+
+def make_app(telemetry: Any = OFF) -> FastAPI:
+    app = FastAPI(telemetry=telemetry)
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int, q: str | None = None) -> dict[str, Any]:
+        return {"id": item_id, "q": q}
+
+    return app
+
+
+def sdk_providers(span_exporter: SpanExporter | None = None) -> tuple[TracerProvider, Any]:
+    """What a user of the bare SDK pays: batch span export and one metric reader."""
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(
+        BatchSpanProcessor(span_exporter or NullExporter(), max_queue_size=100_000)
+    )
+    return tracer_provider, MeterProvider(metric_readers=[InMemoryMetricReader()])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_rotel(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """rotel on 127.0.0.1 with a blackhole exporter: the OTLP/gRPC hop without a backend."""
+    local = Path(__file__).resolve().parents[1] / ".peers" / "bin" / "rotel-agent"
+    bundled = Path(sysconfig.get_paths()["purelib"]) / "rotel" / "rotel-agent"
+    binary = next(
+        (str(p) for p in (local, bundled) if p.is_file()), shutil.which("rotel-agent")
+    )
+    if binary is None:
+        sys.exit("rotel-agent not found (pip install the dev extra)")
+    grpc_port, http_port = free_port(), free_port()
+    command = [binary, "start", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}"]
+    command += ["--otlp-http-endpoint", f"127.0.0.1:{http_port}", "--exporter", "blackhole"]
+    command += ["--pid-file", str(workdir / "rotel.pid"), "--log-file", str(workdir / "log")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", grpc_port)) == 0:
+                return process, f"http://127.0.0.1:{grpc_port}"
+        time.sleep(0.05)
+    process.kill()
+    sys.exit("rotel did not start")
+
+
+def build_variants(otlp_endpoint: str | None) -> dict[str, App]:
+    """Every variant's ASGI app, keyed by the name printed in the table."""
+    variants: dict[str, App] = {BASELINE: make_app()}
+
+    tracer_provider, meter_provider = sdk_providers()
+    variants["fastapi built-in telemetry"] = make_app(
+        {"tracer_provider": tracer_provider, "meter_provider": meter_provider, "logs": False}
+    )
+
+    from prometheus_client import CollectorRegistry
+    from prometheus_fastapi_instrumentator import Instrumentator
+
+    app = make_app()
+    Instrumentator(registry=CollectorRegistry()).instrument(app)
+    variants["prometheus-fastapi-instrumentator"] = app
+
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    for label, exporter in [("contrib FastAPIInstrumentor", None)] + (
+        [("contrib, spans over OTLP", _otlp_exporter(otlp_endpoint))] if otlp_endpoint else []
+    ):
+        app = make_app()
+        tracer_provider, meter_provider = sdk_providers(exporter)
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
+        variants[label] = app
+
+    app = make_app()
+    tracer_provider, meter_provider = sdk_providers()
+    instrument_fastapi(app, tracer_provider=tracer_provider, meter_provider=meter_provider)
+    variants["paca middleware alone (SDK providers)"] = app
+
+    # The full stack: configure() without app (it still installs contrib today), then the
+    # middleware on the configured providers, as configure(app=...) will do.
+    settings: dict[str, Any] = {
+        "service_name": "bench",
+        "metrics_exporter": "prometheus",
+        "prometheus_port": free_port(),
+        "logs_exporter": "none",
+    }
+    if otlp_endpoint:
+        settings.update(
+            traces_exporter="otlp", otlp_traces_endpoint=otlp_endpoint, otlp_protocol="grpc"
+        )
+        label = "paca full stack, spans over OTLP"
+        processors: list[Any] = []
+    else:
+        settings.update(traces_exporter="none")
+        label = "paca full stack (in-process)"
+        processors = [BatchSpanProcessor(NullExporter(), max_queue_size=100_000)]
+    telemetry = paca_otel.configure(span_processors=processors, **settings)
+    app = make_app()
+    instrument_fastapi(
+        app, tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+    variants[label] = app
+    return variants
+
+
+def _otlp_exporter(endpoint: str | None) -> SpanExporter:
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=endpoint, insecure=True)
+
+
+async def receive() -> dict[str, Any]:
+    return REQUEST
+
+
+async def send(message: Any) -> None:
+    return None
+
+
+async def one_round(app: App, requests: int) -> float:
+    """Microseconds per request over ``requests`` sequential ASGI calls."""
+    start = time.perf_counter()
+    for _ in range(requests):
+        await app(dict(SCOPE), receive, send)
+    return (time.perf_counter() - start) / requests * 1e6
+
+
+async def measure(variants: dict[str, App], rounds: int, requests: int) -> dict[str, list[float]]:
+    names = list(variants)
+    for name in names:  # warm-up: first sightings, lazy imports, caches
+        await one_round(variants[name], 300)
+    results: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            results[name].append(await one_round(variants[name], requests))
+    return results
+
+
+def report(results: dict[str, list[float]]) -> None:
+    base = statistics.median(results[BASELINE])
+    print(f"\n{'variant':42} {'median us':>10} {'best us':>9} {'x uninstr.':>11}")
+    for name, values in results.items():
+        median = statistics.median(values)
+        print(f"{name:42} {median:10.1f} {min(values):9.1f} {median / base:11.2f}")
+    goal = 2.5 if any("OTLP" in name for name in results) else 2.0
+    for name, values in results.items():
+        if name.startswith("paca full stack"):
+            ratio = statistics.median(values) / base
+            verdict = "meets" if ratio <= goal else "MISSES"
+            print(f"\n{name}: {ratio:.2f}x, {verdict} the goal of <= {goal}x")
+
+
+def profile(app: App, requests: int) -> None:
+    profiler = cProfile.Profile()
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(one_round(app, 500))
+    profiler.enable()
+    loop.run_until_complete(one_round(app, requests))
+    profiler.disable()
+    loop.close()
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--otlp", action="store_true", help="export spans to a local rotel")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--requests", type=int, default=2000, help="requests per round")
+    parser.add_argument("--profile", metavar="VARIANT", help="cProfile one variant")
+    args = parser.parse_args()
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")  # contrib: stable names
+    rotel: subprocess.Popen[bytes] | None = None
+    with tempfile.TemporaryDirectory() as workdir:
+        endpoint = None
+        if args.otlp:
+            rotel, endpoint = start_rotel(Path(workdir))
+        try:
+            variants = build_variants(endpoint)
+            if args.profile:
+                profile(variants[args.profile], args.requests * 5)
+                return
+            print(f"{args.rounds} interleaved rounds x {args.requests} direct ASGI requests")
+            report(asyncio.run(measure(variants, args.rounds, args.requests)))
+        finally:
+            telemetry = paca_otel.get_telemetry()
+            if telemetry is not None:
+                telemetry.shutdown(timeout_millis=2_000)
+            if rotel is not None:
+                rotel.terminate()
+                try:
+                    rotel.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    rotel.kill()
+
+
+if __name__ == "__main__":
+    main()
