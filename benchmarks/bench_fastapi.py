@@ -70,6 +70,7 @@ SCOPE: dict[str, Any] = {
     "client": ("127.0.0.1", 50000),
 }
 REQUEST = {"type": "http.request", "body": b"", "more_body": False}
+PROVIDERS: list[Any] = []  # shut down at the end, before rotel stops
 
 
 class NullExporter(SpanExporter):
@@ -98,7 +99,9 @@ def sdk_providers(span_exporter: SpanExporter | None = None) -> tuple[TracerProv
     tracer_provider.add_span_processor(
         BatchSpanProcessor(span_exporter or NullExporter(), max_queue_size=100_000)
     )
-    return tracer_provider, MeterProvider(metric_readers=[InMemoryMetricReader()])
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    PROVIDERS.extend((tracer_provider, meter_provider))
+    return tracer_provider, meter_provider
 
 
 def free_port() -> int:
@@ -112,9 +115,7 @@ def start_rotel(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     """rotel on 127.0.0.1 with a blackhole exporter: the OTLP/gRPC hop without a backend."""
     local = Path(__file__).resolve().parents[1] / ".peers" / "bin" / "rotel-agent"
     bundled = Path(sysconfig.get_paths()["purelib"]) / "rotel" / "rotel-agent"
-    binary = next(
-        (str(p) for p in (local, bundled) if p.is_file()), shutil.which("rotel-agent")
-    )
+    binary = next((str(p) for p in (local, bundled) if p.is_file()), shutil.which("rotel-agent"))
     if binary is None:
         sys.exit("rotel-agent not found (pip install the dev extra)")
     grpc_port, http_port = free_port(), free_port()
@@ -159,6 +160,16 @@ def build_variants(otlp_endpoint: str | None) -> dict[str, App]:
             app, tracer_provider=tracer_provider, meter_provider=meter_provider
         )
         variants[label] = app
+
+    from opentelemetry import metrics, trace
+
+    app = make_app()  # the middleware's own Python: no-op providers record nothing
+    instrument_fastapi(
+        app,
+        tracer_provider=trace.NoOpTracerProvider(),
+        meter_provider=metrics.NoOpMeterProvider(),
+    )
+    variants["paca middleware, no-op providers"] = app
 
     app = make_app()
     tracer_provider, meter_provider = sdk_providers()
@@ -273,6 +284,8 @@ def main() -> None:
             print(f"{args.rounds} interleaved rounds x {args.requests} direct ASGI requests")
             report(asyncio.run(measure(variants, args.rounds, args.requests)))
         finally:
+            for provider in PROVIDERS:
+                provider.shutdown()
             telemetry = paca_otel.get_telemetry()
             if telemetry is not None:
                 telemetry.shutdown(timeout_millis=2_000)

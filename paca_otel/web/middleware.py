@@ -42,6 +42,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.context import Context
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.http import (
     ExcludeList,
@@ -193,8 +194,13 @@ class ServerMiddleware:
             description="Duration of HTTP server requests.",
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
         )
-        self._active = meter.create_up_down_counter(
+        # Counted in plain ints and observed at collection: two SDK measurements per
+        # request (and their re-aggregation on every reader) saved; exported the same way,
+        # as a non-monotonic cumulative sum.
+        self._active: dict[tuple[str, str], _Active] = {}
+        meter.create_observable_up_down_counter(
             "http.server.active_requests",
+            callbacks=[self._observe_active],
             unit="{request}",
             description="Number of active HTTP server requests.",
         )
@@ -208,7 +214,6 @@ class ServerMiddleware:
             else get_custom_headers(_ENV_SANITIZE)
         )
         self.on_response = bool(response_hook or self._capture_response)
-        self._active_attrs: dict[tuple[str, str], dict[str, Any]] = {}
         self._duration_attrs: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
         self._span_names: dict[tuple[str, str | None], str] = {}
         self._mount_routes: dict[tuple[str, int], str | None] = {}
@@ -242,8 +247,7 @@ class ServerMiddleware:
             finally:
                 if request.token is not None:
                     otel_context.detach(request.token)
-                # Outside the span's context: an exemplar on a gauge-like sum says nothing.
-                self._active.add(-1, request.active_attrs)
+                request.active.value -= 1
 
     def _start(self, scope: Scope, send: Send) -> _Request | None:
         """Start measuring, or None when the request is excluded."""
@@ -262,11 +266,11 @@ class ServerMiddleware:
         request = _Request(self, scope, send, method, scheme)
         version = request.version = scope.get("http_version")
         request.root_path = scope.get("root_path", "")
-        active_attrs = self._active_attrs.get((method, scheme))
-        if active_attrs is None:
-            active_attrs = self._cache_active(method, scheme)
-        request.active_attrs = active_attrs
-        self._active.add(1, active_attrs)
+        active = self._active.get((method, scheme))
+        if active is None:
+            active = self._new_active(method, scheme)
+        active.value += 1
+        request.active = active
         if self._tracing:
             parent = propagate.extract(headers, getter=ASGI_GETTER)
             attributes: dict[str, Any] = {
@@ -387,11 +391,15 @@ class ServerMiddleware:
             self._mount_routes[key] = template
         return template
 
-    def _cache_active(self, method: str, scheme: str) -> dict[str, Any]:
-        attributes = {"http.request.method": method, "url.scheme": scheme}
-        if len(self._active_attrs) < _CACHE_LIMIT:
-            self._active_attrs[(method, scheme)] = attributes
-        return attributes
+    def _new_active(self, method: str, scheme: str) -> _Active:
+        active = _Active({"http.request.method": method, "url.scheme": scheme})
+        if len(self._active) < _CACHE_LIMIT:
+            self._active[(method, scheme)] = active
+        return active
+
+    def _observe_active(self, options: CallbackOptions) -> list[Observation]:
+        """The ``http.server.active_requests`` callback: one observation per attribute set."""
+        return [Observation(a.value, a.attributes) for a in list(self._active.values())]
 
     def _cache_duration(self, key: tuple[Any, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The histogram's attribute set and the attributes the span lacks until the end."""
@@ -419,11 +427,28 @@ class ServerMiddleware:
         return name
 
 
+class _Active:
+    """Requests in flight for one attribute set.
+
+    Changed only on the event-loop thread that serves the request (``+=`` on an int: no
+    lock); read by the metric callback.
+    """
+
+    __slots__ = ("attributes", "value")
+
+    def __init__(self, attributes: dict[str, Any]) -> None:
+        self.attributes = attributes
+        self.value = 0
+
+
+_NOT_COUNTED = _Active({})  # placeholder until a request is counted
+
+
 class _Request:
     """One request's measurement state; ``send_status`` is the ``send`` the app gets."""
 
     __slots__ = (
-        "active_attrs",
+        "active",
         "method",
         "middleware",
         "root_path",
@@ -447,7 +472,7 @@ class _Request:
         self.scheme = scheme
         self.version: str | None = None
         self.root_path = ""
-        self.active_attrs: dict[str, Any] = {}
+        self.active = _NOT_COUNTED
         self.span: Span | None = None
         self.token: Token[Context] | None = None
         self.status: int | None = None

@@ -76,6 +76,7 @@ async def run(mode: str) -> dict[str, Any]:
         from paca_otel import instrument_fastapi
 
         instrument_fastapi(app, tracer_provider=tracer_provider, meter_provider=meter_provider)
+
     async def on_port_80(scope: Any, receive: Any, send: Any) -> None:
         # What a server on port 80 puts in the scope (httpx leaves the port None). Contrib
         # glues a non-80 port into server.address ("host:8000"); we follow the semconv

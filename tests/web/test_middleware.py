@@ -189,6 +189,24 @@ async def test_duration_histogram_and_active_requests(client: httpx.AsyncClient,
     assert dict(active.attributes) == {"http.request.method": "GET", "url.scheme": "http"}
 
 
+async def test_active_requests_counts_requests_in_flight(sdk: Sdk) -> None:
+    """While a request runs, http.server.active_requests reads 1; afterwards 0."""
+    seen: list[int] = []
+    app = build_app()
+
+    @app.get("/slow")
+    async def slow() -> str:
+        seen.extend(point.value for point in sdk.points("http.server.active_requests"))
+        return "done"
+
+    instrument_fastapi(app, tracer_provider=sdk.tracer_provider, meter_provider=sdk.meter_provider)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        await http.get("/slow")
+    assert seen == [1]
+    assert [point.value for point in sdk.points("http.server.active_requests")] == [0]
+
+
 async def test_exception_is_recorded_and_sets_error_status(
     client: httpx.AsyncClient, sdk: Sdk
 ) -> None:
