@@ -92,7 +92,7 @@ def server_address(host: bytes | None, scope: Scope) -> tuple[str | None, int | 
 
 def url_query(query_string: bytes) -> str:
     """``url.query``: the raw query, with the semconv's sensitive parameter values redacted."""
-    query = query_string.decode("latin-1")
+    query = query_string.decode("utf-8", "replace")  # as contrib does
     if _SENSITIVE_QUERY_RE.search(query) is None:
         return query
     return urlencode(

@@ -270,6 +270,14 @@ async def test_mounted_sub_apps_record_the_full_route(client: httpx.AsyncClient,
     ] * 2
 
 
+async def test_sensitive_query_parameters_are_redacted(client: httpx.AsyncClient, sdk: Sdk) -> None:
+    """url.query keeps the query but redacts the semconv's signature parameters' values."""
+    await client.get("/api/items/1?X-Amz-Signature=abc123&page=2")
+    [span] = sdk.finished()
+    assert span.attributes is not None
+    assert span.attributes["url.query"] == "X-Amz-Signature=REDACTED&page=2"
+
+
 async def test_method_not_allowed_keeps_the_route(client: httpx.AsyncClient, sdk: Sdk) -> None:
     """A 405 on a known path is reported under that path's route."""
     assert (await client.post("/api/items/1")).status_code == 405

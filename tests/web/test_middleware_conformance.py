@@ -2,6 +2,12 @@
 
 Both sides run in a child process (``conformance_child.py``) on the same app and requests;
 contrib with ``OTEL_SEMCONV_STABILITY_OPT_IN=http`` and its receive/send spans excluded.
+
+Deliberate differences, kept out of these requests and covered in test_middleware.py:
+mounted apps (we report the full template, ``/sub/x/{y}``; contrib the mount path ``/sub``),
+``server.address`` behind a non-80 port (contrib glues the port on: ``host:8000``), the
+semconv's sensitive query parameters (we redact their values in ``url.query``), and
+contrib's extra body-size histograms.
 """
 
 from __future__ import annotations
