@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, MutableMapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi.routing import iter_route_contexts
 from opentelemetry.propagators.textmap import Getter
-from starlette.routing import BaseRoute, Match, Mount
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
 
 Scope = MutableMapping[str, Any]
 RawHeaders = Sequence[tuple[bytes, bytes]]
@@ -125,6 +126,10 @@ def resolve_route(routes: Iterable[BaseRoute], scope: Scope) -> str | None:
     joined with the template matched inside it, so ``/sub/items/{id}`` is reported for both
     a FastAPI and a Starlette sub-app. A mounted app without routes keeps ``/{path}``.
     """
+    # Imported here: only the slow path needs them, and `import paca_otel` stays light.
+    from fastapi.routing import iter_route_contexts
+    from starlette.routing import Match, Mount
+
     partial: str | None = None
     for context in iter_route_contexts(list(routes)):
         match, child_scope = context.matches(scope)

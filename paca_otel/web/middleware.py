@@ -37,22 +37,13 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from contextvars import Token
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import metrics, propagate, trace
+from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
-from opentelemetry.util.http import (
-    ExcludeList,
-    SanitizeValue,
-    get_custom_headers,
-    normalise_request_header_name,
-    normalise_response_header_name,
-    parse_excluded_urls,
-)
-from starlette.applications import Starlette
 
 from paca_otel._internal import drops, raise_internal, warn_once
 from paca_otel._version import __version__
@@ -65,6 +56,10 @@ from paca_otel.web._http_semconv import (
     server_address,
     url_query,
 )
+
+if TYPE_CHECKING:  # imported when instrumenting: `import paca_otel` stays light
+    from opentelemetry.util.http import ExcludeList
+    from starlette.applications import Starlette
 
 __all__ = [
     "DEFAULT_EXCLUDED_URLS",
@@ -121,6 +116,8 @@ def _exclude_list(excluded_urls: str | Iterable[str] | None) -> ExcludeList | No
     The environment value replaces the default list, as it does for contrib's instrumentors;
     ``[*DEFAULT_EXCLUDED_URLS, ...]`` extends it in code.
     """
+    from opentelemetry.util.http import parse_excluded_urls
+
     setting = "excluded_urls"
     if excluded_urls is None:
         for name in _ENV_EXCLUDED:
@@ -145,6 +142,8 @@ def _exclude_list(excluded_urls: str | Iterable[str] | None) -> ExcludeList | No
 
 
 def _header_list(value: Iterable[str] | None, env: str) -> list[str]:
+    from opentelemetry.util.http import get_custom_headers
+
     return [h for h in value if h] if value is not None else get_custom_headers(env)
 
 
@@ -179,6 +178,17 @@ class ServerMiddleware:
         sanitize_headers: Iterable[str] | None = None,
         routes_owner: Any = None,
     ) -> None:
+        from opentelemetry.propagate import extract
+        from opentelemetry.util.http import (
+            SanitizeValue,
+            get_custom_headers,
+            normalise_request_header_name,
+            normalise_response_header_name,
+        )
+
+        self._extract = extract  # the global propagators, looked up per request
+        self._request_header_name = normalise_request_header_name
+        self._response_header_name = normalise_response_header_name
         self._app = app
         self._routes_owner = routes_owner if routes_owner is not None else app
         self._excluded = _exclude_list(excluded_urls)
@@ -272,7 +282,7 @@ class ServerMiddleware:
         active.value += 1
         request.active = active
         if self._tracing:
-            parent = propagate.extract(headers, getter=ASGI_GETTER)
+            parent = self._extract(headers, getter=ASGI_GETTER)
             attributes: dict[str, Any] = {
                 "http.request.method": method,
                 "url.scheme": scheme,
@@ -301,7 +311,7 @@ class ServerMiddleware:
                     self._sanitize.sanitize_header_values(
                         _decoded_headers(headers),
                         self._capture_request,
-                        normalise_request_header_name,
+                        self._request_header_name,
                     )
                 )
             span = request.span = self._tracer.start_span(
@@ -326,7 +336,7 @@ class ServerMiddleware:
                     self._sanitize.sanitize_header_values(
                         _decoded_headers(message.get("headers") or ()),
                         self._capture_response,
-                        normalise_response_header_name,
+                        self._response_header_name,
                     )
                 )
         except Exception as exc:
@@ -566,6 +576,8 @@ def instrument_fastapi(
     Raises:
         ConfigError: ``app`` is not a Starlette app, or an exclude pattern is not a regex.
     """
+    from starlette.applications import Starlette
+
     if not isinstance(app, Starlette):
         msg = (
             f"instrument_fastapi: app must be a FastAPI or Starlette application, "
