@@ -7,8 +7,10 @@ round), so CPU-frequency drift and GC hit them alike; the median round of each i
 against the uninstrumented app with FastAPI's built-in telemetry off.
 
 Variants: FastAPI's built-in telemetry, prometheus-fastapi-instrumentator (metrics only),
-contrib's ``FastAPIInstrumentor``, paca-otel's ``instrument_fastapi`` on bare SDK providers,
-and the paca-otel full stack: ``paca_otel.configure(...)`` (RED span processor, the snapshot,
+contrib's ``FastAPIInstrumentor``, an "SDK floor" (the same span and histogram record made
+by a bare wrapper with no semconv logic: what any such middleware pays the SDK), paca-otel's
+``instrument_fastapi`` on no-op providers (its own Python) and on bare SDK providers, and
+the paca-otel full stack: ``paca_otel.configure(...)`` (RED span processor, the snapshot,
 alerting and Prometheus readers, system gauges) with ``instrument_fastapi`` on its
 providers. Spans are exported in-process (a batch processor to a no-op exporter) by default;
 ``--otlp`` exports the spans of the paca full stack and of contrib over OTLP/gRPC to a local
@@ -163,6 +165,11 @@ def build_variants(otlp_endpoint: str | None) -> dict[str, App]:
 
     from opentelemetry import metrics, trace
 
+    tracer_provider, meter_provider = sdk_providers()
+    variants["SDK floor: bare span + histogram"] = sdk_floor(
+        make_app(), tracer_provider, meter_provider
+    )
+
     app = make_app()  # the middleware's own Python: no-op providers record nothing
     instrument_fastapi(
         app,
@@ -201,6 +208,58 @@ def build_variants(otlp_endpoint: str | None) -> dict[str, App]:
     )
     variants[label] = app
     return variants
+
+
+def sdk_floor(app: App, tracer_provider: TracerProvider, meter_provider: Any) -> App:
+    """The least any stable-semconv middleware pays the SDK: the same span (same attributes,
+    context extracted and attached) and histogram record, with no semconv logic at all."""
+    from opentelemetry import context, propagate, trace
+    from opentelemetry.trace import SpanKind
+
+    from paca_otel.web._http_semconv import ASGI_GETTER
+    from paca_otel.web.middleware import DURATION_BUCKETS
+
+    tracer = tracer_provider.get_tracer("floor")
+    histogram = meter_provider.get_meter("floor").create_histogram(
+        "http.server.request.duration", "s", explicit_bucket_boundaries_advisory=DURATION_BUCKETS
+    )
+    start_attributes = {
+        "http.request.method": "GET",
+        "url.scheme": "http",
+        "url.path": "/items/42",
+        "url.query": "q=1",
+        "server.address": "127.0.0.1",
+        "server.port": 8000,
+        "client.address": "127.0.0.1",
+        "client.port": 50000,
+        "user_agent.original": "bench/1.0",
+        "network.protocol.version": "1.1",
+    }
+    end_attributes = {"http.route": "/items/{item_id}", "http.response.status_code": 200}
+    metric_attributes = {
+        "http.request.method": "GET",
+        "url.scheme": "http",
+        "network.protocol.version": "1.1",
+        **end_attributes,
+    }
+
+    async def floor(scope: Any, receive: Any, send: Any) -> None:
+        parent = propagate.extract(scope["headers"], getter=ASGI_GETTER)
+        span = tracer.start_span(
+            "GET", context=parent, kind=SpanKind.SERVER, attributes=start_attributes
+        )
+        token = context.attach(trace.set_span_in_context(span, parent))
+        start = time.perf_counter()
+        try:
+            await app(scope, receive, send)
+        finally:
+            span.update_name("GET /items/{item_id}")
+            span.set_attributes(end_attributes)
+            histogram.record(time.perf_counter() - start, metric_attributes)
+            context.detach(token)
+            span.end()
+
+    return floor
 
 
 def _otlp_exporter(endpoint: str | None) -> SpanExporter:

@@ -40,14 +40,23 @@ _SENSITIVE_QUERY_PARAMETERS = frozenset(
 _SENSITIVE_QUERY_RE = re.compile("|".join(map(re.escape, sorted(_SENSITIVE_QUERY_PARAMETERS))))
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _MOUNT_SUFFIX = "/{path}"
+_NAMES_LIMIT = 256  # header names and Host values remembered
 
 
 class AsgiHeadersGetter(Getter[RawHeaders]):
     """Reads propagation headers straight from the ASGI ``headers`` list (no decoding pass)."""
 
+    def __init__(self) -> None:
+        # The propagators ask for the same few keys on every request.
+        self._names: dict[str, bytes] = {}
+
     def get(self, carrier: RawHeaders, key: str) -> list[str] | None:
         """All values of header ``key`` (ASGI names are lower-case bytes), or None."""
-        name = key.lower().encode("latin-1")
+        name = self._names.get(key)
+        if name is None:
+            name = key.lower().encode("latin-1")
+            if len(self._names) < _NAMES_LIMIT:
+                self._names[key] = name
         values = [value.decode("latin-1") for header, value in carrier if header == name]
         if not values:
             return None
@@ -64,31 +73,46 @@ class AsgiHeadersGetter(Getter[RawHeaders]):
 ASGI_GETTER = AsgiHeadersGetter()
 
 
+_HOSTS: dict[tuple[bytes, str], tuple[str | None, int | None]] = {}
+
+
 def server_address(host: bytes | None, scope: Scope) -> tuple[str | None, int | None]:
     """``server.address`` and ``server.port``: from the ``Host`` header, else the socket.
 
     The semconv takes them from the authority the client asked for, so a proxy's or a
-    virtual host's name is reported rather than the bind address.
+    virtual host's name is reported rather than the bind address. A service sees few Host
+    values, so the parsed ones are remembered (a bounded number: clients choose them).
     """
     if host is not None:
-        text = host.decode("latin-1")
-        if text.startswith("["):  # IPv6 literal: [::1]:8000
-            end = text.find("]")
-            if end < 0:
-                return None, None
-            address, rest = text[1:end], text[end + 1 :]
-            port_text = rest[1:] if rest.startswith(":") else ""
-        else:
-            address, _, port_text = text.partition(":")
-        if not address:
-            return None, None
-        if port_text:
-            return address, int(port_text) if port_text.isdigit() else None
-        return address, _DEFAULT_PORTS.get(scope.get("scheme", "http"))
+        key = (host, scope.get("scheme", "http"))
+        parsed = _HOSTS.get(key)
+        if parsed is None:
+            parsed = _parse_host(host, key[1])
+            if len(_HOSTS) < _NAMES_LIMIT:
+                _HOSTS[key] = parsed
+        return parsed
     server = scope.get("server")
     if not server:
         return None, None
     return server[0], server[1]
+
+
+def _parse_host(host: bytes, scheme: str) -> tuple[str | None, int | None]:
+    """``(address, port)`` of a Host value (IPv6 literals in brackets), or ``(None, None)``."""
+    text = host.decode("latin-1")
+    if text.startswith("["):  # IPv6 literal: [::1]:8000
+        end = text.find("]")
+        if end < 0:
+            return None, None
+        address, rest = text[1:end], text[end + 1 :]
+        port_text = rest[1:] if rest.startswith(":") else ""
+    else:
+        address, _, port_text = text.partition(":")
+    if not address:
+        return None, None
+    if port_text:
+        return address, int(port_text) if port_text.isdigit() else None
+    return address, _DEFAULT_PORTS.get(scheme)
 
 
 def url_query(query_string: bytes) -> str:
