@@ -327,6 +327,24 @@ async def test_exclude_list_from_environment(
     ]
 
 
+async def test_excluded_requests_stay_out_of_red_figures() -> None:
+    """The RED span processor (request rate, errors) never sees excluded requests."""
+    from paca_otel.pipeline.spans import REDSpanProcessor
+
+    red = REDSpanProcessor(window=60.0)
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(red)
+    app = build_app()
+    instrument_fastapi(app, tracer_provider=tracer_provider, meter_provider=MeterProvider())
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        for path in ("/metrics", "/monitoring/metrics", "/health", "/api/items/1", "/boom"):
+            await http.get(path)
+    figures = {(stats.route, stats.requests, stats.errors) for stats in red.drain()}
+    assert figures == {("/api/items/{item_id}", 1, 0), ("/boom", 1, 1), (None, 2, 1)}
+    tracer_provider.shutdown()
+
+
 async def test_exclude_list_in_code_wins_over_environment(
     sdk: Sdk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
