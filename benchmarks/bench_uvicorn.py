@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,34 @@ def serve(variant: str, port: int) -> None:
         FastAPIInstrumentor.instrument_app(
             app, tracer_provider=tracer_provider, meter_provider=meter_provider
         )
+    pauses = _watch_gc()
+
+    @app.get("/gc-stats")
+    async def gc_stats() -> dict[str, float]:
+        return pauses
+
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def _watch_gc() -> dict[str, float]:
+    """Count collections and their pauses per generation (what shows up as p99)."""
+    import gc
+
+    pauses: dict[str, float] = {}
+    started: list[float] = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        pause = time.perf_counter() - started[0]
+        gen = f"gen{info['generation']}"
+        pauses[f"{gen}_count"] = pauses.get(f"{gen}_count", 0) + 1
+        pauses[f"{gen}_max_ms"] = max(pauses.get(f"{gen}_max_ms", 0.0), pause * 1e3)
+        pauses[f"{gen}_total_ms"] = pauses.get(f"{gen}_total_ms", 0.0) + pause * 1e3
+
+    gc.callbacks.append(callback)
+    return pauses
 
 
 def start_server(variant: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -201,6 +229,7 @@ def main() -> None:
     )
     servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
     results: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
+    gc_stats: dict[str, dict[str, float]] = {}
     try:
         for variant in VARIANTS:
             servers[variant] = start_server(variant)
@@ -208,9 +237,13 @@ def main() -> None:
         for _ in range(args.runs):
             for variant in VARIANTS:
                 results[variant].append(load(servers[variant][1], args.seconds, args.connections))
+        for variant, (_, url) in servers.items():
+            with urllib.request.urlopen(f"{url}/gc-stats", timeout=10) as response:
+                gc_stats[variant] = json.loads(response.read())
     finally:
         for process, _ in servers.values():
             stop_server(process)
+
     summary: dict[str, dict[str, Any]] = {}
     for variant, runs in results.items():
         summary[variant] = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")}
@@ -221,6 +254,15 @@ def main() -> None:
             f"{variant:16} {s['rps']:9.0f} {s['p50'] * 1e3:8.2f} {s['p99'] * 1e3:8.2f} "
             f"{s['rps'] / base['rps']:7.2f} {s['p99'] / base['p99']:7.2f}"
         )
+    print("\nGC in the server over the whole run (count, longest pause, total), per generation:")
+    for variant, pauses in gc_stats.items():
+        cells = [
+            f"gen{g} {int(pauses.get(f'gen{g}_count', 0))}x "
+            f"max {pauses.get(f'gen{g}_max_ms', 0):.1f} ms "
+            f"total {pauses.get(f'gen{g}_total_ms', 0):.0f} ms"
+            for g in range(3)
+        ]
+        print(f"{variant:16} " + "; ".join(cells))
     paca = summary["paca"]
     rps_ratio, p99_ratio = paca["rps"] / base["rps"], paca["p99"] / base["p99"]
     print(
