@@ -7,15 +7,21 @@ before every request), where the budget of a monitoring library is about 2x. Thi
 records the same names and stable-semconv attributes (a conformance test runs both side by
 side), with these decisions taken once, at set-up:
 
-- tracer, histogram and up-down counter are created once; per-route attribute dicts and span
-  names are built on first sight and reused (dict inserts only, no lock: a race builds an
-  equal dict twice);
+- tracer and instruments are created once; per-route attribute dicts and span names are
+  built on first sight and reused (dict inserts only, no lock: a race builds an equal dict
+  twice);
+- ``http.server.active_requests`` is an observable up-down counter over plain ints, so a
+  request makes one SDK measurement (the duration), not three;
+- the span ends when the app returns (background tasks included, as contrib does); the
+  duration is recorded while the span is still current, so exemplars can link to it;
 - the route comes from ``scope["route"]``, which Starlette's and FastAPI's routers set when
   they match; only requests that went through a mount (their ``root_path`` grew) resolve
   the full template through the public ``matches()`` API, cached per mount path;
 - one exclude list (regexes searched in ``scheme://host/path``, the semantics of
   ``opentelemetry.util.http.get_excluded_urls``) keeps a request out of spans and metrics,
   and so out of the RED figures and alerts built from them.
+
+Websocket and lifespan scopes pass through untouched.
 
 The middleware wraps the app *outside* FastAPI's own entry point by giving the instance a
 subclass whose ``__call__`` runs the middleware first (``uninstrument_fastapi`` restores the
