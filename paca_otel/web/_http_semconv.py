@@ -129,6 +129,14 @@ def url_query(query_string: bytes) -> str:
     )
 
 
+def decoded_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, list[str]]:
+    """Every header as ``{name: [values]}`` (only when headers are captured)."""
+    headers: dict[str, list[str]] = {}
+    for name, value in raw:
+        headers.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+    return headers
+
+
 def exception_type(exc: BaseException) -> str:
     """``error.type`` for an exception: its fully qualified class name (builtins bare)."""
     cls = type(exc)

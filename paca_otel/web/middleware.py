@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from contextvars import Token
 from time import perf_counter
@@ -54,8 +52,17 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from paca_otel._internal import drops, raise_internal, warn_once
 from paca_otel._version import __version__
 from paca_otel.errors import ConfigError
+from paca_otel.web._http_options import (
+    DEFAULT_EXCLUDED_URLS,
+    ENV_CAPTURE_REQUEST,
+    ENV_CAPTURE_RESPONSE,
+    ENV_SANITIZE,
+    exclude_list,
+    header_list,
+)
 from paca_otel.web._http_semconv import (
     ASGI_GETTER,
+    decoded_headers,
     exception_type,
     resolve_route,
     route_template,
@@ -64,7 +71,6 @@ from paca_otel.web._http_semconv import (
 )
 
 if TYPE_CHECKING:  # imported when instrumenting: `import paca_otel` stays light
-    from opentelemetry.util.http import ExcludeList
     from starlette.applications import Starlette
 
 __all__ = [
@@ -89,15 +95,6 @@ RequestHook = Callable[[Span, Scope], None]
 ResponseHook = Callable[[Span, Scope, Message], None]
 """Called with the server span, the scope and the ``http.response.start`` message."""
 
-DEFAULT_EXCLUDED_URLS: tuple[str, ...] = (
-    r"/healthz?/?$",  # health probes, under any prefix
-    r"^[a-z]+://[^/]+/metrics/?$",  # the Prometheus exposition
-    r"^[a-z]+://[^/]+/monitoring(/|$)",  # the monitoring API and its dashboard
-    r"^[a-z]+://[^/]+/docs(/|$)",  # Swagger UI and its OAuth2 redirect
-    r"^[a-z]+://[^/]+/redoc/?$",
-    r"^[a-z]+://[^/]+/openapi\.json$",
-)
-"""Regexes (searched in ``scheme://host/path``) of requests not measured by default."""
 
 DURATION_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
@@ -110,54 +107,6 @@ _FASTAPI_TELEMETRY = "fastapi.telemetry"  # FastAPI skips its built-in telemetry
 _METHODS = "CONNECT DELETE GET HEAD OPTIONS PATCH POST PUT QUERY TRACE"
 _KNOWN_METHODS = {method: method for method in _METHODS.split()}
 _CACHE_LIMIT = 4096  # attribute sets and mount routes remembered; beyond, built per request
-_ENV_EXCLUDED = ("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS")
-_ENV_CAPTURE_REQUEST = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST"
-_ENV_CAPTURE_RESPONSE = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE"
-_ENV_SANITIZE = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"
-
-
-def _exclude_list(excluded_urls: str | Iterable[str] | None) -> ExcludeList | None:
-    """Argument > ``OTEL_PYTHON_FASTAPI_EXCLUDED_URLS`` > ``OTEL_PYTHON_EXCLUDED_URLS`` > default.
-
-    The environment value replaces the default list, as it does for contrib's instrumentors;
-    ``[*DEFAULT_EXCLUDED_URLS, ...]`` extends it in code.
-    """
-    from opentelemetry.util.http import parse_excluded_urls
-
-    setting = "excluded_urls"
-    if excluded_urls is None:
-        for name in _ENV_EXCLUDED:
-            if name in os.environ:
-                setting, excluded_urls = name, os.environ[name]
-                break
-        else:
-            excluded_urls = DEFAULT_EXCLUDED_URLS
-    patterns = (
-        [p.strip() for p in excluded_urls.split(",")]
-        if isinstance(excluded_urls, str)
-        else [str(p) for p in excluded_urls]
-    )
-    patterns = [p for p in patterns if p]
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            msg = f"{setting}: {pattern!r} is not a valid regular expression ({exc})"
-            raise ConfigError(msg) from None
-    return parse_excluded_urls(",".join(patterns)) if patterns else None
-
-
-def _header_list(value: Iterable[str] | None, env: str) -> list[str]:
-    from opentelemetry.util.http import get_custom_headers
-
-    return [h for h in value if h] if value is not None else get_custom_headers(env)
-
-
-def _decoded_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, list[str]]:
-    headers: dict[str, list[str]] = {}
-    for name, value in raw:
-        headers.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
-    return headers
 
 
 class ServerMiddleware:
@@ -197,7 +146,7 @@ class ServerMiddleware:
         self._response_header_name = normalise_response_header_name
         self._app = app
         self._routes_owner = routes_owner if routes_owner is not None else app
-        self._excluded = _exclude_list(excluded_urls)
+        self._excluded = exclude_list(excluded_urls)
         tracer = trace.get_tracer(
             "paca_otel.web", __version__, tracer_provider, schema_url=_SCHEMA_URL
         )
@@ -222,12 +171,12 @@ class ServerMiddleware:
         )
         self._request_hook = request_hook
         self._response_hook = response_hook
-        self._capture_request = _header_list(capture_request_headers, _ENV_CAPTURE_REQUEST)
-        self._capture_response = _header_list(capture_response_headers, _ENV_CAPTURE_RESPONSE)
+        self._capture_request = header_list(capture_request_headers, ENV_CAPTURE_REQUEST)
+        self._capture_response = header_list(capture_response_headers, ENV_CAPTURE_RESPONSE)
         self._sanitize = SanitizeValue(
             list(sanitize_headers)
             if sanitize_headers is not None
-            else get_custom_headers(_ENV_SANITIZE)
+            else get_custom_headers(ENV_SANITIZE)
         )
         self.on_response = bool(response_hook or self._capture_response)
         self._duration_attrs: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
@@ -315,7 +264,7 @@ class ServerMiddleware:
             if self._capture_request:
                 attributes.update(
                     self._sanitize.sanitize_header_values(
-                        _decoded_headers(headers),
+                        decoded_headers(headers),
                         self._capture_request,
                         self._request_header_name,
                     )
@@ -340,7 +289,7 @@ class ServerMiddleware:
             if self._capture_response:
                 span.set_attributes(
                     self._sanitize.sanitize_header_values(
-                        _decoded_headers(message.get("headers") or ()),
+                        decoded_headers(message.get("headers") or ()),
                         self._capture_response,
                         self._response_header_name,
                     )
