@@ -548,9 +548,10 @@ async def test_plain_asgi_middleware_wraps_any_app(sdk: Sdk) -> None:
 
 
 async def test_configured_global_providers_are_the_default() -> None:
-    """Without providers, the ones paca_otel.configure() installed record the request."""
+    """With configure()'s global providers and FastAPI's defaults (built-in telemetry on),
+    one span per request, ours, and no 'fastapi' metrics."""
     with testing.capture(service_name="svc", system_metrics=False) as captured:
-        app = build_app()
+        app = build_app(telemetry=None)  # FastAPI's defaults: its telemetry would be on
         instrument_fastapi(app)
 
         @app.get("/request")
@@ -560,9 +561,20 @@ async def test_configured_global_providers_are_the_default() -> None:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             await http.get("/request")
-        names = [span.name for span in captured.spans.get_finished_spans()]
-        assert "GET /request" in names
-        assert "http.server.request.duration" in captured.metric_names()
+            await http.get("/sub/x/1")
+        spans = captured.spans.get_finished_spans()
+        assert [(span.name, span.instrumentation_scope.name) for span in spans] == [
+            ("GET /request", "paca_otel.web"),
+            ("GET /sub/x/{y}", "paca_otel.web"),
+        ]
+        data = captured.metrics.get_metrics_data()
+        scopes = {
+            sm.scope.name
+            for rm in (data.resource_metrics if data else ())
+            for sm in rm.scope_metrics
+            if any(m.name.startswith("http.") for m in sm.metrics)
+        }
+        assert scopes == {"paca_otel.web"}
 
 
 def test_real_uvicorn_server_reports_its_address(sdk: Sdk) -> None:
