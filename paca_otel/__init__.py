@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from paca_otel.signals.system import SystemMetrics
     from paca_otel.signals.tracing import span, traced
     from paca_otel.snapshot import MetricPoint, MetricsSnapshot
+    from paca_otel.web.middleware import instrument_fastapi
 
 # Public name -> the module that defines it. Imported on first use (PEP 562), so that
 # ``import paca_otel`` stays cheap: a process that only records metrics never loads the
@@ -62,6 +63,7 @@ _LAZY: dict[str, str] = {
     "traced": "paca_otel.signals.tracing",
     "MetricPoint": "paca_otel.snapshot",
     "MetricsSnapshot": "paca_otel.snapshot",
+    "instrument_fastapi": "paca_otel.web.middleware",
 }
 
 
@@ -112,6 +114,7 @@ __all__ = [
     "configure",
     "get_telemetry",
     "install_logging",
+    "instrument_fastapi",
     "load_rules",
     "span",
     "traced",
