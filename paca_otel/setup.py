@@ -298,6 +298,10 @@ def configure(
                 return current
             logger.info("paca-otel: configure() called with new settings; replacing providers")
             current.shutdown()
+        if set_global:  # a process-wide default, like the global providers
+            from paca_otel.signals.labels import set_label_value_max_length
+
+            set_label_value_max_length(settings.label_value_max_length)
         telemetry = _build(
             settings, app, metric_readers, span_processors, set_global, system_source
         )

@@ -8,6 +8,11 @@ label sanitising, UCUM unit suffixes, ``_total`` for monotonic sums, cumulative 
 sums as gauges, ``target_info`` from the resource, ``otel_scope_*`` labels), so a scrape shows
 the same families as before. A test holds the two outputs side by side.
 
+It is also the scrape's safety net for text UTF-8 cannot encode (a lone surrogate from a
+``surrogateescape``-decoded device name, or from the raw OTel API): prometheus_client would
+raise ``UnicodeEncodeError`` for the whole scrape, so such code points become U+FFFD here.
+``MetricsCollector`` already cleans its labels at record time; this covers everything else.
+
 On top of the exporter's rules, semconv ``*.count`` gauges are exposed as ``<stem>s``
 (``process_threads``): Prometheus reserves ``_count`` for histogram and summary samples, and
 ``promtool check metrics`` rejects it elsewhere. OTLP keeps the semconv names.
@@ -42,6 +47,7 @@ from prometheus_client.metrics_core import Metric as Family
 from prometheus_client.registry import Collector
 
 from paca_otel._internal import warn_once
+from paca_otel.signals.labels import safe_text
 
 logger = logging.getLogger("paca_otel.pipeline")
 
@@ -99,7 +105,7 @@ def exposition_name(name: str, metric_type: str) -> str:
 
 
 def _label_value(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, default=str)
+    return safe_text(value if isinstance(value, str) else json.dumps(value, default=str))
 
 
 def _scope_labels(scope: InstrumentationScope) -> dict[str, str]:
@@ -139,7 +145,7 @@ def families(data: MetricsData, *, target_info: bool = True) -> list[Family]:
 def _translate(
     metric: Metric, scope: Mapping[str, str], out: dict[tuple[str, str, str, str], Family]
 ) -> None:
-    name, description, payload = metric.name, metric.description or "", metric.data
+    name, description, payload = metric.name, safe_text(metric.description or ""), metric.data
     base = metric_name(name)
     suffix = unit_suffix(metric.unit or "")
     factory: Callable[..., Family]

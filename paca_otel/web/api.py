@@ -162,26 +162,26 @@ def monitoring_router() -> APIRouter:
 
     @router.get("/alerts", **legacy(Permission.READ, "legacyAlerts"))
     async def alerts() -> list[dict[str, Any]]:
-        from paca_otel.alerting.manager import AlertManager
+        from paca_otel.manager import AlertManager
 
         return [_jsonable(asdict(a)) for a in AlertManager().get_active_alerts()]
 
     @router.get("/alerts/history", **legacy(Permission.READ, "legacyAlertHistory"))
     async def history(limit: int = 100) -> list[dict[str, Any]]:
-        from paca_otel.alerting.manager import AlertManager
+        from paca_otel.manager import AlertManager
 
         return [e.to_dict() for e in AlertManager().get_alert_history(max(1, min(limit, 1000)))]
 
     @router.get("/rules", **legacy(Permission.READ, "legacyRules"))
     async def rules() -> list[dict[str, Any]]:
-        from paca_otel.alerting.manager import AlertManager, rule_payload
+        from paca_otel.manager import AlertManager, rule_payload
 
         return [rule_payload(rule) for rule in AlertManager().rules]
 
     @router.post("/rules", status_code=201, **legacy(Permission.WRITE_RULES, "legacyAddRule"))
     async def add_rule(payload: RulePayload) -> dict[str, Any]:
         """Add or replace a rule (the first API's semantics; v1 refuses an existing name)."""
-        from paca_otel.alerting.manager import AlertManager, rule_payload
+        from paca_otel.manager import AlertManager, rule_payload
         from paca_otel.web.v1 import rule_body
 
         data = rule_body(payload)

@@ -113,7 +113,7 @@ class Monitor:
     # ---------------------------------------------------------------- alerting
 
     def _alerts(self) -> Any:
-        from paca_otel.alerting.manager import AlertManager
+        from paca_otel.manager import AlertManager
 
         return AlertManager()
 

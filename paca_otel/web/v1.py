@@ -218,7 +218,7 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
 
     # ---------------------------------------------------------------- rules
     def _rule(rule: Any) -> RuleModel:
-        from paca_otel.alerting.manager import rule_payload
+        from paca_otel.manager import rule_payload
 
         return RuleModel.from_rule(rule_payload(rule))
 
