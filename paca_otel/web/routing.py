@@ -152,7 +152,9 @@ def _audit(request: Request, monitor: Any, action: str, status: int) -> None:
             if status < 400
             else {409: "conflict", 413: "too_large", 422: "invalid_input"}.get(status, "error")
         )
-    target = "/".join(str(v) for v in request.path_params.values())
+    target = getattr(request.state, "paca_target", None) or "/".join(
+        str(v) for v in request.path_params.values()
+    )
     record = AuditRecord(
         action=action,
         target=target,

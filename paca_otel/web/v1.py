@@ -240,8 +240,9 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
         "/rules", status_code=201, response_model=RuleModel,
         **_op(rules_w, "createRule", "Create a rule", responses={409: {"model": ErrorReply}}),
     )  # fmt: skip
-    async def create_rule(monitor: MonitorDep, payload: RulePayload) -> RuleModel:
+    async def create_rule(request: Request, monitor: MonitorDep, payload: RulePayload) -> RuleModel:
         data = rule_body(payload)
+        request.state.paca_target = str(data.get("name", ""))
         if await _call(monitor.rule, data.get("name", "")) is not None:
             raise HTTPException(409, detail="a rule with that name exists; PUT to replace it")
         try:
@@ -286,8 +287,11 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
         "/silences", status_code=201, response_model=SilenceCreated,
         **_op(silences_w, "createSilence", "Mute matching alerts for a while"),
     )  # fmt: skip
-    async def create_silence(monitor: MonitorDep, body: SilenceCreate) -> SilenceCreated:
+    async def create_silence(
+        request: Request, monitor: MonitorDep, body: SilenceCreate
+    ) -> SilenceCreated:
         matchers = [(m.name, m.op, m.value) for m in body.matchers]
+        request.state.paca_target = ",".join(f"{n}{op}{v}" for n, op, v in matchers)
         try:
             silence_id = await _call(
                 monitor.silence, matchers, duration=body.duration, comment=body.comment

@@ -213,6 +213,7 @@ def test_audit_never_holds_the_token_and_logs_json(
         page = http.get(f"{V1}/audit", params={"action": "createRule"}).json()
     assert page["items"][0]["token_name"] == "admin-token"
     assert page["items"][0]["status"] == 201
+    assert page["items"][0]["target"] == "audited"
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "paca_otel.audit"]
     assert any(line["action"] == "createRule" and line["role"] == "admin" for line in lines)
     everything = json.dumps(page) + caplog.text
