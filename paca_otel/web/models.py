@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from paca_otel.pipeline.aliases import ALIASES, UNITS
+from paca_otel.privacy import Scrubber
 
 if TYPE_CHECKING:
     from paca_otel.alerting.models import AlertEvent
@@ -23,6 +24,13 @@ if TYPE_CHECKING:
     from paca_otel.snapshot import MetricsSnapshot
 
 _CONFIG = ConfigDict(frozen=True)
+_SCRUBBER = Scrubber()
+"""Scrubs labels and annotations on the way out (secrets in a label never reach a client)."""
+
+
+def _clean(labels: Mapping[str, Any]) -> dict[str, str]:
+    """``labels`` with sensitive keys and credential-shaped values replaced."""
+    return {str(k): str(v) for k, v in _SCRUBBER.scrub_labels(labels).items()}
 
 
 def _num(value: float | None) -> float | None:
@@ -80,7 +88,7 @@ class MetricsReply(BaseModel):
             metrics=[
                 MetricValue(
                     name=p.name,
-                    labels=p.labels,
+                    labels=_clean(p.labels),
                     value=_num(p.value),
                     kind=p.kind,
                     unit=p.unit,
@@ -125,7 +133,7 @@ class SeriesReply(BaseModel):
                 points = [buckets[k] for k in sorted(buckets)]
             out.append(
                 SeriesData(
-                    labels=dict(series.labels),
+                    labels=_clean(dict(series.labels)),
                     points=[(t, v) for t, v in points if math.isfinite(v)],
                 )
             )
@@ -161,7 +169,8 @@ class Alert(BaseModel):
         """Convert the engine's alert."""
         return cls(
             rule=alert.rule, state=alert.state.value, severity=alert.severity.value,
-            labels=alert.labels, annotations=alert.annotations, value=_num(alert.value),
+            labels=_clean(alert.labels), annotations=_clean(alert.annotations),
+            value=_num(alert.value),
             active_since=alert.active_since, fired_at=alert.fired_at,
             last_notified=alert.last_notified, fingerprint=alert.fingerprint,
             flapping=alert.flapping, silenced_by=alert.silenced_by,
@@ -187,7 +196,8 @@ class AlertEventModel(BaseModel):
         """Convert the engine's event."""
         return cls(
             rule=event.rule, state=event.state.value, severity=event.severity.value,
-            labels=event.labels, annotations=event.annotations, value=_num(event.value),
+            labels=_clean(event.labels), annotations=_clean(event.annotations),
+            value=_num(event.value),
             starts_at=event.starts_at, ends_at=event.ends_at, fingerprint=event.fingerprint,
         )  # fmt: skip
 

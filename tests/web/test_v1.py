@@ -259,3 +259,16 @@ def test_openapi_names_every_operation_and_the_security_schemes(served: Served) 
             for operation in methods.values():
                 assert operation["operationId"]
                 assert operation["summary"]
+
+
+def test_api_output_scrubs_secret_labels(client: httpx.Client) -> None:
+    """A metric label named api_key, or holding a bearer credential, never reaches a client."""
+    from paca_otel.signals.metrics import MetricsCollector
+
+    secret = "sk_live_4242424242424242abcdef"
+    MetricsCollector().set_gauge(
+        "paca_test.leaky", 1.0, {"api_key": secret, "note": f"Bearer {secret}"}
+    )
+    reply = client.get(f"{V1}/metrics")
+    assert any(p["name"] == "paca_test.leaky" for p in reply.json()["metrics"])
+    assert secret not in reply.text
