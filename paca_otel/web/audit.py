@@ -37,6 +37,8 @@ _MIGRATIONS: Final = (
 )
 _PRUNE_EVERY: Final = 300.0  # seconds between retention sweeps
 _MAX_PENDING: Final = 10_000  # records queued for the writer before new ones are dropped
+MAX_ROWS: Final = 1_000_000
+"""Rows kept at most whatever their age: a flood of refused requests cannot fill the disk."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +58,23 @@ class AuditLog:
     Args:
         path: The SQLite file (``None``: a private in-memory database).
         retention: Seconds rows are kept.
+        max_rows: Rows kept at most (the oldest go first).
+        prune_every: Seconds between sweeps of old rows (on the writer thread).
         scrubber: Cleans the free-text fields (a secret pasted into a rule name).
     """
 
-    def __init__(self, path: Any, *, retention: float, scrubber: Scrubber | None = None) -> None:
+    def __init__(
+        self,
+        path: Any,
+        *,
+        retention: float,
+        scrubber: Scrubber | None = None,
+        max_rows: int = MAX_ROWS,
+        prune_every: float = _PRUNE_EVERY,
+    ) -> None:
         self.retention = float(retention)
+        self.max_rows = max_rows
+        self.prune_every = prune_every
         self.scrubber = scrubber or Scrubber()
         self._db: Database = open_database(path)
         self._db.migrate(_COMPONENT, _MIGRATIONS)
@@ -99,9 +113,13 @@ class AuditLog:
                 row,
             )
             now = time.time()
-            if now - self._last_prune >= _PRUNE_EVERY:
+            if now - self._last_prune >= self.prune_every:
                 self._last_prune = now
                 self._db.execute("DELETE FROM audit_log WHERE time < ?", (now - self.retention,))
+                self._db.execute(
+                    "DELETE FROM audit_log WHERE id <= (SELECT MAX(id) FROM audit_log) - ?",
+                    (self.max_rows,),
+                )
         finally:
             with self._lock:
                 self._pending -= 1

@@ -96,7 +96,7 @@ def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
         path = getattr(route, "path", request.url.path)
         authorization = request.headers.get("authorization")
         session_id = request.cookies.get(SESSION_COOKIE)
-        if control.is_public(path) and not authorization:
+        if control.is_public(path):  # a probe sending a stale token still gets its answer
             public = Principal(None, None, "public")
             request.state.paca_principal = public
             return public

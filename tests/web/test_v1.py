@@ -272,3 +272,22 @@ def test_api_output_scrubs_secret_labels(client: httpx.Client) -> None:
     reply = client.get(f"{V1}/metrics")
     assert any(p["name"] == "paca_test.leaky" for p in reply.json()["metrics"])
     assert secret not in reply.text
+
+
+def test_audit_store_keeps_retention_and_a_row_cap() -> None:
+    """Rows older than the retention or past max_rows go; a secret in a target is scrubbed."""
+    from paca_otel.security import AuditRecord
+    from paca_otel.web.audit import AuditLog, AuditQuery
+
+    log = AuditLog(None, retention=3600, max_rows=3, prune_every=0)
+    try:
+        log.record(AuditRecord("old", "", "ok", "127.0.0.1", time=time.time() - 7200))
+        for i in range(5):
+            log.record(AuditRecord("createRule", f"rule{i}", "ok", "127.0.0.1", "admin-token"))
+        log.record(AuditRecord("createRule", "password=hunter2hunter2", "ok", "127.0.0.1"))
+        rows, total = log.query(AuditQuery(limit=10))
+    finally:
+        log.close()
+    assert total == 3
+    assert [r["action"] for r in rows] == ["createRule"] * 3
+    assert "hunter2hunter2" not in json.dumps(rows)

@@ -173,7 +173,7 @@
     const unit = chart.unit;
     chart.plot = new uPlot({
       width: Math.max(300, container.clientWidth || 400), height: 200,
-      scales: { x: { time: true }, y: { range: (u, min, max) => unit === "%" ? [0, 100] : [Math.min(0, min), max > 0 ? max * 1.1 : 1] } },
+      scales: { x: { time: true, range: (u, min, max) => (min === max ? [min - 60, max + 5] : [min, max]) }, y: { range: (u, min, max) => unit === "%" ? [0, 100] : [Math.min(0, min), max > 0 ? max * 1.1 : 1] } },
       axes: [{}, { size: 84, values: (u, splits) => splits.map((v) => fmt(v, unit)) }],
       series: [{}].concat(names.map((name, i) => ({ label: name, stroke: COLORS[i % COLORS.length], width: 1.5,
         spanGaps: true, value: (u, v) => fmt(v, unit), points: { show: xs.length < 3 } }))),
@@ -408,6 +408,8 @@
     await Promise.all([quiet(loadHistory()), quiet(loadRules()), quiet(loadSilences()), quiet(loadReport())]);
     if (document.body.dataset.state === "loading") document.body.dataset.state = "loaded";
     state.timers.push(setInterval(() => { quiet(loadRules()); quiet(loadSilences()); }, 10000));
+    // the picked metric has no live feed: its stored series is re-read every 5 s
+    state.timers.push(setInterval(() => { loadCustom(Math.max(1, Math.round(state.range / 400))).then(() => render(chartFor("custom", ""))).catch(() => undefined); }, 5000));
     state.timers.push(setInterval(() => { quiet(loadReport()); quiet(loadNames()); }, 60000));
     state.timers.push(setInterval(() => { if (state.range > 300) quiet(loadHistory()); }, 30000));
   }
