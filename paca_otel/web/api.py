@@ -1,42 +1,30 @@
-"""The monitoring API mounted on a FastAPI app: current metrics, alerts, and the dashboard page.
+"""The monitoring API mounted on a FastAPI app: ``monitoring_router()``, the rule body model,
+the dashboard page and its static files, and the first API's unversioned routes.
 
-Routes read the process's live configuration at request time, so the router can be mounted
-before ``configure()`` runs. Collections run in a worker thread to keep the event loop free.
+Routes read the process's live state through :func:`paca_otel.web.deps.get_monitor` at
+request time, so the router can be mounted before ``configure()`` runs. Core calls run in a
+worker thread to keep the event loop free.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from enum import Enum
 from importlib import resources
 from typing import TYPE_CHECKING, Any, get_origin
 
-from fastapi import APIRouter, HTTPException, Request, Response, Security
+from fastapi import APIRouter, HTTPException, Response, Security
 from fastapi.concurrency import run_in_threadpool
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.routing import APIRoute
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from paca_otel.alerting.rules import Rule
 from paca_otel.errors import PacaOtelError
 from paca_otel.security import Permission
-from paca_otel.setup import Telemetry, get_telemetry
 from paca_otel.snapshot import MetricsSnapshot
 from paca_otel.web.deps import MonitorDep, permission_extra, require
 from paca_otel.web.models import ErrorReply, Health
 from paca_otel.web.routing import GuardedRoute
-
-
-def _telemetry() -> Telemetry:
-    telemetry = get_telemetry()
-    if telemetry is None:
-        raise HTTPException(status_code=503, detail="paca-otel is not configured")
-    return telemetry
-
 
 #: Rule fields a rule file's group sets; the API has no groups.
 _FILE_ONLY_FIELDS = frozenset({"group", "interval"})
@@ -99,38 +87,6 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v.value if isinstance(v, Enum) else v for k, v in data.items()}
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with NaN and infinities as strings: JSON (and Starlette) refuses them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-class _Route(APIRoute):
-    """Answers an invalid request with the usual 422 even when it echoes NaN or Infinity.
-
-    Python's JSON reader accepts ``NaN``/``Infinity`` literals; FastAPI's default handler
-    echoes the bad input back and Starlette refuses to encode it, so the client would get a 500.
-    A router cannot install exception handlers on the host app, so its routes do it.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                detail = _finite(jsonable_encoder(exc.errors()))
-                return JSONResponse(status_code=422, content={"detail": detail})
-
-        return route
-
-
 def monitoring_router() -> APIRouter:
     """Routes under the prefix the caller chooses (the demo uses ``/monitoring``).
 
@@ -138,7 +94,7 @@ def monitoring_router() -> APIRouter:
     ``/health`` liveness and readiness (public by default). The unversioned routes below are
     the first API's, kept as deprecated aliases behind the same tokens and roles.
     """
-    from paca_otel.web.v1 import health_reply, v1_router
+    from paca_otel.web.v1 import call_core, health_reply, v1_router
 
     router = APIRouter(tags=["monitoring"], route_class=GuardedRoute)
     router.include_router(v1_router(), prefix="/api/v1")
@@ -155,38 +111,34 @@ def monitoring_router() -> APIRouter:
     @router.get(
         "/metrics", response_model=MetricsSnapshot, **legacy(Permission.READ, "legacyMetrics")
     )
-    async def current() -> MetricsSnapshot:
-        from paca_otel.manager import current_metrics
-
-        return await run_in_threadpool(current_metrics, _telemetry())
+    async def current(monitor: MonitorDep) -> MetricsSnapshot:
+        snapshot: MetricsSnapshot = await call_core(monitor.snapshot)
+        return snapshot
 
     @router.get("/alerts", **legacy(Permission.READ, "legacyAlerts"))
-    async def alerts() -> list[dict[str, Any]]:
-        from paca_otel.manager import AlertManager
-
-        return [_jsonable(asdict(a)) for a in AlertManager().get_active_alerts()]
+    async def alerts(monitor: MonitorDep) -> list[dict[str, Any]]:
+        return [_jsonable(asdict(a)) for a in await call_core(monitor.active_alerts)]
 
     @router.get("/alerts/history", **legacy(Permission.READ, "legacyAlertHistory"))
-    async def history(limit: int = 100) -> list[dict[str, Any]]:
-        from paca_otel.manager import AlertManager
-
-        return [e.to_dict() for e in AlertManager().get_alert_history(max(1, min(limit, 1000)))]
+    async def history(monitor: MonitorDep, limit: int = 100) -> list[dict[str, Any]]:
+        events = await call_core(monitor.alert_history, max(1, min(limit, 1000)))
+        return [e.to_dict() for e in events]
 
     @router.get("/rules", **legacy(Permission.READ, "legacyRules"))
-    async def rules() -> list[dict[str, Any]]:
-        from paca_otel.manager import AlertManager, rule_payload
+    async def rules(monitor: MonitorDep) -> list[dict[str, Any]]:
+        from paca_otel.manager import rule_payload
 
-        return [rule_payload(rule) for rule in AlertManager().rules]
+        return [rule_payload(rule) for rule in await call_core(monitor.rules)]
 
     @router.post("/rules", status_code=201, **legacy(Permission.WRITE_RULES, "legacyAddRule"))
-    async def add_rule(payload: RulePayload) -> dict[str, Any]:
+    async def add_rule(monitor: MonitorDep, payload: RulePayload) -> dict[str, Any]:
         """Add or replace a rule (the first API's semantics; v1 refuses an existing name)."""
-        from paca_otel.manager import AlertManager, rule_payload
+        from paca_otel.manager import rule_payload
         from paca_otel.web.v1 import rule_body
 
         data = rule_body(payload)
         try:
-            rule = await run_in_threadpool(AlertManager().add_rule_data, data)
+            rule = await call_core(monitor.put_rule, data)
         except PacaOtelError as exc:
             # FastAPI's own 422 shape, so clients parse one format whoever found the error
             error = {"type": "value_error", "loc": ["body"], "msg": str(exc)[:1000]}

@@ -54,7 +54,7 @@ from paca_otel.web.models import (
 )
 from paca_otel.web.routing import GuardedRoute
 
-__all__ = ["health_reply", "parse_matcher", "rule_body", "v1_router"]
+__all__ = ["call_core", "health_reply", "parse_matcher", "rule_body", "v1_router"]
 
 _MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*')
 _MAX_WINDOW: Final = 31 * 86_400.0
@@ -108,7 +108,7 @@ def _unprocessable(exc: PacaOtelError, where: str = "body") -> HTTPException:
     return HTTPException(422, detail=[{"type": "value_error", "loc": [where], "msg": msg}])
 
 
-async def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
+async def call_core(function: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a core call in a worker thread; no configuration is a 503."""
     try:
         return await run_in_threadpool(function, *args, **kwargs)
@@ -162,14 +162,14 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
         "/metrics", response_model=MetricsReply, **_op(read, "getMetrics", "Current snapshot")
     )
     async def get_metrics(monitor: MonitorDep) -> MetricsReply:
-        return MetricsReply.from_snapshot(await _call(monitor.snapshot))
+        return MetricsReply.from_snapshot(await call_core(monitor.snapshot))
 
     @router.get(
         "/metrics/names", response_model=SeriesNames,
         **_op(read, "listSeriesNames", "Metric names with stored series"),
     )  # fmt: skip
     async def list_series_names(monitor: MonitorDep) -> SeriesNames:
-        return SeriesNames(names=await _call(monitor.series_names))
+        return SeriesNames(names=await call_core(monitor.series_names))
 
     @router.get(
         "/metrics/{name}/series", response_model=SeriesReply,
@@ -190,7 +190,7 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
         stop = time.time() if end is None else end
         start = stop - window
         try:
-            found = await _call(monitor.series, name, matchers, start=start, end=stop)
+            found = await call_core(monitor.series, name, matchers, start=start, end=stop)
         except PacaOtelError as exc:
             raise _unprocessable(exc, "query") from None
         return SeriesReply.build(name, found, start, stop, step)
@@ -198,7 +198,7 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
     # ---------------------------------------------------------------- alerts
     @router.get("/alerts", response_model=list[Alert], **_op(read, "listAlerts", "Active alerts"))
     async def list_alerts(monitor: MonitorDep) -> list[Alert]:
-        return [Alert.from_active(a) for a in await _call(monitor.active_alerts)]
+        return [Alert.from_active(a) for a in await call_core(monitor.active_alerts)]
 
     @router.get(
         "/alerts/history", response_model=AlertHistoryPage,
@@ -209,7 +209,7 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
     ) -> AlertHistoryPage:
-        events = await _call(monitor.alert_history, offset + limit + 1)
+        events = await call_core(monitor.alert_history, offset + limit + 1)
         page = events[offset : offset + limit]
         return AlertHistoryPage(
             items=[AlertEventModel.from_event(e) for e in page], limit=limit, offset=offset,
@@ -224,14 +224,14 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
 
     @router.get("/rules", response_model=list[RuleModel], **_op(read, "listRules", "Every rule"))
     async def list_rules(monitor: MonitorDep) -> list[RuleModel]:
-        return [_rule(r) for r in await _call(monitor.rules)]
+        return [_rule(r) for r in await call_core(monitor.rules)]
 
     @router.get(
         "/rules/{name}", response_model=RuleModel,
         **_op(read, "getRule", "One rule", responses={404: {"model": ErrorReply}}),
     )  # fmt: skip
     async def get_rule(monitor: MonitorDep, name: str) -> RuleModel:
-        rule = await _call(monitor.rule, name)
+        rule = await call_core(monitor.rule, name)
         if rule is None:
             raise HTTPException(404, detail="no rule with that name")
         return _rule(rule)
@@ -243,10 +243,10 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
     async def create_rule(request: Request, monitor: MonitorDep, payload: RulePayload) -> RuleModel:
         data = rule_body(payload)
         request.state.paca_target = str(data.get("name", ""))
-        if await _call(monitor.rule, data.get("name", "")) is not None:
+        if await call_core(monitor.rule, data.get("name", "")) is not None:
             raise HTTPException(409, detail="a rule with that name exists; PUT to replace it")
         try:
-            return _rule(await _call(monitor.put_rule, data))
+            return _rule(await call_core(monitor.put_rule, data))
         except PacaOtelError as exc:
             raise _unprocessable(exc) from None
 
@@ -258,10 +258,10 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
         data = rule_body(payload)
         if data.setdefault("name", name) != name:
             raise HTTPException(422, detail=[{"loc": ["body", "name"], "msg": "name differs"}])
-        if await _call(monitor.rule, name) is None:
+        if await call_core(monitor.rule, name) is None:
             raise HTTPException(404, detail="no rule with that name; POST creates one")
         try:
-            return _rule(await _call(monitor.put_rule, data))
+            return _rule(await call_core(monitor.put_rule, data))
         except PacaOtelError as exc:
             raise _unprocessable(exc) from None
 
@@ -270,9 +270,9 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
         **_op(rules_w, "deleteRule", "Delete a rule", responses={404: {"model": ErrorReply}}),
     )  # fmt: skip
     async def delete_rule(monitor: MonitorDep, name: str) -> Response:
-        if await _call(monitor.rule, name) is None:
+        if await call_core(monitor.rule, name) is None:
             raise HTTPException(404, detail="no rule with that name")
-        await _call(monitor.remove_rule, name)
+        await call_core(monitor.remove_rule, name)
         return Response(status_code=204)
 
     # ---------------------------------------------------------------- silences
@@ -281,7 +281,7 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
     )
     async def list_silences(monitor: MonitorDep) -> list[Silence]:
         now = time.time()
-        return [Silence.from_record(s, now) for s in await _call(monitor.silences)]
+        return [Silence.from_record(s, now) for s in await call_core(monitor.silences)]
 
     @router.post(
         "/silences", status_code=201, response_model=SilenceCreated,
@@ -293,7 +293,7 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
         matchers = [(m.name, m.op, m.value) for m in body.matchers]
         request.state.paca_target = ",".join(f"{n}{op}{v}" for n, op, v in matchers)
         try:
-            silence_id = await _call(
+            silence_id = await call_core(
                 monitor.silence, matchers, duration=body.duration, comment=body.comment
             )
         except PacaOtelError as exc:
@@ -309,7 +309,7 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
     )  # fmt: skip
     async def expire_silence(monitor: MonitorDep, silence_id: str) -> Response:
         try:
-            await _call(monitor.expire_silence, silence_id)
+            await call_core(monitor.expire_silence, silence_id)
         except PacaOtelError:
             raise HTTPException(404, detail="no silence with that id") from None
         return Response(status_code=204)
@@ -319,7 +319,7 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
         "/reports", response_model=ReportList, **_op(read, "listReports", "Analysis reports")
     )
     async def list_reports(monitor: MonitorDep) -> ReportList:
-        found = await _call(monitor.reports)
+        found = await call_core(monitor.reports)
         return ReportList(items=[Report.model_validate(r) for r in found])
 
     @router.get(
@@ -329,7 +329,7 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
         ),
     )  # fmt: skip
     async def get_latest_report(monitor: MonitorDep) -> Report:
-        found = await _call(monitor.reports)
+        found = await call_core(monitor.reports)
         if not found:
             raise HTTPException(404, detail="no analysis report yet")
         return Report.model_validate(found[0])
@@ -348,7 +348,7 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
     ) -> AuditPage:
         query = AuditQuery(limit, offset, token_name, action, result)
         try:
-            rows, total = await _call(access(monitor).audit.query, query)
+            rows, total = await call_core(access(monitor).audit.query, query)
         except PacaOtelError as exc:
             raise HTTPException(503, detail=f"audit log unavailable: {exc}") from None
         return AuditPage(
