@@ -14,8 +14,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, get_origin
 
 from fastapi import APIRouter, HTTPException, Response, Security
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from paca_otel.alerting.rules import Rule
@@ -94,7 +93,7 @@ def monitoring_router() -> APIRouter:
     ``/health`` liveness and readiness (public by default). The unversioned routes below are
     the first API's, kept as deprecated aliases behind the same tokens and roles.
     """
-    from paca_otel.web.v1 import call_core, health_reply, v1_router
+    from paca_otel.web.v1 import call_core, health_response, v1_router
 
     router = APIRouter(tags=["monitoring"], route_class=GuardedRoute)
     router.include_router(v1_router(), prefix="/api/v1")
@@ -149,8 +148,8 @@ def monitoring_router() -> APIRouter:
         "/health", response_model=Health, name="legacy_health", operation_id="legacyHealth",
         openapi_extra=permission_extra(None),
     )  # fmt: skip
-    async def health(monitor: MonitorDep) -> Health:
-        return await run_in_threadpool(health_reply, monitor)
+    async def health(monitor: MonitorDep, ready: bool = False) -> Health | JSONResponse:
+        return await health_response(monitor, ready=ready)
 
     @router.get(
         "/", response_class=HTMLResponse, name="dashboard", operation_id="dashboard",

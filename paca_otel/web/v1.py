@@ -54,7 +54,14 @@ from paca_otel.web.models import (
 )
 from paca_otel.web.routing import GuardedRoute
 
-__all__ = ["call_core", "health_reply", "parse_matcher", "rule_body", "v1_router"]
+__all__ = [
+    "call_core",
+    "health_reply",
+    "health_response",
+    "parse_matcher",
+    "rule_body",
+    "v1_router",
+]
 
 _MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*')
 _MAX_WINDOW: Final = 31 * 86_400.0
@@ -149,6 +156,14 @@ def health_reply(monitor: Monitor) -> Health:
     ready = components["storage"].ok
     degraded = not all(c.ok for c in components.values())
     return Health(status="degraded" if degraded else "ok", ready=ready, components=components)
+
+
+async def health_response(monitor: Monitor, *, ready: bool) -> Health | JSONResponse:
+    """The health reply; with ``ready`` a 503 when not ready, for readiness probes."""
+    reply = await run_in_threadpool(health_reply, monitor)
+    if ready and not reply.ready:
+        return JSONResponse(reply.model_dump(mode="json"), status_code=503)
+    return reply
 
 
 def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads best
@@ -357,9 +372,17 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
         )  # fmt: skip
 
     # ---------------------------------------------------------------- health
-    @router.get("/health", response_model=Health, **_op(None, "health", "Liveness and readiness"))
-    async def health(monitor: MonitorDep) -> Health:
-        return await run_in_threadpool(health_reply, monitor)
+    @router.get(
+        "/health", response_model=Health,
+        **_op(
+            None, "health", "Liveness and readiness (?ready=true: 503 unless ready)",
+            responses={503: {"model": Health}},
+        ),
+    )  # fmt: skip
+    async def health(
+        monitor: MonitorDep, ready: Annotated[bool, Query()] = False
+    ) -> Health | JSONResponse:
+        return await health_response(monitor, ready=ready)
 
     # ---------------------------------------------------------------- session
     @router.post(

@@ -291,3 +291,36 @@ def test_audit_store_keeps_retention_and_a_row_cap() -> None:
     assert total == 3
     assert [r["action"] for r in rows] == ["createRule"] * 3
     assert "hunter2hunter2" not in json.dumps(rows)
+
+
+async def test_readiness_probe_is_a_503_until_ready() -> None:
+    """?ready=true answers 503 while nothing is configured; plain /health stays 200 (live)."""
+    from fastapi import FastAPI
+
+    from paca_otel.web.api import monitoring_router
+
+    app = FastAPI()
+    app.include_router(monitoring_router(), prefix="/monitoring")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        assert (await http.get("/monitoring/health")).status_code == 200
+        assert (await http.get("/monitoring/health?ready=true")).status_code == 503
+
+
+async def test_serve_app_turns_cors_on_only_for_listed_origins() -> None:
+    """create_monitoring_app(cors_origins=...) answers a preflight from a listed origin only."""
+    from paca_otel.web.app import create_monitoring_app
+
+    app = create_monitoring_app(cors_origins="https://ops.example", metrics_exporter="none")
+    preflight = {"Access-Control-Request-Method": "GET"}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            allowed = await http.options(
+                f"{V1}/alerts", headers={"Origin": "https://ops.example"} | preflight
+            )
+            other = await http.options(
+                f"{V1}/alerts", headers={"Origin": "https://evil.example"} | preflight
+            )
+    assert allowed.headers.get("access-control-allow-origin") == "https://ops.example"
+    assert "access-control-allow-origin" not in other.headers
