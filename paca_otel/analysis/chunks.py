@@ -28,8 +28,8 @@ in the standard library (``array``, slicing, ``itertools.accumulate``, ``math.gc
   long runs deflate codes in a few bits each.
 
 Layout (version 1): ``b"\\x01"`` then a raw-deflate stream of: varint ``n``, varint column
-count, zigzag varint first timestamp, timestamp planes; per column a mode byte and its
-parameters, then its planes.
+count, zigzag varint first timestamp, varint first delta, the delta-of-delta planes; per
+column a mode byte and its parameters, then its planes.
 """
 
 from __future__ import annotations
@@ -129,14 +129,15 @@ def _planes(values: Sequence[int], out: bytearray) -> None:
         out += raw[plane::8]
 
 
-def _read_planes(data: bytes, pos: int, count: int) -> tuple[list[int], int]:
+def _read_planes(data: bytes, pos: int, count: int) -> tuple[list[int] | None, int]:
+    """``count`` unsigned integers from byte planes; ``None`` when all are 0 (no planes)."""
     width = data[pos] if pos < len(data) else 0xFF
     pos += 1
     if width > 8:
         msg = f"history chunk is corrupt (byte-plane width {width}, at most 8)"
         raise ChunkError(msg)
     if width == 0:
-        return [0] * count, pos
+        return None, pos
     end = pos + width * count
     if end > len(data):
         msg = "history chunk is truncated (byte planes run past the end)"
@@ -217,6 +218,8 @@ def _decode_column(body: bytes, pos: int, count: int) -> tuple[list[float], int]
     pos += 1
     if mode == _XOR:
         xored, pos = _read_planes(body, pos, count)
+        if xored is None:
+            return [0.0] * count, pos
         return _floats(list(accumulate(xored, operator.xor))), pos
     if mode != _DECIMAL or pos >= len(body) or body[pos] > MAX_DECIMALS:
         msg = f"history chunk is corrupt (unknown column mode {mode})"
@@ -225,10 +228,13 @@ def _decode_column(body: bytes, pos: int, count: int) -> tuple[list[float], int]
     first, pos = _read_varint(body, pos + 1)
     divisor, pos = _read_varint(body, pos)
     zigzags, pos = _read_planes(body, pos, count - 1)
+    start = _unzigzag(first)
+    if zigzags is None:  # constant
+        return [start / scale] * count, pos
     deltas = [(z >> 1) ^ -(z & 1) for z in zigzags]
     if divisor > 1:
         deltas = list(map(operator.mul, deltas, repeat(divisor)))
-    ks = accumulate(deltas, initial=_unzigzag(first))
+    ks = accumulate(deltas, initial=start)
     return list(map(operator.truediv, ks, repeat(scale))), pos
 
 
@@ -263,7 +269,8 @@ def encode_chunk(timestamps: Sequence[int], columns: Sequence[Sequence[float]]) 
     _varint(count, body)
     _varint(len(columns), body)
     _varint(_zigzag(int(timestamps[0])), body)
-    dods = deltas[:1] + list(map(operator.sub, deltas[1:], deltas))
+    _varint(deltas[0] if deltas else 0, body)
+    dods = list(map(operator.sub, deltas[1:], deltas))
     _planes([(d << 1) if d >= 0 else ((-d << 1) - 1) for d in dods], body)
     for column in columns:
         _encode_column(column, body)
@@ -292,9 +299,14 @@ def decode_chunk(data: bytes) -> tuple[list[int], list[list[float]]]:
     if not (0 < count <= MAX_SAMPLES and 0 < ncols <= MAX_COLUMNS):
         msg = f"history chunk is corrupt ({count} samples, {ncols} columns)"
         raise ChunkError(msg)
-    dods, pos = _read_planes(body, pos, count - 1)
-    deltas = accumulate((z >> 1) ^ -(z & 1) for z in dods)
-    timestamps = list(accumulate(deltas, initial=_unzigzag(first)))
+    step, pos = _read_varint(body, pos)
+    dods, pos = _read_planes(body, pos, max(0, count - 2))
+    start = _unzigzag(first)
+    if dods is None:  # a steady cadence: every delta-of-delta is 0
+        timestamps = list(range(start, start + step * count, step)) if step else [start]
+    else:
+        deltas = accumulate([(z >> 1) ^ -(z & 1) for z in dods], initial=step)
+        timestamps = list(accumulate(deltas, initial=start))
     columns = []
     for _ in range(ncols):
         column, pos = _decode_column(body, pos, count)

@@ -30,6 +30,7 @@ def rollup(columns: Columns, width: int, origin: int = 0) -> Columns:
     """Aggregate ``columns`` into buckets ``[origin + k * width, origin + (k + 1) * width)``.
 
     Each bucket is stamped with its start; empty buckets are left out (gaps stay gaps).
+    The result may share lists with ``columns`` (neither is changed afterwards).
 
     Args:
         columns: Timestamps (ms, increasing) with min, max, sum and count per row; raw
@@ -39,13 +40,13 @@ def rollup(columns: Columns, width: int, origin: int = 0) -> Columns:
     """
     stamps, mins, maxs, sums, counts = columns
     keys = [t - (t - origin) % width for t in stamps]
+    if len(stamps) < 2 or min(map(operator.sub, stamps[1:], stamps)) >= width:
+        return keys, mins, maxs, sums, counts  # one row per bucket: only the stamps change
     out_t: list[int] = []
     out_min: list[float] = []
     out_max: list[float] = []
     out_sum: list[float] = []
     out_count: list[float] = []
-    if len(set(keys)) == len(keys):  # at most one row per bucket: only the stamps change
-        return keys, list(mins), list(maxs), list(sums), list(counts)
     current = None
     for key, low, high, total, count in zip(keys, mins, maxs, sums, counts, strict=True):
         if key != current:
@@ -97,10 +98,11 @@ class RangePoints(Sequence[RangePoint]):
         self.mins = mins
         self.maxs = maxs
         self.sums = sums
-        self.counts: list[int] = list(map(int, counts))
-        if all(count == 1 for count in counts):
+        if counts.count(1.0) == len(counts):  # raw samples: the mean is the value
+            self.counts: list[int] = [1] * len(counts)
             self.values = sums
         else:
+            self.counts = list(map(int, counts))
             self.values = list(map(operator.truediv, sums, counts))
 
     def __len__(self) -> int:
