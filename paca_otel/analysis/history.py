@@ -33,7 +33,6 @@ the codec's keyed index, so with a key set no label value is in the file in clea
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 import os
@@ -47,11 +46,12 @@ from typing import TYPE_CHECKING, Any
 
 from paca_otel._internal import drops, handle_internal_errors
 from paca_otel._labelregex import RegexSyntaxError, compile_label_regex, regex_fullmatch
-from paca_otel.analysis.chunks import TS_LIMIT, decode_chunk, encode_chunk
+from paca_otel.analysis.chunks import TS_LIMIT, encode_chunk
+from paca_otel.analysis.history_reader import SampleBlock, SeriesSnapshot, fetch
 from paca_otel.analysis.history_table import ChunkRow, ChunkTable, SeriesRow, series_key
 from paca_otel.analysis.matchers import label_predicate
 from paca_otel.analysis.recording import CollectionRecorder
-from paca_otel.analysis.rollup import Columns, RangePoints, merge, rollup
+from paca_otel.analysis.rollup import Columns, RangePoints, rollup
 from paca_otel.analysis.source import LabelMatcher, RangeSeries
 from paca_otel.analysis.tiers import (
     DEFAULT_TIERS,
@@ -96,16 +96,6 @@ def default_history_path() -> Path:
     return Path(base) / "paca-otel" / "history.sqlite3"
 
 
-class _Buffer:
-    """Samples of one series in time order; a sealed one's lists never change again."""
-
-    __slots__ = ("times", "values")
-
-    def __init__(self, times: list[int], values: list[float]) -> None:
-        self.times = times
-        self.values = values
-
-
 class _Series:
     """One series: identity, open buffer, sealed buffers not yet written, tier progress."""
 
@@ -123,21 +113,11 @@ class _Series:
         self.values: list[float] = []
         self.last_ms = _NEVER  # newest sample appended: older ones are out of order
         self.sealed_ms = _NEVER  # newest sample sealed: buckets up to it are complete
-        self.pending: list[_Buffer] = []
+        self.pending: list[SampleBlock] = []
         self.progress: dict[int, int] = {}
 
     def row(self) -> SeriesRow:
         return (self.key, self.name, self.labels, self.sensitive)
-
-
-@dataclass(frozen=True, slots=True)
-class _Snapshot:
-    """What a reader needs of one series, copied under the store's lock."""
-
-    key: str
-    pending: tuple[_Buffer, ...]
-    buffer: _Buffer
-    progress: dict[int, int]
 
 
 _NEVER = -(1 << 62)
@@ -206,7 +186,7 @@ class HistoryStore:
         self._lock = threading.Lock()
         self._series: dict[tuple[str, tuple[tuple[str, str], ...]], _Series] = {}
         self._by_name: dict[str, list[_Series]] = {}
-        self._queue: list[tuple[_Series, _Buffer]] = []
+        self._queue: list[tuple[_Series, SampleBlock]] = []
         self._queued_samples = 0
         self._write_scheduled = False
         self._write_lock = threading.Lock()  # one batch at a time (writer thread, maintenance)
@@ -386,7 +366,7 @@ class HistoryStore:
 
     def _seal(self, series: _Series) -> None:
         """Move the open buffer to the writer's queue (lock held); drop it if that is full."""
-        chunk = _Buffer(series.times, series.values)
+        chunk = SampleBlock(series.times, series.values)
         series.times, series.values = [], []
         series.sealed_ms = chunk.times[-1]
         count = len(chunk.times)
@@ -491,65 +471,22 @@ class HistoryStore:
             ]
         result = []
         for labels, snap in found:
-            columns = self._fetch(snap, tier, start_ms, end_ms)
+            columns = fetch(
+                self._table, self.tiers, snap, tier=tier, start_ms=start_ms, end_ms=end_ms
+            )
             if columns[0]:
                 points = RangePoints(rollup(columns, step_ms, start_ms))
                 result.append(RangeSeries(name, dict(labels), points))
         return result
 
     @staticmethod
-    def _snapshot(series: _Series) -> _Snapshot:
-        return _Snapshot(
+    def _snapshot(series: _Series) -> SeriesSnapshot:
+        return SeriesSnapshot(
             series.key,
             tuple(series.pending),
-            _Buffer(list(series.times), list(series.values)),
+            SampleBlock(list(series.times), list(series.values)),
             dict(series.progress),
         )
-
-    def _fetch(self, snap: _Snapshot, tier: int, start_ms: int, end_ms: int) -> Columns:
-        """One series' columns in ``[start_ms, end_ms]`` from ``tier``, and from the finer
-        tiers for the part ``tier`` has not rolled up yet."""
-        if tier == 0:
-            return self._fetch_raw(snap, start_ms, end_ms)
-        width = self.tiers[tier].resolution_ms
-        until = snap.progress.get(width)
-        if until is None:
-            return self._fetch(snap, tier - 1, start_ms, end_ms)
-        parts: list[Columns] = []
-        if start_ms < until:
-            last = min(end_ms, until - 1)
-            stamps: list[int] = []
-            mins: list[float] = []
-            maxs: list[float] = []
-            sums: list[float] = []
-            counts: list[float] = []
-            for data in self._table.read(snap.key, width, start_ms, last):
-                chunk_times, (low, high, total, count) = decode_chunk(data)
-                stamps += chunk_times
-                mins += low
-                maxs += high
-                sums += total
-                counts += count
-            parts.append(_clip((stamps, mins, maxs, sums, counts), start_ms, last))
-        if end_ms >= until:
-            parts.append(self._fetch(snap, tier - 1, max(start_ms, until), end_ms))
-        return merge(parts)
-
-    def _fetch_raw(self, snap: _Snapshot, start_ms: int, end_ms: int) -> Columns:
-        blocks: dict[int, tuple[list[int], list[float]]] = {}
-        for data in self._table.read(snap.key, 0, start_ms, end_ms):
-            chunk_times, (chunk_values,) = decode_chunk(data)
-            blocks[chunk_times[0]] = (chunk_times, chunk_values)
-        for chunk in (*snap.pending, snap.buffer):  # written meanwhile: the file's copy wins
-            if chunk.times and chunk.times[0] <= end_ms and chunk.times[-1] >= start_ms:
-                blocks.setdefault(chunk.times[0], (chunk.times, chunk.values))
-        stamps: list[int] = []
-        values: list[float] = []
-        for first in sorted(blocks):
-            chunk_times, chunk_values = blocks[first]
-            stamps += chunk_times
-            values += chunk_values
-        return _clip((stamps, values, values, values, [1.0] * len(values)), start_ms, end_ms)
 
     # -- maintenance ------------------------------------------------------------------------
 
@@ -601,7 +538,12 @@ class HistoryStore:
             first = snap.progress.get(width, _NEVER)
             if first >= limit:
                 continue
-            rolled = rollup(self._fetch(snap, index - 1, first, limit - 1), width)
+            rolled = rollup(
+                fetch(
+                    self._table, self.tiers, snap, tier=index - 1, start_ms=first, end_ms=limit - 1
+                ),
+                width,
+            )
             stamps = rolled[0]
             for at in range(0, len(stamps), self.chunk_samples):
                 piece = slice(at, at + self.chunk_samples)
@@ -703,13 +645,3 @@ def _float(value: object) -> float:
         return float(value)
     msg = f"history value must be a number, got {type(value).__name__}"
     raise HistoryError(msg)
-
-
-def _clip(columns: Columns, start_ms: int, end_ms: int) -> Columns:
-    stamps = columns[0]
-    low = bisect.bisect_left(stamps, start_ms)
-    high = bisect.bisect_right(stamps, end_ms)
-    if low == 0 and high == len(stamps):
-        return columns
-    a, b, c, d, e = columns
-    return a[low:high], b[low:high], c[low:high], d[low:high], e[low:high]
