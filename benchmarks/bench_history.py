@@ -209,7 +209,7 @@ def ingest(series: list[Series], stamps: list[float], workdir: Path) -> None:
         for name, labels, values in series:
             store.append(name, labels, at, values[i])
     appended, appended_cpu = time.perf_counter() - start, time.process_time() - start_cpu
-    store.flush(timeout=600)
+    store.flush()
     total, total_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     store.close()
     naive = workdir / "ingest-naive.sqlite3"
@@ -246,7 +246,7 @@ def query(days: float, workdir: Path) -> None:
     store = HistoryStore(path, tiers=tiers, chunk_span=86_400, clock=lambda: clock[0])
     for at, value in zip(stamps, values, strict=True):
         store.append("system.cpu.utilization", {"cpu.mode": "user"}, at, value)
-    store.flush(timeout=600)
+    store.flush()
     end = stamps[-1]
 
     def run(step: float) -> int:

@@ -444,6 +444,24 @@ class PacaOtelSettings(BaseSettings):
         description="per-signal CA bundle",
     )  # fmt: skip
 
+    # --- history (H8: paca_otel/analysis/history.py; checked by HistoryStore.from_settings) ---
+    history_enabled: bool = _env(
+        "history_enabled", default=False,
+        description="record every collection in the embedded metric history (SQLite)",
+    )  # fmt: skip
+    history_path: Path | None = _env(
+        "history_path", default=None,
+        description="history file (none: $XDG_DATA_HOME/paca-otel/history.sqlite3)",
+    )  # fmt: skip
+    history_tiers: str = _env(
+        "history_tiers", default="raw:24h,1m:7d,1h:90d",
+        description="history resolution:retention tiers, raw first (keep min/max/sum/count)",
+    )  # fmt: skip
+    history_sensitive: str | None = _env(
+        "history_sensitive", default=None,
+        description="RE2 pattern of metric names whose history is encrypted (needs storage_key)",
+    )  # fmt: skip
+
     # --- validators ---------------------------------------------------------------------------
     @field_validator("evaluation_interval")
     @classmethod

@@ -10,10 +10,11 @@ Data path and budgets (measured by ``benchmarks/bench_history.py``):
 - **Append** puts a sample in its series' in-memory buffer (one lock, no I/O, no encoding).
   A buffer is sealed at ``chunk_samples`` samples or ``chunk_span`` seconds; sealed chunks
   wait in a bounded queue (``max_pending`` samples; beyond it chunks are dropped and counted
-  in ``paca_otel.dropped{reason="history_write_backlog"}``) for the storage layer's writer
-  thread, which encodes (:mod:`paca_otel.analysis.chunks`), encrypts sensitive series and
-  writes them in one transaction. Out-of-order and duplicate samples are dropped and counted.
-  Budget: >= 200k samples/s.
+  in ``paca_otel.dropped{reason="history_write_backlog"}``) for the store's writer thread
+  (its own, so an append never waits for the file's lock), which encodes them
+  (:mod:`paca_otel.analysis.chunks`), encrypts sensitive series and writes them in one
+  transaction (:mod:`paca_otel.analysis.history_table`). Out-of-order and duplicate samples
+  are dropped and counted. Budget: >= 200k samples/s.
 - **Query** reads a series' chunks from the file, the queue and the buffer, so the newest
   sample is visible at once, decodes them and rolls them up per step
   (:mod:`paca_otel.analysis.rollup`). Budget: 60k points of one series in <= 50 ms.
@@ -188,7 +189,9 @@ class HistoryStore:
         self._by_name: dict[str, list[_Series]] = {}
         self._queue: list[tuple[_Series, SampleBlock]] = []
         self._queued_samples = 0
-        self._write_scheduled = False
+        self._wake = threading.Event()  # set when chunks are queued: the writer wakes
+        self._writer: threading.Thread | None = None
+        self._closing = False
         self._write_lock = threading.Lock()  # one batch at a time (writer thread, maintenance)
         self._recorder = CollectionRecorder()
         #: What the last :meth:`run_maintenance` did (None: it has not run).
@@ -376,16 +379,32 @@ class HistoryStore:
         series.pending.append(chunk)
         self._queue.append((series, chunk))
         self._queued_samples += count
-        if not self._write_scheduled:
-            self._write_scheduled = True
-            self._db.submit(self._write_queue, "history_write")
+        # no file lock here: the writer may hold it for a whole transaction
+        self._wake.set()
+        if self._writer is None or not self._writer.is_alive():  # first seal, or after fork
+            self._writer = threading.Thread(
+                target=self._write_loop, name="paca-otel-history-writer", daemon=True
+            )
+            self._writer.start()
+
+    def _write_loop(self) -> None:
+        """The store's writer thread: writes queued chunks whenever some are sealed."""
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closing:
+                return
+            try:
+                with handle_internal_errors("history_write", _logger):
+                    self._write_queue()
+            except StorageError as exc:  # re-queued; retried at the next seal or flush
+                count_error("history_write", exc)
 
     def _write_queue(self) -> None:
         """Encode and write every queued chunk in one transaction (the writer thread)."""
         with self._write_lock:
             with self._lock:
                 batch, self._queue = self._queue, []
-                self._write_scheduled = False
                 rows = [(series.row(), chunk) for series, chunk in batch]
             if not batch:
                 return
@@ -412,16 +431,19 @@ class HistoryStore:
                     series.pending.remove(chunk)
                     self._queued_samples -= len(chunk.times)
 
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Seal every buffer and wait until everything is written; ``False`` on timeout.
+    def flush(self) -> None:
+        """Seal every buffer and write everything queued, on the caller's thread.
 
         For shutdown and tests: sealing early makes smaller chunks (compressing less).
+
+        Raises:
+            StorageError: the file cannot be written (the chunks stay queued).
         """
         with self._lock:
             for series in self._series.values():
                 if series.times:
                     self._seal(series)
-        return self._db.flush(timeout)
+        self._write_queue()
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -612,11 +634,15 @@ class HistoryStore:
             thread.join(timeout)
 
     def close(self) -> None:
-        """Stop maintenance, write everything buffered, and release the file."""
+        """Stop maintenance, write everything buffered, stop the writer, release the file."""
         self.stop()
         try:
             self.flush()
         finally:
+            self._closing = True
+            self._wake.set()
+            if self._writer is not None:
+                self._writer.join(10.0)
             self._db.close()
 
     def __repr__(self) -> str:

@@ -20,6 +20,7 @@ from paca_otel.analysis.matchers import MatcherError
 from paca_otel.analysis.rollup import RangePoints
 from paca_otel.analysis.source import LabelMatcher, RangePoint, SeriesSource
 from paca_otel.analysis.tiers import parse_tiers
+from paca_otel.config import load_settings
 from paca_otel.errors import ConfigError
 from paca_otel.storage import Codec, open_database
 
@@ -337,17 +338,33 @@ def test_out_of_order_and_over_limit_samples_are_dropped_and_counted(clock: Cloc
     store.close()
 
 
-def test_write_backlog_is_bounded(tmp_path: Path, clock: Clock) -> None:
-    """With the writer stuck, sealed chunks beyond max_pending are dropped and counted."""
+def test_appends_never_wait_for_a_locked_file_and_the_backlog_is_bounded(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """With another thread holding the file, appends go on; chunks beyond max_pending are
+    dropped and counted, and the queued ones are written once the file is free."""
     path = tmp_path / "b.sqlite3"
     store = HistoryStore(path, clock=clock, max_pending=10, chunk_samples=5)
-    shared = open_database(path)  # the same connection: holding it blocks the writer thread
-    with shared.transaction("hold the writer"):
+    shared = open_database(path)  # the same connection the store writes through
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with shared.transaction("hold the file"):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
         for i in range(31):
             store.append("m", {}, T0 + i, float(i))
         assert store.dropped["history_write_backlog"] == 20
-        (series,) = store.query_range("m", start=T0, end=T0 + 40, step=1)
-    assert len(series.points) == 11  # two chunks of 5 queued, one sample buffered
+    finally:
+        release.set()
+        holder.join(30)
+    (series,) = store.query_range("m", start=T0, end=T0 + 40, step=1)
+    assert series.points.values == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 30.0]  # type: ignore[attr-defined]  # columns
     shared.close()
     store.close()
 
@@ -451,18 +468,15 @@ def test_range_points_are_a_sequence_of_range_point(store: HistoryStore) -> None
 def test_from_settings_uses_the_data_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Without history_path the file goes under $XDG_DATA_HOME/paca-otel/."""
+    """Without history_path the file goes under $XDG_DATA_HOME/paca-otel/; tiers are read."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     assert default_history_path() == tmp_path / "data" / "paca-otel" / "history.sqlite3"
-
-    class Settings:
-        history_path = None
-        history_tiers = "raw:1h,5m:1d"
-        history_sensitive = None
-        storage_key = None
-
-    store = HistoryStore.from_settings(Settings())
+    store = HistoryStore.from_settings(load_settings(history_tiers="raw:1h,5m:1d"))
     assert [t.resolution_ms for t in store.tiers] == [0, 300_000]
     store.append("m", {}, T0, 1.0)
     store.close()
     assert default_history_path().exists()
+    with pytest.raises(ConfigError, match="history_tiers"):
+        HistoryStore.from_settings(load_settings(history_tiers="1m:1d"))
+    with pytest.raises(ConfigError, match="storage_key"):
+        HistoryStore.from_settings(load_settings(history_sensitive="pay.*"))
