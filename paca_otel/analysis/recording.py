@@ -8,8 +8,9 @@ the instruments again. This module turns the SDK's public data model into
 - gauges and sums (monotonic or not): one sample per data point, ``name`` as recorded;
 - explicit-bucket histograms: ``<name>.count`` and ``<name>.sum`` as given (cumulative
   counters with cumulative temporality), plus ``<name>.p50``, ``.p95`` and ``.p99`` of the
-  interval since the previous collection (bucket counts differenced, quantiles interpolated
-  inside the bucket as PromQL's ``histogram_quantile`` does);
+  interval since the previous collection (bucket counts differenced, quantiles from
+  :func:`paca_otel.pipeline.reader.bucket_quantile`, the estimate alert rules use), the
+  same names the pipeline gives rules;
 - exponential histograms: ``<name>.count`` and ``<name>.sum``.
 
 Attribute values become label strings the way the Prometheus exporter writes them
@@ -32,7 +33,9 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 
-__all__ = ["QUANTILES", "CollectionRecorder", "Sample", "bucket_quantile"]
+from paca_otel.pipeline.reader import bucket_quantile
+
+__all__ = ["QUANTILES", "CollectionRecorder", "Sample"]
 
 #: ``(name, labels, timestamp_seconds, value)``.
 Sample = tuple[str, dict[str, str], float, float]
@@ -53,29 +56,6 @@ def _label(value: Any) -> str:
 
 def _labels(attributes: Mapping[str, Any] | None) -> dict[str, str]:
     return {key: _label(value) for key, value in (attributes or {}).items()}
-
-
-def bucket_quantile(q: float, bounds: Sequence[float], counts: Sequence[int]) -> float | None:
-    """The ``q`` quantile of an explicit-bucket histogram, as ``histogram_quantile`` computes.
-
-    Linear interpolation inside the bucket holding the rank; the first bucket starts at 0
-    (or at its bound if that is negative); a rank in the overflow bucket gives the highest
-    finite bound. ``None`` without observations.
-    """
-    total = sum(counts)
-    if total <= 0:
-        return None
-    rank = q * total
-    seen = 0
-    for index, count in enumerate(counts):
-        if count and seen + count >= rank:
-            if index >= len(bounds):
-                return float(bounds[-1]) if bounds else None
-            upper = float(bounds[index])
-            lower = float(bounds[index - 1]) if index else min(0.0, upper)
-            return lower + (upper - lower) * (rank - seen) / count
-        seen += count
-    return float(bounds[-1]) if bounds else None
 
 
 class CollectionRecorder:

@@ -19,7 +19,6 @@ from paca_otel.analysis.history import HistoryError, HistoryStore, default_histo
 from paca_otel.analysis.matchers import MatcherError
 from paca_otel.analysis.rollup import RangePoints
 from paca_otel.analysis.source import LabelMatcher, RangePoint, SeriesSource
-from paca_otel.analysis.tiers import parse_tiers
 from paca_otel.config import load_settings
 from paca_otel.errors import ConfigError
 from paca_otel.storage import Codec, open_database
@@ -194,26 +193,6 @@ def test_maintenance_thread_runs_and_stops(store: HistoryStore, clock: Clock) ->
     assert series.points[0].count == len(values)
     with pytest.raises(ConfigError, match="interval=0"):
         store.start(interval=0)
-
-
-def test_tiers_parse_and_reject_bad_settings() -> None:
-    """history_tiers reads 'raw:24h,1m:7d,1h:90d'; nonsense names the setting and the rule."""
-    raw, minute, hour = parse_tiers("raw:24h,1m:7d,1h:90d")
-    assert (raw.resolution_ms, raw.retention_ms) == (0, 86_400_000)
-    assert (minute.resolution_ms, hour.resolution_ms) == (60_000, 3_600_000)
-    for bad, why in [
-        ("1m:7d", "must be 'raw'"),
-        ("raw:1d,raw:2d", "must be 'raw'"),
-        ("raw:1d,1m", "no ':'"),
-        ("raw:1d,1m:7x", "not a duration"),
-        ("raw:1d,1h:7d,1m:30d", "coarser"),
-        ("raw:1d,1m:7d,90s:30d", "multiple"),
-        ("raw:7d,1m:1d", "at least as long"),
-        ("raw:0s", "more than 0"),
-    ]:
-        with pytest.raises(ConfigError, match="history_tiers") as info:
-            parse_tiers(bad)
-        assert why in str(info.value), (bad, info.value)
 
 
 def _file_bytes(path: Path) -> bytes:
