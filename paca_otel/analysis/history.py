@@ -39,6 +39,7 @@ import math
 import os
 import threading
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ from paca_otel.analysis.history_reader import SampleBlock, SeriesSnapshot, fetch
 from paca_otel.analysis.history_table import ChunkRow, ChunkTable, SeriesRow, series_key
 from paca_otel.analysis.matchers import label_predicate
 from paca_otel.analysis.recording import CollectionRecorder
-from paca_otel.analysis.rollup import Columns, RangePoints, rollup
+from paca_otel.analysis.rollup import RangePoints, rollup
 from paca_otel.analysis.source import LabelMatcher, RangeSeries
 from paca_otel.analysis.tiers import (
     DEFAULT_TIERS,
@@ -110,8 +111,8 @@ class _Series:
         self.name = name
         self.labels = labels
         self.sensitive = sensitive
-        self.times: list[int] = []
-        self.values: list[float] = []
+        self.times = array("q")  # 16 bytes a sample buffered (a list would take ~70)
+        self.values = array("d")
         self.last_ms = _NEVER  # newest sample appended: older ones are out of order
         self.sealed_ms = _NEVER  # newest sample sealed: buckets up to it are complete
         self.pending: list[SampleBlock] = []
@@ -122,7 +123,6 @@ class _Series:
 
 
 _NEVER = -(1 << 62)
-_EMPTY: Columns = ([], [], [], [], [])
 
 
 class HistoryStore:
@@ -370,7 +370,7 @@ class HistoryStore:
     def _seal(self, series: _Series) -> None:
         """Move the open buffer to the writer's queue (lock held); drop it if that is full."""
         chunk = SampleBlock(series.times, series.values)
-        series.times, series.values = [], []
+        series.times, series.values = array("q"), array("d")
         series.sealed_ms = chunk.times[-1]
         count = len(chunk.times)
         if self._queued_samples + count > self.max_pending:
@@ -506,7 +506,7 @@ class HistoryStore:
         return SeriesSnapshot(
             series.key,
             tuple(series.pending),
-            SampleBlock(list(series.times), list(series.values)),
+            SampleBlock(array("q", series.times), array("d", series.values)),
             dict(series.progress),
         )
 

@@ -11,6 +11,7 @@ the next finer tier, down to the raw samples, so a query never misses recent dat
 from __future__ import annotations
 
 import bisect
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ class SampleBlock:
 
     __slots__ = ("times", "values")
 
-    def __init__(self, times: list[int], values: list[float]) -> None:
+    def __init__(self, times: array[int], values: array[float]) -> None:
         self.times = times
         self.values = values
 
@@ -82,7 +83,7 @@ def fetch(
 
 
 def _fetch_raw(table: ChunkTable, snap: SeriesSnapshot, start_ms: int, end_ms: int) -> Columns:
-    blocks: dict[int, tuple[list[int], list[float]]] = {}
+    blocks: dict[int, tuple[Sequence[int], Sequence[float]]] = {}
     for data in table.read(snap.key, 0, start_ms, end_ms):
         chunk_times, (chunk_values,) = decode_chunk(data)
         blocks[chunk_times[0]] = (chunk_times, chunk_values)
@@ -92,9 +93,9 @@ def _fetch_raw(table: ChunkTable, snap: SeriesSnapshot, start_ms: int, end_ms: i
     stamps: list[int] = []
     values: list[float] = []
     for first in sorted(blocks):
-        chunk_times, chunk_values = blocks[first]
-        stamps += chunk_times
-        values += chunk_values
+        block_times, block_values = blocks[first]
+        stamps += block_times
+        values += block_values
     return _clip((stamps, values, values, values, [1.0] * len(values)), start_ms, end_ms)
 
 
