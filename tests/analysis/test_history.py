@@ -459,3 +459,21 @@ def test_from_settings_uses_the_data_directory(
         HistoryStore.from_settings(load_settings(history_tiers="1m:1d"))
     with pytest.raises(ConfigError, match="storage_key"):
         HistoryStore.from_settings(load_settings(history_sensitive="pay.*"))
+
+
+def test_a_reopened_store_resumes_where_it_left_off(tmp_path: Path, clock: Clock) -> None:
+    """Series, roll-up progress and the out-of-order guard survive a restart."""
+    path = tmp_path / "r.sqlite3"
+    first = HistoryStore(path, clock=clock, chunk_samples=60)
+    values = _fill(first, 3600)
+    clock.now = T0 + 3 * 3600
+    assert first.run_maintenance().downsampled_points == 61
+    first.close()
+    second = HistoryStore(path, clock=clock, chunk_samples=60)
+    assert second.run_maintenance().downsampled_points == 0
+    assert not second.append("cpu", {"host": "a"}, T0, 1.0)  # older than what is stored
+    clock.now = T0 + 30 * DAY
+    second.run_maintenance()
+    (series,) = second.query_range("cpu", start=T0, end=T0 + 3600, step=3600)
+    assert series.points[0].count == len(values)
+    second.close()
