@@ -300,7 +300,7 @@ class HistoryStore:
             timestamp: Seconds since the epoch (kept to the millisecond).
             value: The value; every float64 (NaN, inf, -0.0) comes back bit for bit.
             sensitive: Store this series encrypted (needs ``storage_key``); a series once
-                sensitive stays so.
+                sensitive stays so (chunks written before that stay as they were).
 
         Raises:
             HistoryError: a bad name, label, timestamp or value.
@@ -580,6 +580,9 @@ class HistoryStore:
                 series = self._series.get((name, tuple(sorted(labels.items()))))
                 if series is not None and series.key == key:
                     series.progress[width] = limit
+                    # a late sample in a rolled-up bucket would never reach this tier: it is
+                    # refused (and counted) as out of order instead of silently lost later
+                    series.last_ms = max(series.last_ms, limit - 1)
         return sum(chunk[4] for chunk in chunks)
 
     def _expire(self, now_ms: int) -> tuple[int, int]:

@@ -176,6 +176,8 @@ def test_a_bucket_is_rolled_up_only_when_complete(store: HistoryStore, clock: Cl
     store.run_maintenance()
     (series,) = store.query_range("m", start=T0, end=T0 + 600, step=60)
     assert [p.count for p in series.points] == [60, 60, 60, 20]
+    assert not store.append("m", {}, T0 + 230, 1.0)  # its bucket is rolled up: refused
+    assert store.dropped["history_out_of_order"] == 1
 
 
 def test_maintenance_thread_runs_and_stops(store: HistoryStore, clock: Clock) -> None:
