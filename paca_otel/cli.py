@@ -1,4 +1,4 @@
-"""The ``paca-otel`` command: ``demo``, ``config``, ``rules``, ``anomalies`` and ``--version``."""
+"""The ``paca-otel`` command: demo, config, rules, anomalies, token and ``--version``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from paca_otel._version import __version__
 from paca_otel.analysis.cli import add_parser as add_anomalies_parser
 from paca_otel.errors import PacaOtelError
+from paca_otel.security._cli import add_token_parser
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         " (e.g. orders: orders_total); built-in aliases need none",
     )
     rules.set_defaults(func=_rules)
+    add_token_parser(sub)
     return parser
 
 

@@ -444,6 +444,13 @@ class PacaOtelSettings(BaseSettings):
         description="per-signal CA bundle",
     )  # fmt: skip
 
+    # --- metric labels (H4a, issue 6 section 5: label values) -------------------------------
+    label_value_max_length: int = _env(
+        "label_value_max_length", default=2048, ge=1,
+        description="characters kept of a metric label value; longer ones are cut "
+        "and counted in paca_otel.dropped{reason=label_value_truncated}",
+    )  # fmt: skip
+
     # --- history (H8: paca_otel/analysis/history.py; checked by HistoryStore.from_settings) ---
     history_enabled: bool = _env(
         "history_enabled", default=False,

@@ -207,7 +207,7 @@ class AlertingRuntime:
         for name, channel in channels_from_settings(telemetry.settings).items():
             if name not in self.channels or isinstance(self.channels[name], UnconfiguredChannel):
                 self.add_channel(name, channel)
-        self.engine._collect = telemetry.pipeline.collect
+        self.engine.bind_collector(telemetry.pipeline.collect)
         telemetry.add_shutdown_hook(lambda: self.detach(telemetry))
         if not self._started:
             self._started = True
@@ -232,7 +232,7 @@ class AlertingRuntime:
             return
         self.telemetry = None
         self.engine.stop()
-        self.engine._collect = None
+        self.engine.bind_collector(None)
         self.dispatcher.stop()
         self._started = False
 

@@ -23,12 +23,7 @@ from opentelemetry._logs import set_logger_provider
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    InMemoryMetricReader,
-    MetricExporter,
-    MetricReader,
-    PeriodicExportingMetricReader,
-)
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -52,6 +47,8 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
+    from paca_otel.pipeline._collection import Collection
+    from paca_otel.pipeline._export import PeriodicExport
     from paca_otel.pipeline.pipeline import Pipeline
     from paca_otel.signals.logs import LoggingHandles
     from paca_otel.signals.system import SystemMetrics
@@ -73,9 +70,10 @@ class Telemetry:
     tracer_provider: TracerProvider
     meter_provider: MeterProvider
     logger_provider: LoggerProvider
-    snapshot_reader: InMemoryMetricReader
+    collection: Collection
     pipeline: Pipeline
     prometheus_registry: CollectorRegistry | None = None
+    metric_export: PeriodicExport | None = None
     system: SystemMetrics | None = None
     logging_handles: LoggingHandles | None = None
     _prometheus_server: tuple[WSGIServer, threading.Thread] | None = None
@@ -121,12 +119,22 @@ class Telemetry:
         late = _run_bounded(
             [
                 ("traces", flush("traces", self.tracer_provider.force_flush)),
-                ("metrics", flush("metrics", self.meter_provider.force_flush)),
+                ("metrics", flush("metrics", self._flush_metrics)),
                 ("logs", flush("logs", self.logger_provider.force_flush)),
             ],
             time.monotonic() + timeout_millis / 1000,
         )
         return not late and all(results.values())
+
+    def _flush_metrics(self, timeout_millis: int) -> bool:
+        pushed = self.metric_export.force_flush(timeout_millis) if self.metric_export else True
+        return self.meter_provider.force_flush(timeout_millis) and pushed
+
+    def _stop_metrics(self, timeout_millis: float) -> None:
+        # The last push needs the provider alive: export first, then shut the provider down.
+        if self.metric_export is not None:
+            self.metric_export.shutdown(timeout_millis)
+        self.meter_provider.shutdown(timeout_millis=timeout_millis)
 
     def shutdown(self, timeout_millis: int | None = None) -> None:
         """Flush and stop everything, never taking much longer than the timeout.
@@ -150,6 +158,7 @@ class Telemetry:
         deadline = time.monotonic() + timeout
         if self.logging_handles is not None:
             self.logging_handles.uninstall()
+        self.pipeline.stop_draining()
         if self.system is not None:
             self.system.shutdown()
         if self._prometheus_server is not None:
@@ -165,7 +174,7 @@ class Telemetry:
         late = _run_bounded(
             [
                 ("traces", self.tracer_provider.shutdown),
-                ("metrics", lambda: self.meter_provider.shutdown(timeout_millis=timeout * 1000)),
+                ("metrics", lambda: self._stop_metrics(timeout * 1000)),
                 ("logs", self.logger_provider.shutdown),
             ],
             deadline,
@@ -249,7 +258,8 @@ def configure(
     elif overrides:
         settings = load_settings(**{**settings.model_dump(exclude_unset=True), **overrides})
     with _lock:
-        current = _current
+        # An independent handle (set_global=False) leaves the global one alone.
+        current = _current if set_global else None
         if current is not None and not current.is_shutdown:
             unchanged = not (metric_readers or span_processors or system_source)
             if current.settings == settings and unchanged:
@@ -258,6 +268,10 @@ def configure(
                 return current
             logger.info("paca-otel: configure() called with new settings; replacing providers")
             current.shutdown()
+        if set_global:  # a process-wide default, like the global providers
+            from paca_otel.signals.labels import set_label_value_max_length
+
+            set_label_value_max_length(settings.label_value_max_length)
         telemetry = _build(
             settings, app, metric_readers, span_processors, set_global, system_source
         )
@@ -296,32 +310,8 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
     for processor in span_processors:
         tracer_provider.add_span_processor(processor)
 
-    snapshot_reader = InMemoryMetricReader()
-    readers: list[MetricReader] = [snapshot_reader, pipeline.reader, *metric_readers]
-    registry: CollectorRegistry | None = None
-    metric_exporters = settings.exporters("metrics")
-    if "prometheus" in metric_exporters:
-        from opentelemetry.exporter.prometheus import PrometheusMetricReader
-
-        from paca_otel.exposition import PromLintCollector
-
-        source = CollectorRegistry(auto_describe=True)
-        readers.append(PrometheusMetricReader(registry=source))
-        # No auto_describe: it would collect right now, before the reader above is registered
-        # on the MeterProvider, and the SDK warns "Cannot call collect on a MetricReader...".
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(PromLintCollector(source))
-    for metric_exporter in _metric_exporters(settings):
-        if isinstance(metric_exporter, MetricReader):  # a pull reader from an entry point
-            readers.append(metric_exporter)
-            continue
-        readers.append(
-            PeriodicExportingMetricReader(
-                metric_exporter,
-                export_interval_millis=settings.metric_export_interval,
-                export_timeout_millis=settings.metric_export_timeout,
-            )
-        )
+    collection = pipeline.reader
+    readers, registry, metric_export = _metric_consumers(settings, collection, metric_readers)
     views = []
     if settings.system_metrics and not settings.sdk_disabled:
         from paca_otel.signals.system import system_views
@@ -344,8 +334,9 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         logger_provider=logger_provider,
-        snapshot_reader=snapshot_reader,
+        collection=collection,
         pipeline=pipeline,
+        metric_export=metric_export,
         prometheus_registry=registry,
     )
     if settings.system_metrics and not settings.sdk_disabled:
@@ -371,6 +362,9 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
             json_to_stderr=settings.logs,
         )
     redactor.register(settings)
+    if metric_export is not None:
+        metric_export.start()
+    pipeline.start_draining()
     if registry is not None and app is None:
         telemetry._prometheus_server = _start_prometheus(settings, registry)
     if app is not None:
@@ -378,6 +372,42 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
     _probe_collectors(settings)
     atexit.register(telemetry.shutdown)
     return telemetry
+
+
+def _metric_consumers(
+    settings: PacaOtelSettings, collection: Collection, extra: Sequence[MetricReader]
+) -> tuple[list[MetricReader], CollectorRegistry | None, PeriodicExport | None]:
+    """The readers to attach, the scrape registry and the periodic push, all over one reader.
+
+    Every consumer (exposition, alerting, snapshot, OTLP) reads ``collection``'s collections,
+    so each measurement is aggregated once (see :mod:`paca_otel.pipeline._collection`).
+    """
+    readers: list[MetricReader] = [collection, *extra]
+    registry: CollectorRegistry | None = None
+    metric_exporters = settings.exporters("metrics")
+    if "prometheus" in metric_exporters:
+        from paca_otel.pipeline._prometheus import CollectionCollector
+
+        # No auto_describe: it would collect at registration, before the MeterProvider exists.
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(CollectionCollector(collection.collect_now))
+    pushed: list[MetricExporter] = []
+    for metric_exporter in _metric_exporters(settings):
+        if isinstance(metric_exporter, MetricReader):  # a pull reader from an entry point
+            readers.append(metric_exporter)
+        else:
+            pushed.append(metric_exporter)
+    metric_export = None
+    if pushed:
+        from paca_otel.pipeline._export import PeriodicExport
+
+        metric_export = PeriodicExport(
+            collection.collect_now,
+            pushed,
+            interval=settings.metric_export_interval / 1000,
+            timeout=settings.metric_export_timeout / 1000,
+        )
+    return readers, registry, metric_export
 
 
 def _resource(settings: PacaOtelSettings) -> Resource:

@@ -27,6 +27,7 @@ from opentelemetry.sdk.metrics.export import (
 from pydantic import BaseModel, ConfigDict, Field
 
 from paca_otel.pipeline.aliases import ALIASES, UNITS
+from paca_otel.signals.labels import safe_text
 
 SEED_ALIASES = tuple(ALIASES)
 """Every documented alias, in the README's order: each is a field and a key of the snapshot."""
@@ -170,4 +171,5 @@ def _points(name: str, unit: str, data: object) -> Iterator[MetricPoint]:
 
 
 def _labels(attributes: Mapping[str, Any] | None) -> dict[str, str]:
-    return {str(k): str(v) for k, v in (attributes or {}).items()}
+    # safe_text: a label from the raw OTel API may hold a lone surrogate (JSON would fail: 500).
+    return {safe_text(str(k)): safe_text(str(v)) for k, v in (attributes or {}).items()}

@@ -352,3 +352,21 @@ def test_webhook_credentials_never_reach_logs(
         assert secret not in json_lines, json_lines
         assert secret not in exported, exported
     tel.shutdown(timeout_millis=500)
+
+
+def test_independent_configure_leaves_the_global_handle_alone() -> None:
+    """configure(set_global=False) with other settings neither replaces nor shuts the global."""
+    from paca_otel.setup import configure, get_telemetry
+
+    main = configure(service_name="global-one", system_metrics=False, prometheus_port=0)
+    other = configure(
+        service_name="independent", system_metrics=False, metrics_exporter="none",
+        set_global=False,
+    )  # fmt: skip
+    try:
+        assert other is not main
+        assert get_telemetry() is main
+        assert not main.is_shutdown
+    finally:
+        other.shutdown()
+        main.shutdown()

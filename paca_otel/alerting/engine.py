@@ -256,6 +256,15 @@ class RuleEngine(NotificationPolicy):
             # written by the next cycle (or close): no I/O here, callers may be on the loop
 
     # ------------------------------------------------------------------ evaluation
+    def bind_collector(self, collect: Callable[[float], None] | None) -> None:
+        """Call ``collect(now)`` first in each cycle (``None``: read the store as it is).
+
+        The runtime binds the live pipeline's collection when telemetry starts and unbinds it
+        when telemetry shuts down, so the engine never reaches for the pipeline itself.
+        """
+        with self._cycle_lock:
+            self._collect = collect
+
     def evaluate_once(self, now: float | None = None) -> list[AlertEvent]:
         """Run one evaluation cycle at ``now`` and return the transitions it caused.
 

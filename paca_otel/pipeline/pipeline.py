@@ -1,7 +1,8 @@
-"""The alerting pipeline: wires the metric reader and the RED span processor to the store.
+"""The alerting pipeline: the one collection and the RED span processor, written to the store.
 
-Set-up code attaches :attr:`Pipeline.reader` to the MeterProvider (``metric_readers=[...]``)
-and :attr:`Pipeline.span_processor` to the TracerProvider; the rule engine then calls
+Set-up code attaches :attr:`Pipeline.reader` (the process's single
+:class:`~paca_otel.pipeline._collection.Collection`) to the MeterProvider and
+:attr:`Pipeline.span_processor` to the TracerProvider; the rule engine then calls
 :meth:`Pipeline.collect` once per evaluation interval and queries :attr:`Pipeline.store`.
 Collection happens on the caller's thread, so there is no extra thread to start or stop.
 """
@@ -14,8 +15,9 @@ import time
 from collections.abc import Callable
 
 from paca_otel._internal import handle_internal_errors
+from paca_otel.pipeline._collection import Collection
 from paca_otel.pipeline.aliases import write_red, write_system
-from paca_otel.pipeline.reader import StoreMetricReader
+from paca_otel.pipeline.reader import StoreWriter
 from paca_otel.pipeline.spans import REDSpanProcessor
 from paca_otel.pipeline.store import SeriesStore
 
@@ -23,6 +25,9 @@ logger = logging.getLogger("paca_otel.pipeline")
 
 PRUNE_EVERY = 60.0
 """Seconds between sweeps for series that stopped reporting (a sweep is O(series))."""
+
+DRAIN_EVERY = 2.0
+"""Seconds between background drains of the RED span buffer (see ``start_draining``)."""
 
 
 class Pipeline:
@@ -35,6 +40,7 @@ class Pipeline:
         red_window: Seconds covered by the request/error/latency aliases.
         span_processor: A pre-built RED processor (to tune its bounds); one sharing
             ``clock`` is created when omitted.
+        collection: The process's one metric reader; a new one when omitted.
     """
 
     def __init__(
@@ -44,10 +50,12 @@ class Pipeline:
         clock: Callable[[], float] = time.time,
         red_window: float = 60.0,
         span_processor: REDSpanProcessor | None = None,
+        collection: Collection | None = None,
     ) -> None:
         self.store = store if store is not None else SeriesStore()
         self.clock = clock
-        self.reader = StoreMetricReader()
+        self.reader = collection if collection is not None else Collection(clock=clock)
+        self.writer = StoreWriter()
         self.span_processor = (
             span_processor
             if span_processor is not None
@@ -58,6 +66,37 @@ class Pipeline:
         self.last_points = 0
         self._last_prune: float | None = None
         self._lock = threading.Lock()
+        self._stop_draining = threading.Event()
+        self._drainer: threading.Thread | None = None
+
+    def start_draining(self, interval: float = DRAIN_EVERY) -> None:
+        """Fold finished spans into the RED window every ``interval`` s, alerting or not.
+
+        Without it the span buffer would only empty when the rule engine collects, so a
+        process without alerting would keep up to ``max_pending`` span records alive (and
+        the garbage collector walking them). Draining touches only the RED window, never the
+        store, so it does not disturb the series the engine reads.
+        """
+        if self._drainer is not None:
+            return
+        self._stop_draining.clear()
+        self._drainer = threading.Thread(
+            target=self._drain_loop, args=(interval,), name="paca-otel-red-drain", daemon=True
+        )
+        self._drainer.start()
+
+    def stop_draining(self) -> None:
+        """Stop the background drain (idempotent)."""
+        self._stop_draining.set()
+        drainer, self._drainer = self._drainer, None
+        if drainer is not None:
+            drainer.join(timeout=2.0)
+
+    def _drain_loop(self, interval: float) -> None:
+        while not self._stop_draining.wait(interval):
+            if self.span_processor.pending:
+                with handle_internal_errors("pipeline.red_drain", logger):
+                    self.span_processor.drain()
 
     def collect(self, now: float | None = None) -> None:
         """Pull the reader and drain the span window into the store, all stamped ``now``.
@@ -68,7 +107,7 @@ class Pipeline:
         now = self.clock() if now is None else now
         started = time.perf_counter()
         with self._lock:
-            points = self.reader.collect_into(self.store, now)
+            points = self.writer.write(self.reader.collect_now(now=now), self.store, now)
             with handle_internal_errors("pipeline.system_aliases", logger):
                 points += write_system(self.store, now)
             with handle_internal_errors("pipeline.red", logger):

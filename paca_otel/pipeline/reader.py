@@ -1,7 +1,7 @@
-"""The metric reader that copies the MeterProvider's current values into the series store.
+"""The writer that copies the one collection's current values into the series store.
 
-It is a pull :class:`~opentelemetry.sdk.metrics.export.MetricReader` on the same provider as
-the exporters, so alert rules see exactly the numbers users export. Counters stay cumulative
+It reads the same :class:`~paca_otel.pipeline._collection.Collection` as the exporters, so
+alert rules see exactly the numbers users export. Counters stay cumulative
 (so ``rate``/``increase`` work as in PromQL); histograms become ``<name>.count``,
 ``<name>.sum`` and quantile estimates ``<name>.p50/.p95/.p99`` computed from the buckets that
 filled up *since the previous collection*, which is what a latency alert needs (a lifetime
@@ -14,28 +14,17 @@ import logging
 import math
 import threading
 from collections.abc import Sequence
-from typing import Any
 
-from opentelemetry.sdk.metrics import (
-    Counter,
-    Histogram,
-    ObservableCounter,
-    ObservableGauge,
-    ObservableUpDownCounter,
-    UpDownCounter,
+from opentelemetry.sdk.metrics.export import (
+    ExponentialHistogram as ExpHistogramData,
 )
 from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
     ExponentialHistogramDataPoint,
     Gauge,
     HistogramDataPoint,
-    MetricReader,
     MetricsData,
     NumberDataPoint,
     Sum,
-)
-from opentelemetry.sdk.metrics.export import (
-    ExponentialHistogram as ExpHistogramData,
 )
 from opentelemetry.sdk.metrics.export import (
     Histogram as HistogramData,
@@ -48,18 +37,6 @@ logger = logging.getLogger("paca_otel.pipeline")
 
 QUANTILES: tuple[tuple[str, float], ...] = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
 """The quantiles written for every histogram, as (name suffix, q)."""
-
-_CUMULATIVE: dict[type, AggregationTemporality] = dict.fromkeys(
-    (
-        Counter,
-        UpDownCounter,
-        Histogram,
-        ObservableCounter,
-        ObservableUpDownCounter,
-        ObservableGauge,
-    ),
-    AggregationTemporality.CUMULATIVE,
-)
 
 
 def bucket_quantile(
@@ -161,49 +138,37 @@ def _exponential_delta(previous: _ExpState, current: _ExpState) -> _ExpState | N
     return scale, low - old_low, offset, tuple(delta)
 
 
-class StoreMetricReader(MetricReader):
-    """A pull reader whose collections land in a :class:`SeriesStore`.
+class StoreWriter:
+    """Writes each collection of the one reader into a :class:`SeriesStore`.
 
-    Attach it to the MeterProvider next to the exporters' readers; the pipeline calls
-    :meth:`collect_into` once per evaluation interval. Points are stamped with the
-    pipeline's ``now`` (not the SDK's wall-clock timestamps) so that a fake clock drives
-    the whole alerting path in tests. Resource attributes are not copied into labels:
-    they are the same for every series of the process.
+    The pipeline hands it the :class:`~paca_otel.pipeline._collection.Collection`'s data once
+    per evaluation interval (not on every scrape: histogram quantiles are computed from the
+    buckets that filled since the writer's previous write, so an irregular cadence would make
+    them noisy). Points are stamped with the pipeline's ``now`` (not the SDK's wall-clock
+    timestamps) so that a fake clock drives the whole alerting path in tests. Resource
+    attributes are not copied into labels: they are the same for every series of the process.
     """
 
     def __init__(self) -> None:
-        super().__init__(preferred_temporality=dict(_CUMULATIVE))
-        self._pending: MetricsData | None = None
         self._lock = threading.Lock()
         # (series name, labels) -> (start time, bounds, bucket counts) at the previous
-        # collection; the same with the bucket state for exponential histograms.
+        # write; the same with the bucket state for exponential histograms.
         self._previous: dict[
             tuple[str, Labels], tuple[int, tuple[float, ...], tuple[float, ...]]
         ] = {}
         self._previous_exp: dict[tuple[str, Labels], tuple[int, _ExpState]] = {}
 
-    def _receive_metrics(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
-    ) -> None:
-        self._pending = metrics_data
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        """Nothing to release: the reader holds no thread, socket or file."""
-
-    def collect_into(self, store: SeriesStore, now: float) -> int:
-        """Collect from the SDK and write every data point into ``store`` at time ``now``.
+    def write(self, data: MetricsData | None, store: SeriesStore, now: float) -> int:
+        """Write every data point of ``data`` into ``store`` at time ``now``.
 
         Returns:
-            How many points were written (0 when the reader is not attached or failed).
+            How many points were written (0 without data or when writing failed).
         """
-        written = 0
-        with self._lock, handle_internal_errors("metric_reader", logger):
-            self._pending = None
-            self.collect()
-            data, self._pending = self._pending, None
-            if data is not None:
-                written = self._write(data, store, now)
-        return written
+        if data is None:
+            return 0
+        with self._lock, handle_internal_errors("store_writer", logger):
+            return self._write(data, store, now)
+        return 0  # the write failed (logged once and counted)
 
     def _write(self, data: MetricsData, store: SeriesStore, now: float) -> int:
         written = 0

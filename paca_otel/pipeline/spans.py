@@ -28,6 +28,8 @@ from paca_otel._internal import drops, handle_internal_errors, warn_once
 from paca_otel.errors import ConfigError
 from paca_otel.pipeline.aliases import write_red
 from paca_otel.pipeline.store import SeriesStore
+from paca_otel.signals.labels import label_value_max_length as label_value_max_length_default
+from paca_otel.signals.labels import safe_text
 
 logger = logging.getLogger("paca_otel.pipeline")
 
@@ -117,17 +119,22 @@ class REDSpanProcessor(SpanProcessor):
             Until then it reports zero requests, so "traffic stopped" rules see a 0 rather
             than a series that went stale.
         clock: Seconds since the epoch; injectable for tests.
+        label_value_max_length: Characters kept of a route or method (they become the
+            ``route``/``method`` labels); ``None`` means the process-wide setting at
+            construction. Longer ones are cut and counted, and code points UTF-8 cannot encode
+            become U+FFFD, so a span attribute can never break a scrape or the JSON API.
     """
 
     def __init__(
         self,
         *,
         window: float = 60.0,
-        max_pending: int = 100_000,
+        max_pending: int = 20_000,
         max_routes: int = 500,
         max_samples: int = 10_000,
         forget_after: float = 3600.0,
         clock: Callable[[], float] = time.time,
+        label_value_max_length: int | None = None,
     ) -> None:
         if not window > 0 or not math.isfinite(window):
             msg = f"RED window must be a positive number of seconds, got {window!r}"
@@ -145,6 +152,11 @@ class REDSpanProcessor(SpanProcessor):
         self.max_routes = max_routes
         self.max_samples = max_samples
         self.forget_after = float(forget_after)
+        self.label_value_max_length = (
+            label_value_max_length_default()
+            if label_value_max_length is None
+            else label_value_max_length
+        )
         self.dropped = 0
         self._reported_drops = 0
         self._clock = clock
@@ -153,6 +165,11 @@ class REDSpanProcessor(SpanProcessor):
         self._buckets: dict[tuple[str, str | None], deque[_Bucket]] = {}
         self._last_seen: dict[tuple[str, str | None], float] = {}
         self._drain_lock = threading.Lock()  # drains are serialised; on_end never takes it
+
+    @property
+    def pending(self) -> int:
+        """Finished spans waiting for the next drain."""
+        return len(self._pending)
 
     # ------------------------------------------------------------ the hot path
 
@@ -220,7 +237,10 @@ class REDSpanProcessor(SpanProcessor):
         buckets = self._buckets
         for _ in range(len(pending)):
             route, name, method, http_status, status, duration_ns = pending.popleft()
-            key = (str(route) if route is not None else name, str(method) if method else None)
+            key = (
+                self._label(str(route) if route is not None else name),
+                self._label(str(method)) if method else None,
+            )
             bucket = fresh.get(key)
             if bucket is None:
                 if key not in buckets and len(buckets) >= self.max_routes:
@@ -253,6 +273,29 @@ class REDSpanProcessor(SpanProcessor):
         if self.dropped > self._reported_drops:
             drops.add("red_pending_overflow", self.dropped - self._reported_drops)
             self._reported_drops = self.dropped
+
+    def _label(self, text: str) -> str:
+        """``text`` as a safe label value: cut to the limit, unencodable code points replaced.
+
+        Span names and attributes come from any instrumentation or user code; one lone
+        surrogate among them would otherwise fail every scrape and JSON answer carrying it.
+        """
+        limit = self.label_value_max_length
+        if len(text) <= limit and text.isascii():
+            return text
+        safe = safe_text(text, limit)
+        if safe != text:
+            reason = "label_value_truncated" if len(text) > limit else "label_value_unencodable"
+            drops.add(reason)
+            warn_once(
+                logger,
+                f"red:{reason}",
+                "RED span processor: a route or method was not a safe label value (%s); "
+                "further ones are only counted in paca_otel.dropped{reason=%s}",
+                "longer than label_value_max_length" if len(text) > limit else "not UTF-8",
+                reason,
+            )
+        return safe
 
     def _figures(self, now: float) -> list[REDStats]:
         elapsed = now - self._started

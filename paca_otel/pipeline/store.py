@@ -30,6 +30,7 @@ from paca_otel._labelregex import (
     regex_fullmatch,
 )
 from paca_otel.errors import ConfigError, RuleError
+from paca_otel.signals.labels import safe_text
 
 Labels = tuple[tuple[str, str], ...]
 """A label set: ``(key, value)`` pairs sorted by key, hashable so it can index a dict."""
@@ -45,8 +46,16 @@ def labels_of(mapping: Mapping[str, object]) -> Labels:
     """Turn an attribute/label mapping into a :data:`Labels` key (sorted, values as ``str``).
 
     Empty values are left out, as in Prometheus, where an empty label equals a missing one.
+    Code points UTF-8 cannot encode become U+FFFD, so no series from the raw OTel API can
+    break the JSON API or a notification.
     """
-    return tuple(sorted((str(k), str(v)) for k, v in mapping.items() if v is not None and v != ""))
+    return tuple(
+        sorted(
+            (safe_text(str(k)), safe_text(str(v)))
+            for k, v in mapping.items()
+            if v is not None and v != ""
+        )
+    )
 
 
 def label_value(labels: Labels, name: str) -> str:

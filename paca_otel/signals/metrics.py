@@ -6,12 +6,16 @@ some labels" into a call on the right synchronous instrument, creating that inst
 
 Why a layer at all, when OTel already has instruments? Users of the seed call metrics by name from
 anywhere, so something has to own the name -> instrument map, refuse names OTel would silently
-mangle, refuse one name used as two kinds (the SDK only warns and exports both), and keep NaN or a
-negative counter increment from reaching the SDK, which would log a warning on *every* call.
+mangle, refuse one name used as two kinds (the SDK only warns and exports both), and keep values
+the SDK or the OTLP encoder cannot take away from them: NaN or a negative counter increment make
+the SDK warn on *every* call, ``10**400`` raises ``OverflowError`` inside it, and one ``True``
+or int beyond 64 bits makes the OTLP encoder reject the whole batch. Labels are made safe once
+per distinct label set (:mod:`paca_otel.signals.labels`).
 
-Hot path: one dict lookup for the instrument, one chained comparison for the value, then the
-SDK call with the caller's label mapping passed through untouched (the SDK copies and hashes it
-once itself; converting it here would only double that cost). The lock is taken only when a name
+Hot path: one dict lookup for the instrument, one tuple build and dict lookup for the cleaned
+label set, a class-identity check and a chained comparison for the value, then the SDK call.
+Anything unusual (a first label set, a bool, a numpy scalar, an out-of-range number) takes a
+slow path that decides, records or drops, and never raises. The lock is taken only when a name
 is seen for the first time.
 """
 
@@ -36,6 +40,8 @@ from opentelemetry.util.types import Attributes
 
 from paca_otel import _internal
 from paca_otel.errors import InstrumentKindConflictError, InvalidMetricNameError, MetricError
+from paca_otel.signals import values
+from paca_otel.signals.labels import LabelCleaner, safe_text
 
 
 class Gauge(Protocol):
@@ -65,6 +71,10 @@ _NAME_RULE = (
     "(OpenTelemetry instrument-name rules)"
 )
 _INF = math.inf
+# OTLP carries integer points as a signed 64-bit ``as_int``; a Python int beyond it (or the
+# ``OverflowError`` of converting 10**400 to float) must never reach the SDK.
+_INT_MIN = values.INT_MIN
+_INT_MAX = values.INT_MAX
 
 SECONDS_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
@@ -86,6 +96,7 @@ class MetricKind(str, Enum):
 
 
 _ALLOWED_KINDS = ", ".join(repr(k.value) for k in MetricKind)
+_NON_NEGATIVE = frozenset({MetricKind.COUNTER, MetricKind.HISTOGRAM})
 
 
 def _validate_name(name: object) -> str:
@@ -94,6 +105,17 @@ def _validate_name(name: object) -> str:
         msg = f"invalid metric name {name!r}: a metric name must be {_NAME_RULE}"
         raise InvalidMetricNameError(msg)
     return name
+
+
+def _validate_unit(unit: object) -> str:
+    """Return ``unit`` if the SDK accepts it (ASCII, at most 63 characters), else raise.
+
+    The SDK itself raises a bare ``Exception`` for such a unit at instrument creation.
+    """
+    if not isinstance(unit, str) or not unit.isascii() or len(unit) > 63:  # the SDK's bound
+        msg = f"invalid metric unit {unit!r}: a unit must be ASCII, at most 63 characters (UCUM)"
+        raise MetricError(msg)
+    return unit
 
 
 _global_collectors: weakref.WeakSet[MetricsCollector] = weakref.WeakSet()
@@ -116,19 +138,28 @@ class MetricsCollector:
 
     Set-up errors (a name OTel forbids, a name reused with another kind, an unknown kind) raise
     at the offending call, because they are bugs in the caller that would otherwise silently
-    lose data. Bad *values* (NaN, infinities, negative counter increments) never raise: they
-    are dropped, counted in the ``paca_otel.dropped`` self-metric and warned about once per
-    metric name, since they usually come from live data the caller cannot fully control.
+    lose data. Bad *values* (NaN, infinities, booleans, non-numbers, integers beyond the signed
+    64-bit range, negative counter increments) never raise: they are dropped, counted in the
+    ``paca_otel.dropped`` self-metric and warned about once per metric name, since they usually
+    come from live data the caller cannot fully control. Bad *labels* are repaired by the rules
+    of :mod:`paca_otel.signals.labels` (also counted); labels that are not a mapping drop the
+    measurement.
 
     Args:
         meter: The meter to create instruments on. Takes precedence over ``meter_provider``.
         meter_provider: A provider to get the ``paca_otel`` meter from. When neither is given
             the global provider is used; until one is configured, OTel's proxy meter forwards
             instruments to the real provider once it is set.
+        label_value_max_length: Characters kept of a label key or value. ``None`` (default)
+            follows the ``label_value_max_length`` setting of the last ``configure()``.
     """
 
     def __init__(
-        self, meter: Meter | None = None, *, meter_provider: MeterProvider | None = None
+        self,
+        meter: Meter | None = None,
+        *,
+        meter_provider: MeterProvider | None = None,
+        label_value_max_length: int | None = None,
     ) -> None:
         if meter is None and meter_provider is not None:
             meter = meter_provider.get_meter("paca_otel")
@@ -145,14 +176,23 @@ class MetricsCollector:
         self._gauges: dict[str, Gauge] = {}
         # Lower-cased name -> kind: OTel instrument names are case-insensitive.
         self._kinds: dict[str, MetricKind] = {}
+        self._label_limit = label_value_max_length
+        self._labels = LabelCleaner(label_value_max_length)
+        # The cleaner's cache, bound here so the hot path pays one attribute load, not two.
+        self._label_sets = self._labels.cache
 
     def _forget_instruments(self) -> None:
-        """Drop the meter and every cached instrument (the global provider was replaced)."""
+        """Drop the meter and every cached instrument (the global provider was replaced).
+
+        The label cache is rebuilt too, so a new ``label_value_max_length`` applies.
+        """
         with self._lock:
             self._meter = None
             for cache in (self._counters, self._up_down_counters, self._histograms, self._gauges):
                 cache.clear()
             self._kinds.clear()
+            self._labels = LabelCleaner(self._label_limit)
+            self._label_sets = self._labels.cache
 
     @property
     def meter(self) -> Meter:
@@ -185,9 +225,12 @@ class MetricsCollector:
                     f"the {kind.value}."
                 )
                 raise InstrumentKindConflictError(msg)
-            unit = unit or ""
-            # Prometheus' lint (promtool check metrics) wants help text on every family.
-            description = description or f"{name} ({kind.value}), recorded by MetricsCollector"
+            unit = _validate_unit(unit or "")
+            # Prometheus' lint (promtool check metrics) wants help text on every family. It
+            # ends up in every exposition and OTLP batch, so it must be encodable.
+            description = safe_text(
+                description or f"{name} ({kind.value}), recorded by MetricsCollector"
+            )
             instrument: Any
             if kind is MetricKind.COUNTER:
                 instrument = self.meter.create_counter(name, unit, description)
@@ -245,7 +288,11 @@ class MetricsCollector:
     # ------------------------------------------------------------------ recording
     # Each method below is written out instead of calling one shared helper on purpose: an
     # extra Python call per measurement would cost ~3-5 % of the SDK's own add() on the hot
-    # path (benchmarks/bench_record.py measures the ratio).
+    # path (benchmarks/bench_record.py measures the ratio). The fast path is: a label set seen
+    # before (one tuple build, one dict lookup in the LabelCleaner's cache) and a plain int
+    # inside int64 or a finite float (class identity plus a chained comparison, so ``True``,
+    # ``10**400`` and NaN all miss it). Everything else goes to ``_record_slow``, which
+    # cleans the labels, normalises the value or drops and counts it.
 
     def increment(
         self,
@@ -258,19 +305,24 @@ class MetricsCollector:
     ) -> None:
         """Add ``value`` (default 1) to the monotonic counter ``name``.
 
-        A negative or non-finite ``value`` is dropped (counted, warned once): a counter that
-        went down would be read as a process restart by every backend.
+        A negative, non-finite, boolean or out-of-range ``value`` is dropped (counted, warned
+        once): a counter that went down would be read as a process restart by every backend.
         """
         counter = self._counters.get(name)
         if counter is None:
             counter = self._create(name, MetricKind.COUNTER, unit, description)
         try:
-            if 0 <= value < _INF:
+            if labels is not None:
+                key = (*labels, *labels.values())
+                labels = self._label_sets[key]  # type: ignore[assignment]  # a cleaned Labels
+            if (value.__class__ is int and 0 <= value <= _INT_MAX) or (
+                value.__class__ is float and 0 <= value < _INF
+            ):
                 counter.add(value, labels)
                 return
-        except TypeError:  # a non-number value or labels that are not a mapping
+        except Exception:  # an unseen label set or odd labels: the slow path decides
             pass
-        self._reject(name, value, MetricKind.COUNTER, labels)
+        self._record_slow(counter.add, name, value, labels, MetricKind.COUNTER)
 
     def add(
         self,
@@ -286,12 +338,17 @@ class MetricsCollector:
         if counter is None:
             counter = self._create(name, MetricKind.UP_DOWN_COUNTER, unit, description)
         try:
-            if -_INF < value < _INF:
+            if labels is not None:
+                key = (*labels, *labels.values())
+                labels = self._label_sets[key]  # type: ignore[assignment]  # a cleaned Labels
+            if (value.__class__ is int and _INT_MIN <= value <= _INT_MAX) or (
+                value.__class__ is float and -_INF < value < _INF
+            ):
                 counter.add(value, labels)
                 return
-        except TypeError:  # a non-number value or labels that are not a mapping
+        except Exception:  # an unseen label set or odd labels: the slow path decides
             pass
-        self._reject(name, value, MetricKind.UP_DOWN_COUNTER, labels)
+        self._record_slow(counter.add, name, value, labels, MetricKind.UP_DOWN_COUNTER)
 
     def observe(
         self,
@@ -311,12 +368,17 @@ class MetricsCollector:
         if histogram is None:
             histogram = self._create(name, MetricKind.HISTOGRAM, unit, description)
         try:
-            if 0 <= value < _INF:
+            if labels is not None:
+                key = (*labels, *labels.values())
+                labels = self._label_sets[key]  # type: ignore[assignment]  # a cleaned Labels
+            if (value.__class__ is float and 0 <= value < _INF) or (
+                value.__class__ is int and 0 <= value <= _INT_MAX
+            ):
                 histogram.record(value, labels)
                 return
-        except TypeError:  # a non-number value or labels that are not a mapping
+        except Exception:  # an unseen label set or odd labels: the slow path decides
             pass
-        self._reject(name, value, MetricKind.HISTOGRAM, labels)
+        self._record_slow(histogram.record, name, value, labels, MetricKind.HISTOGRAM)
 
     def set_gauge(
         self,
@@ -332,12 +394,17 @@ class MetricsCollector:
         if gauge is None:
             gauge = self._create(name, MetricKind.GAUGE, unit, description)
         try:
-            if -_INF < value < _INF:
+            if labels is not None:
+                key = (*labels, *labels.values())
+                labels = self._label_sets[key]  # type: ignore[assignment]  # a cleaned Labels
+            if (value.__class__ is float and -_INF < value < _INF) or (
+                value.__class__ is int and _INT_MIN <= value <= _INT_MAX
+            ):
                 gauge.set(value, labels)
                 return
-        except TypeError:  # a non-number value or labels that are not a mapping
+        except Exception:  # an unseen label set or odd labels: the slow path decides
             pass
-        self._reject(name, value, MetricKind.GAUGE, labels)
+        self._record_slow(gauge.set, name, value, labels, MetricKind.GAUGE)
 
     def record(
         self,
@@ -366,24 +433,34 @@ class MetricsCollector:
             if counter is None:
                 counter = self._create(name, MetricKind.COUNTER, unit, description)
             try:
-                if 0 <= value < _INF:
+                if labels is not None:
+                    key = (*labels, *labels.values())
+                    labels = self._label_sets[key]  # type: ignore[assignment]  # a cleaned Labels
+                if (value.__class__ is int and 0 <= value <= _INT_MAX) or (
+                    value.__class__ is float and 0 <= value < _INF
+                ):
                     counter.add(value, labels)
                     return
-            except TypeError:  # a non-number value or labels that are not a mapping
+            except Exception:  # an unseen label set or odd labels: the slow path decides
                 pass
-            self._reject(name, value, MetricKind.COUNTER, labels)
+            self._record_slow(counter.add, name, value, labels, MetricKind.COUNTER)
             return
         if kind is MetricKind.GAUGE:
             gauge = self._gauges.get(name)
             if gauge is None:
                 gauge = self._create(name, MetricKind.GAUGE, unit, description)
             try:
-                if -_INF < value < _INF:
+                if labels is not None:
+                    key = (*labels, *labels.values())
+                    labels = self._label_sets[key]  # type: ignore[assignment]  # a cleaned Labels
+                if (value.__class__ is float and -_INF < value < _INF) or (
+                    value.__class__ is int and _INT_MIN <= value <= _INT_MAX
+                ):
                     gauge.set(value, labels)
                     return
-            except TypeError:  # a non-number value or labels that are not a mapping
+            except Exception:  # an unseen label set or odd labels: the slow path decides
                 pass
-            self._reject(name, value, MetricKind.GAUGE, labels)
+            self._record_slow(gauge.set, name, value, labels, MetricKind.GAUGE)
             return
         if kind is MetricKind.HISTOGRAM:
             self.observe(name, value, labels, unit=unit, description=description)
@@ -418,28 +495,46 @@ class MetricsCollector:
 
         Use as ``with collector.timer("job.duration"):`` or as a decorator on sync and async
         functions. The duration is recorded also when the block raises, so slow failures show.
-        The histogram is created (and the name checked) here, not at the first measurement.
+        The histogram is created (and the name checked) here, not at the first measurement,
+        and the labels are cleaned here once; labels that are not a mapping make a timer that
+        measures but records nothing (counted as ``invalid_labels``).
         """
         histogram = self._histograms.get(name)
         if histogram is None:
             histogram = self._create(name, MetricKind.HISTOGRAM, "s", description)
-        return Timer(histogram, labels)
+        if labels is None:
+            return Timer(histogram)
+        cleaned = self._labels.clean(labels, name)
+        if cleaned is None:
+            self._reject(name, 0.0, MetricKind.HISTOGRAM, labels)
+            return Timer(None)
+        return Timer(histogram, cleaned)  # type: ignore[arg-type]  # cleaned values are OTel's
+
+    def _record_slow(
+        self,
+        record: Callable[[Any, Any], None],
+        name: str,
+        value: object,
+        labels: object,
+        kind: MetricKind,
+    ) -> None:
+        """Clean the labels and normalise the value, then record, or drop and count."""
+        with _internal.handle_internal_errors("metrics.record", _logger):
+            cleaned = None if labels is None else self._labels.clean(labels, name)
+            if labels is not None and cleaned is None:
+                self._reject(name, value, kind, labels)
+                return
+            number = values.number(value, non_negative=kind in _NON_NEGATIVE)
+            if number is None:
+                self._reject(name, value, kind, labels)
+                return
+            record(number, cleaned)
 
     def _reject(self, name: str, value: object, kind: MetricKind, labels: object = None) -> None:
         """Drop a measurement the instrument must not see; count it and warn once per metric."""
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            reason = "invalid_value_type"
-            detail = f"value {value!r} is a {type(value).__name__}, not a number"
-        elif not math.isfinite(value):
-            reason = "non_finite_value"
-            detail = f"value {value!r} is not finite"
-        elif value < 0 and kind is not MetricKind.GAUGE and kind is not MetricKind.UP_DOWN_COUNTER:
-            reason = "negative_value"
-            detail = f"value {value!r} is negative, which a {kind.value} cannot take"
-        else:
-            # The value was fine, so the SDK choked on the labels.
-            reason = "invalid_labels"
-            detail = f"labels {labels!r} are not a mapping of str to str, int, float or bool"
+        reason, detail = values.rejection(
+            value, kind.value, non_negative=kind in _NON_NEGATIVE, labels=labels
+        )
         _internal.drops.add(reason)
         _internal.warn_once(
             _logger,
@@ -469,11 +564,14 @@ class Timer:
     As a context manager one ``Timer`` times one block at a time (nested or concurrent use of
     the *same* object mixes up start times; ``collector.timer(...)`` per block is the idiom).
     As a decorator every call is timed independently, so it is safe under threads and tasks.
+    With ``histogram=None`` it only measures (``collector.timer`` does so when it refused the
+    labels); ``labels`` are passed to the SDK as given, so build timers with
+    :meth:`MetricsCollector.timer`, which cleans them.
     """
 
     __slots__ = ("_histogram", "_labels", "_start", "elapsed")
 
-    def __init__(self, histogram: Histogram, labels: Labels | None = None) -> None:
+    def __init__(self, histogram: Histogram | None, labels: Labels | None = None) -> None:
         self._histogram = histogram
         self._labels = labels
         self._start = 0.0
@@ -482,6 +580,8 @@ class Timer:
 
     def _record(self, seconds: float) -> None:
         self.elapsed = seconds
+        if self._histogram is None:  # its labels were refused: measure, record nothing
+            return
         with _internal.handle_internal_errors("metrics.timer"):
             self._histogram.record(seconds, self._labels)
 

@@ -139,25 +139,25 @@ def monitoring_router() -> APIRouter:
 
     @router.get("/alerts")
     async def alerts() -> list[dict[str, Any]]:
-        from paca_otel.alerting.manager import AlertManager
+        from paca_otel.manager import AlertManager
 
         return [_jsonable(asdict(a)) for a in AlertManager().get_active_alerts()]
 
     @router.get("/alerts/history")
     async def history(limit: int = 100) -> list[dict[str, Any]]:
-        from paca_otel.alerting.manager import AlertManager
+        from paca_otel.manager import AlertManager
 
         return [e.to_dict() for e in AlertManager().get_alert_history(max(1, min(limit, 1000)))]
 
     @router.get("/rules")
     async def rules() -> list[dict[str, Any]]:
-        from paca_otel.alerting.manager import AlertManager, rule_payload
+        from paca_otel.manager import AlertManager, rule_payload
 
         return [rule_payload(rule) for rule in AlertManager().rules]
 
     @router.post("/rules", status_code=201)
     async def add_rule(payload: RulePayload) -> dict[str, Any]:
-        from paca_otel.alerting.manager import AlertManager, rule_payload
+        from paca_otel.manager import AlertManager, rule_payload
 
         data = payload.model_dump(exclude_unset=True)
         if "action" in data and "channels" in data:

@@ -131,7 +131,7 @@ def test_unreachable_collector_starts_and_warns_once(
 
 def _dropped_spans(telemetry: Telemetry) -> dict[str, int]:
     """paca_otel.dropped{signal="traces"} by reason, read from the handle's in-memory reader."""
-    data = telemetry.snapshot_reader.get_metrics_data()
+    data = telemetry.collection.collect_now()
     found: dict[str, int] = {}
     for rm in data.resource_metrics if data else ():
         for sm in rm.scope_metrics:
@@ -199,3 +199,58 @@ def test_spans_lost_while_the_collector_is_down_are_counted(
         created,
         _dropped_spans(telemetry),
     )
+
+
+def _round_values(receiver: OtlpReceiver) -> set[float]:
+    """Values of the ``paca_it.round`` gauge in every metric export the receiver got."""
+    seen: set[float] = set()
+    for request in receiver.metric_requests():
+        for resource_metrics in request.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    if metric.name == "paca_it.round":
+                        seen.update(p.as_double for p in metric.gauge.data_points)
+    return seen
+
+
+def test_bad_values_and_labels_do_not_cost_the_batch(rotel_collector: RotelCollector) -> None:
+    """After True, 10**400, 2**70 and a lone surrogate were offered, 5 of 5 exports arrive."""
+    telemetry = configure(
+        service_name="paca-it-bad-values",
+        traces_exporter="none",
+        metrics_exporter="otlp",
+        logs_exporter="none",
+        otlp_endpoint=rotel_collector.grpc_endpoint,
+        otlp_protocol="grpc",
+        metric_export_interval=60_000,  # only force_flush exports: one export per round
+        system_metrics=False,
+    )
+    collector = MetricsCollector()
+    collector.set_gauge("paca_it.flag", True)  # type: ignore[arg-type]  # the bad value is the test
+    collector.set_gauge("paca_it.huge", 10**400)
+    collector.increment("paca_it.big", 2**70)
+    collector.set_gauge("paca_it.user", 1.0, {"user": "\udcff", "id": 2**70, "gone": None})  # type: ignore[dict-item]  # the bad labels are the test
+    for round_number in range(5):
+        collector.set_gauge("paca_it.round", float(round_number))
+        assert telemetry.force_flush(timeout_millis=10_000)
+
+    receiver = rotel_collector.receiver
+
+    def all_rounds(r: OtlpReceiver) -> bool:
+        return _round_values(r) == {0.0, 1.0, 2.0, 3.0, 4.0}
+
+    assert receiver.wait_for(all_rounds, DELIVERY_TIMEOUT_S), (
+        f"rounds seen: {sorted(_round_values(receiver))}; {receiver.summary()}"
+    )
+    assert "paca_it.flag" not in receiver.metric_names()
+    user = [
+        {a.key: a.value.string_value for a in point.attributes}
+        for request in receiver.metric_requests()
+        for rm in request.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == "paca_it.user"
+        for point in metric.gauge.data_points
+    ]
+    assert user
+    assert user[0] == {"user": "\ufffd", "id": str(2**70)}

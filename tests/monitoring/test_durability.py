@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -164,3 +165,31 @@ async def test_running_app_on_unusable_state_file_keeps_serving_with_state_in_me
         warnings = [r for r in caplog.records if str(path) in r.getMessage()]
         assert len(warnings) == 1, [r.getMessage() for r in caplog.records]
         assert "in memory" in warnings[0].getMessage()
+
+
+async def test_start_monitoring_opens_the_state_file_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """start_monitoring() opens SQLite in a worker thread: a busy file cannot stall the loop."""
+    import threading
+
+    from paca_otel import runtime as runtime_mod
+
+    loop_thread = threading.current_thread()
+    opened_on: list[threading.Thread] = []
+    real_open = runtime_mod.open_database
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        opened_on.append(threading.current_thread())
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(runtime_mod, "open_database", spy)
+    monitor = MonitoringManager(
+        state_path=tmp_path / "state.db", system_metrics=False, prometheus_port=0
+    )
+    await monitor.start_monitoring()
+    try:
+        assert opened_on
+        assert all(thread is not loop_thread for thread in opened_on)
+    finally:
+        await monitor.stop()

@@ -140,3 +140,24 @@ def test_real_system_gauges_feed_the_aliases() -> None:
             assert 0.0 <= value <= 100.0
     finally:
         meters.shutdown()
+
+
+def test_span_buffer_drains_without_alerting() -> None:
+    """A configured process empties the RED span buffer on its own, alerting or not."""
+    import time as _time
+
+    from paca_otel.setup import configure
+
+    telemetry = configure(set_global=False, system_metrics=False, metrics_exporter="none")
+    try:
+        tracer = telemetry.tracer_provider.get_tracer("t")
+        for _ in range(50):
+            with tracer.start_as_current_span("GET /x", attributes={"http.route": "/x"}):
+                pass
+        processor = telemetry.pipeline.span_processor
+        deadline = _time.monotonic() + 10
+        while processor.pending and _time.monotonic() < deadline:
+            _time.sleep(0.05)
+        assert processor.pending == 0
+    finally:
+        telemetry.shutdown()

@@ -8,8 +8,8 @@ import pytest
 from opentelemetry.sdk.metrics import Histogram, MeterProvider
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 
-from paca_otel.pipeline.reader import StoreMetricReader
 from paca_otel.pipeline.store import SeriesStore
+from tests.pipeline.test_reader import StoreMetricReader
 
 
 @pytest.fixture

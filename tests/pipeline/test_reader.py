@@ -1,4 +1,4 @@
-"""Tests for the metric reader that writes into the series store."""
+"""Tests for the writer that puts the one collection's data into the series store."""
 
 from __future__ import annotations
 
@@ -9,8 +9,20 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 
-from paca_otel.pipeline.reader import StoreMetricReader, bucket_quantile
+from paca_otel.pipeline._collection import Collection
+from paca_otel.pipeline.reader import StoreWriter, bucket_quantile
 from paca_otel.pipeline.store import Matcher, SeriesStore, labels_of
+
+
+class StoreMetricReader(Collection):
+    """The collection and a store writer together, as the pipeline uses them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writer = StoreWriter()
+
+    def collect_into(self, store: SeriesStore, now: float) -> int:
+        return self.writer.write(self.collect_now(now=now), store, now)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
+from paca_otel._internal import drops
 from paca_otel.errors import ConfigError
 from paca_otel.pipeline.spans import OVERFLOW_ROUTE, REDSpanProcessor, REDStats, percentile
 
@@ -216,3 +217,41 @@ def test_flush_and_shutdown_are_noops(red: REDSpanProcessor) -> None:
     """force_flush succeeds immediately and shutdown has nothing to release."""
     assert red.force_flush() is True
     red.shutdown()
+
+
+def test_routes_and_methods_become_safe_label_values(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lone surrogate in a route, span name or method becomes U+FFFD; long routes are cut."""
+    counted: list[str] = []
+    monkeypatch.setattr(drops, "add", lambda reason, amount=1: counted.append(reason))
+    red = REDSpanProcessor(window=60.0, clock=clock, label_value_max_length=8)
+    provider = TracerProvider()
+    provider.add_span_processor(red)
+    tracer = provider.get_tracer("test")
+    request(tracer, "/u/\udcff", method="G\udcffT")
+    request(tracer, "/" + "x" * 10_000)
+    request(tracer, None, method="GET")  # route from the span name "GET None"
+    provider.shutdown()
+    stats = by_key(red.drain())
+    assert set(stats) == {
+        ("/u/\ufffd", "G\ufffdT"),
+        ("/xxxxxxx", "GET"),
+        ("GET None", "GET"),
+        (None, None),
+    }
+    for route, method in stats:
+        (route or "").encode("utf-8")
+        (method or "").encode("utf-8")
+    assert sorted(counted) == [
+        "label_value_truncated",
+        "label_value_unencodable",
+        "label_value_unencodable",
+    ]
+
+
+def test_route_limit_defaults_to_the_process_setting(clock: FakeClock) -> None:
+    """Without an explicit limit the processor takes label_value_max_length at construction."""
+    from paca_otel.signals.labels import DEFAULT_LABEL_VALUE_MAX_LENGTH
+
+    assert REDSpanProcessor(clock=clock).label_value_max_length == DEFAULT_LABEL_VALUE_MAX_LENGTH

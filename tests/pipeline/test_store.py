@@ -21,6 +21,14 @@ def test_labels_of_sorts_stringifies_and_drops_empty() -> None:
     assert labels_of({"a": "x", "b": 2}) == labels_of({"b": 2, "a": "x"})
 
 
+def test_labels_of_replaces_unencodable_code_points() -> None:
+    """A lone surrogate from the raw OTel API cannot reach rules, alerts or the JSON API."""
+    assert labels_of({"iface": "eth\udcff", "k\udcff": 1}) == (
+        ("iface", "eth\ufffd"),
+        ("k\ufffd", "1"),
+    )
+
+
 def test_label_value_missing_is_empty() -> None:
     """A missing label reads as the empty string, as in PromQL."""
     assert label_value(GET, "route") == "/a"

@@ -7,15 +7,20 @@ import logging
 import math
 import threading
 from collections.abc import Iterator
+from decimal import Decimal
+from enum import IntEnum
+from fractions import Fraction
 from typing import Any
 
 import pytest
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from paca_otel import _internal
 from paca_otel.errors import InstrumentKindConflictError, InvalidMetricNameError, MetricError
 from paca_otel.signals import metrics as metrics_mod
+from paca_otel.signals.labels import cache_key
 from paca_otel.signals.metrics import SECONDS_BUCKETS, MetricKind, MetricsCollector
 
 LABELS: dict[str, str | int] = {"route": "/items", "status": 200}
@@ -328,6 +333,229 @@ def test_non_numbers_dropped_not_raised(collector: MetricsCollector, reader: Any
     collector.increment("c", "3")  # type: ignore[arg-type]  # the wrong type is the test
     collector.set_gauge("g", None)  # type: ignore[arg-type]  # the wrong type is the test
     assert _dropped(reader) == {"invalid_value_type": 2}
+
+
+def _record_metric(collector: MetricsCollector, name: str, value: Any, labels: Any) -> None:
+    asyncio.run(collector.record_metric(name, value, labels, kind="counter"))
+
+
+#: Every recording entry point, called as (collector, name, value, labels).
+ENTRY_POINTS: dict[str, Any] = {
+    "increment": lambda c, n, v, lb: c.increment(n, v, lb),
+    "add": lambda c, n, v, lb: c.add(n, v, lb),
+    "observe": lambda c, n, v, lb: c.observe(n, v, lb),
+    "set_gauge": lambda c, n, v, lb: c.set_gauge(n, v, lb),
+    "record": lambda c, n, v, lb: c.record(n, v, lb),
+    "record(counter)": lambda c, n, v, lb: c.record(n, v, lb, "counter"),
+    "record(histogram)": lambda c, n, v, lb: c.record(n, v, lb, MetricKind.HISTOGRAM),
+    "record(up_down_counter)": lambda c, n, v, lb: c.record(n, v, lb, "up_down_counter"),
+    "record_metric": _record_metric,
+}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (True, "invalid_value_type"),
+        (False, "invalid_value_type"),
+        (10**400, "out_of_range_value"),
+        (2**63, "out_of_range_value"),
+        (-(2**63) - 1, "out_of_range_value"),
+        (Fraction(10**400), "out_of_range_value"),
+        (Decimal("1e400"), "non_finite_value"),
+        (Decimal("NaN"), "non_finite_value"),
+    ],
+)
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+@pytest.mark.usefixtures("drops")
+def test_booleans_and_out_of_range_numbers_dropped_on_every_entry_point(
+    collector: MetricsCollector,
+    reader: Any,
+    caplog: pytest.LogCaptureFixture,
+    entry: str,
+    case: tuple[object, str],
+) -> None:
+    """Booleans and numbers OTLP cannot carry never raise nor reach the SDK; counted, warned."""
+    value, reason = case
+    record = ENTRY_POINTS[entry]
+    with caplog.at_level(logging.WARNING, logger="paca_otel"):
+        record(collector, "m", value, LABELS)
+        record(collector, "m", value, None)
+    metric = _metrics(reader).get("m")
+    assert metric is None or not metric.data.data_points
+    assert _dropped(reader) == {reason: 2}
+    warnings = [r.getMessage() for r in caplog.records if r.name.startswith("paca_otel")]
+    assert len(warnings) == 1
+    assert "'m'" in warnings[0]
+
+
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+def test_int64_bounds_and_numeric_types_are_recorded_as_plain_numbers(
+    collector: MetricsCollector, reader: Any, entry: str
+) -> None:
+    """The largest int64, IntEnum, Fraction and Decimal are recorded as a plain int or float."""
+
+    class Size(IntEnum):
+        BIG = 2**63 - 1
+
+    record = ENTRY_POINTS[entry]
+    record(collector, "m", Size.BIG, {"v": "int"})
+    record(collector, "m", Fraction(1, 4), {"v": "fraction"})
+    record(collector, "m", Decimal("0.5"), {"v": "decimal"})
+    points = {dict(key)["v"]: point for key, point in _points(reader, "m").items()}
+    assert set(points) == {"int", "fraction", "decimal"}
+    for point in points.values():
+        value = getattr(point, "value", None)
+        if value is None:  # a histogram point
+            value = point.sum
+        assert type(value) in (int, float)
+
+
+def test_gauge_takes_the_lowest_int64(collector: MetricsCollector, reader: Any) -> None:
+    """-2**63 is a valid gauge value: only numbers beyond int64 are dropped."""
+    collector.set_gauge("g", -(2**63))
+    assert _points(reader, "g")[frozenset()].value == -(2**63)
+
+
+def test_batch_with_offered_bad_values_still_encodes_as_otlp(
+    collector: MetricsCollector, reader: InMemoryMetricReader
+) -> None:
+    """After True, 10**400, 2**70 and a bad label were offered, the OTLP encoder takes the batch."""
+    collector.set_gauge("g", True)
+    collector.set_gauge("g", 10**400)
+    collector.increment("c", 2**70)
+    collector.set_gauge("g", 1.5, {"user": "\udcff", "id": 2**70, "none": None, "tags": ["a"]})
+    data = reader.get_metrics_data()
+    assert data is not None
+    request = encode_metrics(data)
+    assert request.ByteSize() > 0
+    (point,) = _points(reader, "g").values()
+    assert point.value == 1.5
+    assert dict(point.attributes) == {"user": "\ufffd", "id": str(2**70), "tags": ("a",)}
+
+
+@pytest.mark.usefixtures("drops")
+def test_labels_are_made_safe_on_every_entry_point(
+    collector: MetricsCollector, reader: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A lone surrogate becomes U+FFFD and None drops the label, whichever method records it."""
+    labels = {"user": "a\udcffb", "team": None}
+    with caplog.at_level(logging.WARNING, logger="paca_otel"):
+        for index, record in enumerate(ENTRY_POINTS.values()):
+            record(collector, f"m{index}", 1, labels)
+        with collector.timer("t", labels):
+            pass
+    for index in range(len(ENTRY_POINTS)):
+        (key,) = _points(reader, f"m{index}")
+        assert dict(key) == {"user": "a\ufffdb"}
+    (key,) = _points(reader, "t")
+    assert dict(key) == {"user": "a\ufffdb"}
+    dropped = _dropped(reader)
+    # Cleaned once per label set: the cache serves every later call.
+    assert dropped == {"label_value_unencodable": 1, "invalid_label": 1}
+    assert len([r for r in caplog.records if r.name.startswith("paca_otel")]) == 2
+
+
+@pytest.mark.usefixtures("drops")
+def test_long_label_values_are_truncated_and_counted_per_use(
+    collector: MetricsCollector, reader: Any
+) -> None:
+    """A 1 MB value is stored cut to the limit, and every truncation is counted."""
+    huge = "x" * 1_000_000
+    for _ in range(3):
+        collector.increment("c", 1, {"payload": huge})
+    (key,) = _points(reader, "c")
+    assert dict(key)["payload"] == "x" * 2048
+    assert _dropped(reader) == {"label_value_truncated": 3}
+    assert all(len(str(k)) < 100 for k in collector._label_sets)  # nothing huge is pinned
+
+
+def test_seen_label_sets_are_cached_under_the_hot_path_key(collector: MetricsCollector) -> None:
+    """The cleaner caches under the key the hot path builds, so repeats skip cleaning."""
+    collector.increment("c", 1, LABELS)
+    collector.increment("c", 1, dict(LABELS))
+    assert list(collector._label_sets) == [cache_key(LABELS)]
+
+
+def test_label_limit_is_a_constructor_argument(provider: MeterProvider, reader: Any) -> None:
+    """``label_value_max_length`` on the collector overrides the process setting."""
+    collector = MetricsCollector(meter_provider=provider, label_value_max_length=3)
+    collector.set_gauge("g", 1, {"route": "/abcdef"})
+    (key,) = _points(reader, "g")
+    assert dict(key) == {"route": "/ab"}  # keys are never cut
+
+
+def test_label_limit_follows_configure() -> None:
+    """A collector on the global provider takes ``label_value_max_length`` from configure()."""
+    from paca_otel.setup import configure
+
+    collector = MetricsCollector()
+    memory = InMemoryMetricReader()
+    configure(metrics_exporter="none", system_metrics=False, metric_readers=[memory],
+              label_value_max_length=4)  # fmt: skip
+    collector.set_gauge("paca_test.limit", 1, {"route": "/abcdef"})
+    (key,) = _points(memory, "paca_test.limit")
+    assert dict(key) == {"route": "/abc"}
+
+
+@pytest.mark.usefixtures("drops")
+def test_labels_that_are_not_a_mapping_drop_the_measurement(
+    collector: MetricsCollector, reader: Any
+) -> None:
+    """A list of pairs or a string as labels is dropped and counted, never raised."""
+    collector.increment("c", 1, [("a", "b")])  # type: ignore[arg-type]  # the wrong type is the test
+    collector.set_gauge("g", 1, "a=b")  # type: ignore[arg-type]  # the wrong type is the test
+    with collector.timer("t", 5):  # type: ignore[arg-type]  # the wrong type is the test
+        pass
+    assert _points(reader, "c") == {}
+    assert _points(reader, "g") == {}
+    assert _points(reader, "t") == {}
+    assert _dropped(reader) == {"invalid_labels": 3}
+
+
+def test_unhashable_label_values_are_recorded(collector: MetricsCollector, reader: Any) -> None:
+    """A list label value becomes a tuple (an OTel array) instead of failing in the SDK."""
+    collector.increment("c", 1, {"tags": ["a", "b"]})
+    collector.increment("c", 1, {"tags": ["a", "b"]})
+    ((key, point),) = _points(reader, "c").items()
+    assert dict(key) == {"tags": ("a", "b")}
+    assert point.value == 2
+
+
+def test_description_is_made_encodable(collector: MetricsCollector, reader: Any) -> None:
+    """A lone surrogate in a description cannot break the exposition either."""
+    collector.set_gauge("g", 1, description="bad \udcff help")
+    assert _metrics(reader)["g"].description == "bad \ufffd help"
+
+
+@pytest.mark.parametrize("unit", ["\udcff", "°C", "x" * 64])
+def test_unit_the_sdk_refuses_is_a_clear_error(collector: MetricsCollector, unit: str) -> None:
+    """A unit the SDK would refuse with a bare Exception raises MetricError naming it."""
+    with pytest.raises(MetricError, match="unit"):
+        collector.set_gauge("g", 1, unit=unit)
+
+
+async def test_surrogate_label_keeps_metrics_endpoints_serving() -> None:
+    """With a lone surrogate in a label, /metrics and /monitoring/metrics answer 200."""
+    import httpx
+
+    from paca_otel.demo import create_app
+
+    app = create_app(traffic=False, metrics_exporter="prometheus")
+    async with app.router.lifespan_context(app):
+        collector = MetricsCollector()
+        collector.set_gauge("paca_test.bad", 1.0, {"user": "\udcff", "blob": "y" * 1_000_000})
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            scrape = await http.get("/metrics")
+            snapshot = await http.get("/monitoring/metrics")
+    assert scrape.status_code == 200
+    assert snapshot.status_code == 200
+    assert 'user="\ufffd"' in scrape.text
+    points = [p for p in snapshot.json()["metrics"] if p["name"] == "paca_test.bad"]
+    assert points[0]["labels"]["user"] == "\ufffd"
+    assert len(points[0]["labels"]["blob"]) == 2048
+    assert len(scrape.content) < 100_000
 
 
 def test_default_collector_uses_global_meter() -> None:

@@ -1,0 +1,74 @@
+"""Set-up options of the HTTP server middleware: the exclude list and the captured headers.
+
+Each comes from an ``instrument_fastapi`` argument, else from the OpenTelemetry environment
+variables contrib's instrumentations read (so one deployment config serves both), else from a
+default. Parsed once, when the app is instrumented; invalid patterns fail there with a
+``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from paca_otel.errors import ConfigError
+
+if TYPE_CHECKING:
+    from opentelemetry.util.http import ExcludeList
+
+__all__ = ["DEFAULT_EXCLUDED_URLS"]
+
+DEFAULT_EXCLUDED_URLS: tuple[str, ...] = (
+    r"/healthz?/?$",  # health probes, under any prefix
+    r"^[a-z]+://[^/]+/metrics/?$",  # the Prometheus exposition
+    r"^[a-z]+://[^/]+/monitoring(/|$)",  # the monitoring API and its dashboard
+    r"^[a-z]+://[^/]+/docs(/|$)",  # Swagger UI and its OAuth2 redirect
+    r"^[a-z]+://[^/]+/redoc/?$",
+    r"^[a-z]+://[^/]+/openapi\.json$",
+)
+"""Regexes (searched in ``scheme://host/path``) of requests not measured by default."""
+
+ENV_EXCLUDED = ("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS")
+ENV_CAPTURE_REQUEST = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST"
+ENV_CAPTURE_RESPONSE = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE"
+ENV_SANITIZE = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"
+
+
+def exclude_list(excluded_urls: str | Iterable[str] | None) -> ExcludeList | None:
+    """Argument > ``OTEL_PYTHON_FASTAPI_EXCLUDED_URLS`` > ``OTEL_PYTHON_EXCLUDED_URLS`` > default.
+
+    The environment value replaces the default list, as it does for contrib's instrumentors;
+    ``[*DEFAULT_EXCLUDED_URLS, ...]`` extends it in code.
+    """
+    from opentelemetry.util.http import parse_excluded_urls
+
+    setting = "excluded_urls"
+    if excluded_urls is None:
+        for name in ENV_EXCLUDED:
+            if name in os.environ:
+                setting, excluded_urls = name, os.environ[name]
+                break
+        else:
+            excluded_urls = DEFAULT_EXCLUDED_URLS
+    patterns = (
+        [p.strip() for p in excluded_urls.split(",")]
+        if isinstance(excluded_urls, str)
+        else [str(p) for p in excluded_urls]
+    )
+    patterns = [p for p in patterns if p]
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            msg = f"{setting}: {pattern!r} is not a valid regular expression ({exc})"
+            raise ConfigError(msg) from None
+    return parse_excluded_urls(",".join(patterns)) if patterns else None
+
+
+def header_list(value: Iterable[str] | None, env: str) -> list[str]:
+    """Header-name regexes to capture: the argument, else the comma-separated ``env``."""
+    from opentelemetry.util.http import get_custom_headers
+
+    return [h for h in value if h] if value is not None else get_custom_headers(env)
