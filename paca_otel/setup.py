@@ -86,15 +86,15 @@ class Telemetry:
         return self._is_shutdown
 
     def instrument_app(self, app: FastAPI, *, metrics_path: str | None = "/metrics") -> None:
-        """Trace a FastAPI app with OTel's instrumentation and mount ``/metrics`` on it.
+        """Trace a FastAPI app with :func:`~paca_otel.instrument_fastapi`; mount ``/metrics`` on it.
 
         Idempotent per app: a second call changes nothing.
         """
         if any(a is app for a in self._apps):
             return
-        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+        from paca_otel.web.middleware import instrument_fastapi
 
-        FastAPIInstrumentor.instrument_app(
+        instrument_fastapi(
             app, tracer_provider=self.tracer_provider, meter_provider=self.meter_provider
         )
         if metrics_path and self.prometheus_registry is not None:
@@ -167,9 +167,9 @@ class Telemetry:
             server.server_close()
             thread.join(timeout=1)
         for app in self._apps:
-            from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+            from paca_otel.web.middleware import uninstrument_fastapi
 
-            FastAPIInstrumentor.uninstrument_app(app)
+            uninstrument_fastapi(app)
         self._apps.clear()
         late = _run_bounded(
             [

@@ -47,14 +47,14 @@ class HttpHistogram:
     seconds_per_unit: float
 
 
-HTTP_DEFAULT = HttpHistogram(
+HTTP_LEGACY = HttpHistogram(
     name="http_server_duration_milliseconds",
     route="http_target",  # the FastAPI instrumentation puts the route template here
     method="http_method",
     status="http_status_code",
     seconds_per_unit=0.001,
 )
-"""What opentelemetry-instrumentation-fastapi exposes by default (HTTP semconv before 1.21)."""
+"""What contrib's opentelemetry-instrumentation-fastapi exposes by default (semconv < 1.21)."""
 
 HTTP_STABLE = HttpHistogram(
     name="http_server_request_duration_seconds",
@@ -63,7 +63,11 @@ HTTP_STABLE = HttpHistogram(
     status="http_response_status_code",
     seconds_per_unit=1.0,
 )
-"""What it exposes with ``OTEL_SEMCONV_STABILITY_OPT_IN=http`` (stable HTTP semconv)."""
+"""What :func:`paca_otel.instrument_fastapi` exposes (stable HTTP semconv; contrib too with
+``OTEL_SEMCONV_STABILITY_OPT_IN=http``)."""
+
+HTTP_DEFAULT = HTTP_STABLE
+"""The histogram the request aliases export over by default: our own instrumentation's."""
 
 LabelNamer = Callable[[str], str]
 
