@@ -116,12 +116,21 @@ def test_read_red_from_the_http_histogram() -> None:
     source = MemorySeriesSource()
     base = {"http.route": "/x", "http.request.method": "GET"}
     times = range(0, 3600, 60)
-    source.add("http.server.request.duration.count", {**base, "http.response.status_code": "200"},
-               [(t, 10.0 * t) for t in times])  # fmt: skip
-    source.add("http.server.request.duration.count", {**base, "http.response.status_code": "500"},
-               [(t, 1.0 * t) for t in times])  # fmt: skip
-    source.add("http.server.request.duration.p95", {**base, "http.response.status_code": "200"},
-               [(t, 0.2) for t in times])  # fmt: skip
+    source.add(
+        "http.server.request.duration.count",
+        {**base, "http.response.status_code": "200"},
+        [(t, 10.0 * t) for t in times],
+    )
+    source.add(
+        "http.server.request.duration.count",
+        {**base, "http.response.status_code": "500"},
+        [(t, 1.0 * t) for t in times],
+    )
+    source.add(
+        "http.server.request.duration.p95",
+        {**base, "http.response.status_code": "200"},
+        [(t, 0.2) for t in times],
+    )
     stats = {s.name: s for s in read_red(source, Period(0, 3600), step=60)}
     route = stats["GET /x"]
     assert route.source == "histogram"

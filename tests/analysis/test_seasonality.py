@@ -8,8 +8,9 @@ import random
 from paca_otel.analysis.seasonality import autocorrelation, detect_seasonality, regular_grid
 
 
-def wave(period: float, *, days: float = 3.0, step: float = 300.0, noise: float = 0.3,
-         slope: float = 0.0) -> tuple[list[float], list[float]]:  # fmt: skip
+def wave(
+    period: float, *, days: float = 3.0, step: float = 300.0, noise: float = 0.3, slope: float = 0.0
+) -> tuple[list[float], list[float]]:
     rng = random.Random(11)
     times = [i * step for i in range(int(days * 86_400 / step))]
     values = [
