@@ -168,3 +168,54 @@ def test_promtool_accepts_exported_presets(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS: 6 rules found" in proc.stdout
+
+
+@pytest.mark.peer("promtool")
+def test_prometheus_fires_the_exported_fast_page_only(tmp_path: Path) -> None:
+    """In Prometheus (``promtool test rules``) a 6.7 % error burst pages fast, nothing else.
+
+    The input is the FastAPI instrumentation's histogram count as /metrics serves it:
+    10 requests/s, 1 in 15 of them 5xx, for 100 minutes.
+    """
+    import yaml
+
+    promtool = require_binary("promtool")
+    document = export_prometheus(burn_rate_rules(slo())).document
+    for group in document["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)  # the value-dependent summary is checked in process
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(document, sort_keys=False))
+    base = 'http_server_duration_milliseconds_count{http_target="/a", http_method="GET"'
+    series = [
+        {"series": base + ', http_status_code="200"}', "values": "0+140x400"},
+        {"series": base + ', http_status_code="500"}', "values": "0+10x400"},
+    ]
+    labels = {"slo": "api_availability", "severity": "critical", "burn_window": "1h/5m"}
+    tests = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "15s",
+                "input_series": series,
+                "alert_rule_test": [
+                    {"eval_time": "90m", "alertname": "api_availability_burn_fast",
+                     "exp_alerts": [{"exp_labels": labels}]},
+                    {"eval_time": "90m", "alertname": "api_availability_burn_slow",
+                     "exp_alerts": []},
+                    {"eval_time": "90m", "alertname": "api_availability_burn_ticket",
+                     "exp_alerts": []},
+                ],
+            }
+        ],
+    }  # fmt: skip
+    (tmp_path / "tests.yml").write_text(yaml.safe_dump(tests, sort_keys=False))
+    proc = subprocess.run(
+        [promtool, "test", "rules", "tests.yml"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
