@@ -255,7 +255,7 @@ def test_red_alias_total_ignores_route_and_method_matchers() -> None:
     source series by ``http_target=""`` too, so the total summed nothing in Prometheus.
     """
     promql = to_promql(parse('request_rate{route!="/health"} > 1'))
-    assert 'or (sum(rate(http_server_duration_milliseconds_count[1m])))' in promql
+    assert "or (sum(rate(http_server_duration_milliseconds_count[1m])))" in promql
     total = to_promql(parse('error_count{route="", method="", job="api"} > 1'))
     assert 'sum(increase(http_server_duration_milliseconds_count{job="api"}[1m]))' in total
 
