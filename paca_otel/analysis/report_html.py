@@ -16,16 +16,16 @@ from collections.abc import Sequence
 
 from paca_otel.analysis.report_model import Chart, Report
 from paca_otel.analysis.report_render import evidence_text, format_value
-from paca_otel.analysis.suggestions import format_eta, format_time
+from paca_otel.analysis.suggestions import format_eta, format_span, format_time
 
 __all__ = ["render_html", "svg_chart"]
 
-WIDTH, HEIGHT = 640, 170
+WIDTH, HEIGHT = 460, 160
 LEFT, RIGHT, TOP, BOTTOM = 64, 12, 12, 24
 
 _STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
-max-width:960px;color:#1d2330;padding:0 1em}
+max-width:1000px;color:#1d2330;padding:0 1em}
 h1{font-size:1.6em;margin-bottom:0}h2{border-bottom:1px solid #dde;padding-bottom:.2em;
 margin-top:1.6em}
 .muted{color:#667}.ev{font:12px ui-monospace,Menlo,Consolas,monospace;color:#445}
@@ -186,7 +186,7 @@ def render_html(report: Report) -> str:
                 f"<tr><td>{_e(fc.metric)}</td><td>{_e(format_value(fc.level, fc.unit))}</td>"
                 f"<td>{_e(format_value(fc.threshold, fc.unit))}</td>"
                 f"<td>{_e(format_eta(fc.seconds))} ({_e(format_time(fc.at))})</td>"
-                f"<td>{_e(format_eta(fc.earliest))} to {_e(format_eta(fc.latest))}</td></tr>"
+                f"<td>{_e(format_span(fc.earliest, fc.latest))}</td></tr>"
             )
         out.append("</table>")
     if report.routes:

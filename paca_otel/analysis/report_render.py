@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 
 from paca_otel.analysis.report_model import Evidence, Report
-from paca_otel.analysis.suggestions import format_eta, format_time
+from paca_otel.analysis.suggestions import format_eta, format_span, format_time
 from paca_otel.errors import ConfigError
 
 __all__ = ["FORMATS", "format_value", "render", "render_json", "render_markdown"]
@@ -87,7 +87,7 @@ def _md_tables(report: Report) -> list[str]:
             out.append(
                 f"| {_md(fc.metric + _labels(fc.labels))} | {format_value(fc.level, fc.unit)}"
                 f" | {format_value(fc.threshold, fc.unit)} | {format_eta(fc.seconds)}"
-                f" | {format_eta(fc.earliest)} to {format_eta(fc.latest)} | {format_time(fc.at)} |"
+                f" | {format_span(fc.earliest, fc.latest)} | {format_time(fc.at)} |"
             )
         out.append("")
     if report.trends:

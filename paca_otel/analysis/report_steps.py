@@ -32,7 +32,7 @@ from paca_otel.analysis.report_model import (
     TrendEntry,
 )
 from paca_otel.analysis.source import RangeSeries, SeriesSource
-from paca_otel.analysis.suggestions import Thresholds, format_eta, format_time
+from paca_otel.analysis.suggestions import Thresholds, format_eta, format_span, format_time
 from paca_otel.analysis.trend import theil_sen
 from paca_otel.pipeline.aliases import ALIASES
 
@@ -252,7 +252,7 @@ class ReportBuilder:
                             "system",
                             "warning" if eta.seconds > 86_400 else "critical",
                             f"{name} reaches {threshold:g} % in {format_eta(eta.seconds)}"
-                            f" ({format_eta(eta.earliest)} to {format_eta(eta.latest)})",
+                            f" ({format_span(eta.earliest, eta.latest)})",
                             self.evidence(
                                 name,
                                 eta.level,

@@ -42,7 +42,15 @@ from paca_otel.analysis.routes import ErrorHotspot, LatencyRegression
 from paca_otel.analysis.slo import SLOStatus
 from paca_otel.errors import ConfigError
 
-__all__ = ["RULES", "Observations", "Thresholds", "format_eta", "format_time", "suggest"]
+__all__ = [
+    "RULES",
+    "Observations",
+    "Thresholds",
+    "format_eta",
+    "format_span",
+    "format_time",
+    "suggest",
+]
 
 RULES = (
     "disk_filling",
@@ -124,8 +132,17 @@ def format_eta(seconds: float) -> str:
     return f"~{seconds / 86_400:.1f} d"
 
 
+def format_span(earliest: float, latest: float) -> str:
+    """An interval of durations: ``13.6-14.3 h``, ``2.1-3.4 d``, ``5.0 d or never``."""
+    if math.isinf(latest):
+        return f"{format_eta(earliest).lstrip('~')} or never"
+    if latest < 2 * 86_400:
+        return f"{earliest / 3600:.1f}-{latest / 3600:.1f} h"
+    return f"{earliest / 86_400:.1f}-{latest / 86_400:.1f} d"
+
+
 def _range(forecast: ForecastEntry) -> str:
-    return f"{format_eta(forecast.earliest)} to {format_eta(forecast.latest)}".replace("~", "")
+    return format_span(forecast.earliest, forecast.latest)
 
 
 def _capacity(obs: Observations) -> list[Suggestion]:
