@@ -8,6 +8,7 @@ rest, and two custom metrics (a counter and a gauge with a spike) ride along.
 from __future__ import annotations
 
 import random
+from functools import lru_cache
 
 from paca_otel.alerting.models import AlertEvent, AlertState, Severity
 from paca_otel.analysis.memory_source import MemorySeriesSource
@@ -20,7 +21,9 @@ BURST = (START + 9 * 3600, START + 9 * 3600 + 1200)
 STEP = 60
 
 
+@lru_cache(maxsize=1)
 def build() -> tuple[MemorySeriesSource, list[AlertEvent]]:
+    """The scenario's source and alert events (built once; callers must not add to them)."""
     rng = random.Random(42)
     source = MemorySeriesSource()
     times = [START - DAY + i * STEP for i in range(2 * DAY // STEP)]  # a day of lead-in too

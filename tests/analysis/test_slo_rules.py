@@ -172,15 +172,16 @@ def test_promtool_accepts_exported_presets(tmp_path: Path) -> None:
 
 @pytest.mark.peer("promtool")
 def test_prometheus_fires_the_exported_fast_page_only(tmp_path: Path) -> None:
-    """In Prometheus (``promtool test rules``) a 6.7 % error burst pages fast, nothing else.
+    """In Prometheus (``promtool test rules``) a 6.7 % error burst pages fast, not slow too.
 
     The input is the FastAPI instrumentation's histogram count as /metrics serves it:
-    10 requests/s, 1 in 15 of them 5xx, for 100 minutes.
+    10 requests/s, 1 in 15 of them 5xx, for 100 minutes. The ticket preset is left out: its
+    3-day subqueries cost promtool ~10 s here, and its ``unless`` is the same construct.
     """
     import yaml
 
     promtool = require_binary("promtool")
-    document = export_prometheus(burn_rate_rules(slo())).document
+    document = export_prometheus(burn_rate_rules(slo(), presets=PRESETS[:2])).document
     for group in document["groups"]:
         for rule in group["rules"]:
             rule.pop("annotations", None)  # the value-dependent summary is checked in process
@@ -202,8 +203,6 @@ def test_prometheus_fires_the_exported_fast_page_only(tmp_path: Path) -> None:
                     {"eval_time": "90m", "alertname": "api_availability_burn_fast",
                      "exp_alerts": [{"exp_labels": labels}]},
                     {"eval_time": "90m", "alertname": "api_availability_burn_slow",
-                     "exp_alerts": []},
-                    {"eval_time": "90m", "alertname": "api_availability_burn_ticket",
                      "exp_alerts": []},
                 ],
             }
