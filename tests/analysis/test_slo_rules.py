@@ -10,8 +10,10 @@ import pytest
 from paca_otel.alerting.engine import RuleEngine
 from paca_otel.alerting.models import Notification
 from paca_otel.alerting.promql import export_prometheus
+from paca_otel.alerting.rules import load_rules
 from paca_otel.analysis.slo import SLO
-from paca_otel.analysis.slo_rules import PRESETS, burn_rate_rules, required_window
+from paca_otel.analysis.slo_rules import PRESETS, burn_rate_rules, required_window, rules_yaml
+from paca_otel.cli import main
 from paca_otel.errors import ConfigError
 from paca_otel.pipeline.store import SeriesStore
 from tests.peers import require_binary
@@ -215,6 +217,29 @@ def test_prometheus_fires_the_exported_fast_page_only(tmp_path: Path) -> None:
         text=True,
         timeout=120,
         cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.peer("promtool")
+def test_rule_file_round_trips_and_exports_through_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The presets written as a rule file load back equal and ``paca-otel rules export`` them."""
+    promtool = require_binary("promtool")
+    rules = burn_rate_rules(slo(), page_channels=["pager"], labels={"team": "web"})
+    path = tmp_path / "slo.yaml"
+    path.write_text(rules_yaml(rules), encoding="utf-8")
+    assert load_rules(path) == rules
+    assert main(["rules", "export", str(path)]) == 0
+    exported = tmp_path / "prometheus.yml"
+    exported.write_text(capsys.readouterr().out, encoding="utf-8")
+    proc = subprocess.run(
+        [promtool, "check", "rules", str(exported)],
+        capture_output=True,
+        text=True,
+        timeout=30,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
