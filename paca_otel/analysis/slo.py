@@ -47,7 +47,8 @@ class SLO:
         threshold: latency objectives: the slowest acceptable percentile, seconds.
         percentile: latency objectives: which percentile (50, 95 or 99).
         route: restrict to one route template (``""``: all routes together).
-        method: restrict to one HTTP method (``""``: all methods).
+        method: restrict to one HTTP method (``""``: every method of ``route``; with no
+            route either, the all-routes series).
     """
 
     name: str
@@ -90,7 +91,14 @@ class SLO:
         return round(1.0 - self.objective, 12)  # 0.001, not 0.0010000000000000009
 
     def matchers(self) -> tuple[LabelMatcher, ...]:
-        """Label matchers of the RED alias series this SLO reads (``""``: the total)."""
+        """Label matchers of the RED alias series this SLO reads.
+
+        No route and no method: the all-routes series. A route without a method: every
+        method of that route (the series are per route and method, so status sums them and
+        burn-rate rules alert per method).
+        """
+        if self.route and not self.method:
+            return (LabelMatcher("route", "=", self.route),)
         return (LabelMatcher("route", "=", self.route), LabelMatcher("method", "=", self.method))
 
     @property
@@ -141,6 +149,8 @@ class SLOStatus:
 
 
 def _matching(slo: SLO, route: str, method: str) -> bool:
+    if slo.route and not slo.method:
+        return route == slo.route
     return route == slo.route and method == slo.method
 
 
@@ -158,8 +168,8 @@ def slo_status(source: SeriesSource, slo: SLO, period: Period, *, step: float) -
         stats = read_red(source, period, step=step)
         for s in stats:
             if _matching(slo, s.route, s.method):
-                total, good = s.requests, s.requests - s.errors
-                break
+                total += s.requests
+                good += s.requests - s.errors
     else:
         name = f"latency_p{slo.percentile}"
         series = source.query_range(

@@ -75,7 +75,7 @@ PRESETS: tuple[BurnRateWindow, ...] = (
 
 
 def _selector(name: str, slo: SLO) -> str:
-    matchers = (ExprMatcher("route", "=", slo.route), ExprMatcher("method", "=", slo.method))
+    matchers = tuple(ExprMatcher(m.name, m.op, m.value) for m in slo.matchers())
     return format_selector(Selector(name, matchers))
 
 

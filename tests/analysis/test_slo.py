@@ -80,3 +80,18 @@ def test_describe() -> None:
     assert SLO("a", 0.999).describe() == "99.9 % of requests succeed (all routes)"
     latency = SLO("b", 0.99, kind="latency", threshold=0.3, route="/x", method="GET")
     assert latency.describe() == "p99 under 300 ms in 99 % of time slices (GET /x)"
+
+
+def test_route_slo_without_method_sums_the_methods() -> None:
+    """An SLO on a route without a method counts every method of that route."""
+    source = MemorySeriesSource()
+    for method, ratio in (("GET", 0.0), ("POST", 0.01)):
+        labels = {"route": "/cart", "method": method}
+        times = range(0, 3600, 60)
+        source.add("request_rate", labels, [(t, 1.0) for t in times])
+        source.add("request_count", labels, [(t, 60.0) for t in times])
+        source.add("error_count", labels, [(t, 60.0 * ratio) for t in times])
+    status = slo_status(source, SLO("cart", 0.99, route="/cart"), Period(0, 3600), step=60)
+    assert status.total == pytest.approx(7200)
+    assert status.sli == pytest.approx(0.995)
+    assert [m.name for m in SLO("cart", 0.99, route="/cart").matchers()] == ["route"]
