@@ -170,7 +170,13 @@ def forecast(
 
 
 def time_to_threshold(
-    trend: TrendResult, threshold: float, *, now: float, rising: bool = True
+    trend: TrendResult,
+    threshold: float,
+    *,
+    now: float,
+    rising: bool = True,
+    noise: float = 0.0,
+    z: float = 1.645,
 ) -> TimeToThreshold | None:
     """When the trend reaches ``threshold``, with an interval; None if it heads away.
 
@@ -180,6 +186,10 @@ def time_to_threshold(
         now: the reference time (usually the end of the analysed period).
         rising: True to watch for the level rising to the threshold (disk, memory), False
             for falling to it (free space, throughput). Already past it: ``seconds == 0``.
+        noise: standard deviation of the series around its trend; the interval then also
+            covers the series crossing ``z`` noise early or late (a noisy disk can touch
+            90 % before its trend line does).
+        z: width of that allowance in noise units (1.645: a one-sided 95 %).
     """
     level = trend.at(now)
     sign = 1.0 if rising else -1.0
@@ -192,8 +202,9 @@ def time_to_threshold(
     if slope <= 0.0:
         return None
     seconds = gap / slope
-    earliest = gap / steep if steep > 0 else seconds
-    latest = gap / flat if flat > 0 else math.inf
+    allowance = max(0.0, z * noise)
+    earliest = max(0.0, gap - allowance) / steep if steep > 0 else seconds
+    latest = (gap + allowance) / flat if flat > 0 else math.inf
     return TimeToThreshold(
         threshold, seconds, min(earliest, seconds), max(latest, seconds), now, level
     )

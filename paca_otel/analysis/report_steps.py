@@ -233,7 +233,10 @@ class ReportBuilder:
                 )
                 fitted = theil_sen([t for t, _ in points], values)
                 assert fitted is not None  # trend() fitted the same points
-                eta = time_to_threshold(fitted, threshold, now=self.period.end)
+                residuals = [v - fitted.at(t) for t, v in points]
+                centre = _quantile(residuals, 0.5)
+                noise = 1.4826 * _quantile([abs(r - centre) for r in residuals], 0.5)
+                eta = time_to_threshold(fitted, threshold, now=self.period.end, noise=noise)
                 if eta is not None and 0 < eta.seconds <= self.thresholds.horizon:
                     entry = ForecastEntry(
                         name,

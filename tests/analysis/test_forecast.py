@@ -81,3 +81,17 @@ def test_forecast_arguments() -> None:
     assert forecast([0, 1], [1, 2], horizon=10, step=1) is None
     with pytest.raises(ConfigError, match="horizon"):
         forecast([0, 1], [1, 2], horizon=0, step=1)
+
+
+def test_noise_widens_the_time_to_threshold_interval() -> None:
+    """Noise around the trend widens the interval on both sides (the expected time stays)."""
+    times, values = disk()
+    trend = theil_sen(times, values)
+    assert trend is not None
+    quiet = time_to_threshold(trend, 95.0, now=times[-1])
+    noisy = time_to_threshold(trend, 95.0, now=times[-1], noise=1.0)
+    assert quiet is not None
+    assert noisy is not None
+    assert noisy.seconds == quiet.seconds
+    assert noisy.earliest < quiet.earliest - 1.5 * 3600
+    assert noisy.latest > quiet.latest + 1.5 * 3600
