@@ -39,7 +39,9 @@ def test_time_to_threshold_heading_away_or_past() -> None:
     assert time_to_threshold(falling, 0.0, now=times[-1]) is None
     rising = theil_sen(times, values)
     assert rising is not None
-    assert time_to_threshold(rising, 50.0, now=times[-1]).seconds == 0.0  # type: ignore[union-attr]  # asserted not None above by value
+    past = time_to_threshold(rising, 50.0, now=times[-1])
+    assert past is not None
+    assert past.seconds == 0.0
     down = time_to_threshold(falling, -100.0, now=times[-1], rising=False)
     assert down is not None
     assert down.seconds > 0

@@ -5,7 +5,12 @@ from __future__ import annotations
 import math
 import random
 
-from paca_otel.analysis.seasonality import autocorrelation, detect_seasonality, regular_grid
+from paca_otel.analysis.seasonality import (
+    Seasonality,
+    autocorrelation,
+    detect_seasonality,
+    regular_grid,
+)
 
 
 def wave(
@@ -20,7 +25,7 @@ def wave(
     return times, values
 
 
-def significant(found: list) -> list[str]:  # type: ignore[type-arg]  # test helper
+def significant(found: list[Seasonality]) -> list[str]:
     return [s.name for s in found if s.significant]
 
 

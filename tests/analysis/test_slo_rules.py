@@ -10,7 +10,7 @@ import pytest
 from paca_otel.alerting.engine import RuleEngine
 from paca_otel.alerting.models import Notification
 from paca_otel.alerting.promql import export_prometheus
-from paca_otel.alerting.rules import load_rules
+from paca_otel.alerting.rules import Rule, load_rules
 from paca_otel.analysis.slo import SLO
 from paca_otel.analysis.slo_rules import PRESETS, burn_rate_rules, required_window, rules_yaml
 from paca_otel.cli import main
@@ -36,13 +36,13 @@ class Sink:
 class Scenario:
     """A fake clock driving the RED aliases (all routes) and the engine, one step at a time."""
 
-    def __init__(self, rules: list[object]) -> None:
+    def __init__(self, rules: list[Rule]) -> None:
         self.store = SeriesStore(max_window=4 * 86_400.0, max_points=2_000)
         self.sink = Sink()
         self.t = 0.0
         self.engine = RuleEngine(self.store, outbox=self.sink, clock=lambda: self.t)
         for rule in rules:
-            self.engine.add_rule(rule)  # type: ignore[arg-type]  # Rule objects from burn_rate_rules
+            self.engine.add_rule(rule)
         self.timeline: list[tuple[float, frozenset[str]]] = []
 
     def run(self, hours: float, *, rate: float, error_ratio: float) -> None:
