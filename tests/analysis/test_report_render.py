@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import tempfile
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +16,7 @@ from paca_otel.analysis.report_model import Chart, Report
 from paca_otel.analysis.report_render import format_value, render
 from paca_otel.errors import ConfigError
 from tests.analysis import scenario
+from tests.peers import require_binary
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +109,25 @@ def test_unknown_format_and_values() -> None:
     assert format_value(0.0052, "ratio") == "0.52 %"
     assert format_value(None, "s") == "n/a"
     assert format_value(12.0, "/s") == "12/s"
+
+
+def test_html_report_renders_offline_in_chromium(report: Report, tmp_path: Path) -> None:
+    """Headless Chromium with every network request refused opens the file and draws charts."""
+    chromium = require_binary("chromium")
+    page = tmp_path / "report.html"
+    page.write_text(render(report, "html"), encoding="utf-8")
+    with tempfile.TemporaryDirectory() as profile:
+        result = subprocess.run(
+            [
+                chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", f"--user-data-dir={profile}",
+                "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+                "--dump-dom", page.as_uri(),
+            ],
+            capture_output=True, text=True, timeout=90, check=False,
+        )  # fmt: skip
+    dom = result.stdout
+    assert "<h2>Suggestions</h2>" in dom, result.stderr[-2000:]
+    assert dom.count("<svg") >= 6
+    assert "<polyline" in dom
