@@ -110,7 +110,8 @@ def change_points(
             least 5), so a short burst is an anomaly, not two shifts.
         min_sigma: a shift must be at least this many noise standard deviations.
         z: and significant: shift / (sigma * sqrt(1/n_left + 1/n_right)) at least this.
-        max_points: report at most this many shifts (the largest are found first).
+        max_points: report at most this many shifts (found top-down: the split of the whole
+            series first, then splits of its parts).
     """
     if len(times) != len(values):
         msg = f"times and values differ in length ({len(times)} != {len(values)})"
