@@ -31,9 +31,8 @@ def test_exact_mad_matches_brute_force(size: int) -> None:
     """The O(log n) MAD equals sorting all distances from the median, ties included."""
     rng = random.Random(size)
     for _ in range(200):
-        values = sorted(
-            float(rng.randint(0, 6)) if rng.random() < 0.5 else rng.gauss(0, 1) for _ in range(size)
-        )
+        values = sorted(float(rng.randint(0, 6)) if rng.random() < 0.5 else rng.gauss(0, 1)
+                        for _ in range(size))  # fmt: skip
         assert exact_mad(values) == _mad(values)
 
 
