@@ -188,10 +188,10 @@ def test_prometheus_fires_the_exported_fast_page_only(tmp_path: Path) -> None:
         for rule in group["rules"]:
             rule.pop("annotations", None)  # the value-dependent summary is checked in process
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(document, sort_keys=False))
-    base = 'http_server_duration_milliseconds_count{http_target="/a", http_method="GET"'
+    base = 'http_server_request_duration_seconds_count{http_route="/a", http_request_method="GET"'
     series = [
-        {"series": base + ', http_status_code="200"}', "values": "0+140x400"},
-        {"series": base + ', http_status_code="500"}', "values": "0+10x400"},
+        {"series": base + ', http_response_status_code="200"}', "values": "0+140x400"},
+        {"series": base + ', http_response_status_code="500"}', "values": "0+10x400"},
     ]
     labels = {"slo": "api_availability", "severity": "critical", "burn_window": "1h/5m"}
     tests = {
