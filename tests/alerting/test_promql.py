@@ -248,6 +248,18 @@ def test_red_alias_total_series_only_when_matchers_accept_it() -> None:
     assert "or (sum(rate(" not in to_promql(parse('request_rate{route=~"/api/.*"} > 1'))
 
 
+def test_red_alias_total_ignores_route_and_method_matchers() -> None:
+    """The all-routes sum counts every route, as in process: route/method matchers only admit it.
+
+    ``error_count{route="", method=""}`` (what SLO burn-rate rules select) used to filter the
+    source series by ``http_route=""`` too, so the total summed nothing in Prometheus.
+    """
+    promql = to_promql(parse('request_rate{route!="/health"} > 1'))
+    assert "or (sum(rate(http_server_request_duration_seconds_count[1m])))" in promql
+    total = to_promql(parse('error_count{route="", method="", job="api"} > 1'))
+    assert 'sum(increase(http_server_request_duration_seconds_count{job="api"}[1m]))' in total
+
+
 def test_cli_export_name_map_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``rules export --name-map FILE`` maps names; a bad map file exits 2 naming it."""
     rules = tmp_path / "rules.yaml"
