@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import socket
 import threading
 import time
@@ -22,7 +23,7 @@ from opentelemetry import metrics, trace
 from opentelemetry._logs import set_logger_provider
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import LogRecordExporter
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, ExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
@@ -86,15 +87,15 @@ class Telemetry:
         return self._is_shutdown
 
     def instrument_app(self, app: FastAPI, *, metrics_path: str | None = "/metrics") -> None:
-        """Trace a FastAPI app with OTel's instrumentation and mount ``/metrics`` on it.
+        """Trace a FastAPI app with :func:`~paca_otel.instrument_fastapi`; mount ``/metrics`` on it.
 
         Idempotent per app: a second call changes nothing.
         """
         if any(a is app for a in self._apps):
             return
-        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+        from paca_otel.web.middleware import instrument_fastapi
 
-        FastAPIInstrumentor.instrument_app(
+        instrument_fastapi(
             app, tracer_provider=self.tracer_provider, meter_provider=self.meter_provider
         )
         if metrics_path and self.prometheus_registry is not None:
@@ -167,9 +168,9 @@ class Telemetry:
             server.server_close()
             thread.join(timeout=1)
         for app in self._apps:
-            from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+            from paca_otel.web.middleware import uninstrument_fastapi
 
-            FastAPIInstrumentor.uninstrument_app(app)
+            uninstrument_fastapi(app)
         self._apps.clear()
         late = _run_bounded(
             [
@@ -318,7 +319,11 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
 
         views = system_views()
     meter_provider = MeterProvider(
-        resource=resource, metric_readers=readers, views=views, shutdown_on_exit=False
+        resource=resource,
+        metric_readers=readers,
+        views=views,
+        shutdown_on_exit=False,
+        exemplar_filter=_exemplar_filter(settings),
     )
 
     logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
@@ -372,6 +377,21 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
     _probe_collectors(settings)
     atexit.register(telemetry.shutdown)
     return telemetry
+
+
+def _exemplar_filter(settings: PacaOtelSettings) -> ExemplarFilter | None:
+    """No exemplars unless something exports them (or ``OTEL_METRICS_EXEMPLAR_FILTER`` asks).
+
+    The SDK's default (``trace_based``) offers every measurement made inside a sampled span to
+    an exemplar reservoir, which nearly doubles the cost of a histogram record on the request
+    path. The Prometheus exposition and the alerting store never show exemplars, so without an
+    OTLP metrics exporter they would be computed for nothing.
+    """
+    if os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER"):
+        return None  # the SDK reads the variable itself
+    if any(name != "prometheus" for name in settings.exporters("metrics")):
+        return None
+    return AlwaysOffExemplarFilter()
 
 
 def _metric_consumers(

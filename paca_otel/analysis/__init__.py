@@ -4,4 +4,18 @@
 - :mod:`paca_otel.analysis.streaming`: their O(log n) streaming building blocks.
 - :mod:`paca_otel.analysis.nab`: NAB's scoring, to measure detectors on labelled series.
 - :mod:`paca_otel.analysis.cli`: ``paca-otel anomalies FILE.csv``.
+- :mod:`paca_otel.analysis.source`: the ``SeriesSource`` seam;
+  :mod:`~paca_otel.analysis.memory_source` holds series in memory (tests, notebooks).
+- Analysers: :mod:`~paca_otel.analysis.trend` (Theil-Sen, Mann-Kendall),
+  :mod:`~paca_otel.analysis.changepoints`, :mod:`~paca_otel.analysis.seasonality`,
+  :mod:`~paca_otel.analysis.forecast` (intervals, time to threshold),
+  :mod:`~paca_otel.analysis.red` and :mod:`~paca_otel.analysis.routes` (per-route RED figures,
+  slowest routes, error hot spots, latency regressions).
+- SLOs: :mod:`~paca_otel.analysis.slo` (status, error budget) and
+  :mod:`~paca_otel.analysis.slo_rules` (multi-window burn-rate alert rules).
+- Reports: :mod:`~paca_otel.analysis.report` (``generate_report``), its steps
+  (:mod:`~paca_otel.analysis.report_steps`), model (:mod:`~paca_otel.analysis.report_model`),
+  suggestions (:mod:`~paca_otel.analysis.suggestions`), renderers
+  (:mod:`~paca_otel.analysis.report_render`, :mod:`~paca_otel.analysis.report_html`) and
+  ``paca-otel report`` (:mod:`~paca_otel.analysis.report_cli`).
 """
