@@ -11,7 +11,12 @@ the instruments again. This module turns the SDK's public data model into
   interval since the previous collection (bucket counts differenced, quantiles from
   :func:`paca_otel.pipeline.reader.bucket_quantile`, the estimate alert rules use), the
   same names the pipeline gives rules;
-- exponential histograms: ``<name>.count`` and ``<name>.sum``.
+- exponential histograms: ``<name>.count`` and ``<name>.sum``;
+- the system aliases ``cpu_usage``, ``memory_usage`` and ``disk_usage`` (percent, no labels)
+  from the system gauges, with the formulas ``get_current_metrics()`` and rules use
+  (:func:`paca_otel.signals.system_aliases.seed_aliases`), so reports read them from the
+  history as from Prometheus. The RED aliases come from spans, not from a collection: reports
+  fall back to the HTTP histogram's ``.count``/``.p95`` series recorded here.
 
 Attribute values become label strings the way the Prometheus exporter writes them
 (``true``/``false``, numbers as text, sequences as JSON).
@@ -34,6 +39,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from paca_otel.pipeline.reader import bucket_quantile
+from paca_otel.signals.system_aliases import seed_aliases
 
 __all__ = ["QUANTILES", "CollectionRecorder", "Sample"]
 
@@ -96,6 +102,10 @@ class CollectionRecorder:
                             out.append((f"{metric.name}.sum", dict(labels), at, float(expo.sum)))
         for key in set(self._previous) - seen:  # series gone from the collection
             del self._previous[key]
+        aliases = seed_aliases(data)
+        if aliases:
+            at = timestamp if timestamp is not None else max(s[2] for s in out)
+            out += [(alias, {}, at, value) for alias, value in aliases.items()]
         return out
 
     def _histogram(

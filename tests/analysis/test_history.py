@@ -479,3 +479,18 @@ def test_a_reopened_store_resumes_where_it_left_off(tmp_path: Path, clock: Clock
     (series,) = second.query_range("cpu", start=T0, end=T0 + 3600, step=3600)
     assert series.points[0].count == len(values)
     second.close()
+
+
+def test_a_report_reads_the_history(clock: Clock) -> None:
+    """generate_report over the store finds a filling disk recorded in it."""
+    from paca_otel.analysis.report import generate_report
+    from paca_otel.analysis.report_render import render
+
+    store = HistoryStore(None, clock=clock)
+    start = clock.now - 6 * 3600
+    for i in range(2160):
+        store.append("disk_usage", {}, start + 10 * i, 80 + i / 2160 * 6)
+        store.append("cpu_usage", {}, start + 10 * i, 30.0 + (i % 7))
+    text = render(generate_report(store, 6 * 3600, now=clock.now), "md")
+    store.close()
+    assert "disk_usage reaches 90 %" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from opentelemetry.metrics import Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
@@ -42,3 +43,27 @@ def test_timestamps_default_to_each_points_own() -> None:
     provider.shutdown()
     assert (name, labels, value) == ("q", {"k": "1"}, -2)
     assert at > 1e9
+
+
+def test_system_aliases_are_recorded_beside_their_sources() -> None:
+    """cpu_usage and memory_usage come with the collection, as rules and reports name them."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    meter = provider.get_meter("t")
+    meter.create_observable_gauge(
+        "system.cpu.utilization",
+        callbacks=[
+            lambda _o: [
+                Observation(0.75, {"cpu.mode": "idle"}),
+                Observation(0.25, {"cpu.mode": "user"}),
+            ]
+        ],
+    )
+    meter.create_observable_gauge(
+        "system.memory.utilization",
+        callbacks=[lambda _o: [Observation(0.5, {"system.memory.state": "used"})]],
+    )
+    samples = CollectionRecorder().samples(reader.get_metrics_data(), 10.0)
+    provider.shutdown()
+    assert ("cpu_usage", {}, 10.0, 25.0) in samples
+    assert ("memory_usage", {}, 10.0, 50.0) in samples
