@@ -6,6 +6,14 @@
 - :mod:`paca_otel.analysis.cli`: ``paca-otel anomalies FILE.csv``.
 - :mod:`paca_otel.analysis.source`: the ``SeriesSource`` seam;
   :mod:`~paca_otel.analysis.memory_source` holds series in memory (tests, notebooks).
+- History: :mod:`~paca_otel.analysis.history` (the embedded store: ``append``,
+  ``record_metrics_data``, ``query_range``, tiers and retention) with its chunk codec
+  (:mod:`~paca_otel.analysis.chunks`), tables (:mod:`~paca_otel.analysis.history_table`),
+  reader (:mod:`~paca_otel.analysis.history_reader`), roll-ups
+  (:mod:`~paca_otel.analysis.rollup`), tiers (:mod:`~paca_otel.analysis.tiers`), collection
+  recording (:mod:`~paca_otel.analysis.recording`) and matchers
+  (:mod:`~paca_otel.analysis.matchers`); :mod:`~paca_otel.analysis.prometheus_source` reads a
+  Prometheus server instead.
 - Analysers: :mod:`~paca_otel.analysis.trend` (Theil-Sen, Mann-Kendall),
   :mod:`~paca_otel.analysis.changepoints`, :mod:`~paca_otel.analysis.seasonality`,
   :mod:`~paca_otel.analysis.forecast` (intervals, time to threshold),
