@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
+    from paca_otel.analysis.history import HistoryStore
     from paca_otel.pipeline._collection import Collection
     from paca_otel.pipeline._export import PeriodicExport
     from paca_otel.pipeline.pipeline import Pipeline
@@ -60,6 +61,8 @@ logger = logging.getLogger("paca_otel")
 _lock = threading.RLock()
 _current: Telemetry | None = None
 _INSTANCE_ID = str(uuid.uuid4())  # one per process, stable across re-configuration
+HISTORY_EVERY = 10.0
+"""Seconds between collections recorded into the history store (its raw resolution)."""
 
 
 @dataclass(eq=False)
@@ -76,6 +79,7 @@ class Telemetry:
     prometheus_registry: CollectorRegistry | None = None
     metric_export: PeriodicExport | None = None
     system: SystemMetrics | None = None
+    history: HistoryStore | None = None
     logging_handles: LoggingHandles | None = None
     _prometheus_server: tuple[WSGIServer, threading.Thread] | None = None
     _apps: list[Any] = field(default_factory=list)
@@ -160,6 +164,9 @@ class Telemetry:
         if self.logging_handles is not None:
             self.logging_handles.uninstall()
         self.pipeline.stop_draining()
+        if self.history is not None:
+            self.pipeline.reader.unsubscribe("history")
+            self.history.close()
         if self.system is not None:
             self.system.shutdown()
         if self._prometheus_server is not None:
@@ -369,7 +376,15 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
     redactor.register(settings)
     if metric_export is not None:
         metric_export.start()
-    pipeline.start_draining()
+    collect_every = None
+    if settings.history_enabled:
+        from paca_otel.analysis.history import HistoryStore
+
+        telemetry.history = HistoryStore.from_settings(settings)
+        collection.subscribe("history", telemetry.history.record_metrics_data)
+        telemetry.history.start()
+        collect_every = HISTORY_EVERY
+    pipeline.start_draining(collect_every=collect_every)
     if registry is not None and app is None:
         telemetry._prometheus_server = _start_prometheus(settings, registry)
     if app is not None:

@@ -69,19 +69,28 @@ class Pipeline:
         self._stop_draining = threading.Event()
         self._drainer: threading.Thread | None = None
 
-    def start_draining(self, interval: float = DRAIN_EVERY) -> None:
+    def start_draining(
+        self, interval: float = DRAIN_EVERY, *, collect_every: float | None = None
+    ) -> None:
         """Fold finished spans into the RED window every ``interval`` s, alerting or not.
 
         Without it the span buffer would only empty when the rule engine collects, so a
         process without alerting would keep up to ``max_pending`` span records alive (and
         the garbage collector walking them). Draining touches only the RED window, never the
         store, so it does not disturb the series the engine reads.
+
+        With ``collect_every``, the same thread also makes sure the one collection runs at
+        least that often (a consumer such as the history store subscribes to it), reusing any
+        collection a scrape or evaluation made in the last half interval.
         """
         if self._drainer is not None:
             return
         self._stop_draining.clear()
         self._drainer = threading.Thread(
-            target=self._drain_loop, args=(interval,), name="paca-otel-red-drain", daemon=True
+            target=self._drain_loop,
+            args=(interval, collect_every),
+            name="paca-otel-red-drain",
+            daemon=True,
         )
         self._drainer.start()
 
@@ -92,11 +101,16 @@ class Pipeline:
         if drainer is not None:
             drainer.join(timeout=2.0)
 
-    def _drain_loop(self, interval: float) -> None:
-        while not self._stop_draining.wait(interval):
+    def _drain_loop(self, interval: float, collect_every: float | None) -> None:
+        wait = min(interval, collect_every) if collect_every else interval
+        next_collect = time.monotonic() + (collect_every or 0.0)
+        while not self._stop_draining.wait(wait):
             if self.span_processor.pending:
                 with handle_internal_errors("pipeline.red_drain", logger):
                     self.span_processor.drain()
+            if collect_every and time.monotonic() >= next_collect:
+                next_collect = time.monotonic() + collect_every
+                self.reader.collect_now(max_age=collect_every / 2)
 
     def collect(self, now: float | None = None) -> None:
         """Pull the reader and drain the span window into the store, all stamped ``now``.
