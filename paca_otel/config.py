@@ -469,6 +469,16 @@ class PacaOtelSettings(BaseSettings):
         description="RE2 pattern of metric names whose history is encrypted (needs storage_key)",
     )  # fmt: skip
 
+    # --- scheduled reports (analysis) ---------------------------------------------------------
+    report_every: float | None = _env(
+        "report_every", default=None, gt=0,
+        description="send the analysis report every N seconds (86400: daily; needs history)",
+    )  # fmt: skip
+    report_channels: Annotated[tuple[str, ...], NoDecode] = _env(
+        "report_channels", default=("log",),
+        description="channels scheduled reports go to, comma-separated (not alertmanager)",
+    )  # fmt: skip
+
     # --- validators ---------------------------------------------------------------------------
     @field_validator("evaluation_interval")
     @classmethod
@@ -529,7 +539,7 @@ class PacaOtelSettings(BaseSettings):
     def _level(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("smtp_to", mode="before")
+    @field_validator("smtp_to", "report_channels", mode="before")
     @classmethod
     def _address_list(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -7,11 +7,10 @@
 
 The library API (:func:`~paca_otel.analysis.report.generate_report`) takes any
 :class:`~paca_otel.analysis.source.SeriesSource`; the command needs one it can open from its
-arguments. ``--prometheus URL`` reads a Prometheus server through
-``paca_otel.analysis.prometheus_source`` (imported lazily: the command fails with a clear
-message when that module is not installed). Reading the embedded history store is wired by
-the application's runtime (``MonitoringManager.generate_report``); until a store path option
-exists here, the command asks for ``--prometheus``.
+arguments: the service's embedded history file (``--history FILE``, by default the
+``history_path`` setting), or a Prometheus server with ``--prometheus URL`` through
+``paca_otel.analysis.prometheus_source`` (imported lazily). Every string of the report goes
+through the scrubber.
 """
 
 from __future__ import annotations
@@ -53,6 +52,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("--format", default="md", choices=list(FORMATS), help="default: md")
     parser.add_argument("--output", "-o", help="output file (default: standard output)")
     parser.add_argument("--prometheus", metavar="URL", help="read history from this Prometheus")
+    parser.add_argument(
+        "--history",
+        metavar="FILE",
+        help="the service's history file (default: the history_path setting or its default)",
+    )
     parser.add_argument(
         "--slo",
         action="append",
@@ -128,8 +132,15 @@ def write_report(
         msg = f"--format {fmt!r} is not supported; choose one of: {', '.join(FORMATS)}"
         raise ConfigError(msg)
     objectives = [parse_slo(text) for text in slos]
+    from paca_otel.privacy import Scrubber
+
     report = generate_report(
-        source, seconds, now=time.time() if now is None else now, slos=objectives, title=title
+        source,
+        seconds,
+        now=time.time() if now is None else now,
+        slos=objectives,
+        title=title,
+        scrub=Scrubber().scrub_text,
     )
     text = render(report, fmt)
     if output is None:
@@ -145,18 +156,36 @@ def write_report(
 
 
 def _command(args: argparse.Namespace) -> int:
-    if not args.prometheus:
+    if args.prometheus:
+        return write_report(
+            load_prometheus_source(args.prometheus),
+            since=args.since,
+            fmt=args.format,
+            output=args.output,
+            slos=args.slo,
+            title=args.title,
+        )
+    from paca_otel.analysis.history import HistoryStore, default_history_path
+    from paca_otel.config import load_settings
+
+    settings = load_settings(**({"history_path": args.history} if args.history else {}))
+    path = Path(settings.history_path or default_history_path())
+    if not path.is_file():
         msg = (
-            "paca-otel report reads history from a Prometheus server: pass --prometheus URL"
-            " (in an application, use MonitoringManager.generate_report for the local store)"
+            f"no metric history at {path}: run the service with history_enabled=True "
+            "(PACA_OTEL_HISTORY_ENABLED), pass --history FILE, or read a server with "
+            "--prometheus URL"
         )
         raise ConfigError(msg)
-    source = load_prometheus_source(args.prometheus)
-    return write_report(
-        source,
-        since=args.since,
-        fmt=args.format,
-        output=args.output,
-        slos=args.slo,
-        title=args.title,
-    )
+    store = HistoryStore.from_settings(settings)
+    try:
+        return write_report(
+            store,
+            since=args.since,
+            fmt=args.format,
+            output=args.output,
+            slos=args.slo,
+            title=args.title,
+        )
+    finally:
+        store.close()

@@ -65,10 +65,32 @@ def test_prometheus_source_missing_is_a_clear_error() -> None:
         load_prometheus_source("http://127.0.0.1:9", module="paca_otel.analysis.no_such_module")
 
 
-def test_command_requires_a_source(capsys: pytest.CaptureFixture[str]) -> None:
-    """``paca-otel report`` without --prometheus exits 2 and asks for it."""
-    assert main(["report", "--since", "1h"]) == 2
-    assert "--prometheus URL" in capsys.readouterr().err
+def test_command_without_history_says_where_to_get_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Without a history file or --prometheus, the command exits 2 and names both ways."""
+    assert main(["report", "--since", "1h", "--history", str(tmp_path / "none.sqlite3")]) == 2
+    err = capsys.readouterr().err
+    assert "--prometheus URL" in err
+    assert "history_enabled" in err
+
+
+def test_command_reads_the_local_history_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``paca-otel report --history FILE`` reports what the service recorded there."""
+    import time
+
+    from paca_otel.analysis.history import HistoryStore
+
+    path = tmp_path / "history.sqlite3"
+    store = HistoryStore(path)
+    now = time.time()
+    for i in range(120):
+        store.append("cpu_usage", {}, now - 3600 + 30 * i, 40.0 + (i % 7))
+    store.close()
+    assert main(["report", "--since", "1h", "--history", str(path), "--format", "json"]) == 0
+    assert '"cpu_usage"' in capsys.readouterr().out
 
 
 def test_registered_in_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
