@@ -460,6 +460,10 @@ class PacaOtelSettings(BaseSettings):
         "history_path", default=None,
         description="history file (none: $XDG_DATA_HOME/paca-otel/history.sqlite3)",
     )  # fmt: skip
+    history_interval: float = _env(
+        "history_interval", default=10.0, gt=0,
+        description="seconds between the collections recorded in the history (raw resolution)",
+    )  # fmt: skip
     history_tiers: str = _env(
         "history_tiers", default="raw:24h,1m:7d,1h:90d",
         description="history resolution:retention tiers, raw first (keep min/max/sum/count)",

@@ -61,8 +61,6 @@ logger = logging.getLogger("paca_otel")
 _lock = threading.RLock()
 _current: Telemetry | None = None
 _INSTANCE_ID = str(uuid.uuid4())  # one per process, stable across re-configuration
-HISTORY_EVERY = 10.0
-"""Seconds between collections recorded into the history store (its raw resolution)."""
 
 
 @dataclass(eq=False)
@@ -165,7 +163,7 @@ class Telemetry:
             self.logging_handles.uninstall()
         self.pipeline.stop_draining()
         if self.history is not None:
-            self.pipeline.reader.unsubscribe("history")
+            self.pipeline.remove_tick("history")
             self.history.close()
         if self.system is not None:
             self.system.shutdown()
@@ -381,9 +379,9 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
         from paca_otel.analysis.history import HistoryStore
 
         telemetry.history = HistoryStore.from_settings(settings)
-        collection.subscribe("history", telemetry.history.record_metrics_data)
+        pipeline.on_tick("history", telemetry.history.record_metrics_data)
         telemetry.history.start()
-        collect_every = HISTORY_EVERY
+        collect_every = settings.history_interval
     pipeline.start_draining(collect_every=collect_every)
     if registry is not None and app is None:
         telemetry._prometheus_server = _start_prometheus(settings, registry)

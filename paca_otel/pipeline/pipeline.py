@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from paca_otel._internal import handle_internal_errors
-from paca_otel.pipeline._collection import Collection
+from paca_otel.pipeline._collection import Collection, Consumer
 from paca_otel.pipeline.aliases import write_red, write_system
 from paca_otel.pipeline.reader import StoreWriter
 from paca_otel.pipeline.spans import REDSpanProcessor
@@ -68,6 +68,20 @@ class Pipeline:
         self._lock = threading.Lock()
         self._stop_draining = threading.Event()
         self._drainer: threading.Thread | None = None
+        self._tick_consumers: list[tuple[str, Consumer]] = []
+
+    def on_tick(self, name: str, consumer: Consumer) -> None:
+        """Hand ``consumer`` each regular collection (see ``start_draining``'s ``collect_every``).
+
+        Unlike :meth:`Collection.subscribe`, which sees every collection (scrapes and snapshots
+        included, at irregular times), a tick consumer gets one collection per interval,
+        stamped on the interval's grid: what a time-series store compresses best.
+        """
+        self._tick_consumers.append((name, consumer))
+
+    def remove_tick(self, name: str) -> None:
+        """Stop handing ticks to the consumer registered under ``name``."""
+        self._tick_consumers = [(n, c) for n, c in self._tick_consumers if n != name]
 
     def start_draining(
         self, interval: float = DRAIN_EVERY, *, collect_every: float | None = None
@@ -110,7 +124,13 @@ class Pipeline:
                     self.span_processor.drain()
             if collect_every and time.monotonic() >= next_collect:
                 next_collect = time.monotonic() + collect_every
-                self.reader.collect_now(max_age=collect_every / 2)
+                data = self.reader.collect_now(max_age=collect_every / 2)
+                stamp = round(self.clock() / collect_every) * collect_every
+                if data is None:
+                    continue
+                for name, consumer in self._tick_consumers:
+                    with handle_internal_errors(f"pipeline.tick.{name}", logger):
+                        consumer(data, stamp)
 
     def collect(self, now: float | None = None) -> None:
         """Pull the reader and drain the span window into the store, all stamped ``now``.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ async def test_report_reads_the_history_the_collection_feeds(tmp_path: Path) -> 
     monitor = MonitoringManager(
         history_enabled=True,
         history_path=tmp_path / "history.sqlite3",
+        history_interval=0.2,
         prometheus_port=0,
         service_name="report-test",
     )
@@ -24,10 +27,10 @@ async def test_report_reads_the_history_the_collection_feeds(tmp_path: Path) -> 
         telemetry = monitor.telemetry
         assert telemetry is not None
         assert telemetry.history is not None
-        collector = MetricsCollector()
-        for i in range(5):
-            await collector.record_metric("orders_placed", 1, {"shop": "a"})
-            telemetry.collection.collect_now(now=1_000.0 + 10 * i)
+        await MetricsCollector().record_metric("orders_placed", 1, {"shop": "a"})
+        deadline = time.monotonic() + 15
+        while "orders_placed" not in telemetry.history.names() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
         assert "orders_placed" in telemetry.history.names()
         report = await monitor.generate_report("1h")
         assert report.summary
