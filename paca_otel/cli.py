@@ -1,4 +1,4 @@
-"""The ``paca-otel`` command: demo, serve, config, rules, anomalies, token, ``--version``."""
+"""The ``paca-otel`` command: demo, serve, config, rules, anomalies, token, report, --version."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from paca_otel._version import __version__
 from paca_otel.analysis.cli import add_parser as add_anomalies_parser
+from paca_otel.analysis.report_cli import add_parser as add_report_parser
 from paca_otel.errors import PacaOtelError
 from paca_otel.security._cli import add_token_parser
 
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     config.set_defaults(func=_config)
 
     add_anomalies_parser(sub)
+    add_report_parser(sub)
 
     rules = sub.add_parser("rules", help="check, test or export alert rule files")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)

@@ -30,6 +30,10 @@ from paca_otel.snapshot import MetricsSnapshot, snapshot_from
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from paca_otel.analysis.report_model import Report
+    from paca_otel.analysis.slo import SLO
+    from paca_otel.analysis.source import SeriesSource
+
 
 logger = logging.getLogger("paca_otel")
 
@@ -183,6 +187,56 @@ class MonitoringManager:
         alerts.add_rule_sync("high_cpu", "cpu_usage > 90", "log", 300, for_="1m")
         alerts.add_rule_sync("high_memory_usage", "memory_usage > 90", "log", 300, for_="1m")
         alerts.add_rule_sync("slow_requests", "latency_p95 > 0.5", "log", 300, for_="1m")
+
+    async def generate_report(
+        self,
+        period: float | str = "24h",
+        *,
+        slos: Sequence[SLO] | None = None,
+        source: SeriesSource | None = None,
+    ) -> Report:
+        """Analyse the last ``period`` (seconds or a duration such as ``"24h"``) into a report.
+
+        Reads the embedded history (``history_enabled=True``) or ``source`` (for example a
+        :class:`~paca_otel.analysis.prometheus_source.PrometheusSource`); lists the alerts the
+        rule engine fired; every string in the report goes through the scrubber. Render it
+        with :func:`paca_otel.analysis.report_render.render` (``md``, ``json`` or ``html``).
+
+        Raises:
+            ConfigError: there is no history to read (neither ``history_enabled`` nor
+                ``source``), or ``period`` is not a duration.
+        """
+        import time
+
+        from paca_otel.alerting.rules import parse_duration
+        from paca_otel.analysis.report import generate_report
+        from paca_otel.errors import ConfigError
+        from paca_otel.privacy import Scrubber
+
+        try:
+            seconds = parse_duration(period)
+        except ValueError as exc:
+            msg = f"generate_report: period must be a duration like '24h', got {period!r}"
+            raise ConfigError(msg) from exc
+        telemetry = self._require()
+        history = source if source is not None else telemetry.history
+        if history is None:
+            msg = (
+                "generate_report needs metric history: set history_enabled=True "
+                "(PACA_OTEL_HISTORY_ENABLED) or pass source=PrometheusSource(url)"
+            )
+            raise ConfigError(msg)
+        alerts = get_runtime().engine.history(10_000)
+        scrubber = Scrubber()
+        return await asyncio.to_thread(
+            generate_report,
+            history,
+            seconds,
+            now=time.time(),
+            alerts=alerts,
+            slos=slos,
+            scrub=scrubber.scrub_text,
+        )
 
     async def get_current_metrics(self) -> MetricsSnapshot:
         """Current values of the system aliases and every metric, from one SDK collection."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from paca_otel._internal import warn_once
 from paca_otel.alerting.channels import (
@@ -34,6 +34,7 @@ from paca_otel.pipeline import shared_store
 from paca_otel.storage import Codec, Database, count_error, open_database
 
 if TYPE_CHECKING:
+    from paca_otel.analysis.report_schedule import ReportScheduler
     from paca_otel.setup import Telemetry
 
 #: The seed's action names and the channel each stands for.
@@ -125,6 +126,7 @@ class AlertingRuntime:
         self.telemetry: Telemetry | None = None
         self._started = False
         self.attached_once = False
+        self.reports: ReportScheduler | None = None
 
     def _build(self, database: Database, codec: Codec) -> tuple[Outbox, RuleEngine]:
         """The outbox and engine on one storage connection (each takes its own reference)."""
@@ -213,6 +215,42 @@ class AlertingRuntime:
             self._started = True
             self.dispatcher.start()
             self.engine.start()
+        self._start_reports(telemetry)
+
+    def _start_reports(self, telemetry: Telemetry) -> None:
+        """The scheduled report (``report_every``) over the telemetry's history, if both exist."""
+        settings = telemetry.settings
+        if settings.report_every is None or self.reports is not None:
+            return
+        history = telemetry.history
+        if history is None:
+            logger.warning(
+                "paca-otel: report_every is set but history_enabled is not; no report is sent"
+            )
+            return
+        from paca_otel.analysis.report import generate_report
+        from paca_otel.analysis.report_schedule import ReportScheduler
+        from paca_otel.privacy import Scrubber
+
+        every = settings.report_every
+        scrub = Scrubber().scrub_text
+        engine = self.engine
+
+        def build(now: float) -> Any:
+            return generate_report(
+                history, every, now=now, alerts=engine.history(10_000), scrub=scrub
+            )
+
+        channels = [self.channel_for(name) for name in settings.report_channels]
+        self.reports = ReportScheduler(
+            build,
+            self.outbox,
+            channels,
+            every=every,
+            service=settings.service_name,
+            on_sent=self.dispatcher.wake,
+        )
+        self.reports.start()
 
     def take_over(self, old: AlertingRuntime) -> None:
         """Adopt the rules, user channels and silences ``old`` collected before it ever ran."""
@@ -231,6 +269,9 @@ class AlertingRuntime:
         if self.telemetry is not telemetry:
             return
         self.telemetry = None
+        if self.reports is not None:
+            self.reports.stop()
+            self.reports = None
         self.engine.stop()
         self.engine.bind_collector(None)
         self.dispatcher.stop()

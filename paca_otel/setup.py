@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import socket
 import threading
 import time
@@ -22,7 +23,7 @@ from opentelemetry import metrics, trace
 from opentelemetry._logs import set_logger_provider
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import LogRecordExporter
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, ExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
+    from paca_otel.analysis.history import HistoryStore
     from paca_otel.pipeline._collection import Collection
     from paca_otel.pipeline._export import PeriodicExport
     from paca_otel.pipeline.pipeline import Pipeline
@@ -75,6 +77,7 @@ class Telemetry:
     prometheus_registry: CollectorRegistry | None = None
     metric_export: PeriodicExport | None = None
     system: SystemMetrics | None = None
+    history: HistoryStore | None = None
     logging_handles: LoggingHandles | None = None
     _prometheus_server: tuple[WSGIServer, threading.Thread] | None = None
     _apps: list[Any] = field(default_factory=list)
@@ -86,15 +89,15 @@ class Telemetry:
         return self._is_shutdown
 
     def instrument_app(self, app: FastAPI, *, metrics_path: str | None = "/metrics") -> None:
-        """Trace a FastAPI app with OTel's instrumentation and mount ``/metrics`` on it.
+        """Trace a FastAPI app with :func:`~paca_otel.instrument_fastapi`; mount ``/metrics`` on it.
 
         Idempotent per app: a second call changes nothing.
         """
         if any(a is app for a in self._apps):
             return
-        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+        from paca_otel.web.middleware import instrument_fastapi
 
-        FastAPIInstrumentor.instrument_app(
+        instrument_fastapi(
             app, tracer_provider=self.tracer_provider, meter_provider=self.meter_provider
         )
         if metrics_path and self.prometheus_registry is not None:
@@ -161,6 +164,9 @@ class Telemetry:
         if self.logging_handles is not None:
             self.logging_handles.uninstall()
         self.pipeline.stop_draining()
+        if self.history is not None:
+            self.pipeline.remove_tick("history")
+            self.history.close()
         if self.system is not None:
             self.system.shutdown()
         if self._prometheus_server is not None:
@@ -169,9 +175,9 @@ class Telemetry:
             server.server_close()
             thread.join(timeout=1)
         for app in self._apps:
-            from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+            from paca_otel.web.middleware import uninstrument_fastapi
 
-            FastAPIInstrumentor.uninstrument_app(app)
+            uninstrument_fastapi(app)
         self._apps.clear()
         late = _run_bounded(
             [
@@ -348,7 +354,11 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
 
         views = system_views()
     meter_provider = MeterProvider(
-        resource=resource, metric_readers=readers, views=views, shutdown_on_exit=False
+        resource=resource,
+        metric_readers=readers,
+        views=views,
+        shutdown_on_exit=False,
+        exemplar_filter=_exemplar_filter(settings),
     )
 
     logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
@@ -394,7 +404,15 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
     redactor.register(settings)
     if metric_export is not None:
         metric_export.start()
-    pipeline.start_draining()
+    collect_every = None
+    if settings.history_enabled:
+        from paca_otel.analysis.history import HistoryStore
+
+        telemetry.history = HistoryStore.from_settings(settings)
+        pipeline.on_tick("history", telemetry.history.record_metrics_data)
+        telemetry.history.start()
+        collect_every = settings.history_interval
+    pipeline.start_draining(collect_every=collect_every)
     if registry is not None and app is None:
         telemetry._prometheus_server = _start_prometheus(settings, registry)
     if app is not None:
@@ -402,6 +420,21 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
     _probe_collectors(settings)
     atexit.register(telemetry.shutdown)
     return telemetry
+
+
+def _exemplar_filter(settings: PacaOtelSettings) -> ExemplarFilter | None:
+    """No exemplars unless something exports them (or ``OTEL_METRICS_EXEMPLAR_FILTER`` asks).
+
+    The SDK's default (``trace_based``) offers every measurement made inside a sampled span to
+    an exemplar reservoir, which nearly doubles the cost of a histogram record on the request
+    path. The Prometheus exposition and the alerting store never show exemplars, so without an
+    OTLP metrics exporter they would be computed for nothing.
+    """
+    if os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER"):
+        return None  # the SDK reads the variable itself
+    if any(name != "prometheus" for name in settings.exporters("metrics")):
+        return None
+    return AlwaysOffExemplarFilter()
 
 
 def _metric_consumers(

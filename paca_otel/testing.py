@@ -2,15 +2,26 @@
 
 ``reset()`` shuts paca-otel down and re-arms the OpenTelemetry globals so each test starts clean;
 ``capture()`` configures paca-otel with in-memory exporters and hands them to the test.
+
+This module is also a pytest plugin (entry point ``pytest11``): with paca-otel installed, any
+test can take the ``capotel`` fixture, which runs the test under ``capture()`` and collects the
+spans, metrics, log records and alert notifications it produced (rules that name the
+``capture`` channel deliver to ``capotel.notifications``)::
+
+    async def test_checkout_is_traced(capotel):
+        await checkout()
+        assert [s.name for s in capotel.spans.get_finished_spans()] == ["checkout"]
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+import pytest
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -20,7 +31,43 @@ from paca_otel import _internal
 from paca_otel.setup import Telemetry, configure, get_telemetry
 from paca_otel.signals.system_source import MemoryStats, StaticSource
 
-__all__ = ["Captured", "MemoryStats", "StaticSource", "capture", "reset"]
+if TYPE_CHECKING:
+    from paca_otel.alerting.models import Notification
+
+__all__ = [
+    "CAPTURE_CHANNEL",
+    "Captured",
+    "CapturingChannel",
+    "MemoryStats",
+    "StaticSource",
+    "capotel",
+    "capture",
+    "reset",
+]
+
+CAPTURE_CHANNEL = "capture"
+"""The channel name whose notifications ``capotel`` collects."""
+
+
+class CapturingChannel:
+    """A notification channel that keeps what it is sent (thread-safe), for assertions."""
+
+    resend_interval: float | None = None
+
+    def __init__(self, name: str = CAPTURE_CHANNEL) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._sent: list[Notification] = []
+
+    def send(self, notification: Notification) -> None:
+        with self._lock:
+            self._sent.append(notification)
+
+    @property
+    def sent(self) -> list[Notification]:
+        """Notifications delivered so far, oldest first."""
+        with self._lock:
+            return list(self._sent)
 
 
 def reset() -> None:
@@ -42,6 +89,12 @@ class Captured:
     spans: InMemorySpanExporter
     metrics: InMemoryMetricReader
     logs: InMemoryLogRecordExporter
+    channel: CapturingChannel = field(default_factory=CapturingChannel)
+
+    @property
+    def notifications(self) -> list[Notification]:
+        """Alert notifications delivered to the ``capture`` channel."""
+        return self.channel.sent
 
     def metric_names(self) -> set[str]:
         data = self.metrics.get_metrics_data()
@@ -78,3 +131,15 @@ def capture(**settings: Any) -> Iterator[Captured]:
         yield Captured(telemetry=telemetry, spans=spans, metrics=reader, logs=logs)
     finally:
         telemetry.shutdown(timeout_millis=2_000)
+
+
+@pytest.fixture
+def capotel() -> Iterator[Captured]:
+    """Run the test under :func:`capture`: spans, metrics, logs and notifications in memory."""
+    reset()
+    with capture() as captured:
+        from paca_otel import runtime
+
+        runtime.attach(captured.telemetry).add_channel(CAPTURE_CHANNEL, captured.channel)
+        yield captured
+    reset()

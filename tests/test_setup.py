@@ -370,3 +370,21 @@ def test_independent_configure_leaves_the_global_handle_alone() -> None:
     finally:
         other.shutdown()
         main.shutdown()
+
+
+def test_exemplars_are_off_unless_something_exports_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without an OTLP metrics exporter no exemplar is computed; the env variable still rules."""
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
+
+    from paca_otel.config import load_settings
+    from paca_otel.setup import _exemplar_filter
+
+    monkeypatch.delenv("OTEL_METRICS_EXEMPLAR_FILTER", raising=False)
+    prometheus_only = load_settings(metrics_exporter="prometheus")
+    assert isinstance(_exemplar_filter(prometheus_only), AlwaysOffExemplarFilter)
+    otlp = load_settings(metrics_exporter="otlp", otlp_endpoint="http://127.0.0.1:4317")
+    assert _exemplar_filter(otlp) is None
+    monkeypatch.setenv("OTEL_METRICS_EXEMPLAR_FILTER", "always_on")
+    assert _exemplar_filter(prometheus_only) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from opentelemetry import trace
 
 from paca_otel import MetricsCollector, testing
@@ -27,3 +29,26 @@ def test_static_source_is_exported_for_user_tests() -> None:
     source = testing.StaticSource()
     source.mem = testing.MemoryStats(total=100, states={"used": 50, "free": 50})
     assert source.memory().total == 100
+
+
+async def test_capotel_fixture_captures_every_signal_and_notifications(capotel: Any) -> None:
+    """The pytest plugin's fixture sees spans, metrics, logs and alert notifications."""
+    import asyncio
+    import logging
+    import time
+
+    from paca_otel import AlertManager, MetricsCollector, span
+
+    with span("checkout"):
+        pass
+    await MetricsCollector().record_metric("orders_placed", 1, {"shop": "a"})
+    logging.getLogger("shop").warning("low stock")
+    alerts = AlertManager()
+    await alerts.add_rule("orders", "orders_placed > 0", action="capture", cooldown=0)
+    await alerts.evaluate()
+    deadline = time.monotonic() + 10
+    while not capotel.notifications and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert [s.name for s in capotel.spans.get_finished_spans()] == ["checkout"]
+    assert "orders_placed" in capotel.metric_names()
+    assert capotel.notifications[0].events[0].rule == "orders"

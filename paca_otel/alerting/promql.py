@@ -220,7 +220,7 @@ def export_prometheus(
     """Translate ``rules`` into a Prometheus rules document, keeping their groups.
 
     ``http`` says which request-duration histogram the RED aliases are computed from
-    (:data:`~paca_otel.alerting.promql_aliases.HTTP_STABLE` with the stable HTTP semconv).
+    (:data:`~paca_otel.alerting.promql_aliases.HTTP_LEGACY` for contrib's pre-1.21 names).
 
     Raises:
         ValueError: a ``name_map`` target is not a valid Prometheus metric name.

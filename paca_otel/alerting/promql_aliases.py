@@ -47,14 +47,14 @@ class HttpHistogram:
     seconds_per_unit: float
 
 
-HTTP_DEFAULT = HttpHistogram(
+HTTP_LEGACY = HttpHistogram(
     name="http_server_duration_milliseconds",
     route="http_target",  # the FastAPI instrumentation puts the route template here
     method="http_method",
     status="http_status_code",
     seconds_per_unit=0.001,
 )
-"""What opentelemetry-instrumentation-fastapi exposes by default (HTTP semconv before 1.21)."""
+"""What contrib's opentelemetry-instrumentation-fastapi exposes by default (semconv < 1.21)."""
 
 HTTP_STABLE = HttpHistogram(
     name="http_server_request_duration_seconds",
@@ -63,7 +63,11 @@ HTTP_STABLE = HttpHistogram(
     status="http_response_status_code",
     seconds_per_unit=1.0,
 )
-"""What it exposes with ``OTEL_SEMCONV_STABILITY_OPT_IN=http`` (stable HTTP semconv)."""
+"""What :func:`paca_otel.instrument_fastapi` exposes (stable HTTP semconv; contrib too with
+``OTEL_SEMCONV_STABILITY_OPT_IN=http``)."""
+
+HTTP_DEFAULT = HTTP_STABLE
+"""The histogram the request aliases export over by default: our own instrumentation's."""
 
 LabelNamer = Callable[[str], str]
 
@@ -118,12 +122,16 @@ class _Red:
         renamed = {"route": http.route, "method": http.method}
         self.names: LabelNamer = lambda label: renamed.get(label, names(label))
         self.matchers = matchers
+        # the all-routes series has no route/method labels: in process a matcher on them
+        # decides only whether it is included, never which requests it sums
+        self.total_matchers = [m for m in matchers if m.name not in ("route", "method")]
         self.with_total = all(_accepts_empty(m) for m in matchers if m.name in ("route", "method"))
         self.window = format_duration(RED_WINDOW)
         self.five_xx = f'{http.status}=~"5.."'
 
-    def series(self, suffix: str, *extra: str) -> str:
-        sel = _matchers(self.matchers, self.names, *extra)
+    def series(self, suffix: str, *extra: str, total: bool = False) -> str:
+        """The histogram's ``suffix`` series over the window (``total``: for the all-routes sum)."""
+        sel = _matchers(self.total_matchers if total else self.matchers, self.names, *extra)
         return f"{self.http.name}_{suffix}{sel}[{self.window}]"
 
     def by_route(self, inner: str, *keep: str) -> str:
@@ -141,13 +149,15 @@ class _Red:
 
     def count(self, func: str, errors: bool) -> str:
         all_requests = f"{func}({self.series('count')})"
+        all_total = f"{func}({self.series('count', total=True)})"
         if not errors:
-            return self.both(self.by_route(all_requests), f"sum({all_requests})")
+            return self.both(self.by_route(all_requests), f"sum({all_total})")
         failed = f"{func}({self.series('count', self.five_xx)})"
+        failed_total = f"{func}({self.series('count', self.five_xx, total=True)})"
         # no 5xx at all gives no series: "or 0 * all" makes that a 0, as in process
         return self.both(
             f"{self.by_route(failed)} or 0 * {self.by_route(all_requests)}",
-            f"sum({failed}) or 0 * sum({all_requests})",
+            f"sum({failed_total}) or 0 * sum({all_total})",
         )
 
     def ratio(self) -> str:
@@ -157,14 +167,17 @@ class _Red:
             f"({self.by_route(failed)} or 0 * {self.by_route(everything)})"
             f" / {self.by_route(everything)}"
         )
-        total = f"(sum({failed}) or 0 * sum({everything})) / sum({everything})"
+        failed_total = f"rate({self.series('count', self.five_xx, total=True)})"
+        everything_total = f"rate({self.series('count', total=True)})"
+        total = f"(sum({failed_total}) or 0 * sum({everything_total})) / sum({everything_total})"
         return self.both(per_route, total)
 
     def quantile(self, q: str) -> str:
         buckets = f"rate({self.series('bucket')})"
         scale = self.http.seconds_per_unit
         per_route = f"histogram_quantile({q}, {self.by_route(buckets, 'le')})"
-        total = f"histogram_quantile({q}, sum by (le) ({buckets}))"
+        buckets_total = f"rate({self.series('bucket', total=True)})"
+        total = f"histogram_quantile({q}, sum by (le) ({buckets_total}))"
         if scale != 1.0:
             factor = f"{1 / scale:g}"
             per_route, total = f"{per_route} / {factor}", f"{total} / {factor}"

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from paca_otel._internal import handle_internal_errors
-from paca_otel.pipeline._collection import Collection
+from paca_otel.pipeline._collection import Collection, Consumer
 from paca_otel.pipeline.aliases import write_red, write_system
 from paca_otel.pipeline.reader import StoreWriter
 from paca_otel.pipeline.spans import REDSpanProcessor
@@ -68,20 +68,43 @@ class Pipeline:
         self._lock = threading.Lock()
         self._stop_draining = threading.Event()
         self._drainer: threading.Thread | None = None
+        self._tick_consumers: list[tuple[str, Consumer]] = []
 
-    def start_draining(self, interval: float = DRAIN_EVERY) -> None:
+    def on_tick(self, name: str, consumer: Consumer) -> None:
+        """Hand ``consumer`` each regular collection (see ``start_draining``'s ``collect_every``).
+
+        Unlike :meth:`Collection.subscribe`, which sees every collection (scrapes and snapshots
+        included, at irregular times), a tick consumer gets one collection per interval,
+        stamped on the interval's grid: what a time-series store compresses best.
+        """
+        self._tick_consumers.append((name, consumer))
+
+    def remove_tick(self, name: str) -> None:
+        """Stop handing ticks to the consumer registered under ``name``."""
+        self._tick_consumers = [(n, c) for n, c in self._tick_consumers if n != name]
+
+    def start_draining(
+        self, interval: float = DRAIN_EVERY, *, collect_every: float | None = None
+    ) -> None:
         """Fold finished spans into the RED window every ``interval`` s, alerting or not.
 
         Without it the span buffer would only empty when the rule engine collects, so a
         process without alerting would keep up to ``max_pending`` span records alive (and
         the garbage collector walking them). Draining touches only the RED window, never the
         store, so it does not disturb the series the engine reads.
+
+        With ``collect_every``, the same thread also makes sure the one collection runs at
+        least that often (a consumer such as the history store subscribes to it), reusing any
+        collection a scrape or evaluation made in the last half interval.
         """
         if self._drainer is not None:
             return
         self._stop_draining.clear()
         self._drainer = threading.Thread(
-            target=self._drain_loop, args=(interval,), name="paca-otel-red-drain", daemon=True
+            target=self._drain_loop,
+            args=(interval, collect_every),
+            name="paca-otel-red-drain",
+            daemon=True,
         )
         self._drainer.start()
 
@@ -92,11 +115,22 @@ class Pipeline:
         if drainer is not None:
             drainer.join(timeout=2.0)
 
-    def _drain_loop(self, interval: float) -> None:
-        while not self._stop_draining.wait(interval):
+    def _drain_loop(self, interval: float, collect_every: float | None) -> None:
+        wait = min(interval, collect_every) if collect_every else interval
+        next_collect = time.monotonic() + (collect_every or 0.0)
+        while not self._stop_draining.wait(wait):
             if self.span_processor.pending:
                 with handle_internal_errors("pipeline.red_drain", logger):
                     self.span_processor.drain()
+            if collect_every and time.monotonic() >= next_collect:
+                next_collect = time.monotonic() + collect_every
+                data = self.reader.collect_now(max_age=collect_every / 2)
+                stamp = round(self.clock() / collect_every) * collect_every
+                if data is None:
+                    continue
+                for name, consumer in self._tick_consumers:
+                    with handle_internal_errors(f"pipeline.tick.{name}", logger):
+                        consumer(data, stamp)
 
     def collect(self, now: float | None = None) -> None:
         """Pull the reader and drain the span window into the store, all stamped ``now``.

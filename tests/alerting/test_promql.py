@@ -179,17 +179,17 @@ def test_default_no_data_exports_without_warning() -> None:
         (
             'error_rate{route="/a"} > 0.05',
             [
-                'http_server_duration_milliseconds_count{http_status_code=~"5..",'
-                ' http_target="/a"}[1m]',
-                '"route", "$1", "http_target", "(.*)"',
+                'http_server_request_duration_seconds_count{http_response_status_code=~"5..",'
+                ' http_route="/a"}[1m]',
+                '"route", "$1", "http_route", "(.*)"',
             ],
         ),
         (
             "latency_p95 > 0.5",
-            ["histogram_quantile(0.95, sum by (le, route, method)", "/ 1000", "sum by (le)"],
+            ["histogram_quantile(0.95, sum by (le, route, method)", "sum by (le)"],
         ),
-        ("request_rate < 1", ["rate(http_server_duration_milliseconds_count[1m])"]),
-        ("error_count > 1", ["increase(http_server_duration_milliseconds_count{"]),
+        ("request_rate < 1", ["rate(http_server_request_duration_seconds_count[1m])"]),
+        ("error_count > 1", ["increase(http_server_request_duration_seconds_count{"]),
     ],
 )
 def test_aliases_export_as_promql_over_exposed_metrics(
@@ -246,6 +246,18 @@ def test_red_alias_total_series_only_when_matchers_accept_it() -> None:
     """The all-routes series is part of a RED alias unless route/method matchers exclude it."""
     assert "or (sum(rate(" in to_promql(parse('request_rate{route!="/health"} > 1'))
     assert "or (sum(rate(" not in to_promql(parse('request_rate{route=~"/api/.*"} > 1'))
+
+
+def test_red_alias_total_ignores_route_and_method_matchers() -> None:
+    """The all-routes sum counts every route, as in process: route/method matchers only admit it.
+
+    ``error_count{route="", method=""}`` (what SLO burn-rate rules select) used to filter the
+    source series by ``http_route=""`` too, so the total summed nothing in Prometheus.
+    """
+    promql = to_promql(parse('request_rate{route!="/health"} > 1'))
+    assert "or (sum(rate(http_server_request_duration_seconds_count[1m])))" in promql
+    total = to_promql(parse('error_count{route="", method="", job="api"} > 1'))
+    assert 'sum(increase(http_server_request_duration_seconds_count{job="api"}[1m]))' in total
 
 
 def test_cli_export_name_map_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -456,13 +468,14 @@ def test_prometheus_evaluates_red_alias_exports(tmp_path: Path) -> None:
         Rule(name="SlowA", condition='latency_p95{route="/a"} > 0.3', annotations=annotations),
     ]
     (tmp_path / "rules.yml").write_text(export_prometheus(rules).to_yaml())
-    base = "http_server_duration_milliseconds"
-    route = 'http_target="/a", http_method="GET"'
+    base = "http_server_request_duration_seconds"
+    route = 'http_route="/a", http_request_method="GET"'
+    ok, failed = 'http_response_status_code="200"', 'http_response_status_code="500"'
     series = [
-        {"series": f'{base}_count{{{route}, http_status_code="200"}}', "values": "0+45x40"},
-        {"series": f'{base}_count{{{route}, http_status_code="500"}}', "values": "0+15x40"},
-        {"series": f'{base}_bucket{{{route}, le="100"}}', "values": "0+30x40"},
-        {"series": f'{base}_bucket{{{route}, le="500"}}', "values": "0+60x40"},
+        {"series": f"{base}_count{{{route}, {ok}}}", "values": "0+45x40"},
+        {"series": f"{base}_count{{{route}, {failed}}}", "values": "0+15x40"},
+        {"series": f'{base}_bucket{{{route}, le="0.1"}}', "values": "0+30x40"},
+        {"series": f'{base}_bucket{{{route}, le="0.5"}}', "values": "0+60x40"},
         {"series": f'{base}_bucket{{{route}, le="+Inf"}}', "values": "0+60x40"},
     ]
     per_route = {"route": "/a", "method": "GET", "severity": "warning"}
