@@ -9,6 +9,7 @@ call them in a worker thread, never on the event loop.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -181,8 +182,29 @@ class Monitor:
     # ---------------------------------------------------------------- reports
 
     def reports(self) -> list[Mapping[str, Any]]:
-        """Analysis reports, newest first; none until the analysis issue stores them."""
-        return []
+        """Analysis reports, newest first: the last hour's, rebuilt at most once a minute.
+
+        Empty without metric history (``history_enabled``): there is nothing to analyse.
+        """
+        global _REPORT  # noqa: PLW0603  # one cached report per process
+        telemetry = self.telemetry()
+        if telemetry.history is None:
+            return []
+        now = time.monotonic()
+        with _REPORT_LOCK:
+            if _REPORT is not None and _REPORT[0] is telemetry and now - _REPORT[1] < 60.0:
+                return [_REPORT[2]]
+            from paca_otel.analysis.report import generate_report
+            from paca_otel.privacy import Scrubber
+            from paca_otel.runtime import get_runtime
+
+            report = generate_report(
+                telemetry.history, REPORT_PERIOD, now=time.time(),
+                alerts=get_runtime().engine.history(10_000), scrub=Scrubber().scrub_text,
+                title="Last hour",
+            ).to_dict()  # fmt: skip
+            _REPORT = (telemetry, now, report)
+            return [report]
 
     # ---------------------------------------------------------------- health
 
@@ -217,6 +239,10 @@ class Monitor:
         }
 
 
+REPORT_PERIOD = 3600.0
+"""Seconds the dashboard's report covers."""
+_REPORT: tuple[Telemetry, float, dict[str, Any]] | None = None
+_REPORT_LOCK = threading.Lock()
 _ENV_SETTINGS: tuple[float, PacaOtelSettings] | None = None
 
 

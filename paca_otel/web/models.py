@@ -283,33 +283,40 @@ class SilenceCreated(BaseModel):
 
 
 class Finding(BaseModel):
-    """One finding of an analysis report (an anomaly, a trend, a saturation forecast)."""
+    """One observation of a report about an area (system, requests, errors, latency...)."""
 
-    model_config = _CONFIG
-    kind: str
-    metric: str
-    labels: dict[str, str] = Field(default_factory=dict)
-    severity: str = "info"
-    score: float | None = None
-    started_at: float | None = None
-    summary: str = ""
+    model_config = ConfigDict(frozen=True, extra="allow")
+    area: str
+    level: str
+    title: str
+    evidence: Any = None
 
 
 class Report(BaseModel):
-    """An analysis report; filled in once the analysis module stores reports."""
+    """An analysis report (``paca_otel.analysis``) over ``[start, end]``.
 
-    model_config = _CONFIG
-    id: str
-    created_at: float
-    window_start: float | None = None
-    window_end: float | None = None
-    title: str = ""
-    summary: str = ""
+    The headline fields are typed; the detail lists keep the analysis module's own shapes, so
+    a field it adds later shows up here without a change.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    title: str
+    generated_at: float
+    start: float
+    end: float
+    summary: list[str]
     findings: list[Finding] = Field(default_factory=list)
+    anomalies: list[dict[str, Any]] = Field(default_factory=list)
+    trends: list[dict[str, Any]] = Field(default_factory=list)
+    forecasts: list[dict[str, Any]] = Field(default_factory=list)
+    slos: list[dict[str, Any]] = Field(default_factory=list)
+    alerts: list[dict[str, Any]] = Field(default_factory=list)
+    suggestions: list[dict[str, Any]] = Field(default_factory=list)
+    routes: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class ReportList(BaseModel):
-    """Reports, newest first (empty until the analysis module produces them)."""
+    """Reports, newest first (empty without metric history: ``history_enabled``)."""
 
     model_config = _CONFIG
     items: list[Report]

@@ -123,6 +123,15 @@ async def call_core(function: Any, *args: Any, **kwargs: Any) -> Any:
         raise HTTPException(503, detail=str(exc)) from None
 
 
+async def _reports(monitor: Monitor) -> list[Any]:
+    """The monitor's reports; an analysis that cannot run is a 503 naming why."""
+    try:
+        found: list[Any] = await call_core(monitor.reports)
+    except PacaOtelError as exc:
+        raise HTTPException(503, detail=f"no report: {str(exc)[:500]}") from None
+    return found
+
+
 def rule_body(payload: Any) -> dict[str, Any]:
     """A rule body's fields (``action`` folded into ``channels``), or a 422."""
     data: dict[str, Any] = payload.model_dump(exclude_unset=True, by_alias=True)
@@ -334,7 +343,7 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
         "/reports", response_model=ReportList, **_op(read, "listReports", "Analysis reports")
     )
     async def list_reports(monitor: MonitorDep) -> ReportList:
-        found = await call_core(monitor.reports)
+        found = await _reports(monitor)
         return ReportList(items=[Report.model_validate(r) for r in found])
 
     @router.get(
@@ -344,7 +353,7 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
         ),
     )  # fmt: skip
     async def get_latest_report(monitor: MonitorDep) -> Report:
-        found = await call_core(monitor.reports)
+        found = await _reports(monitor)
         if not found:
             raise HTTPException(404, detail="no analysis report yet")
         return Report.model_validate(found[0])

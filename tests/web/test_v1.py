@@ -140,10 +140,23 @@ def test_silences_create_list_expire(served: Served) -> None:
         assert missing.status_code == 404
 
 
-def test_reports_are_empty_until_analysis_stores_them(client: httpx.Client) -> None:
-    """/reports is an empty list and /reports/latest a 404 while there are none."""
+def test_reports_are_empty_without_history(client: httpx.Client) -> None:
+    """Without metric history /reports is an empty list and /reports/latest a 404."""
     assert client.get(f"{V1}/reports").json() == {"items": []}
     assert client.get(f"{V1}/reports/latest").status_code == 404
+
+
+@pytest.mark.parametrize("served", [{"history_enabled": True}], indirect=True)
+def test_reports_fill_in_from_history(served: Served) -> None:
+    """With history on, the latest report (the last hour) is served with its summary."""
+    with httpx.Client(base_url=served.url, headers=served.auth(Role.VIEWER)) as http:
+        latest = http.get(f"{V1}/reports/latest")
+        assert latest.status_code == 200, latest.text
+        report = latest.json()
+        assert report["title"] == "Last hour"
+        assert report["end"] - report["start"] == pytest.approx(3600, abs=5)
+        assert isinstance(report["summary"], list)
+        assert http.get(f"{V1}/reports").json()["items"][0]["title"] == "Last hour"
 
 
 def test_health_is_public_and_reports_each_part(served: Served) -> None:

@@ -384,11 +384,12 @@
     const box = $("#report");
     box.textContent = "";
     const report = reply.items[0];
-    if (!report) { box.appendChild(text("p", "No analysis report yet; it appears here once analysis runs.", "empty")); return; }
-    box.appendChild(text("h3", report.title || "Report " + report.id));
-    box.appendChild(text("p", new Date(report.created_at * 1000).toLocaleString() + " — " + report.summary));
+    if (!report) { box.appendChild(text("p", "No analysis report yet: it appears here once metric history is on (history_enabled).", "empty")); return; }
+    box.appendChild(text("h3", report.title + " — " + new Date(report.start * 1000).toLocaleString() + " to " + new Date(report.end * 1000).toLocaleTimeString()));
+    for (const line of report.summary || []) box.appendChild(text("p", line));
     const list = document.createElement("ul");
-    for (const f of report.findings) list.appendChild(text("li", f.severity + ": " + f.metric + " " + labelText(f.labels) + " — " + f.summary));
+    for (const f of report.findings || []) list.appendChild(text("li", f.level + " · " + f.area + ": " + f.title));
+    for (const s of report.suggestions || []) list.appendChild(text("li", "suggestion: " + (s.title || "")));
     box.appendChild(list);
   }
 
