@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -60,13 +61,16 @@ def role_tokens() -> tuple[dict[Role, str], list[str]]:
 
 
 @pytest.fixture
-def served(request: pytest.FixtureRequest) -> Iterator[Served]:
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
     """The demo (no self-traffic) with viewer/operator/admin tokens, served by uvicorn.
 
-    Settings can be given with ``@pytest.mark.parametrize("served", [{...}], indirect=True)``.
+    Settings can be given with ``@pytest.mark.parametrize("served", [{...}], indirect=True)``;
+    metric history, when enabled, goes to a file in ``tmp_path``.
     """
     tokens, entries = role_tokens()
-    extra: dict[str, Any] = getattr(request, "param", {}) or {}
+    extra: dict[str, Any] = dict(getattr(request, "param", {}) or {})
+    if extra.get("history_enabled"):
+        extra.setdefault("history_path", tmp_path / "history.sqlite3")
     app = create_app(traffic=False, metrics_exporter="none", api_tokens=entries, **extra)
     for url in serve(app):
         yield Served(url, app, tokens)
