@@ -38,7 +38,14 @@ from paca_otel.web.audit import AuditLog
 if TYPE_CHECKING:
     from paca_otel.config import PacaOtelSettings
 
-__all__ = ["SESSION_COOKIE", "AccessControl", "Principal", "Session", "access_for"]
+__all__ = [
+    "SESSION_COOKIE",
+    "AccessControl",
+    "Principal",
+    "Session",
+    "access_for",
+    "current_access",
+]
 
 SESSION_COOKIE: Final = "paca_session"
 CSRF_HEADER: Final = "x-csrf-token"
@@ -170,8 +177,17 @@ def _key(settings: PacaOtelSettings) -> tuple[object, ...]:
 _current_lock = threading.Lock()
 
 
+def current_access(settings: PacaOtelSettings) -> AccessControl | None:
+    """The process's access control if it was built for these settings (no I/O), else None."""
+    found = _current
+    return found if found is not None and _key(found.settings) == _key(settings) else None
+
+
 def access_for(settings: PacaOtelSettings) -> AccessControl:
-    """The process's access control for ``settings``, rebuilt when the settings change."""
+    """The process's access control for ``settings``, rebuilt when the settings change.
+
+    Building opens the audit table (SQLite): call it from a worker thread (``access``).
+    """
     global _current  # one limiter and session table per process and settings
     with _current_lock:
         if _current is None or _key(_current.settings) != _key(settings):

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Final
 
 from fastapi import Depends, HTTPException, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyCookie, HTTPBearer
 
 from paca_otel.security import MINIMUM_ROLE, AuthOutcome, Permission
@@ -26,6 +27,7 @@ from paca_otel.web.access import (
     AccessControl,
     Principal,
     access_for,
+    current_access,
 )
 from paca_otel.web.facade import Monitor
 
@@ -55,9 +57,16 @@ def get_monitor() -> Monitor:
 MonitorDep = Annotated[Monitor, Depends(get_monitor)]
 
 
-def access(monitor: Monitor) -> AccessControl:
-    """The access control for the monitor's current settings (shared by the process)."""
-    return access_for(monitor.settings())
+async def access(monitor: Monitor) -> AccessControl:
+    """The access control for the monitor's current settings (shared by the process).
+
+    Built in a worker thread the first time (it opens the audit table), then a lookup.
+    """
+    settings = monitor.settings()
+    found = current_access(settings)
+    if found is None:
+        found = await run_in_threadpool(access_for, settings)
+    return found
 
 
 def client_address(request: Request) -> str:
@@ -91,7 +100,7 @@ def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
         _bearer_credentials: Annotated[object, Security(_bearer)],
         _session_cookie: Annotated[str | None, Security(_cookie)],
     ) -> Principal:
-        control = access(monitor)
+        control = await access(monitor)
         route = request.scope.get("route")
         path = getattr(route, "path", request.url.path)
         authorization = request.headers.get("authorization")

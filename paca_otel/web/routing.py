@@ -138,12 +138,12 @@ class GuardedRoute(APIRoute):
 
             finally:
                 if audited:
-                    _audit(request, monitor, action, status)
+                    await _audit(request, monitor, action, status)
 
         return route
 
 
-def _audit(request: Request, monitor: Any, action: str, status: int) -> None:
+async def _audit(request: Request, monitor: Any, action: str, status: int) -> None:
     principal = getattr(request.state, "paca_principal", None)
     result = getattr(request.state, "paca_auth_result", None)
     if result is None:
@@ -165,6 +165,6 @@ def _audit(request: Request, monitor: Any, action: str, status: int) -> None:
         status=status,
     )
     try:
-        access(monitor).audit.record(record)
+        (await access(monitor)).audit.record(record)
     except Exception:  # auditing must never turn a reply into a 500
         drops.add("audit_record")

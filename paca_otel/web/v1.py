@@ -372,7 +372,7 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
     ) -> AuditPage:
         query = AuditQuery(limit, offset, token_name, action, result)
         try:
-            rows, total = await call_core(access(monitor).audit.query, query)
+            rows, total = await call_core((await access(monitor)).audit.query, query)
         except PacaOtelError as exc:
             raise HTTPException(503, detail=f"audit log unavailable: {exc}") from None
         return AuditPage(
@@ -402,7 +402,7 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
         ),
     )  # fmt: skip
     async def sign_in(request: Request, monitor: MonitorDep, body: SignIn) -> JSONResponse:
-        control = access(monitor)
+        control = await access(monitor)
         result, session_id, session = control.sign_in(body.token, client_address(request))
         if not result.ok or session is None or session_id is None:
             request.state.paca_auth_result = result.outcome.value
@@ -433,7 +433,7 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
     )  # fmt: skip
     async def get_session(request: Request, monitor: MonitorDep) -> SessionInfo:
         # Public, so the dashboard can ask "am I signed in?" without a failing request.
-        control = access(monitor)
+        control = await access(monitor)
         session_id = request.cookies.get(SESSION_COOKIE)
         session = control.session(session_id) if session_id else None
         if session is None:
@@ -453,7 +453,7 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
     async def sign_out(request: Request, monitor: MonitorDep) -> Response:
         session_id = request.cookies.get(SESSION_COOKIE)
         if session_id:
-            access(monitor).sign_out(session_id)
+            (await access(monitor)).sign_out(session_id)
         reply = Response(status_code=204)
         reply.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
         return reply
