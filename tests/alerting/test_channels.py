@@ -7,7 +7,6 @@ import logging
 import math
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -91,14 +90,6 @@ class Receiver:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A local HTTP receiver, stopped after the test."""
-    peer = Receiver()
-    yield peer
-    peer.stop()
 
 
 def event(

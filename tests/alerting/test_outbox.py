@@ -80,14 +80,6 @@ def outbox(clock: Clock) -> Iterator[Outbox]:
     box.close()
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A local HTTP receiver, stopped after the test."""
-    peer = Receiver()
-    yield peer
-    peer.stop()
-
-
 def metric_points(reader: InMemoryMetricReader) -> dict[str, dict[str, float]]:
     """{metric name: {channel: value}} from an in-memory reader."""
     out: dict[str, dict[str, float]] = {}
