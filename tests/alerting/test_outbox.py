@@ -600,7 +600,8 @@ def test_queue_depth_gauge_does_not_wait_behind_a_write_on_a_busy_file(tmp_path:
     db.close()
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
-    Dispatcher(box, {"webhook": Scripted()}, meter=provider.get_meter("paca_otel"))
+    # held: the gauge observes live dispatchers only (a weak set)
+    dispatcher = Dispatcher(box, {"webhook": Scripted()}, meter=provider.get_meter("paca_otel"))
     box.enqueue(notification(event(rule="A")))
     assert metric_points(reader)["paca_otel.alerts.queue_depth"] == {"webhook": 1}
     holder = sqlite3.connect(path, isolation_level=None, timeout=0)
@@ -618,3 +619,4 @@ def test_queue_depth_gauge_does_not_wait_behind_a_write_on_a_busy_file(tmp_path:
     assert metric_points(reader)["paca_otel.alerts.queue_depth"] == {"webhook": 2}
     box.close()
     provider.shutdown()
+    del dispatcher
