@@ -132,7 +132,15 @@ class AlertingRuntime:
         """The outbox and engine on one storage connection (each takes its own reference)."""
         settings = self.settings
         try:
-            outbox = Outbox(database=database, codec=codec, clock=self.clock)
+            from paca_otel.setup import build_scrubber
+
+            scrubber = build_scrubber(settings)
+            outbox = Outbox(
+                database=database,
+                codec=codec,
+                clock=self.clock,
+                scrub=scrubber.scrub_payload if scrubber is not None else None,
+            )
             try:
                 engine = RuleEngine(
                     shared_store(
