@@ -495,6 +495,12 @@ class PacaOtelSettings(BaseSettings):
         description="what replaces a scrubbed value",
     )  # fmt: skip
 
+    # --- deployments ----------------------------------------------------------------------------
+    rules_file: Path | None = _env(
+        "rules_file", default=None,
+        description="YAML rule file loaded when monitoring starts (the same in every worker)",
+    )  # fmt: skip
+
     # --- scheduled reports (analysis) ---------------------------------------------------------
     report_every: float | None = _env(
         "report_every", default=None, gt=0,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from paca_otel import AlertManager, MonitoringManager, RuleError, configure
+from paca_otel import AlertManager, MonitoringManager, PacaOtelError, RuleError, configure
 from paca_otel.signals.system_source import MemoryStats, StaticSource
 from tests._wait import async_wait_until
 from tests.peers import free_port
@@ -329,3 +329,29 @@ def test_rule_file_channels_resolve_like_add_rule(tmp_path: Path) -> None:
     (rule,) = alerts.add_rules_from_file(path)
     assert rule.channels == ["email"]
     assert alerts.runtime.unconfigured_channels() == ["email"]
+
+
+async def test_rules_file_setting_loads_rules_at_start(tmp_path: Path) -> None:
+    """rules_file (PACA_OTEL_RULES_FILE) loads its rules when monitoring starts."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "groups:\n- name: g\n  rules:\n  - alert: HighCpuFromFile\n    expr: cpu_usage > 99\n"
+    )
+    monitor = MonitoringManager(rules_file=rules, prometheus_port=0, system_metrics=False)
+    await monitor.start_monitoring()
+    try:
+        assert "HighCpuFromFile" in {rule.name for rule in AlertManager().rules}
+    finally:
+        await monitor.stop()
+
+
+async def test_bad_rules_file_is_a_clear_error_at_start(tmp_path: Path) -> None:
+    """A rules_file that does not parse fails start_monitoring with the file named."""
+    rules = tmp_path / "broken.yaml"
+    rules.write_text("groups:\n- name: g\n  rules:\n  - alert: X\n    expr: cpu_usage >\n")
+    monitor = MonitoringManager(rules_file=rules, prometheus_port=0, system_metrics=False)
+    try:
+        with pytest.raises(PacaOtelError, match=r"broken\.yaml"):
+            await monitor.start_monitoring()
+    finally:
+        await monitor.stop()
