@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from paca_otel.alerting.channels import NotificationChannel
 from paca_otel.alerting.engine import ActiveAlert
 from paca_otel.alerting.models import AlertEvent
-from paca_otel.alerting.rules import Rule, load_rules
+from paca_otel.alerting.rules import Rule
 from paca_otel.config import PacaOtelSettings
 from paca_otel.errors import RuleError
 from paca_otel.runtime import AlertingRuntime, get_runtime
@@ -414,14 +414,7 @@ class AlertManager:
         Channel names are resolved as in :meth:`add_rule_sync` (``send_email`` is ``email``;
         an unconfigured built-in channel logs), all before the first rule is added.
         """
-        runtime = self.runtime
-        rules = [
-            rule.model_copy(update={"channels": [runtime.channel_for(c) for c in rule.channels]})
-            for rule in load_rules(path)
-        ]
-        for rule in rules:
-            runtime.engine.add_rule(rule)
-        return rules
+        return self.runtime.load_rules_file(path)
 
     def remove_rule(self, name: str) -> None:
         """Remove a rule and forget its alerts."""

@@ -10,8 +10,10 @@ the engine at that pipeline.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from paca_otel._internal import warn_once
@@ -28,6 +30,7 @@ from paca_otel.alerting.dispatcher import Dispatcher
 from paca_otel.alerting.engine import RuleEngine
 from paca_otel.alerting.models import AlertEvent
 from paca_otel.alerting.outbox import Outbox
+from paca_otel.alerting.rules import Rule, load_rules
 from paca_otel.config import PacaOtelSettings, load_settings
 from paca_otel.errors import RuleError, StorageError
 from paca_otel.pipeline import shared_store
@@ -127,12 +130,38 @@ class AlertingRuntime:
         self._started = False
         self.attached_once = False
         self.reports: ReportScheduler | None = None
+        self._rules_file_loaded = False
+
+    def load_rules_file(self, path: str | os.PathLike[str]) -> list[Rule]:
+        """Add every rule of a YAML rule file, channel names resolved as ``add_rule`` does.
+
+        All rules are checked before the first is added, so a bad file changes nothing.
+
+        Raises:
+            RuleError: the file is missing, not YAML, or a rule is invalid (the message names
+                the file and the rule).
+        """
+        rules = [
+            rule.model_copy(update={"channels": [self.channel_for(c) for c in rule.channels]})
+            for rule in load_rules(Path(path))
+        ]
+        for rule in rules:
+            self.engine.add_rule(rule)
+        return rules
 
     def _build(self, database: Database, codec: Codec) -> tuple[Outbox, RuleEngine]:
         """The outbox and engine on one storage connection (each takes its own reference)."""
         settings = self.settings
         try:
-            outbox = Outbox(database=database, codec=codec, clock=self.clock)
+            from paca_otel.setup import build_scrubber
+
+            scrubber = build_scrubber(settings)
+            outbox = Outbox(
+                database=database,
+                codec=codec,
+                clock=self.clock,
+                scrub=scrubber.scrub_payload if scrubber is not None else None,
+            )
             try:
                 engine = RuleEngine(
                     shared_store(
@@ -210,6 +239,9 @@ class AlertingRuntime:
             if name not in self.channels or isinstance(self.channels[name], UnconfiguredChannel):
                 self.add_channel(name, channel)
         self.engine.bind_collector(telemetry.pipeline.collect)
+        if telemetry.settings.rules_file is not None and not self._rules_file_loaded:
+            self.load_rules_file(telemetry.settings.rules_file)
+            self._rules_file_loaded = True
         telemetry.add_shutdown_hook(lambda: self.detach(telemetry))
         if not self._started:
             self._started = True

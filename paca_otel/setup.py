@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from paca_otel.pipeline._collection import Collection
     from paca_otel.pipeline._export import PeriodicExport
     from paca_otel.pipeline.pipeline import Pipeline
+    from paca_otel.privacy import Scrubber
     from paca_otel.signals.logs import LoggingHandles
     from paca_otel.signals.system import SystemMetrics
     from paca_otel.signals.system_source import SystemSource
@@ -304,10 +305,12 @@ def configure(
                 return current
             logger.info("paca-otel: configure() called with new settings; replacing providers")
             current.shutdown()
-        if set_global:  # a process-wide default, like the global providers
-            from paca_otel.signals.labels import set_label_value_max_length
+        if set_global:  # process-wide defaults, like the global providers
+            from paca_otel.signals.labels import set_label_scrubber, set_label_value_max_length
 
             set_label_value_max_length(settings.label_value_max_length)
+            scrubber = build_scrubber(settings)
+            set_label_scrubber(scrubber.scrub_labels if scrubber is not None else None)
         telemetry = _build(
             settings, app, metric_readers, span_processors, set_global, system_source
         )
@@ -335,17 +338,8 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
     )
     pipeline = Pipeline(store=store)
 
-    # The SDK's own atexit hooks would shut down a second time after ours (and warn); the
-    # handle registers one bounded atexit shutdown instead.
-    tracer_provider = TracerProvider(
-        resource=resource, sampler=_sampler(settings), shutdown_on_exit=False
-    )
-    tracer_provider.add_span_processor(pipeline.span_processor)
-    for exporter in _span_exporters(settings):
-        tracer_provider.add_span_processor(CountingSpanProcessor(exporter))
-    for processor in span_processors:
-        tracer_provider.add_span_processor(processor)
-
+    scrubber = build_scrubber(settings)
+    tracer_provider = _tracer_provider(settings, resource, pipeline, scrubber, span_processors)
     collection = pipeline.reader
     readers, registry, metric_export = _metric_consumers(settings, collection, metric_readers)
     views = []
@@ -361,9 +355,7 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
         exemplar_filter=_exemplar_filter(settings),
     )
 
-    logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    for log_exporter in _log_exporters(settings):
-        logger_provider.add_log_record_processor(CountingLogProcessor(log_exporter))
+    logger_provider = _logger_provider(settings, resource, scrubber)
 
     if set_global and not settings.sdk_disabled:
         _set_globals(tracer_provider, meter_provider, logger_provider)
@@ -400,6 +392,7 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
             service_name=settings.service_name,
             level=logging.getLevelName(settings.log_level),
             json_to_stderr=settings.logs,
+            log_filter=_log_filter(scrubber),
         )
     redactor.register(settings)
     if metric_export is not None:
@@ -420,6 +413,76 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
     _probe_collectors(settings)
     atexit.register(telemetry.shutdown)
     return telemetry
+
+
+def _tracer_provider(
+    settings: PacaOtelSettings,
+    resource: Resource,
+    pipeline: Pipeline,
+    scrubber: Scrubber | None,
+    extra: Sequence[SpanProcessor],
+) -> TracerProvider:
+    # The SDK's own atexit hooks would shut down a second time after ours (and warn); the
+    # handle registers one bounded atexit shutdown instead.
+    provider = TracerProvider(resource=resource, sampler=_sampler(settings), shutdown_on_exit=False)
+    provider.add_span_processor(pipeline.span_processor)
+    for exporter in _span_exporters(settings):
+        if scrubber is not None:  # scrubbed on the export thread, off the request path
+            from paca_otel.privacy import ScrubbingSpanExporter
+
+            provider.add_span_processor(
+                CountingSpanProcessor(ScrubbingSpanExporter(exporter, scrubber))
+            )
+        else:
+            provider.add_span_processor(CountingSpanProcessor(exporter))
+    for processor in extra:
+        provider.add_span_processor(processor)
+    return provider
+
+
+def _logger_provider(
+    settings: PacaOtelSettings, resource: Resource, scrubber: Scrubber | None
+) -> LoggerProvider:
+    provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    if scrubber is not None:  # first, so the exporters' processors see scrubbed records
+        from paca_otel.privacy import ScrubbingLogRecordProcessor
+
+        provider.add_log_record_processor(ScrubbingLogRecordProcessor(scrubber))
+    for log_exporter in _log_exporters(settings):
+        provider.add_log_record_processor(CountingLogProcessor(log_exporter))
+    return provider
+
+
+def build_scrubber(settings: PacaOtelSettings) -> Scrubber | None:
+    """The privacy scrubber the settings describe (``None`` with ``scrub_enabled=False``).
+
+    Raises:
+        ConfigError: a pattern does not compile or the marker is empty; the message names
+            the setting.
+    """
+    if not settings.scrub_enabled:
+        return None
+    from paca_otel.privacy import (
+        DEFAULT_ALLOW_KEYS,
+        DEFAULT_KEY_PATTERNS,
+        DEFAULT_VALUE_PATTERNS,
+        Scrubber,
+    )
+
+    return Scrubber(
+        key_patterns=settings.scrub_key_patterns or DEFAULT_KEY_PATTERNS,
+        value_patterns=settings.scrub_value_patterns or DEFAULT_VALUE_PATTERNS,
+        allow_keys=settings.scrub_allow_keys or DEFAULT_ALLOW_KEYS,
+        marker=settings.scrub_marker,
+    )
+
+
+def _log_filter(scrubber: Scrubber | None) -> logging.Filter | None:
+    if scrubber is None:
+        return None
+    from paca_otel.privacy import ScrubbingLogFilter
+
+    return ScrubbingLogFilter(scrubber)
 
 
 def _exemplar_filter(settings: PacaOtelSettings) -> ExemplarFilter | None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from paca_otel import __version__
 from paca_otel.cli import main
+from tests._wait import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,6 +41,21 @@ def test_config_prints_effective_settings_with_secrets_masked(
     assert "topsecret" not in out
     assert "hunter2" not in out
     assert data["effective_exporters"]["metrics"] == ["prometheus"]
+
+
+def test_config_masks_credentials_in_urls(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`paca-otel config` never prints a password given as URL userinfo."""
+    monkeypatch.setenv("PACA_OTEL_ALERTMANAGER_URL", "http://admin:hunter2@am.example:9093")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://user:s3cr3t@collector:4317")
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out
+    assert "s3cr3t" not in out
+    data = json.loads(out)
+    assert data["alertmanager_url"].endswith("am.example:9093")
+    assert "collector:4317" in data["otlp_endpoint"]
 
 
 def test_config_error_is_reported_not_raised(
@@ -104,3 +122,47 @@ def test_rules_check_channels_against_the_environment(
     monkeypatch.setenv("PACA_OTEL_SMTP_HOST", "smtp.example.com")
     assert main(["rules", "check", str(path), "--channel", "pager"]) == 0
     assert "unconfigured" not in capsys.readouterr().out
+
+
+def _demo(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "paca_otel.cli", "demo", "--no-traffic", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_demo_on_a_busy_port_fails_fast_and_says_so() -> None:
+    """--port in use: exit 2 with the address named, and no banner claiming it runs."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = _demo("--port", str(port))
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert f"127.0.0.1:{port}" in err
+    assert "in use" in err
+    assert "demo on" not in out
+
+
+def test_demo_port_zero_prints_the_real_port() -> None:
+    """--port 0 picks a free port and the banner shows that port, which then answers."""
+    proc = _demo("--port", "0")
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("paca-otel demo on http://127.0.0.1:"), first
+        port = int(first.rsplit(":", 1)[1])
+        assert port != 0
+
+        def health() -> httpx.Response | None:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/monitoring/health", timeout=2)
+            except httpx.TransportError:
+                return None
+
+        response = wait_for(health, "the demo to answer", timeout=30, interval=0.2)
+        assert response.status_code == 200
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)

@@ -181,6 +181,21 @@ def test_only_prefixed_and_otel_variables_are_read(monkeypatch: pytest.MonkeyPat
     assert settings.environment is None
 
 
+def test_bare_field_names_in_the_environment_are_not_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only PACA_OTEL_* and OTEL_* variables are read: LOG_LEVEL=debug or SERVICE_NAME are not."""
+    monkeypatch.setenv("LOG_LEVEL", "debug")  # common in containers; not ours
+    monkeypatch.setenv("ENVIRONMENT", "from-bare-env")
+    monkeypatch.setenv("SERVICE_NAME", "bare")
+    monkeypatch.setenv("PACA_OTEL_SERVICE_NAME", "paca")
+    loaded = load_settings()
+    assert loaded.service_name == "paca"
+    assert loaded.environment is None
+    assert loaded.log_level == "INFO"
+    assert load_settings(service_name="arg").service_name == "arg"
+
+
 def test_repr_and_str_of_settings_hold_no_secret() -> None:
     """repr()/str() show no OTLP header value, webhook credential or SMTP password."""
     settings = load_settings(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 
 import pytest
 
 from paca_otel import AlertManager, ConfigError, MonitoringManager, Notification
+from tests._wait import async_wait_until
 
 
 class _Inbox:
@@ -52,9 +51,7 @@ async def test_user_channel_added_after_start_receives_notifications() -> None:
 
     MetricsCollector().set_gauge("queue_depth", 50)
     await alerts.evaluate()
-    deadline = time.monotonic() + 5
-    while not inbox.received and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await async_wait_until(lambda: inbox.received, "the new channel's delivery", timeout=30)
     assert [n.events[0].rule for n in inbox.received] == ["deep_queue"]
     await monitor.stop()
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-import time
+import socket
+import threading
 from pathlib import Path
 
 import httpx
@@ -14,11 +15,17 @@ from opentelemetry.sdk.trace import TracerProvider, sampling
 
 from paca_otel import configure, get_telemetry
 from paca_otel.errors import ConfigError
+from tests._wait import wait_until
 from tests.peers import free_port
 
 
 def _quiet(**extra: object) -> dict[str, object]:
     return {"metrics_exporter": "none", "system_metrics": False, **extra}
+
+
+def _probing() -> bool:
+    """Whether the background OTLP start-up probe thread is still running."""
+    return any(t.name == "paca-otel-probe" for t in threading.enumerate())
 
 
 def test_configure_sets_global_providers_and_resource() -> None:
@@ -76,10 +83,16 @@ def test_prometheus_scrape_endpoint_serves_metrics() -> None:
         httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1)
 
 
+def test_prometheus_exporter_set_up_logs_no_sdk_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """configure() with the Prometheus reader does not collect before the reader is registered."""
+    caplog.set_level(logging.WARNING)
+    configure(metrics_exporter="prometheus", prometheus_port=free_port(), system_metrics=False)
+    sdk = [r.getMessage() for r in caplog.records if r.name.startswith("opentelemetry")]
+    assert sdk == []
+
+
 def test_busy_prometheus_port_warns_and_starts(caplog: pytest.LogCaptureFixture) -> None:
     """A port in use never stops the app from starting."""
-    import socket
-
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -92,6 +105,7 @@ def test_busy_prometheus_port_warns_and_starts(caplog: pytest.LogCaptureFixture)
     assert "cannot serve Prometheus metrics" in caplog.text
 
 
+@pytest.mark.timeout(60)
 def test_unreachable_collector_starts_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
     """A collector that is down costs one warning, not a failed start or a log storm."""
     port = free_port()  # nothing listens there
@@ -102,16 +116,31 @@ def test_unreachable_collector_starts_with_one_warning(caplog: pytest.LogCapture
         )  # fmt: skip
         with trace.get_tracer("t").start_as_current_span("s"):
             pass
-        deadline = time.monotonic() + 5
-        while str(port) not in caplog.text and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: str(port) in caplog.text, "the warning naming the port", timeout=30)
         tel.force_flush(timeout_millis=1500)
-        started = time.monotonic()
-        tel.shutdown(timeout_millis=1500)
-        assert time.monotonic() - started < 3
+        tel.shutdown(timeout_millis=1500)  # bounded: the test's timeout fails a hung shutdown
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert str(port) in warnings[0].getMessage()  # the probe's or the exporter's, never both
+
+
+def test_bare_host_port_grpc_endpoint_is_probed_at_that_address(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`collector:4317` (no scheme, as the OTel SDK allows for gRPC) is probed there, not :80."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        caplog.set_level(logging.WARNING, logger="paca_otel")
+        configure(
+            traces_exporter="otlp", logs_exporter="none", otlp_endpoint=f"127.0.0.1:{port}",
+            **_quiet(),
+        )  # fmt: skip
+        listener.settimeout(30)
+        listener.accept()[0].close()  # the probe connected here, not to port 80
+        wait_until(lambda: not _probing(), "the start-up probe to finish", timeout=30)
+    assert not [r for r in caplog.records if "unreachable" in r.getMessage()]
 
 
 def test_shutdown_is_idempotent_and_bounded() -> None:
@@ -169,6 +198,12 @@ def test_invalid_setting_fails_fast() -> None:
     assert get_telemetry() is None
 
 
+def test_endpoint_with_a_bad_port_is_a_config_error() -> None:
+    """An endpoint port out of range is a ConfigError naming the setting, not a bare ValueError."""
+    with pytest.raises(ConfigError, match="otlp_endpoint"):
+        configure(otlp_endpoint="http://127.0.0.1:99999", **_quiet())
+
+
 def test_console_exporters() -> None:
     """traces_exporter=console attaches the SDK's console exporter.
 
@@ -179,7 +214,7 @@ def test_console_exporters() -> None:
 
     tel = configure(traces_exporter="console", **_quiet())
     processors = tel.tracer_provider._active_span_processor._span_processors
-    found = [getattr(p, "exporter", None) for p in processors]
+    found = [getattr(getattr(p, "exporter", None), "wrapped", None) for p in processors]
     assert any(isinstance(e, ConsoleSpanExporter) for e in found), found
 
 
@@ -205,7 +240,8 @@ def test_store_bounds_apply_even_when_the_store_already_exists() -> None:
 def _span_exporters(tel: object) -> list[object]:
     """The exporters behind the handle's batch processors (reads SDK internals: test only)."""
     processors = tel.tracer_provider._active_span_processor._span_processors  # type: ignore[attr-defined]  # test introspection
-    return [p.exporter for p in processors if hasattr(p, "exporter")]
+    exporters = [p.exporter for p in processors if hasattr(p, "exporter")]
+    return [getattr(e, "wrapped", e) for e in exporters]  # behind the privacy scrubber
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from opentelemetry import trace
 
 from paca_otel import MetricsCollector, testing
@@ -31,7 +29,9 @@ def test_static_source_is_exported_for_user_tests() -> None:
     assert source.memory().total == 100
 
 
-async def test_capotel_fixture_captures_every_signal_and_notifications(capotel: Any) -> None:
+async def test_capotel_fixture_captures_every_signal_and_notifications(
+    capotel: testing.Captured,
+) -> None:
     """The pytest plugin's fixture sees spans, metrics, logs and alert notifications."""
     import asyncio
     import logging

@@ -134,6 +134,7 @@ class Outbox:
         codec: Codec | None = None,
         clock: Callable[[], float] = time.time,
         max_pending_per_channel: int = 10_000,
+        scrub: Callable[[Any], Any] | None = None,
     ) -> None:
         if max_pending_per_channel < 1:
             msg = f"max_pending_per_channel={max_pending_per_channel!r} must be >= 1"
@@ -141,6 +142,9 @@ class Outbox:
         db = open_database(path) if database is None else database.acquire()
         self.path = db.path
         self.codec = codec or Codec()
+        # The privacy scrubber: what is stored is what every channel renders, so a secret
+        # scrubbed here reaches neither the file nor a webhook, email or chat message.
+        self._scrub = scrub
         self._clock = clock
         self._max_pending = max_pending_per_channel
         self._estimate_lock = threading.Lock()
@@ -170,7 +174,10 @@ class Outbox:
             StorageError: the file stayed busy or cannot be written; nothing was stored.
         """
         now = self._clock()
-        payload = self.codec.encode(notification.to_dict(), "outbox")
+        data = notification.to_dict()
+        if self._scrub is not None:
+            data = self._scrub(data)
+        payload = self.codec.encode(data, "outbox")
         group_key = self.codec.index(notification.group_key)
         channel = notification.channel
         evicted = 0

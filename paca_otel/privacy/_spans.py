@@ -125,6 +125,11 @@ class ScrubbingSpanExporter(SpanExporter):
         self._scrubber = scrubber
         self._values = attribute_values
 
+    @property
+    def wrapped(self) -> SpanExporter:
+        """The exporter scrubbed spans are handed to."""
+        return self._exporter
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Scrub ``spans`` (copying only those where something matched), then export them."""
         scrubbed: list[ReadableSpan] | None = None

@@ -41,7 +41,7 @@ metrics.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from paca_otel import _internal
@@ -53,6 +53,7 @@ __all__ = [
     "cache_key",
     "label_value_max_length",
     "safe_text",
+    "set_label_scrubber",
     "set_label_value_max_length",
 ]
 
@@ -75,6 +76,17 @@ AttributeValue = str | bool | int | float | tuple[str, ...] | tuple[bool, ...] |
 """What a cleaned label value is (OTel's attribute value types)."""
 
 _default_max_length = DEFAULT_LABEL_VALUE_MAX_LENGTH
+_scrub: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
+
+
+def set_label_scrubber(scrub: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None) -> None:
+    """Scrub every new label set with ``scrub`` (``configure()`` passes the privacy scrubber).
+
+    It runs once per distinct label set, when the set is first cleaned; the cached result is
+    what the hot path reuses, so scrubbing costs nothing per measurement.
+    """
+    global _scrub  # noqa: PLW0603  # a process default, set once at set-up
+    _scrub = scrub
 
 
 def set_label_value_max_length(max_length: int) -> None:
@@ -186,6 +198,9 @@ class LabelCleaner:
             return None
         for reason in sorted(repairs):
             _count(reason, metric, self.max_length)
+        scrub = _scrub
+        if scrub is not None:
+            cleaned = dict(scrub(cleaned))
         if cache is not None and "label_value_truncated" not in repairs:
             if len(cache) >= self.max_entries:
                 cache.clear()

@@ -325,6 +325,7 @@ def install_logging(
     json_to_stderr: bool = True,
     logger: logging.Logger | None = None,
     stream: IO[str] | None = None,
+    log_filter: logging.Filter | None = None,
 ) -> LoggingHandles:
     """Attach JSON-lines output and the OTel log bridge to ``logger`` (default: the root).
 
@@ -339,6 +340,8 @@ def install_logging(
         json_to_stderr: Whether to attach the JSON stream handler.
         logger: The logger to attach to; the root logger catches every library's records.
         stream: Where JSON lines go instead of ``sys.stderr`` (tests, or stdout in containers).
+        log_filter: Applied on both handlers after the redactor (the privacy scrubber's
+            :class:`~paca_otel.privacy.ScrubbingLogFilter`), so neither output holds a secret.
 
     Returns:
         Handles to the attached handlers, with :meth:`LoggingHandles.uninstall`.
@@ -360,10 +363,14 @@ def install_logging(
             stream_handler = _JsonStreamHandler(stream if stream is not None else sys.stderr)
             stream_handler.setFormatter(JsonFormatter(service_name))
             stream_handler.addFilter(redactor)
+            if log_filter is not None:
+                stream_handler.addFilter(log_filter)
             target.addHandler(stream_handler)
         otel_handler: OTelBridgeHandler | None = None
         if logger_provider is not None:
             otel_handler = OTelBridgeHandler(logger_provider)
+            if log_filter is not None:
+                otel_handler.addFilter(log_filter)
             target.addHandler(otel_handler)
         target.setLevel(level)
         handles = LoggingHandles(target, stream_handler, otel_handler, previous_level)

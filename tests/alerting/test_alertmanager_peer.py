@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
 from paca_otel.alerting.channels import AlertmanagerChannel
 from paca_otel.alerting.dispatcher import Dispatcher
-from paca_otel.alerting.models import AlertState
+from paca_otel.alerting.models import AlertEvent, AlertState
 from paca_otel.alerting.outbox import Outbox
+from tests._wait import wait_for
 from tests.alerting.test_channels import Receiver, event, notification
 from tests.peers import free_port, require_binary
-
-T = TypeVar("T")
 
 CONFIG = """\
 route:
@@ -33,17 +32,6 @@ receivers:
       - url: {url}
         send_resolved: true
 """
-
-
-def poll(what: str, check: Callable[[], T | None], timeout: float = 20.0) -> T:
-    """Call ``check`` every 0.1 s until it returns a value; fail naming ``what`` after timeout."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = check()
-        if value is not None:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture
@@ -77,7 +65,7 @@ def alertmanager(tmp_path: Path) -> Iterator[tuple[str, Receiver]]:
             return None
 
     try:
-        poll("alertmanager to be ready", ready)
+        wait_for(ready, "alertmanager to be ready", timeout=20)
         yield url, hook
     finally:
         proc.terminate()
@@ -112,7 +100,9 @@ def test_alert_fires_routes_and_resolves(alertmanager: tuple[str, Receiver]) -> 
     box.enqueue(notification(event(starts_at=start), channel="alertmanager"))
     try:
         assert dispatcher.deliver_due() == 1
-        (alert,) = poll("the alert in GET /api/v2/alerts", lambda: _our_alerts(url) or None)
+        (alert,) = wait_for(
+            lambda: _our_alerts(url) or None, "the alert in GET /api/v2/alerts", timeout=20
+        )
         assert alert["status"]["state"] == "active"
         assert alert["labels"] == {
             "alertname": "HighLatency",
@@ -122,15 +112,47 @@ def test_alert_fires_routes_and_resolves(alertmanager: tuple[str, Receiver]) -> 
         }
         assert alert["annotations"]["summary"] == "p99 latency above 500 ms"
         assert alert["generatorURL"] == "http://paca.example/r"
-        (fired,) = poll("the firing webhook", lambda: _webhooks(hook, "firing"))
+        (fired,) = wait_for(lambda: _webhooks(hook, "firing"), "the firing webhook", timeout=20)
         assert fired["alerts"][0]["labels"]["route"] == "/pay"
 
         resolved = event(state=AlertState.RESOLVED, starts_at=start, ends_at=time.time())
         assert box.enqueue(notification(resolved, channel="alertmanager"))
         assert dispatcher.deliver_due() == 1
-        done = poll("the resolved webhook", lambda: _webhooks(hook, "resolved"))
+        done = wait_for(lambda: _webhooks(hook, "resolved"), "the resolved webhook", timeout=20)
         assert done[0]["alerts"][0]["status"] == "resolved"
         assert box.next_due("alertmanager") is None  # no more re-sends of the firing state
     finally:
         channel.close()
         box.close()
+
+
+@pytest.mark.peer("alertmanager")
+def test_alertmanager_accepts_otel_attribute_names(
+    alertmanager: tuple[str, Receiver],
+) -> None:
+    """Dotted OTel label/annotation names are made Prometheus-valid, so Alertmanager takes them."""
+    url, _hook = alertmanager
+    dotted = AlertEvent(
+        rule="HighLatency",
+        state=event().state,
+        labels={"cpu.mode": "idle", "service.name": "shop"},
+        annotations={"runbook.url": "http://runbooks/x"},
+        value=97.0,
+        severity=event().severity,
+        starts_at=time.time() - 5,
+    )
+    channel = AlertmanagerChannel(url, timeout=5)
+    try:
+        channel.send(notification(dotted, channel="alertmanager"))
+    finally:
+        channel.close()
+
+    def ours() -> dict[str, Any] | None:
+        alerts: list[dict[str, Any]] = httpx.get(f"{url}/api/v2/alerts", timeout=5).json()
+        found = [a for a in alerts if a["labels"].get("alertname") == "HighLatency"]
+        return found[0] if found else None
+
+    alert = wait_for(ours, "the dotted alert in GET /api/v2/alerts", timeout=20)
+    assert alert["labels"]["cpu_mode"] == "idle"
+    assert alert["labels"]["service_name"] == "shop"
+    assert alert["annotations"]["runbook_url"] == "http://runbooks/x"

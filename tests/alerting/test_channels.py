@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -90,14 +90,6 @@ class Receiver:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A local HTTP receiver, stopped after the test."""
-    peer = Receiver()
-    yield peer
-    peer.stop()
 
 
 def event(
@@ -186,6 +178,17 @@ def test_webhook_resolved_carries_end_time(receiver: Receiver) -> None:
     assert body["alerts"][0]["endsAt"] == rfc3339(T0 + 60)
 
 
+def test_webhook_delivers_an_infinite_value_as_null(receiver: Receiver) -> None:
+    """A ratio over zero requests (+Inf) is still valid JSON: ``value`` is null, not a crash."""
+    channel = WebhookChannel(receiver.url, timeout=5)
+    try:
+        channel.send(notification(event(value=math.inf)))
+    finally:
+        channel.close()
+    [request] = receiver.wait_for(1)
+    assert request["body"]["alerts"][0]["value"] is None
+
+
 @pytest.mark.parametrize(
     ("status", "retryable"),
     [(500, True), (503, True), (429, True), (408, True), (400, False), (404, False)],
@@ -211,6 +214,37 @@ def test_connection_refused_is_retryable() -> None:
         channel.send(notification())
     channel.close()
     assert info.value.retryable is True
+
+
+def test_redirect_is_a_failed_delivery_not_a_success() -> None:
+    """A 301 means the POST did not reach the receiver: a non-retryable DeliveryError."""
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(301)
+            self.send_header("Location", "https://hooks.example/new?token=secret")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Keep test output quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    channel = WebhookChannel(f"http://127.0.0.1:{server.server_address[1]}/hook", timeout=5)
+    try:
+        with pytest.raises(DeliveryError, match="HTTP 301") as caught:
+            channel.send(notification())
+    finally:
+        channel.close()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert caught.value.retryable is False
+    assert "https://hooks.example/new" in str(caught.value)
+    assert "secret" not in str(caught.value)
 
 
 def test_slack_payload_colours_by_state_and_severity(receiver: Receiver) -> None:
@@ -302,6 +336,24 @@ def test_email_message_subject_body_and_header() -> None:
     assert "summary: p99 latency above 500 ms" in body
     resolved = channel.build_message(notification(event(state=AlertState.RESOLVED)))
     assert resolved["Subject"].startswith("[RESOLVED] HighLatency")
+
+
+def test_email_subject_with_line_breaks_is_one_header_line() -> None:
+    """A label value with a line break does not make the message unbuildable."""
+    base = event()
+    multi = AlertEvent(
+        rule=base.rule,
+        state=base.state,
+        labels={"error": "Traceback:\n  boom"},
+        annotations={},
+        value=1.0,
+        severity=base.severity,
+        starts_at=base.starts_at,
+    )
+    channel = EmailChannel("127.0.0.1", 25, sender="paca@example.org", recipients="ops@x.org")
+    message = channel.build_message(notification(multi, channel="email"))
+    assert "\n" not in str(message["Subject"])
+    assert "error=Traceback: boom" in str(message["Subject"])
 
 
 @pytest.mark.parametrize("password", ["hunter2-secret", SecretStr("hunter2-secret")])

@@ -21,6 +21,7 @@ from paca_otel.alerting.state import StateStore
 from paca_otel.errors import ConfigError, RuleError, StorageError
 from paca_otel.pipeline.store import Matcher, SeriesStore
 from paca_otel.storage import open_database
+from tests._wait import wait_until
 
 HOST_A = (("host", "a"),)
 HOST_B = (("host", "b"),)
@@ -144,6 +145,17 @@ def test_events_carry_labels_annotations_and_times() -> None:
     assert [e.state for e in engine.history()] == [AlertState.RESOLVED, AlertState.FIRING]
 
 
+def test_fired_at_is_when_the_alert_started_firing() -> None:
+    """``fired_at`` is the evaluation at which the alert fired, not ``active_since + for``."""
+    engine, store, _, clock = make_engine(make_rule(**{"for": 20}))
+    for _ in range(3):  # t = 1000 (pending), 1015 (pending), 1030 (fires)
+        store.append("mem", HOST_A, 95, clock.t)
+        engine.evaluate_once()
+        clock.t += 15
+    (alert,) = engine.active_alerts()
+    assert alert.fired_at == 1_030.0
+
+
 def test_pending_alert_does_not_notify() -> None:
     """A pending alert that never reaches ``for`` sends nothing at all."""
     _, sink, _ = drive(make_rule(**{"for": 60}), [95, 95, 50])
@@ -227,6 +239,17 @@ def test_silenced_alert_resolves_quietly() -> None:
     assert [e.state.value for e in engine.history()] == ["resolved", "firing"]
 
 
+def test_no_lone_resolved_when_a_silence_ends_as_the_alert_resolves() -> None:
+    """An alert muted while firing sends no "resolved" for a firing nobody was told about."""
+    engine, store, sink, clock = make_engine(make_rule())
+    engine.silence({"host": "a"}, duration=30)
+    for value in (95, 95, 50):  # t = 0, 15 muted; at 30 the silence is over and it resolves
+        store.append("mem", HOST_A, value, clock.t)
+        engine.evaluate_once()
+        clock.t += 15
+    assert sink.notifications == []
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -280,6 +303,19 @@ def test_grouping_by_label_across_rules() -> None:
     assert sorted(e.rule for e in notification.events) == ["HighMem", "VeryHighMem"]
 
 
+def test_silence_and_grouping_see_severity_as_a_label() -> None:
+    """``severity`` matches in silences and ``group_by``, as in Alertmanager (it is a label)."""
+    engine, store, sink, clock = make_engine(group_by=("severity",))
+    engine.add_rule(make_rule(name="Warn", severity="warning"))
+    engine.add_rule(make_rule(name="Crit", condition="mem > 92", severity="critical"))
+    engine.silence({"severity": "warning"}, duration=600)
+    store.append("mem", HOST_A, 95, clock.t)
+    engine.evaluate_once()
+    (notification,) = sink.notifications
+    assert notification.group_key == "severity=critical"
+    assert [e.rule for e in notification.events] == ["Crit"]
+
+
 def test_group_wait_batches_later_alerts() -> None:
     """``group_wait`` holds a new group's first notification so later alerts join it."""
     engine, store, sink, clock = make_engine(make_rule(), group_wait=30)
@@ -296,6 +332,25 @@ def test_group_wait_batches_later_alerts() -> None:
     engine.evaluate_once()
     (notification,) = sink.notifications
     assert len(notification.events) == 2
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        pytest.param([95, 50, 50, 50, 50, 50], [], id="fired-and-resolved-within-the-hold"),
+        pytest.param([95] * 5 + [50] * 5, [("firing",), ("resolved",)], id="after-the-hold"),
+    ],
+)
+def test_group_wait_sends_only_the_latest_state_of_an_alert(
+    values: list[float], expected: list[tuple[str, ...]]
+) -> None:
+    """An alert that fires and resolves within ``group_wait`` is not announced as firing."""
+    engine, store, sink, clock = make_engine(make_rule(), group_wait=60)
+    for value in values:
+        store.append("mem", HOST_A, value, clock.t)
+        engine.evaluate_once()
+        clock.t += 15
+    assert sink.states() == expected
 
 
 def test_resend_channel_gets_whole_group() -> None:
@@ -354,6 +409,29 @@ def test_silences_survive_restart(tmp_path: Path) -> None:
     second, *_ = make_engine(state_path=path)
     (silence,) = second.silences.all()
     assert (silence.id, silence.comment) == (sid, "maintenance")
+    second.close()
+
+
+def test_keep_firing_timer_restarts_after_hysteresis_across_restart(tmp_path: Path) -> None:
+    """A ``keep_firing_for`` timer reset by the ``clear`` hysteresis stays reset after a restart."""
+    path = tmp_path / "state.db"
+    rule = make_rule(clear="mem < 80", keep_firing_for=60)
+    clock = Clock()
+    store = SeriesStore()
+    sink = Sink()
+    first = RuleEngine(store, outbox=sink, clock=clock, state_path=path)
+    first.add_rule(rule)
+    for value in (95, 70, 85):  # fires; clear holds (timer starts); back between thresholds
+        store.append("mem", HOST_A, value, clock.t)
+        first.evaluate_once()
+        clock.t += 15
+    first.close()
+    second = RuleEngine(store, outbox=sink, clock=clock, state_path=path)
+    second.add_rule(rule)
+    clock.t += 60
+    store.append("mem", HOST_A, 70, clock.t)  # clear holds again: the timer starts anew
+    second.evaluate_once()
+    assert [a.state for a in second.active_alerts()] == [AlertState.FIRING]
     second.close()
 
 
@@ -423,9 +501,7 @@ def test_background_thread_evaluates_and_stops() -> None:
     engine.add_rule(make_rule())
     engine.start()
     try:
-        deadline = time.monotonic() + 5
-        while not channel.sent and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: channel.sent, "the background evaluation to notify", timeout=30)
     finally:
         engine.close()
     assert engine.cycles >= 1
@@ -500,9 +576,7 @@ def test_busy_state_file_blocks_no_reader_and_loses_no_notification(tmp_path: Pa
 
     thread = threading.Thread(target=cycle)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not engine.active_alerts() and time.monotonic() < deadline:
-        time.sleep(0.005)
+    wait_until(engine.active_alerts, "the cycle to decide", timeout=30)
     # The decision is made and the cycle now waits on the busy file: reads must not wait.
     assert [a.state for a in engine.active_alerts()] == [AlertState.FIRING]
     assert [e.state for e in engine.history()] == [AlertState.FIRING]

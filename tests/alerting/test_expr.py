@@ -9,6 +9,8 @@ import pytest
 from paca_otel._labelregex import compile_label_regex
 from paca_otel.alerting.evaluate import extrapolated_delta, quantile
 from paca_otel.alerting.expr import (
+    MAX_DEPTH,
+    MAX_NESTING,
     Absent,
     BinOp,
     LabelMatcher,
@@ -23,6 +25,7 @@ from paca_otel.alerting.expr import (
     selectors,
     unparse,
 )
+from paca_otel.alerting.rules import Rule
 from paca_otel.errors import ParseError, RuleError
 from paca_otel.pipeline.store import SeriesStore, labels_of
 
@@ -215,6 +218,34 @@ def test_non_string_condition() -> None:
     """A non-string condition is a ParseError, not a TypeError."""
     with pytest.raises(ParseError, match="must be a string"):
         parse(42)  # type: ignore[arg-type]  # the point of the test is a wrong type
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("(" * 400 + "x" + ")" * 400, id="parentheses"),
+        pytest.param("-" * 2000 + "x", id="unary-minus"),
+        pytest.param("+" * 2000 + "x", id="unary-plus"),
+        pytest.param("avg(x[5m])" + " + x" * 3000 + " > 1", id="long-chain"),
+        pytest.param("x" + " or x" * 3000, id="long-or-chain"),
+    ],
+)
+def test_deep_expressions_fail_with_parse_error(text: str) -> None:
+    """A condition nested or chained too deeply is a ParseError, never a RecursionError."""
+    with pytest.raises(ParseError, match="too deeply"):
+        parse(text)
+    with pytest.raises(RuleError, match="too deeply"):
+        Rule(name="deep", condition=text)
+
+
+def test_deepest_allowed_expressions_parse_print_and_evaluate() -> None:
+    """Right at the limits a condition still parses, prints back and evaluates."""
+    nested = "(" * MAX_NESTING + "x" + ")" * MAX_NESTING
+    chain = "x" + " + x" * (MAX_DEPTH - 1)
+    for text in (nested, chain, "-" * MAX_NESTING + "x"):
+        expr = parse(text)
+        assert parse(unparse(expr)) == expr
+        evaluate(expr, SeriesStore(), 0.0)
 
 
 # ----------------------------------------------------------------------------------- printing

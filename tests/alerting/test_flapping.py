@@ -8,9 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paca_otel.alerting.engine import RuleEngine
+from paca_otel.alerting.models import AlertState
 from paca_otel.alerting.rules import Rule
 from paca_otel.pipeline.store import SeriesStore
-from tests.alerting.test_engine import HOST_A, Clock, Sink
+from tests.alerting.test_engine import HOST_A, HOST_B, Clock, Sink, make_engine, make_rule
 
 STEP = 15.0
 HOUR_STEPS = 240  # one simulated hour at 15 s
@@ -81,3 +82,63 @@ def test_notifications_alternate_per_alert(values: list[float]) -> None:
     sink = run(rule, values, flap_threshold=1_000)
     states = [n.events[0].state.value for n in sink.notifications]
     assert states == ["firing", "resolved"] * (len(states) // 2) + ["firing"] * (len(states) % 2)
+
+
+def test_hysteresis_does_not_hold_a_label_set_that_disappeared() -> None:
+    """With ``clear``, an alert whose series stopped reporting resolves like one without it."""
+    engine, store, sink, clock = make_engine(make_rule(clear="mem < 80"))
+    for i in range(40):  # host b fires, then stops reporting; host a keeps reporting
+        clock.t = 1_000.0 + i * 15
+        store.append("mem", HOST_A, 50, clock.t)
+        if i < 2:
+            store.append("mem", HOST_B, 95, clock.t)
+        engine.evaluate_once()
+    assert engine.active_alerts() == []
+    assert sink.states() == [("firing",), ("resolved",)]
+
+
+def test_hysteresis_still_holds_a_reporting_label_set() -> None:
+    """While the series still reports a value between the thresholds, the alert keeps firing."""
+    engine, store, sink, clock = make_engine(make_rule(clear="mem < 80"))
+    for i, value in enumerate([95, 85, 85, 85]):
+        clock.t = 1_000.0 + i * 15
+        store.append("mem", HOST_A, 50, clock.t)
+        store.append("mem", HOST_B, value, clock.t)
+        engine.evaluate_once()
+    assert [a.state for a in engine.active_alerts()] == [AlertState.FIRING]
+    assert sink.states() == [("firing",)]
+
+
+def test_alert_settling_while_silenced_is_notified_when_the_silence_ends() -> None:
+    """A flapping alert that settles during a silence still gets its owed firing notice."""
+    engine, store, sink, clock = make_engine(
+        make_rule(cooldown=3600), flap_threshold=2, flap_window=100
+    )
+    for value in (95, 50, 95):  # fire, resolve, fire: the third change starts flapping
+        store.append("mem", HOST_A, value, clock.t)
+        engine.evaluate_once()
+        clock.t += 15
+    assert sink.notifications[-1].extra["kind"] == "flapping"
+    sid = engine.silence({"host": "a"}, duration=3600)
+    for _ in range(10):  # stays firing; settles (quiet for a window) while silenced
+        store.append("mem", HOST_A, 95, clock.t)
+        engine.evaluate_once()
+        clock.t += 15
+    assert not engine.active_alerts()[0].flapping
+    sent = len(sink.notifications)
+    engine.expire_silence(sid)
+    store.append("mem", HOST_A, 95, clock.t)
+    engine.evaluate_once()
+    assert len(sink.notifications) == sent + 1
+    assert sink.notifications[-1].status is AlertState.FIRING
+
+
+def test_flapping_summary_respects_silences() -> None:
+    """A silenced alert that starts flapping sends no "flapping" summary."""
+    engine, store, sink, clock = make_engine(make_rule(), flap_threshold=2, flap_window=600)
+    engine.silence({"host": "a"}, duration=3600)
+    for value in (95, 50, 95, 50, 95):
+        store.append("mem", HOST_A, value, clock.t)
+        engine.evaluate_once()
+        clock.t += 15
+    assert sink.notifications == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from paca_otel.alerting.models import AlertState, Notification
 from paca_otel.alerting.outbox import DEAD, DELIVERED, Outbox
 from paca_otel.errors import ChannelError, ConfigError
 from paca_otel.storage import open_database
+from tests._wait import wait_for, wait_until
 from tests.alerting.test_channels import T0, Receiver, event, notification
 from tests.peers import ROOT, free_port
 
@@ -76,14 +78,6 @@ def outbox(clock: Clock) -> Iterator[Outbox]:
     box = Outbox(clock=clock)
     yield box
     box.close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A local HTTP receiver, stopped after the test."""
-    peer = Receiver()
-    yield peer
-    peer.stop()
 
 
 def metric_points(reader: InMemoryMetricReader) -> dict[str, dict[str, float]]:
@@ -256,6 +250,64 @@ def test_resends_latest_firing_until_resolved(outbox: Outbox, clock: Clock) -> N
     assert outbox.next_due("alertmanager") is None
 
 
+def test_firing_alert_dead_lettered_at_deadline_is_resent_when_receiver_is_back() -> None:
+    """Alertmanager down past the deadline: a dead letter, yet re-sent while the alert fires."""
+    clock = Clock()
+    box = Outbox(clock=clock)
+    channel = Scripted(name="alertmanager", errors=down(1000))
+    channel.resend_interval = 60
+    dispatcher = Dispatcher(
+        box, {"alertmanager": channel}, clock=clock, rng=MaxJitter(), deadline=600
+    )
+    firing = notification(event(), channel="alertmanager")
+    box.enqueue(firing)
+    for _ in range(50):
+        dispatcher.deliver_due()
+        if box.dead_letters():
+            break
+        clock.now += 30
+    assert [e.status for e in box.entries()] == [DEAD]
+    channel.errors = []  # Alertmanager is back
+    clock.now += 60
+    dispatcher.deliver_due()
+    assert channel.sent == [firing]
+    assert box.next_due("alertmanager") == clock.now + 60  # and it keeps being refreshed
+    box.close()
+
+
+def test_failing_resends_do_not_each_wait_for_the_receiver() -> None:
+    """Once a re-send fails in a pass, the other due re-sends are postponed, not attempted."""
+    clock = Clock()
+    box = Outbox(clock=clock)
+    channel = Scripted(name="alertmanager")
+    channel.resend_interval = 60
+    dispatcher = Dispatcher(box, {"alertmanager": channel}, clock=clock)
+    for rule in ("A", "B", "C"):
+        box.enqueue(
+            Notification(
+                channel="alertmanager",
+                group_key=rule,
+                events=(event(rule=rule),),
+                created_at=clock.now,
+            )
+        )
+    assert dispatcher.deliver_due() == 3
+    attempts = 0
+
+    def failing(_: Notification) -> None:
+        nonlocal attempts
+        attempts += 1
+        msg = "alertmanager hangs"
+        raise DeliveryError(msg)
+
+    channel.send = failing  # type: ignore[method-assign]  # the receiver goes down
+    clock.now += 60
+    dispatcher.deliver_due()
+    assert attempts == 1
+    assert box.next_due("alertmanager") == clock.now + 60
+    box.close()
+
+
 def test_self_metrics(outbox: Outbox, clock: Clock) -> None:
     """Queue depth, retries, failures and deliveries are reported per channel."""
     reader = InMemoryMetricReader()
@@ -306,9 +358,7 @@ def test_threads_deliver_after_receiver_comes_back(receiver: Receiver) -> None:
         note = notification()
         box.enqueue(note)
         receiver.wait_for(1)
-        deadline = time.monotonic() + 5
-        while box.pending_count() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: not box.pending_count(), "the outbox to drain", timeout=30)
     finally:
         dispatcher.stop()
         channel.close()
@@ -333,12 +383,10 @@ def test_slow_channel_does_not_block_others_and_enqueue_wakes() -> None:
     dispatcher = Dispatcher(box, {"webhook": Slow(), "log": fast}, poll_interval=60)
     dispatcher.start()
     try:
-        time.sleep(0.05)  # both workers are asleep on the 60 s poll now
+        time.sleep(0.05)  # lets both workers reach their 60 s poll wait (passes either way)
         box.enqueue(notification())
         box.enqueue(notification(channel="log"))
-        deadline = time.monotonic() + 5
-        while not fast.sent and time.monotonic() < deadline:
-            time.sleep(0.005)
+        wait_until(lambda: fast.sent, "the log worker to be woken", timeout=30)
         assert len(fast.sent) == 1
         assert sent == []
     finally:
@@ -348,6 +396,49 @@ def test_slow_channel_does_not_block_others_and_enqueue_wakes() -> None:
     box.close()
 
 
+def test_hung_receiver_is_bounded_by_timeout_and_blocks_no_other_channel() -> None:
+    """A webhook that accepts and never answers costs one timeout; the log channel goes on."""
+    hung = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(hung.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    box = Outbox()
+    webhook = WebhookChannel(f"http://127.0.0.1:{hung.getsockname()[1]}/", timeout=3.0)
+    log = Scripted(name="log")
+    dispatcher = Dispatcher(
+        box, {"webhook": webhook, "log": log}, base_delay=30, max_delay=60, poll_interval=60
+    )
+    dispatcher.start()
+    try:
+        box.enqueue(notification())
+        wait_until(lambda: accepted, "the webhook to connect to the hung receiver", timeout=30)
+        box.enqueue(notification(channel="log"))
+        wait_until(lambda: log.sent, "the log channel", timeout=30)
+        # not behind the hung webhook: its attempt is still waiting for an answer
+        assert [e.attempts for e in box.entries(channel="webhook")] == [0]
+        entry = wait_for(  # bounded by the channel timeout, not hung for good
+            lambda: next((e for e in box.entries(channel="webhook") if e.attempts), None),
+            "the webhook attempt to time out",
+            timeout=30,
+        )
+        assert entry.last_error is not None
+        assert "ReadTimeout" in entry.last_error
+    finally:
+        dispatcher.stop(timeout=2)
+        webhook.close()
+        hung.close()
+        for conn in accepted:
+            conn.close()
+        box.close()
+
+
 def test_stop_keeps_undelivered_rows(tmp_path: Path) -> None:
     """Rows not delivered before stop stay pending in the file for the next start."""
     path = tmp_path / "outbox.db"
@@ -355,7 +446,7 @@ def test_stop_keeps_undelivered_rows(tmp_path: Path) -> None:
     dispatcher = Dispatcher(box, {"webhook": Scripted(errors=down(1))}, base_delay=60, max_delay=60)
     dispatcher.start()
     box.enqueue(notification())
-    time.sleep(0.1)
+    wait_until(lambda: box.entries()[0].attempts == 1, "the first attempt", timeout=30)
     dispatcher.stop()
     box.close()
     again = Outbox(path)
@@ -489,15 +580,11 @@ def test_dispatcher_survives_a_busy_file_and_marks_the_row_once_it_frees(tmp_pat
     dispatcher = Dispatcher(box, {"webhook": channel}, poll_interval=0.05)
     dispatcher.start()
     try:
-        deadline = time.monotonic() + 30
-        while len(channel.sent) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert len(channel.sent) >= 2  # sent, not marked (busy), sent again: the worker lives
+        # sent, not marked (busy), sent again: the worker lives
+        wait_until(lambda: len(channel.sent) >= 2, "a second send of the row", timeout=30)
         holder.execute("ROLLBACK")
         holder.close()
-        deadline = time.monotonic() + 30
-        while box.pending_count() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: not box.pending_count(), "the row to be marked", timeout=30)
         assert [e.status for e in box.entries()] == [DELIVERED]
     finally:
         dispatcher.stop()
@@ -513,16 +600,17 @@ def test_queue_depth_gauge_does_not_wait_behind_a_write_on_a_busy_file(tmp_path:
     db.close()
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
-    Dispatcher(box, {"webhook": Scripted()}, meter=provider.get_meter("paca_otel"))
+    # held: the gauge observes live dispatchers only (a weak set)
+    dispatcher = Dispatcher(box, {"webhook": Scripted()}, meter=provider.get_meter("paca_otel"))
     box.enqueue(notification(event(rule="A")))
     assert metric_points(reader)["paca_otel.alerts.queue_depth"] == {"webhook": 1}
     holder = sqlite3.connect(path, isolation_level=None, timeout=0)
     holder.execute("BEGIN IMMEDIATE")
     writer = threading.Thread(target=lambda: box.enqueue(notification(event(rule="B"))))
     writer.start()
-    deadline = time.monotonic() + 30
-    while box.database.try_fetchall("SELECT 1") is not None and time.monotonic() < deadline:
-        time.sleep(0.005)  # until the writer holds the file's lock, waiting on the holder
+    wait_until(  # until the writer holds the file's lock, waiting on the holder
+        lambda: box.database.try_fetchall("SELECT 1") is None, "the blocked write", timeout=30
+    )
     assert metric_points(reader)["paca_otel.alerts.queue_depth"] == {"webhook": 1}
     assert writer.is_alive(), "the gauge waited for the blocked write"
     holder.execute("ROLLBACK")
@@ -531,3 +619,4 @@ def test_queue_depth_gauge_does_not_wait_behind_a_write_on_a_busy_file(tmp_path:
     assert metric_points(reader)["paca_otel.alerts.queue_depth"] == {"webhook": 2}
     box.close()
     provider.shutdown()
+    del dispatcher

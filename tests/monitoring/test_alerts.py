@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from paca_otel import AlertManager, MonitoringManager, RuleError, configure
+from paca_otel import AlertManager, MonitoringManager, PacaOtelError, RuleError, configure
 from paca_otel.signals.system_source import MemoryStats, StaticSource
+from tests._wait import async_wait_until
 from tests.peers import free_port
 
 
@@ -50,14 +51,6 @@ def _memory(source: StaticSource, percent: int) -> None:
     time.sleep(0.25)  # past SystemMetrics' snapshot TTL (0.2 s), so the next collection reads it
 
 
-async def _wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 async def test_seed_add_rule_sends_email_firing_and_resolved_with_cooldown(
     smtp: tuple[int, _Inbox],
 ) -> None:
@@ -82,19 +75,19 @@ async def test_seed_add_rule_sends_email_firing_and_resolved_with_cooldown(
     )
     _memory(source, 95)
     await alerts.evaluate()
-    await _wait_for(lambda: len(inbox.messages) == 1)
+    await async_wait_until(lambda: len(inbox.messages) == 1, "the first mail")
     assert "FIRING" in inbox.messages[0]["Subject"]
     assert "high_memory_usage" in inbox.messages[0]["Subject"]
     assert [a.rule for a in await monitor.get_active_alerts()] == ["high_memory_usage"]
 
     for _ in range(3):  # still firing, inside the 300 s cooldown: no repeat
         await alerts.evaluate()
-    await asyncio.sleep(0.5)
-    assert len(inbox.messages) == 1
+    assert len(alerts.runtime.outbox.entries(channel="email")) == 1  # nothing more to send
 
     _memory(source, 40)
     await alerts.evaluate()
-    await _wait_for(lambda: len(inbox.messages) == 2)
+    await async_wait_until(lambda: len(inbox.messages) == 2, "the RESOLVED mail")
+    assert len(inbox.messages) == 2  # delivery keeps order: a repeat would have come first
     assert "RESOLVED" in inbox.messages[1]["Subject"]
     assert (
         inbox.messages[0]["X-Paca-Idempotency-Key"] != inbox.messages[1]["X-Paca-Idempotency-Key"]
@@ -200,7 +193,7 @@ async def test_unconfigured_email_notifications_are_logged_and_kept_in_history(
     def logged() -> list[str]:
         return [r.getMessage() for r in caplog.records if "logged instead" in r.getMessage()]
 
-    await _wait_for(lambda: bool(logged()))
+    await async_wait_until(logged, "the logged notification")
     assert "[FIRING:1] high_memory_usage" in logged()[0]
     assert "channel 'email' is not configured" in logged()[0]
     assert [(e.rule, e.state.value) for e in alerts.get_alert_history()] == [
@@ -226,7 +219,7 @@ async def test_email_configured_later_replaces_the_log_stand_in(smtp: tuple[int,
     await monitor.start_monitoring()
     assert AlertManager().runtime.unconfigured_channels() == []
     await AlertManager().evaluate()
-    await _wait_for(lambda: len(inbox.messages) == 1)
+    await async_wait_until(lambda: len(inbox.messages) == 1, "the first mail")
     assert "high_memory_usage" in inbox.messages[0]["Subject"]
     await monitor.stop()
 
@@ -267,6 +260,56 @@ async def test_setup_alert_passes_only_given_arguments() -> None:
     assert rule.no_data == "ok"
 
 
+def _quiet(**extra: object) -> dict[str, object]:
+    return {"metrics_exporter": "none", "system_metrics": False, **extra}
+
+
+async def test_alert_manager_first_then_manager_settings_take_effect(tmp_path: Path) -> None:
+    """AlertManager before MonitoringManager: the manager's state_path and interval still apply."""
+    state = tmp_path / "state.db"
+    alerts = AlertManager()
+    alerts.add_rule_sync("always", "cpu_usage >= 0", "log", 0)
+    silence_id = alerts.silence({"alertname": "other"}, duration=600)
+    monitor = MonitoringManager(evaluation_interval=2, state_path=state, **_quiet())
+    await monitor.start_monitoring()
+    try:
+        runtime = alerts.runtime
+        assert runtime.engine.evaluation_interval == 2.0
+        assert runtime.settings.state_path == state
+        assert state.exists()
+        assert [r.name for r in alerts.rules] == ["always"]
+        alerts.expire_silence(silence_id)  # the id handed out before start still works
+    finally:
+        await monitor.stop()
+
+
+async def test_setup_alert_accepts_numpy_like_numbers() -> None:
+    """A numpy float threshold makes `metric > 95.5`, not a parse error on `np.float64(95.5)`."""
+
+    class Float64(float):
+        def __repr__(self) -> str:
+            return f"np.float64({float(self)!r})"
+
+    monitor = MonitoringManager(**_quiet())
+    await monitor.start()
+    try:
+        rule = await monitor.setup_alert("cpu_usage", Float64(95.5))
+        assert rule.condition == "cpu_usage > 95.5"
+    finally:
+        await monitor.stop()
+
+
+async def test_setup_alert_rejects_a_boolean_threshold() -> None:
+    """`True` is not a threshold: a RuleError naming it, not a silent `> 1`."""
+    monitor = MonitoringManager(**_quiet())
+    await monitor.start()
+    try:
+        with pytest.raises(RuleError, match="threshold"):
+            await monitor.setup_alert("cpu_usage", True)
+    finally:
+        await monitor.stop()
+
+
 def test_silence_mutes_matching_alerts() -> None:
     """silence() returns an id and can be expired."""
     alerts = AlertManager()
@@ -286,3 +329,29 @@ def test_rule_file_channels_resolve_like_add_rule(tmp_path: Path) -> None:
     (rule,) = alerts.add_rules_from_file(path)
     assert rule.channels == ["email"]
     assert alerts.runtime.unconfigured_channels() == ["email"]
+
+
+async def test_rules_file_setting_loads_rules_at_start(tmp_path: Path) -> None:
+    """rules_file (PACA_OTEL_RULES_FILE) loads its rules when monitoring starts."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "groups:\n- name: g\n  rules:\n  - alert: HighCpuFromFile\n    expr: cpu_usage > 99\n"
+    )
+    monitor = MonitoringManager(rules_file=rules, prometheus_port=0, system_metrics=False)
+    await monitor.start_monitoring()
+    try:
+        assert "HighCpuFromFile" in {rule.name for rule in AlertManager().rules}
+    finally:
+        await monitor.stop()
+
+
+async def test_bad_rules_file_is_a_clear_error_at_start(tmp_path: Path) -> None:
+    """A rules_file that does not parse fails start_monitoring with the file named."""
+    rules = tmp_path / "broken.yaml"
+    rules.write_text("groups:\n- name: g\n  rules:\n  - alert: X\n    expr: cpu_usage >\n")
+    monitor = MonitoringManager(rules_file=rules, prometheus_port=0, system_metrics=False)
+    try:
+        with pytest.raises(PacaOtelError, match=r"broken\.yaml"):
+            await monitor.start_monitoring()
+    finally:
+        await monitor.stop()

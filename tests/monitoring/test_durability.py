@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -10,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +23,7 @@ from paca_otel import AlertManager, MonitoringManager, configure
 from paca_otel.errors import PacaOtelError, StorageError
 from paca_otel.runtime import get_runtime
 from paca_otel.signals.system_source import MemoryStats, StaticSource
+from tests._wait import async_wait_until
 from tests.peers import ROOT, free_port
 from tests.storage.faults import FAULTS, broken_state_file
 
@@ -101,9 +100,9 @@ async def test_alert_fired_before_sigkill_is_delivered_exactly_once_after_restar
     for _ in range(3):
         await alerts.evaluate()
     outbox = get_runtime().outbox
-    deadline = time.monotonic() + 10
-    while (not keys or outbox.pending_count()) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await async_wait_until(
+        lambda: keys and not outbox.pending_count(), "the restored row's delivery", timeout=30
+    )
     # nothing is left to send: every row is delivered, so no later send can follow
     assert outbox.pending_count() == 0
     assert [e.status for e in outbox.entries()] == ["delivered"]

@@ -11,6 +11,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
+from paca_otel.alerting.engine import RuleEngine
+from paca_otel.alerting.rules import Rule
 from paca_otel.pipeline.pipeline import Pipeline
 from paca_otel.pipeline.store import Matcher, SeriesStore
 
@@ -161,3 +163,26 @@ def test_span_buffer_drains_without_alerting() -> None:
         assert processor.pending == 0
     finally:
         telemetry.shutdown()
+
+
+def test_latency_alert_resolves_when_traffic_stops() -> None:
+    """latency_p95 > 0.5 fires under slow traffic and resolves once it stops (no lingering)."""
+    now = [1000.0]
+    pipeline = Pipeline(clock=lambda: now[0], red_window=60.0)
+    provider = TracerProvider()
+    provider.add_span_processor(pipeline.span_processor)
+    tracer = provider.get_tracer("t")
+    engine = RuleEngine(pipeline.store, clock=lambda: now[0], collect=pipeline.collect)
+    engine.add_rule(Rule(name="slow", condition="latency_p95 > 0.5"))
+    start_ns = int(now[0] * 1e9)
+    for _ in range(20):
+        span = tracer.start_span(
+            "GET /a", kind=SpanKind.SERVER, attributes={"http.route": "/a"}, start_time=start_ns
+        )
+        span.end(end_time=start_ns + 900_000_000)  # 0.9 s
+    firing = engine.evaluate_once(now[0])
+    assert [e.state.value for e in firing] == ["firing", "firing"]  # per route and overall
+    now[0] += 120.0  # two windows without a request
+    resolved = engine.evaluate_once(now[0])
+    assert sorted(e.state.value for e in resolved) == ["resolved", "resolved"]
+    provider.shutdown()

@@ -166,6 +166,22 @@ def test_latest_staleness_and_at() -> None:
     assert store.latest("m", at=250.0, lookback=10.0) == []
 
 
+def test_staleness_marker_ends_a_series_for_instant_and_window_reads() -> None:
+    """After mark_stale, latest() has nothing and window reads skip the marker."""
+    store = SeriesStore()
+    labels = (("route", "/a"),)
+    store.append("latency_p95", labels, 0.8, 10.0)
+    store.mark_stale("latency_p95", labels, 20.0)
+    store.mark_stale("latency_p95", labels, 30.0)  # already stale: no second marker
+    store.mark_stale("never_seen", labels, 30.0)  # no series: nothing created
+    assert store.latest("latency_p95", at=25.0) == []
+    (series,) = store.select("latency_p95", start=0.0, end=40.0)
+    assert list(series.values) == [0.8]
+    assert "never_seen" not in store
+    store.append("latency_p95", labels, 0.2, 40.0)
+    assert store.latest("latency_p95", at=40.0) == [(labels, 0.2)]
+
+
 def test_same_timestamp_replaces_and_out_of_order_inserts() -> None:
     """A second point at the same instant replaces the first; a late one is inserted in order."""
     store = SeriesStore()

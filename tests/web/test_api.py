@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from paca_otel.demo import create_app
 from paca_otel.security import generate_token
@@ -135,3 +138,73 @@ async def test_dashboard_page_is_served(client: httpx.AsyncClient) -> None:
     page = await client.get("/monitoring/")
     assert page.status_code == 200
     assert "paca-otel" in page.text
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=5,
+)
+_conditions = st.text(alphabet="cpu_usage{}[]()=~!<>+-*/ 0123456789.\"'mnotadr5", max_size=60)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    payload=st.fixed_dictionaries(
+        {"name": st.text(max_size=20), "condition": _conditions},
+        optional={
+            "action": st.sampled_from(["log", "send_email", "webhook", ""]) | st.text(max_size=8),
+            "cooldown": _json_values,
+            "for": _json_values,
+            "severity": _json_values,
+            "clear": st.none() | _conditions,
+            "extra": _json_values,
+        },
+    )
+)
+async def test_rule_payload_fuzz_gets_201_or_422(
+    client: httpx.AsyncClient, payload: dict[str, object]
+) -> None:
+    """Any JSON payload to POST /rules is a 201 or a 422 with a message, never a 500."""
+    body = json.dumps(payload)  # NaN/Infinity included: Python's json reader accepts them
+    response = await client.post(
+        "/monitoring/rules", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code in {201, 422}, response.text
+    if response.status_code == 422:
+        assert response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"name": "x", "condition": "cpu_usage > 1", "extra": Infinity}',
+        '{"name": NaN, "condition": "cpu_usage > 1"}',
+        '{"name": "x", "condition": "cpu_usage > 1", "cooldown": [-Infinity]}',
+    ],
+)
+async def test_invalid_payload_echoing_nan_is_a_422(client: httpx.AsyncClient, body: str) -> None:
+    """A 422 whose error echoes NaN/Infinity still renders (Starlette refuses to encode them)."""
+    response = await client.post(
+        "/monitoring/rules", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][0] == "body"
+
+
+@pytest.mark.parametrize(
+    "query", ["limit=-5", "limit=0", "limit=10000000000000000000000", "limit=x"]
+)
+async def test_history_limit_query_is_never_a_500(client: httpx.AsyncClient, query: str) -> None:
+    """Odd `limit` values are clamped or rejected with 422."""
+    response = await client.get(f"/monitoring/alerts/history?{query}")
+    assert response.status_code in {200, 422}
+
+
+@pytest.mark.parametrize("condition", ["(" * 600 + "1" + ")" * 600 + " > 0", "-" * 1500 + "1 > 0"])
+async def test_deeply_nested_condition_is_a_422(client: httpx.AsyncClient, condition: str) -> None:
+    """A condition nested deeper than the parser allows is a 422, not a RecursionError."""
+    response = await client.post("/monitoring/rules", json={"name": "deep", "condition": condition})
+    assert response.status_code == 422
