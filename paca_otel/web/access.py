@@ -88,8 +88,12 @@ class AccessControl:
         )
         self.public_routes = tuple(settings.public_routes)
         self.session_ttl = settings.session_ttl
+        from paca_otel.setup import build_scrubber
+
+        # the audit log is scrubbed even with scrub_enabled=False: it must never hold a secret
+        scrubber = build_scrubber(settings) or Scrubber()
         self.audit = AuditLog(
-            settings.state_path, retention=settings.audit_retention, scrubber=Scrubber()
+            settings.state_path, retention=settings.audit_retention, scrubber=scrubber
         )
         self._sessions: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()

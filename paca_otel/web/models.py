@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from paca_otel.pipeline.aliases import ALIASES, UNITS
-from paca_otel.privacy import Scrubber
 
 if TYPE_CHECKING:
     from paca_otel.alerting.models import AlertEvent
@@ -24,13 +23,12 @@ if TYPE_CHECKING:
     from paca_otel.snapshot import MetricsSnapshot
 
 _CONFIG = ConfigDict(frozen=True)
-_SCRUBBER = Scrubber()
-"""Scrubs labels and annotations on the way out (secrets in a label never reach a client)."""
 
 
 def _clean(labels: Mapping[str, Any]) -> dict[str, str]:
-    """``labels`` with sensitive keys and credential-shaped values replaced."""
-    return {str(k): str(v) for k, v in _SCRUBBER.scrub_labels(labels).items()}
+    """``labels`` as strings. Secrets are already gone: the settings' scrubber runs on metric
+    labels where they are recorded (``scrub_*`` settings, allow-list included)."""
+    return {str(k): str(v) for k, v in labels.items()}
 
 
 def _num(value: float | None) -> float | None:
