@@ -213,7 +213,7 @@ def test_sensitive_series_leave_no_plaintext_in_the_file(tmp_path: Path, clock: 
     stamps = [T0 + 10 * i for i in range(100)]
     for at, s, p in zip(stamps, secret, plain, strict=True):
         store.append("pay.amount", {"customer": "alice-secret-id"}, at, s, sensitive=True)
-        store.append("cpu", {"host": "h1"}, at, p)
+        store.append("cpu", {"host": "host-label-plain-1"}, at, p)
     store.flush()
     clock.now = T0 + 3 * 3600
     store.run_maintenance()  # downsampled chunks of the sensitive series are encrypted too
@@ -226,7 +226,7 @@ def test_sensitive_series_leave_no_plaintext_in_the_file(tmp_path: Path, clock: 
         assert struct.pack("<d", value) not in data
         assert repr(value).encode() not in data
     assert b"alice-secret-id" not in data
-    assert b"h1" not in data  # with a key, every series' labels are encrypted
+    assert b"host-label-plain-1" not in data  # with a key, every series' labels are encrypted
     reopened_values = _values(store, "pay.amount", T0, stamps[-1], 10)
     store.close()
     assert _bits(reopened_values) == _bits(secret)
