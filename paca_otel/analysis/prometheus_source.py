@@ -31,7 +31,6 @@ must not be imported (project rule 1); they are short, and
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 import urllib.parse
@@ -45,6 +44,7 @@ from paca_otel.alerting.promql_aliases import alias_promql
 from paca_otel.analysis.matchers import MATCH_OPS, MatcherError
 from paca_otel.analysis.source import LabelMatcher, RangePoint, RangeSeries
 from paca_otel.errors import PacaOtelError
+from paca_otel.pipeline._prometheus import UNIT_SUFFIXES, label_name, metric_name, unit_suffix
 
 __all__ = [
     "PrometheusSource",
@@ -57,19 +57,6 @@ __all__ = [
 #: Most points Prometheus returns per series in one range query.
 MAX_POINTS_PER_REQUEST = 11_000
 
-_NAME_RE = re.compile(r"[^a-zA-Z0-9:]+")
-_LABEL_RE = re.compile(r"[^a-zA-Z0-9]+")
-_ANNOTATION_RE = re.compile(r"{.*}")
-_UNITS = {
-    "d": "days", "h": "hours", "min": "minutes", "s": "seconds", "ms": "milliseconds",
-    "us": "microseconds", "ns": "nanoseconds", "By": "bytes", "KiBy": "kibibytes",
-    "MiBy": "mebibytes", "GiBy": "gibibytes", "TiBy": "tibibytes", "KBy": "kilobytes",
-    "MBy": "megabytes", "GBy": "gigabytes", "TBy": "terabytes", "m": "meters", "V": "volts",
-    "A": "amperes", "J": "joules", "W": "watts", "g": "grams", "Cel": "celsius", "Hz": "hertz",
-    "1": "", "%": "percent",
-}  # fmt: skip
-_PER_UNITS = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week", "mo": "month",
-              "y": "year"}  # fmt: skip
 _QUANTILES = {"p50": "0.5", "p95": "0.95", "p99": "0.99"}
 _ALIASES = (
     "cpu_usage", "memory_usage", "disk_usage", "request_rate", "request_count", "error_count",
@@ -81,33 +68,9 @@ class PrometheusSourceError(PacaOtelError, ValueError):
     """Prometheus could not answer (unreachable, an HTTP error, or a PromQL error)."""
 
 
-def exposed_name(name: str) -> str:
-    """``name`` sanitised as the exporter does (``system.cpu.time`` -> ``system_cpu_time``)."""
-    if name and name[0].isdigit():
-        name = "_" + name[1:]
-    return _NAME_RE.sub("_", name)
-
-
-def exposed_label(name: str) -> str:
-    """A label name as exposed (``cpu.mode`` -> ``cpu_mode``)."""
-    if name and name[0].isdigit():
-        name = "_" + name[1:]
-    return _LABEL_RE.sub("_", name)
-
-
-def unit_suffix(unit: str) -> str:
-    """The name suffix of an OTel unit (``By`` -> ``bytes``, ``1`` -> ``""``, ``m/s`` ->
-    ``meters_per_second``)."""
-    unit = _ANNOTATION_RE.sub("", unit)
-    if unit in _UNITS:
-        return _UNITS[unit]
-    top, sep, bottom = unit.partition("/")
-    if sep and _NAME_RE.sub("_", bottom):
-        top = _NAME_RE.sub("_", top)
-        bottom = _PER_UNITS.get(_NAME_RE.sub("_", bottom), _NAME_RE.sub("_", bottom))
-        top = _UNITS.get(top, top)
-        return f"{top}_per_{bottom}" if top else f"per_{bottom}"
-    return _NAME_RE.sub("_", unit).strip("_")
+# One naming rule for what /metrics exposes and what this source asks Prometheus for.
+exposed_name = metric_name
+exposed_label = label_name
 
 
 def _mask(url: str) -> str:
@@ -211,7 +174,7 @@ class PrometheusSource:
         if not candidate.startswith(base + "_"):
             return False
         suffix = candidate[len(base) + 1 :].removesuffix("_total")
-        return suffix in _UNITS.values() or "_per_" in suffix or suffix.startswith("per_")
+        return suffix in UNIT_SUFFIXES or "_per_" in suffix or suffix.startswith("per_")
 
     def promql(self, name: str, matchers: Sequence[LabelMatcher], step: float) -> str | None:
         """The PromQL that answers ``name{matchers}`` at ``step``; None if nothing matches.

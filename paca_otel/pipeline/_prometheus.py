@@ -65,6 +65,8 @@ _UNITS = {
 _PER_UNITS = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week",
               "mo": "month", "y": "year"}  # fmt: skip
 _RESERVED_TYPES = frozenset({"histogram", "summary", "gaugehistogram"})
+UNIT_SUFFIXES = frozenset(_UNITS.values())
+"""Every suffix a mapped unit adds to a metric name (``seconds``, ``bytes``...)."""
 
 
 def metric_name(name: str) -> str:
