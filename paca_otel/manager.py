@@ -443,6 +443,7 @@ class AlertManager:
         duration: float | None = None,
         until: float | None = None,
         comment: str = "",
+        created_by: str = "",
     ) -> str:
         """Mute notifications of matching alerts (``alertname`` is the rule name); returns an id.
 
@@ -453,7 +454,7 @@ class AlertManager:
             duration = DEFAULT_SILENCE_SECONDS
         return self.runtime.engine.silence(
             matchers, duration=None if until is not None else duration, until=until,
-            comment=comment,
+            comment=comment, created_by=created_by,
         )  # fmt: skip
 
     def expire_silence(self, silence_id: str) -> None:

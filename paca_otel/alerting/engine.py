@@ -476,6 +476,7 @@ class RuleEngine(NotificationPolicy):
         duration: float | None = None,
         until: float | None = None,
         comment: str = "",
+        created_by: str = "",
     ) -> str:
         """Mute notifications of alerts matching every matcher (``alertname`` = rule name).
 
@@ -484,7 +485,9 @@ class RuleEngine(NotificationPolicy):
         Raises:
             RuleError: bad matchers, or not exactly one of ``duration``/``until``.
         """
-        return self.silences.add(matchers, duration=duration, until=until, comment=comment)
+        return self.silences.add(
+            matchers, duration=duration, until=until, comment=comment, created_by=created_by
+        )
 
     def expire_silence(self, silence_id: str) -> None:
         """End a silence now.

@@ -158,7 +158,12 @@ class Monitor:
         return found
 
     def silence(
-        self, matchers: Sequence[tuple[str, str, str]], *, duration: float, comment: str
+        self,
+        matchers: Sequence[tuple[str, str, str]],
+        *,
+        duration: float,
+        comment: str,
+        created_by: str = "",
     ) -> str:
         """Create a silence for ``duration`` seconds; return its id.
 
@@ -168,7 +173,9 @@ class Monitor:
         from paca_otel.pipeline.store import Matcher
 
         built = [Matcher(n, op, v) for n, op, v in matchers]
-        silence_id: str = self._alerts().silence(built, duration=duration, comment=comment)
+        silence_id: str = self._alerts().silence(
+            built, duration=duration, comment=comment, created_by=created_by
+        )
         return silence_id
 
     def expire_silence(self, silence_id: str) -> None:

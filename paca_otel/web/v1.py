@@ -317,8 +317,13 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
         matchers = [(m.name, m.op, m.value) for m in body.matchers]
         request.state.paca_target = ",".join(f"{n}{op}{v}" for n, op, v in matchers)
         try:
+            principal = getattr(request.state, "paca_principal", None)
             silence_id = await call_core(
-                monitor.silence, matchers, duration=body.duration, comment=body.comment
+                monitor.silence,
+                matchers,
+                duration=body.duration,
+                comment=body.comment,
+                created_by=(principal.name if principal is not None else None) or "",
             )
         except PacaOtelError as exc:
             raise _unprocessable(exc) from None

@@ -122,7 +122,7 @@ def test_alert_history_is_paged(client: httpx.Client) -> None:
 
 
 def test_silences_create_list_expire(served: Served) -> None:
-    """Operators create and expire silences; viewers may not; an unknown id is a 404."""
+    """Operators create (recorded as theirs) and expire silences; viewers may not; 404 for none."""
     body = {"matchers": [{"name": "alertname", "value": "always"}], "duration": 60}
     with httpx.Client(base_url=served.url) as http:
         viewer = http.post(f"{V1}/silences", json=body, headers=served.auth(Role.VIEWER))
@@ -132,6 +132,9 @@ def test_silences_create_list_expire(served: Served) -> None:
         silence_id = made.json()["id"]
         listed = http.get(f"{V1}/silences", headers=served.auth(Role.VIEWER)).json()
         assert any(s["id"] == silence_id and s["active"] for s in listed)
+        mine = next(s for s in listed if s["id"] == silence_id)
+        assert mine["created_by"]  # the token that made it, never the token itself
+        assert "paca_" not in mine["created_by"]
         gone = http.delete(f"{V1}/silences/{silence_id}", headers=served.auth(Role.OPERATOR))
         assert gone.status_code == 204
         listed = http.get(f"{V1}/silences", headers=served.auth(Role.VIEWER)).json()
