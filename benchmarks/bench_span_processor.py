@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import SpanKind, Tracer
 
+from paca_otel.pipeline.aliases import write_red
 from paca_otel.pipeline.spans import REDSpanProcessor
 from paca_otel.pipeline.store import SeriesStore
 
@@ -70,7 +71,7 @@ def main(argv: list[str]) -> None:
     store = SeriesStore()
     one_round(tracer_a, 2_000)  # warm-up both paths
     one_round(tracer_b, 2_000)
-    red.drain_into(store, time.time())
+    write_red(store, red.drain(time.time()), time.time())
     a: list[float] = []
     b: list[float] = []
     drain_ms: list[float] = []
@@ -82,7 +83,7 @@ def main(argv: list[str]) -> None:
         b.append(one_round(tracer_b, n))
         provider_b.force_flush()
         started = time.perf_counter()
-        red.drain_into(store, time.time())
+        write_red(store, red.drain(time.time()), time.time())
         drain_ms.append((time.perf_counter() - started) * 1e3)
     provider_a.shutdown()
     provider_b.shutdown()

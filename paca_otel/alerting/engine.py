@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
 from paca_otel._internal import handle_internal_errors
-from paca_otel.alerting.evaluate import CycleView
-from paca_otel.alerting.expr import Expr, evaluate
+from paca_otel.alerting.evaluate import CycleView, evaluate
+from paca_otel.alerting.expr import Expr
 from paca_otel.alerting.models import AlertEvent, AlertState, Notification, fingerprint
 from paca_otel.alerting.notify import NotificationSink, Notifier, Outgoing
 from paca_otel.alerting.policy import NotificationPolicy

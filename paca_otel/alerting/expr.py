@@ -35,7 +35,7 @@ from paca_otel._labelregex import RegexSyntaxError, compile_label_regex
 from paca_otel.errors import ParseError
 
 if TYPE_CHECKING:
-    from paca_otel.pipeline.store import Labels, SeriesStore
+    from paca_otel.pipeline.store import Labels
 
 # Windowed functions over a range selector; each maps to one reduction in evaluate.py.
 WINDOW_FUNCTIONS = frozenset(
@@ -168,13 +168,6 @@ class EvalResult:
     samples: dict[Labels, float]
     no_data: bool
     measured: frozenset[Labels] = frozenset()
-
-
-def evaluate(expr: Expr, store: SeriesStore, now: float, *, measured: bool = False) -> EvalResult:
-    """Evaluate ``expr`` against ``store`` at time ``now`` (see :mod:`~.evaluate`)."""
-    from paca_otel.alerting.evaluate import evaluate as _evaluate
-
-    return _evaluate(expr, store, now, measured=measured)
 
 
 def selectors(expr: Expr) -> list[Selector]:

@@ -39,7 +39,8 @@ from typing import Any
 import yaml
 
 from paca_otel.alerting.engine import RuleEngine
-from paca_otel.alerting.expr import Selector, evaluate, parse
+from paca_otel.alerting.evaluate import evaluate
+from paca_otel.alerting.expr import Selector, parse
 from paca_otel.alerting.models import AlertState, Notification
 from paca_otel.alerting.rules import Rule, load_rules, parse_duration
 from paca_otel.errors import RuleError

@@ -15,7 +15,7 @@ import itertools
 from collections.abc import Sequence
 
 from paca_otel.analysis.report_model import Chart, Report
-from paca_otel.analysis.report_render import evidence_text, format_value
+from paca_otel.analysis.report_text import evidence_text, format_value
 from paca_otel.analysis.suggestions import format_eta, format_span, format_time
 
 __all__ = ["render_html", "svg_chart"]

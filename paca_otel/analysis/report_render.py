@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
 
-from paca_otel.analysis.report_model import Evidence, Report
+from paca_otel.analysis.report_model import Report
+from paca_otel.analysis.report_text import evidence_text, format_value, labels_text
 from paca_otel.analysis.suggestions import format_eta, format_span, format_time
 from paca_otel.errors import ConfigError
 
@@ -22,46 +22,9 @@ FORMATS = ("md", "json", "html")
 """Report formats ``render`` and ``paca-otel report --format`` accept."""
 
 
-def format_value(value: float | None, unit: str) -> str:
-    """A value with its unit, readable: ``394 ms``, ``76.0 %``, ``0.52 %`` (ratio), ``12/s``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if unit == "s":
-        return f"{value * 1000:.0f} ms" if abs(value) < 10 else f"{value:.1f} s"
-    if unit == "%":
-        return f"{value:.1f} %"
-    if unit == "ratio":
-        return f"{value * 100:.2f} %"
-    if unit == "x":
-        return f"{value:.1f}x"
-    text = f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
-    return f"{text}{'' if not unit else (unit if unit.startswith('/') else ' ' + unit)}"
-
-
-def _labels(labels: Mapping[str, str]) -> str:
-    if not labels:
-        return ""
-    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
-
-
 def _md(text: str) -> str:
     """Text safe inside a Markdown table cell or line (pipes and newlines escaped)."""
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
-
-
-def evidence_text(ev: Evidence) -> str:
-    """``disk_usage = 76.0 % (threshold 90.0 %, Thu 00:00 UTC to Fri 00:00 UTC; note)``."""
-    threshold = (
-        f", threshold {format_value(ev.threshold, ev.unit)}" if ev.threshold is not None else ""
-    )
-    span = (
-        format_time(ev.start)
-        if ev.start == ev.end
-        else f"{format_time(ev.start)} to {format_time(ev.end)}"
-    )
-    note = f"; {ev.note}" if ev.note else ""
-    value = format_value(ev.value, ev.unit)
-    return f"{ev.metric}{_labels(ev.labels)} = {value}{threshold}, {span}{note}"
 
 
 def _md_tables(report: Report) -> list[str]:
@@ -85,7 +48,7 @@ def _md_tables(report: Report) -> list[str]:
         out.append("|---|---|---|---|---|---|")
         for fc in report.forecasts:
             out.append(
-                f"| {_md(fc.metric + _labels(fc.labels))} | {format_value(fc.level, fc.unit)}"
+                f"| {_md(fc.metric + labels_text(fc.labels))} | {format_value(fc.level, fc.unit)}"
                 f" | {format_value(fc.threshold, fc.unit)} | {format_eta(fc.seconds)}"
                 f" | {format_span(fc.earliest, fc.latest)} | {format_time(fc.at)} |"
             )
@@ -99,7 +62,7 @@ def _md_tables(report: Report) -> list[str]:
         out.append("|---|---|---|---|---|---|")
         for t in report.trends:
             out.append(
-                f"| {_md(t.metric + _labels(t.labels))} | {t.per_hour:+.4g} {t.unit}"
+                f"| {_md(t.metric + labels_text(t.labels))} | {t.per_hour:+.4g} {t.unit}"
                 f" | {t.per_hour_low:+.3g} .. {t.per_hour_high:+.3g} | {t.start_value:.4g}"
                 f" | {t.end_value:.4g} | {'yes' if t.significant else 'no'} |"
             )
@@ -147,7 +110,7 @@ def render_markdown(report: Report) -> str:
         out += ["| time | metric | value | score |", "|---|---|---|---|"]
         for a in report.anomalies:
             out.append(
-                f"| {format_time(a.timestamp)} | {_md(a.metric + _labels(a.labels))}"
+                f"| {format_time(a.timestamp)} | {_md(a.metric + labels_text(a.labels))}"
                 f" | {a.value:.4g} | {a.score:.2f} |"
             )
     else:
@@ -158,8 +121,8 @@ def render_markdown(report: Report) -> str:
         out += ["| time | rule | state | severity | summary |", "|---|---|---|---|---|"]
         for al in report.alerts:
             out.append(
-                f"| {format_time(al.timestamp)} | {_md(al.rule + _labels(al.labels))} | {al.state}"
-                f" | {al.severity} | {_md(al.summary)} |"
+                f"| {format_time(al.timestamp)} | {_md(al.rule + labels_text(al.labels))}"
+                f" | {al.state} | {al.severity} | {_md(al.summary)} |"
             )
     else:
         out.append("No alerts fired.")

@@ -26,8 +26,6 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from paca_otel._internal import drops, handle_internal_errors, warn_once
 from paca_otel.errors import ConfigError
-from paca_otel.pipeline.aliases import write_red
-from paca_otel.pipeline.store import SeriesStore
 from paca_otel.signals.labels import label_value_max_length as label_value_max_length_default
 from paca_otel.signals.labels import safe_text
 
@@ -223,13 +221,6 @@ class REDSpanProcessor(SpanProcessor):
             self._absorb(now)
             return self._figures(now)
         return []  # only reached when an internal error was swallowed
-
-    def drain_into(self, store: SeriesStore, now: float | None = None) -> list[REDStats]:
-        """Drain and write the RED aliases (:mod:`paca_otel.pipeline.aliases`) into ``store``."""
-        now = self._clock() if now is None else now
-        stats = self.drain(now)
-        write_red(store, stats, now)
-        return stats
 
     def _absorb(self, now: float) -> None:
         pending = self._pending

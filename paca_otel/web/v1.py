@@ -20,7 +20,6 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from paca_otel.errors import PacaOtelError
 from paca_otel.security import Permission
 from paca_otel.web.access import SESSION_COOKIE, Principal
-from paca_otel.web.api import RulePayload
 from paca_otel.web.audit import AuditQuery
 from paca_otel.web.deps import (
     MonitorDep,
@@ -53,6 +52,7 @@ from paca_otel.web.models import (
     SilenceCreated,
 )
 from paca_otel.web.routing import GuardedRoute
+from paca_otel.web.rule_payload import RulePayload
 
 __all__ = [
     "call_core",

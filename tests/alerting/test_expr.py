@@ -7,7 +7,7 @@ import math
 import pytest
 
 from paca_otel._labelregex import compile_label_regex
-from paca_otel.alerting.evaluate import extrapolated_delta, quantile
+from paca_otel.alerting.evaluate import evaluate, extrapolated_delta, quantile
 from paca_otel.alerting.expr import (
     MAX_DEPTH,
     MAX_NESTING,
@@ -18,7 +18,6 @@ from paca_otel.alerting.expr import (
     Number,
     Selector,
     WindowCall,
-    evaluate,
     format_duration,
     format_error,
     parse,

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from paca_otel.alerting.expr import evaluate, parse
+from paca_otel.alerting.evaluate import evaluate
+from paca_otel.alerting.expr import parse
 from paca_otel.alerting.promql import (
     Unsupported,
     export_prometheus,
