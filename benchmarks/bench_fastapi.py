@@ -216,8 +216,8 @@ def sdk_floor(app: App, tracer_provider: TracerProvider, meter_provider: Any) ->
     from opentelemetry import context, propagate, trace
     from opentelemetry.trace import SpanKind
 
-    from paca_otel.web._http_semconv import ASGI_GETTER
-    from paca_otel.web.middleware import DURATION_BUCKETS
+    from paca_otel.signals._http_semconv import ASGI_GETTER
+    from paca_otel.signals.http_server import DURATION_BUCKETS
 
     tracer = tracer_provider.get_tracer("floor")
     histogram = meter_provider.get_meter("floor").create_histogram(

@@ -29,12 +29,12 @@ if TYPE_CHECKING:
     from paca_otel.config import PacaOtelSettings
     from paca_otel.manager import AlertManager, MonitoringManager
     from paca_otel.setup import Telemetry, configure, get_telemetry
+    from paca_otel.signals.http_server import instrument_fastapi
     from paca_otel.signals.logs import JsonFormatter, install_logging
     from paca_otel.signals.metrics import MetricKind, MetricsCollector
     from paca_otel.signals.system import SystemMetrics
     from paca_otel.signals.tracing import span, traced
     from paca_otel.snapshot import MetricPoint, MetricsSnapshot
-    from paca_otel.web.middleware import instrument_fastapi
 
 # Public name -> the module that defines it. Imported on first use (PEP 562), so that
 # ``import paca_otel`` stays cheap: a process that only records metrics never loads the
@@ -63,7 +63,7 @@ _LAZY: dict[str, str] = {
     "traced": "paca_otel.signals.tracing",
     "MetricPoint": "paca_otel.snapshot",
     "MetricsSnapshot": "paca_otel.snapshot",
-    "instrument_fastapi": "paca_otel.web.middleware",
+    "instrument_fastapi": "paca_otel.signals.http_server",
 }
 
 

@@ -96,7 +96,7 @@ class Telemetry:
         """
         if any(a is app for a in self._apps):
             return
-        from paca_otel.web.middleware import instrument_fastapi
+        from paca_otel.signals.http_server import instrument_fastapi
 
         instrument_fastapi(
             app, tracer_provider=self.tracer_provider, meter_provider=self.meter_provider
@@ -176,7 +176,7 @@ class Telemetry:
             server.server_close()
             thread.join(timeout=1)
         for app in self._apps:
-            from paca_otel.web.middleware import uninstrument_fastapi
+            from paca_otel.signals.http_server import uninstrument_fastapi
 
             uninstrument_fastapi(app)
         self._apps.clear()

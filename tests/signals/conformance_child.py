@@ -1,6 +1,6 @@
 """Child process for the conformance test: one instrumentation, fixed requests, JSON out.
 
-Run as ``python -m tests.web.conformance_child contrib|paca``. A child per side because
+Run as ``python -m tests.signals.conformance_child contrib|paca``. A child per side because
 contrib reads ``OTEL_SEMCONV_STABILITY_OPT_IN`` once per process.
 """
 

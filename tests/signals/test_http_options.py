@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from paca_otel import ConfigError
-from paca_otel.web._http_options import DEFAULT_EXCLUDED_URLS, exclude_list, header_list
+from paca_otel.signals._http_options import DEFAULT_EXCLUDED_URLS, exclude_list, header_list
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """Reading the stable HTTP semantic-convention values out of an ASGI request.
 
-The server middleware (``paca_otel.web.middleware``) needs a handful of values per request:
+The server middleware (``paca_otel.signals.http_server``) needs a handful of values per request:
 the propagation carrier, ``server.address``/``server.port`` from the ``Host`` header, a
 ``url.query`` with the semconv's sensitive parameters redacted, and the route template that
 served the request. They live here so the middleware module keeps to the request lifecycle.

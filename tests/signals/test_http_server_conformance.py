@@ -3,7 +3,7 @@
 Both sides run in a child process (``conformance_child.py``) on the same app and requests;
 contrib with ``OTEL_SEMCONV_STABILITY_OPT_IN=http`` and its receive/send spans excluded.
 
-Deliberate differences, kept out of these requests and covered in test_middleware.py:
+Deliberate differences, kept out of these requests and covered in test_http_server.py:
 mounted apps (we report the full template, ``/sub/x/{y}``; contrib the mount path ``/sub``),
 ``server.address`` behind a non-80 port (contrib glues the port on: ``host:8000``), the
 semconv's sensitive query parameters (we redact their values in ``url.query``), and
@@ -31,7 +31,7 @@ def run_child(mode: str) -> dict[str, Any]:
     env = {**os.environ, "OTEL_SEMCONV_STABILITY_OPT_IN": "http", "PYTHONPATH": str(ROOT)}
     env.pop("PYTEST_CURRENT_TEST", None)
     result = subprocess.run(
-        [sys.executable, "-W", "ignore", "-m", "tests.web.conformance_child", mode],
+        [sys.executable, "-W", "ignore", "-m", "tests.signals.conformance_child", mode],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -30,7 +30,7 @@ and lets it switch off FastAPI's built-in telemetry for the request: FastAPI (0.
 its native spans and metrics — in the app and in every ``FastAPI()`` mounted under it — when
 the scope already carries ``"fastapi.telemetry"``, the marker FastAPI itself sets for
 excluded requests. That key is not a documented API, so
-``tests/web/test_middleware.py::test_builtin_fastapi_telemetry_is_not_doubled`` fails loudly
+``tests/signals/test_http_server.py::test_builtin_fastapi_telemetry_is_not_doubled`` fails loudly
 if a FastAPI release stops honouring it.
 """
 
@@ -52,7 +52,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from paca_otel._internal import drops, raise_internal, warn_once
 from paca_otel._version import __version__
 from paca_otel.errors import ConfigError
-from paca_otel.web._http_options import (
+from paca_otel.signals._http_options import (
     DEFAULT_EXCLUDED_URLS,
     ENV_CAPTURE_REQUEST,
     ENV_CAPTURE_RESPONSE,
@@ -60,7 +60,7 @@ from paca_otel.web._http_options import (
     exclude_list,
     header_list,
 )
-from paca_otel.web._http_semconv import (
+from paca_otel.signals._http_semconv import (
     ASGI_GETTER,
     decoded_headers,
     exception_type,

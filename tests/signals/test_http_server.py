@@ -24,7 +24,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from paca_otel import ConfigError, instrument_fastapi, testing
-from paca_otel.web.middleware import DURATION_BUCKETS, ServerMiddleware, uninstrument_fastapi
+from paca_otel.signals.http_server import DURATION_BUCKETS, ServerMiddleware, uninstrument_fastapi
 from tests.peers import free_port
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

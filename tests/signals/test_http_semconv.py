@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
-from paca_otel.web._http_semconv import (
+from paca_otel.signals._http_semconv import (
     ASGI_GETTER,
     exception_type,
     resolve_route,
