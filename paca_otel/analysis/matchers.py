@@ -1,22 +1,20 @@
 """Label matchers as one predicate over a label set, with the rule language's semantics.
 
 ``=``, ``!=``, ``=~`` and ``!~`` mean what they mean in rules and in PromQL: regexes are RE2,
-fully anchored, ``.`` matches a newline (:mod:`paca_otel._labelregex`), and a label the
-series does not have matches as the empty string (``{env=""}`` selects series without
-``env``; ``{env!=""}`` those with one).
+fully anchored, ``.`` matches a newline, and a label the series does not have matches as the
+empty string (``{env=""}`` selects series without ``env``; ``{env!=""}`` those with one). The
+semantics are the series store's :class:`~paca_otel.pipeline.store.Matcher`, used here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from paca_otel._labelregex import RegexSyntaxError, compile_label_regex, regex_fullmatch
 from paca_otel.analysis.source import LabelMatcher
-from paca_otel.errors import PacaOtelError
+from paca_otel.errors import PacaOtelError, RuleError
+from paca_otel.pipeline.store import MATCH_OPS, Matcher
 
 __all__ = ["MATCH_OPS", "MatcherError", "label_predicate"]
-
-MATCH_OPS = ("=", "!=", "=~", "!~")
 
 Predicate = Callable[[Mapping[str, str]], bool]
 
@@ -26,19 +24,16 @@ class MatcherError(PacaOtelError, ValueError):
 
 
 def _one(matcher: LabelMatcher) -> Predicate:
-    name, value = matcher.name, matcher.value
-    if matcher.op == "=":
-        return lambda labels: labels.get(name, "") == value
-    if matcher.op == "!=":
-        return lambda labels: labels.get(name, "") != value
+    # The store's matcher is the one definition of the semantics (rules and silences use it).
     try:
-        regex = compile_label_regex(value)
-    except RegexSyntaxError as exc:
-        msg = f"matcher {name}{matcher.op}{value!r}: not a valid RE2 pattern: {exc}"
+        compiled = Matcher(matcher.name, matcher.op, matcher.value)
+    except RuleError as exc:
+        msg = (
+            f"matcher {matcher.name}{matcher.op}{matcher.value!r}: "
+            f"not a valid RE2 pattern: {exc.__cause__ or exc}"
+        )
         raise MatcherError(msg) from None
-    if matcher.op == "=~":
-        return lambda labels: regex_fullmatch(regex, labels.get(name, ""))
-    return lambda labels: not regex_fullmatch(regex, labels.get(name, ""))
+    return lambda labels: compiled.matches(tuple(labels.items()))
 
 
 def label_predicate(matchers: Sequence[LabelMatcher]) -> Predicate:
