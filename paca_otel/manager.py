@@ -211,7 +211,7 @@ class MonitoringManager:
         from paca_otel.alerting.rules import parse_duration
         from paca_otel.analysis.report import generate_report
         from paca_otel.errors import ConfigError
-        from paca_otel.privacy import Scrubber
+        from paca_otel.privacy import build_scrubber
 
         try:
             seconds = parse_duration(period)
@@ -227,7 +227,7 @@ class MonitoringManager:
             )
             raise ConfigError(msg)
         alerts = get_runtime().engine.history(10_000)
-        scrubber = Scrubber()
+        scrubber = build_scrubber(telemetry.settings)
         return await asyncio.to_thread(
             generate_report,
             history,
@@ -235,7 +235,7 @@ class MonitoringManager:
             now=time.time(),
             alerts=alerts,
             slos=slos,
-            scrub=scrubber.scrub_text,
+            scrub=scrubber.scrub_text if scrubber is not None else None,
         )
 
     async def get_current_metrics(self) -> MetricsSnapshot:

@@ -153,7 +153,7 @@ class AlertingRuntime:
         """The outbox and engine on one storage connection (each takes its own reference)."""
         settings = self.settings
         try:
-            from paca_otel.setup import build_scrubber
+            from paca_otel.privacy import build_scrubber
 
             scrubber = build_scrubber(settings)
             outbox = Outbox(
@@ -262,10 +262,11 @@ class AlertingRuntime:
             return
         from paca_otel.analysis.report import generate_report
         from paca_otel.analysis.report_schedule import ReportScheduler
-        from paca_otel.privacy import Scrubber
+        from paca_otel.privacy import build_scrubber
 
         every = settings.report_every
-        scrub = Scrubber().scrub_text
+        scrubber = build_scrubber(settings)
+        scrub = scrubber.scrub_text if scrubber is not None else None
         engine = self.engine
 
         def build(now: float) -> Any:

@@ -34,6 +34,7 @@ from paca_otel._internal import drops
 from paca_otel._version import __version__
 from paca_otel.config import PacaOtelSettings, Signal, load_settings, split_endpoint
 from paca_otel.errors import ConfigError
+from paca_otel.privacy import build_scrubber
 from paca_otel.signals.dropcount import (
     CountingLogProcessor,
     CountingSpanProcessor,
@@ -451,30 +452,6 @@ def _logger_provider(
     for log_exporter in _log_exporters(settings):
         provider.add_log_record_processor(CountingLogProcessor(log_exporter))
     return provider
-
-
-def build_scrubber(settings: PacaOtelSettings) -> Scrubber | None:
-    """The privacy scrubber the settings describe (``None`` with ``scrub_enabled=False``).
-
-    Raises:
-        ConfigError: a pattern does not compile or the marker is empty; the message names
-            the setting.
-    """
-    if not settings.scrub_enabled:
-        return None
-    from paca_otel.privacy import (
-        DEFAULT_ALLOW_KEYS,
-        DEFAULT_KEY_PATTERNS,
-        DEFAULT_VALUE_PATTERNS,
-        Scrubber,
-    )
-
-    return Scrubber(
-        key_patterns=settings.scrub_key_patterns or DEFAULT_KEY_PATTERNS,
-        value_patterns=settings.scrub_value_patterns or DEFAULT_VALUE_PATTERNS,
-        allow_keys=settings.scrub_allow_keys or DEFAULT_ALLOW_KEYS,
-        marker=settings.scrub_marker,
-    )
 
 
 def _log_filter(scrubber: Scrubber | None) -> logging.Filter | None:

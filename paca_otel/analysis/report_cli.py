@@ -132,15 +132,17 @@ def write_report(
         msg = f"--format {fmt!r} is not supported; choose one of: {', '.join(FORMATS)}"
         raise ConfigError(msg)
     objectives = [parse_slo(text) for text in slos]
-    from paca_otel.privacy import Scrubber
+    from paca_otel.config import load_settings
+    from paca_otel.privacy import build_scrubber
 
+    scrubber = build_scrubber(load_settings())
     report = generate_report(
         source,
         seconds,
         now=time.time() if now is None else now,
         slos=objectives,
         title=title,
-        scrub=Scrubber().scrub_text,
+        scrub=scrubber.scrub_text if scrubber is not None else None,
     )
     text = render(report, fmt)
     if output is None:

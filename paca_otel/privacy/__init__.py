@@ -17,6 +17,7 @@ from paca_otel.privacy._scrub import (
     DEFAULT_VALUE_PATTERNS,
     REDACTED,
     Scrubber,
+    build_scrubber,
     luhn_valid,
 )
 from paca_otel.privacy._spans import ScrubbingSpanExporter
@@ -31,5 +32,6 @@ __all__ = [
     "ScrubbingLogFilter",
     "ScrubbingLogRecordProcessor",
     "ScrubbingSpanExporter",
+    "build_scrubber",
     "luhn_valid",
 ]

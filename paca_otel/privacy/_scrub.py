@@ -23,7 +23,7 @@ import binascii
 import contextlib
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Final
+from typing import Any, Final
 
 from paca_otel.errors import ConfigError
 
@@ -489,3 +489,22 @@ def _is_basic_payload(encoded: str) -> bool:
     except (binascii.Error, ValueError):
         return False
     return ":" in text and text.isprintable()
+
+
+def build_scrubber(settings: Any) -> Scrubber | None:
+    """The scrubber the privacy settings describe (``None`` with ``scrub_enabled=False``).
+
+    Every surface builds its scrubber here, so ``scrub_*`` settings mean the same everywhere.
+
+    Raises:
+        ConfigError: a pattern does not compile or the marker is empty; the message names
+            the setting.
+    """
+    if not settings.scrub_enabled:
+        return None
+    return Scrubber(
+        key_patterns=settings.scrub_key_patterns or DEFAULT_KEY_PATTERNS,
+        value_patterns=settings.scrub_value_patterns or DEFAULT_VALUE_PATTERNS,
+        allow_keys=settings.scrub_allow_keys or DEFAULT_ALLOW_KEYS,
+        marker=settings.scrub_marker,
+    )

@@ -88,7 +88,7 @@ class AccessControl:
         )
         self.public_routes = tuple(settings.public_routes)
         self.session_ttl = settings.session_ttl
-        from paca_otel.setup import build_scrubber
+        from paca_otel.privacy import build_scrubber
 
         # the audit log is scrubbed even with scrub_enabled=False: it must never hold a secret
         scrubber = build_scrubber(settings) or Scrubber()

@@ -202,13 +202,14 @@ class Monitor:
             if _REPORT is not None and _REPORT[0] is telemetry and now - _REPORT[1] < 60.0:
                 return [_REPORT[2]]
             from paca_otel.analysis.report import generate_report
-            from paca_otel.privacy import Scrubber
+            from paca_otel.privacy import build_scrubber
             from paca_otel.runtime import get_runtime
 
+            scrubber = build_scrubber(telemetry.settings)
             report = generate_report(
                 telemetry.history, REPORT_PERIOD, now=time.time(),
-                alerts=get_runtime().engine.history(10_000), scrub=Scrubber().scrub_text,
-                title="Last hour",
+                alerts=get_runtime().engine.history(10_000),
+                scrub=scrubber.scrub_text if scrubber else None, title="Last hour",
             ).to_dict()  # fmt: skip
             _REPORT = (telemetry, now, report)
             return [report]
