@@ -501,6 +501,10 @@ class PacaOtelSettings(BaseSettings):
         "rules_file", default=None,
         description="YAML rule file loaded when monitoring starts (the same in every worker)",
     )  # fmt: skip
+    multiprocess_dir: Path | None = _env(
+        "multiprocess_dir", default=None,
+        description="directory the workers of one service share (uvicorn --workers, gunicorn)",
+    )  # fmt: skip
 
     # --- scheduled reports (analysis) ---------------------------------------------------------
     report_every: float | None = _env(
