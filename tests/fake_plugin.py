@@ -43,7 +43,7 @@ def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the fake plug-in importable and discoverable for the rest of the test."""
     import sys
 
-    from paca_otel import config
+    from paca_otel.config import _telemetry
 
     root = tmp_path / "site"
     dist = root / "paca_fake_plugin-1.0.dist-info"
@@ -53,11 +53,11 @@ def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (dist / "entry_points.txt").write_text(ENTRY_POINTS)
     monkeypatch.syspath_prepend(str(root))
     monkeypatch.delitem(sys.modules, "paca_fake_plugin", raising=False)
-    config._entry_point_names.cache_clear()
+    _telemetry._entry_point_names.cache_clear()
 
 
 def uninstall() -> None:
     """Forget the cached entry-point names (call after the test's monkeypatch undid sys.path)."""
-    from paca_otel import config
+    from paca_otel.config import _telemetry
 
-    config._entry_point_names.cache_clear()
+    _telemetry._entry_point_names.cache_clear()

@@ -163,7 +163,7 @@ def test_env_source_is_a_public_settings_source() -> None:
     """The environment is read by a PydanticBaseSettingsSource, not a patched EnvSettingsSource."""
     from pydantic_settings import EnvSettingsSource, PydanticBaseSettingsSource
 
-    from paca_otel.config import _PrefixedEnvSource
+    from paca_otel.config._source import _PrefixedEnvSource
 
     assert issubclass(_PrefixedEnvSource, PydanticBaseSettingsSource)
     assert not issubclass(_PrefixedEnvSource, EnvSettingsSource)
