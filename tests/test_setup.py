@@ -270,7 +270,7 @@ def test_per_signal_insecure_and_certificate_reach_the_exporter_arguments(
 ) -> None:
     """Per-signal insecure and certificate settings become the exporters' arguments."""
     from paca_otel.config import load_settings
-    from paca_otel.setup import _otlp_kwargs
+    from paca_otel.telemetry._exporters import _otlp_kwargs
 
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
@@ -415,7 +415,7 @@ def test_exemplars_are_off_unless_something_exports_them(
     from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
 
     from paca_otel.config import load_settings
-    from paca_otel.setup import _exemplar_filter
+    from paca_otel.telemetry._providers import _exemplar_filter
 
     monkeypatch.delenv("OTEL_METRICS_EXEMPLAR_FILTER", raising=False)
     prometheus_only = load_settings(metrics_exporter="prometheus")

@@ -49,7 +49,7 @@ def _dropped(reader: InMemoryMetricReader) -> dict[tuple[str, str], int]:
 def _setup(exporter: SpanExporter, **kwargs: object) -> tuple[TracerProvider, InMemoryMetricReader]:
     from opentelemetry import metrics
 
-    from paca_otel.setup import _set_globals
+    from paca_otel.telemetry._providers import _set_globals
 
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
@@ -117,7 +117,7 @@ def test_failed_metric_exports_are_counted() -> None:
 
     from opentelemetry import metrics
 
-    from paca_otel.setup import _set_globals
+    from paca_otel.telemetry._providers import _set_globals
 
     _internal.drops.reset()
     reader = InMemoryMetricReader()
