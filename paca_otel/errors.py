@@ -20,6 +20,18 @@ they log once, drop, and count the drop in a self-metric.
 
 from __future__ import annotations
 
+__all__ = [
+    "ChannelError",
+    "ConfigError",
+    "InstrumentKindConflictError",
+    "InvalidMetricNameError",
+    "MetricError",
+    "PacaOtelError",
+    "ParseError",
+    "RuleError",
+    "StorageError",
+]
+
 
 class PacaOtelError(Exception):
     """Base of every error paca-otel raises on purpose."""

@@ -17,6 +17,8 @@ from typing import Literal, Protocol, runtime_checkable
 
 MatchOp = Literal["=", "!=", "=~", "!~"]
 
+__all__ = ["LabelMatcher", "MatchOp", "RangePoint", "RangeSeries", "SeriesSource"]
+
 
 @dataclass(frozen=True, slots=True)
 class LabelMatcher:

@@ -24,6 +24,8 @@ from paca_otel.web.models import ErrorReply, Health
 from paca_otel.web.routing import GuardedRoute
 from paca_otel.web.rule_payload import RulePayload
 
+__all__ = ["monitoring_router"]
+
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v.value if isinstance(v, Enum) else v for k, v in data.items()}
