@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, SecretStr, field_validator
+from pydantic import SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from paca_otel.config._source import _comma_list, _env
+from paca_otel.config._source import OptionGroup, _comma_list, _env
 
 EVALUATION_INTERVAL_RANGE = (1.0, 86_400.0)
 """Seconds allowed between rule evaluations: at least 1 s, at most a day."""
@@ -27,7 +27,7 @@ def evaluation_interval_problem(value: float) -> str | None:
     return f"must be {low:g}..{high:g} seconds"
 
 
-class AlertingOptions(BaseModel):
+class AlertingOptions(OptionGroup):
     """Evaluation, the series store, alert state, channels and deployment-wide rule files."""
 
     # --- alerting -----------------------------------------------------------------------------

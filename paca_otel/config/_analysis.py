@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, field_validator
+from pydantic import field_validator
 from pydantic_settings import NoDecode
 
-from paca_otel.config._source import _comma_list, _env
+from paca_otel.config._source import OptionGroup, _comma_list, _env
 
 
-class AnalysisOptions(BaseModel):
+class AnalysisOptions(OptionGroup):
     """History recording (path, interval, tiers, encryption) and scheduled reports."""
 
     # --- history (H8: paca_otel/analysis/history.py; checked by HistoryStore.from_settings) ---

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, field_validator
+from pydantic import field_validator
 from pydantic_settings import NoDecode
 
-from paca_otel.config._source import _env
+from paca_otel.config._source import OptionGroup, _env
 
 
-class PrivacyOptions(BaseModel):
+class PrivacyOptions(OptionGroup):
     """Which keys and values are scrubbed, which are kept, and what replaces them."""
 
     # --- privacy: sensitive-data scrubbing ----------------------------------------------------

@@ -11,14 +11,14 @@ import os
 import urllib.parse
 from typing import Any
 
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from paca_otel.config._alerting import AlertingOptions
 from paca_otel.config._analysis import AnalysisOptions
 from paca_otel.config._privacy import PrivacyOptions
 from paca_otel.config._signals import SignalOptions
-from paca_otel.config._source import _PrefixedEnvSource
+from paca_otel.config._source import OptionGroup, _PrefixedEnvSource
 from paca_otel.config._storage import StorageOptions
 from paca_otel.config._telemetry import TelemetryOptions
 from paca_otel.config._web import WebOptions
@@ -73,6 +73,7 @@ class PacaOtelSettings(  # fields in README order: the last base's come first
         extra="forbid",
         frozen=True,
         validate_default=True,
+        defer_build=False,  # the groups defer theirs; this one is the schema that validates
     )
 
     @classmethod
@@ -164,7 +165,7 @@ def _setting_label(field_name: str, given: dict[str, Any]) -> str:
 
 
 #: The option groups in README order: (heading, the class that declares the group's fields).
-GROUPS: tuple[tuple[str, type[BaseModel]], ...] = (
+GROUPS: tuple[tuple[str, type[OptionGroup]], ...] = (
     ("Telemetry: resource, exporters, OTLP, sampling", TelemetryOptions),
     ("Signals: logs, system gauges, labels, shutdown", SignalOptions),
     ("Alerting: evaluation, series store, state, channels, rule file", AlertingOptions),

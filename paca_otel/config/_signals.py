@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, field_validator
+from pydantic import field_validator
 
-from paca_otel.config._source import _env
+from paca_otel.config._source import OptionGroup, _env
 
 
-class SignalOptions(BaseModel):
+class SignalOptions(OptionGroup):
     """Logs, system gauges, label values and shutdown: what is recorded in process."""
 
     # --- signals ------------------------------------------------------------------------------

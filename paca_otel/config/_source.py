@@ -12,9 +12,20 @@ import os
 import urllib.parse
 from typing import Any
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from pydantic.fields import FieldInfo
 from pydantic_settings import PydanticBaseSettingsSource
+
+
+class OptionGroup(BaseModel):
+    """Base of the option groups: fields and validators of one concern, never validated alone.
+
+    Only the combined :class:`~paca_otel.config.PacaOtelSettings` validates, so the groups
+    defer building their own validation schema (``defer_build``): it would never be used, and
+    seven more schemas would make ``import paca_otel.config`` (so ``configure()``) slower.
+    """
+
+    model_config = ConfigDict(defer_build=True)
 
 
 def _env(name: str, otel: str | None = None, **kwargs: Any) -> Any:

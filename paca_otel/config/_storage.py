@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
 
-from paca_otel.config._source import _env
+from paca_otel.config._source import OptionGroup, _env
 
 
-class StorageOptions(BaseModel):
+class StorageOptions(OptionGroup):
     """Encryption at rest for alert state, the outbox and sensitive history."""
 
     # --- storage (H4b: paca_otel/storage) ----------------------------------------------------

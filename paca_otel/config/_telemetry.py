@@ -14,10 +14,10 @@ import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from paca_otel.config._source import _env, _parse_pairs
+from paca_otel.config._source import OptionGroup, _env, _parse_pairs
 
 ExporterName = Literal["otlp", "prometheus", "console", "none"]
 Protocol = Literal["grpc", "http/protobuf"]
@@ -44,7 +44,7 @@ _DEFAULT_PORTS: dict[str, str] = {
 }
 
 
-class TelemetryOptions(BaseModel):
+class TelemetryOptions(OptionGroup):
     """Resource, exporters, OTLP and sampling: the OTel SDK's own settings."""
 
     # --- resource -----------------------------------------------------------------------------

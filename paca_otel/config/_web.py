@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, field_validator
+from pydantic import field_validator
 from pydantic_settings import NoDecode
 
-from paca_otel.config._source import _comma_list, _env
+from paca_otel.config._source import OptionGroup, _comma_list, _env
 
 
-class WebOptions(BaseModel):
+class WebOptions(OptionGroup):
     """Who may call the monitoring API and dashboard, and within which limits."""
 
     # --- monitoring API access control (H10: paca_otel/web) ------------------------------------
