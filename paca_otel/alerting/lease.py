@@ -34,6 +34,14 @@ the outbox keeps one notification per idempotency key (alert fingerprint, state,
 A clock stepped backward delays failover by the step. Across hosts, use the path the README
 describes (Prometheus and Alertmanager), not this lease.
 
+*A dead holder on this host* need not be waited for. The row also records where the holder
+runs (host name and pid namespace, on Linux); a follower in the same place whose holder's pid
+is gone (or a zombie) takes the lease at its next poll, within ``P``. That is the usual case
+under uvicorn or gunicorn (a killed worker), and it spares a single process restarted after a
+crash the wait for ``T``. Anywhere else (another container, no ``/proc``) the TTL decides; a
+reused pid looks alive, so the check can only delay a takeover to the TTL, never steal a live
+leader's lease.
+
 The holder id is the pid plus a random token, made anew in a forked child, so a child of a
 pre-forking server never inherits its parent's lease. A clean shutdown releases the lease
 (:meth:`Lease.release`) so a restart hands over at the next poll instead of after ``T``.
@@ -41,12 +49,15 @@ pre-forking server never inherits its parent's lease. A clean shutdown releases 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from paca_otel.errors import ConfigError
 from paca_otel.storage import Database
@@ -66,12 +77,17 @@ _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY,
     holder TEXT NOT NULL,
+    origin TEXT NOT NULL,
     term INTEGER NOT NULL,
     acquired_at REAL NOT NULL,
     renewed_at REAL NOT NULL,
     expires_at REAL NOT NULL
 )
 """
+
+_SELECT = (
+    "SELECT holder, origin, term, acquired_at, renewed_at, expires_at FROM leases WHERE name = ?"
+)
 
 #: Schema steps of the ``leases`` component (see ``Database.migrate``).
 MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
@@ -82,6 +98,29 @@ TTL_INTERVALS = 1.5
 POLL_INTERVALS = 0.25
 #: Share of the TTL after a renewal began during which the holder trusts its lease.
 _TRUST = 0.9
+
+
+@functools.cache
+def _origin() -> str:
+    """Where this process's pids mean something: host name and pid namespace ("" if unknown)."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:  # not Linux, or no /proc: pids cannot be checked
+        return ""
+    return f"{socket.gethostname()}/{namespace}"
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` of this namespace has exited (no entry, or a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            data = stat.read()
+    except FileNotFoundError:
+        return True
+    except OSError:  # cannot tell: treat it as alive and let the TTL decide
+        return False
+    state = data[data.rfind(b")") + 2 : data.rfind(b")") + 3]  # the field after "(comm)"
+    return state in (b"Z", b"X")
 
 
 def lease_timing(evaluation_interval: float) -> tuple[float, float]:
@@ -95,6 +134,7 @@ class LeaseHolder:
 
     Attributes:
         holder: ``"<pid>-<token>"`` of the holding process.
+        origin: Host name and pid namespace of the holder ("" where unknown).
         term: Bumped each time the lease changes hands (1 for the first holder).
         acquired_at: Wall time the holder took it.
         renewed_at: Wall time of its last renewal.
@@ -102,6 +142,7 @@ class LeaseHolder:
     """
 
     holder: str
+    origin: str
     term: int
     acquired_at: float
     renewed_at: float
@@ -111,6 +152,14 @@ class LeaseHolder:
     def pid(self) -> int:
         """The holding process's pid."""
         return int(self.holder.split("-", 1)[0])
+
+    def dead(self) -> bool:
+        """Whether the holder is known to have exited (same host and pid namespace as us)."""
+        return bool(self.origin) and self.origin == _origin() and _gone(self.pid)
+
+    def free(self, now: float) -> bool:
+        """Whether another process may take the lease at wall time ``now``."""
+        return self.expires_at <= now or self.dead()
 
 
 class Lease:
@@ -178,32 +227,31 @@ class Lease:
         started = self.monotonic()
         now = self.clock()
         current = self.current()
-        if current is not None and current.holder != me and current.expires_at > now:
+        if current is not None and current.holder != me and not current.free(now):
             self.term = 0
             return False
         with self.db.transaction("lease") as conn:
-            row = conn.execute(
-                "SELECT holder, term, expires_at FROM leases WHERE name = ?", (self.name,)
-            ).fetchone()
-            if row is None:
+            row = conn.execute(_SELECT, (self.name,)).fetchone()
+            found = None if row is None else _holder(row)
+            if found is None:
                 term = 1
                 conn.execute(
-                    "INSERT INTO leases (name, holder, term, acquired_at, renewed_at, expires_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (self.name, me, term, now, now, now + self.ttl),
+                    "INSERT INTO leases (name, holder, origin, term, acquired_at, renewed_at,"
+                    " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (self.name, me, _origin(), term, now, now, now + self.ttl),
                 )
-            elif row[0] == me:
-                term = int(row[1])
+            elif found.holder == me:
+                term = found.term
                 conn.execute(
                     "UPDATE leases SET renewed_at = ?, expires_at = ? WHERE name = ?",
                     (now, now + self.ttl, self.name),
                 )
-            elif float(row[2]) <= now:
-                term = int(row[1]) + 1
+            elif found.free(now):
+                term = found.term + 1
                 conn.execute(
-                    "UPDATE leases SET holder = ?, term = ?, acquired_at = ?, renewed_at = ?,"
-                    " expires_at = ? WHERE name = ?",
-                    (me, term, now, now, now + self.ttl, self.name),
+                    "UPDATE leases SET holder = ?, origin = ?, term = ?, acquired_at = ?,"
+                    " renewed_at = ?, expires_at = ? WHERE name = ?",
+                    (me, _origin(), term, now, now, now + self.ttl, self.name),
                 )
             else:  # taken by another process between the read and the write lock
                 term = 0
@@ -243,14 +291,15 @@ class Lease:
         Raises:
             StorageError: the file could not be read.
         """
-        rows = self.db.fetchall(
-            "SELECT holder, term, acquired_at, renewed_at, expires_at FROM leases WHERE name = ?",
-            (self.name,),
-        )
-        if not rows:
-            return None
-        holder, term, acquired, renewed, expires = rows[0]
-        return LeaseHolder(str(holder), int(term), float(acquired), float(renewed), float(expires))
+        rows = self.db.fetchall(_SELECT, (self.name,))
+        return _holder(rows[0]) if rows else None
 
     def __repr__(self) -> str:
         return f"Lease(name={self.name!r}, ttl={self.ttl:g}, held={self.held()})"
+
+
+def _holder(row: tuple[Any, ...]) -> LeaseHolder:
+    holder, origin, term, acquired, renewed, expires = row
+    return LeaseHolder(
+        str(holder), str(origin), int(term), float(acquired), float(renewed), float(expires)
+    )
