@@ -21,8 +21,8 @@ enqueued (deletions after): whoever evaluates next (this process after a crash, 
 worker taking over) finds the start times of what was notified, so it re-decides the same
 idempotency keys and the outbox keeps one notification of each.
 
-When runs the cycles is ``scheduler.py``'s part; with the state in a file, workers sharing it
-elect one leader to evaluate (``lease.py``), and the others read back rules, silences and
+When cycles run is ``scheduler.py``'s decision; with the state in a file, the workers sharing
+it elect one leader to evaluate (``lease.py``), and the others read back rules, silences and
 alert records (``sharing.py``).
 """
 
@@ -290,6 +290,8 @@ class RuleEngine(NotificationPolicy, SharedState):
         them (after silences, flap detection and grouping) are in the outbox when this returns,
         unless storage failed: then they are retried next cycle (and counted, never raised).
 
+        This is the bare cycle: it does not ask the leader lease (``scheduler.tick`` does).
+
         Args:
             now: The evaluation time (default: the clock).
             fence: Asked after deciding, before writing anything (the scheduler passes its
@@ -305,7 +307,10 @@ class RuleEngine(NotificationPolicy, SharedState):
                 events, notifications = self._decide(at)
             if fence is not None and not fence():  # the lease may have passed on: write nothing
                 logger.warning("paca-otel: an evaluation outlived the alerting lease; dropped")
-                self._restore()
+                try:
+                    self._restore()
+                except StorageError as exc:  # retried when this worker leads again
+                    count_error("shared_state_read", exc)
                 return []
             self._write(notifications, events, at)
             self.cycles += 1

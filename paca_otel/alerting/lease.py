@@ -27,6 +27,10 @@ and before each cycle writes anything the engine asks :meth:`Lease.held`, which 
 the process's own monotonic clock (valid until ``0.9 T`` after the renewal began), so a
 leader that wakes after the lease could have passed on drops its cycle instead of writing.
 
+A leader frozen *inside* one of its write transactions (a few milliseconds per cycle) holds
+SQLite's write lock, so nobody can take over until it resumes or dies; death releases the
+lock at once (the kernel drops a dead process's file locks), so SIGKILL is not affected.
+
 *Clocks.* Expiries are wall-clock times (``time.time``), compared by processes of one host
 that share the clock. A wall clock stepped forward by more than ``0.9 T`` can let a follower
 take over while the old leader finishes a cycle; both then decide the same transitions and
