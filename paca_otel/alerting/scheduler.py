@@ -24,20 +24,42 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from paca_otel._internal import handle_internal_errors
 from paca_otel.errors import StorageError
 from paca_otel.storage import count_error
 
 if TYPE_CHECKING:
-    from paca_otel.alerting.engine import RuleEngine
     from paca_otel.alerting.lease import Lease
     from paca_otel.alerting.models import AlertEvent
 
-__all__ = ["Scheduler"]
+__all__ = ["Evaluator", "Scheduler"]
 
 logger = logging.getLogger("paca_otel.alerting")
+
+
+class Evaluator(Protocol):
+    """What the scheduler drives: the rule engine's side of a tick."""
+
+    @property
+    def evaluation_interval(self) -> float:
+        """Seconds between ticks."""
+
+    def evaluate_once(
+        self, now: float | None = None, *, fence: Callable[[], bool] | None = None
+    ) -> list[AlertEvent]:
+        """One evaluation cycle; ``fence()`` is asked before anything is written."""
+
+    def refresh(self, *, alerts: bool = True) -> None:
+        """Re-read what other workers changed (rules, silences; alert records if asked)."""
+
+    def reload_alerts(self) -> None:
+        """Replace alert records by the stored ones, dropping what is owed in memory."""
+
+    def write_owed(self) -> None:
+        """Write what earlier cycles owe storage now."""
 
 
 class Scheduler:
@@ -52,7 +74,7 @@ class Scheduler:
     """
 
     def __init__(
-        self, engine: RuleEngine, lease: Lease | None = None, *, poll: float | None = None
+        self, engine: Evaluator, lease: Lease | None = None, *, poll: float | None = None
     ) -> None:
         from paca_otel.alerting.lease import POLL_INTERVALS
 
