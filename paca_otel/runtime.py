@@ -58,6 +58,23 @@ _lock = threading.RLock()
 _runtime: AlertingRuntime | None = None
 
 
+#: The alert state file inside ``multiprocess_dir`` when ``state_path`` is not set.
+MULTIPROCESS_STATE_FILE = "alerting.sqlite3"
+
+
+def alert_state_path(settings: PacaOtelSettings) -> Path | None:
+    """Where alert state, rules, silences and the outbox live (``None``: in memory).
+
+    ``state_path`` if set, else :data:`MULTIPROCESS_STATE_FILE` in ``multiprocess_dir``: the
+    workers of one service then share it and elect one leader to evaluate the rules.
+    """
+    if settings.state_path is not None:
+        return settings.state_path
+    if settings.multiprocess_dir is not None:
+        return settings.multiprocess_dir / MULTIPROCESS_STATE_FILE
+    return None
+
+
 def channels_from_settings(settings: PacaOtelSettings) -> dict[str, NotificationChannel]:
     """The channels the settings configure; ``log`` is always there."""
     channels: dict[str, NotificationChannel] = {"log": LogChannel(name="log")}
@@ -119,7 +136,8 @@ class AlertingRuntime:
         self.channels = channels_from_settings(settings)
         codec = Codec.from_settings(settings)
         try:
-            self.outbox, self.engine = self._build(open_database(settings.state_path), codec)
+            database = open_database(alert_state_path(settings))
+            self.outbox, self.engine = self._build(database, codec)
         except StorageError as exc:
             if not fallback:
                 raise
@@ -310,9 +328,14 @@ class AlertingRuntime:
         self.dispatcher.stop()
         self._started = False
 
+    @property
+    def leader(self) -> bool:
+        """Whether this worker evaluates the rules for the service (``/health`` shows it)."""
+        return self.engine.leading
+
     def evaluate_now(self, now: float | None = None) -> list[AlertEvent]:
-        """One collection + evaluation cycle right now, and wake the sender."""
-        events = self.engine.evaluate_once(now)
+        """One tick right now (a follower only re-reads shared state), and wake the sender."""
+        events = self.engine.scheduler.tick(now)
         self.dispatcher.wake()
         return events
 
@@ -341,7 +364,7 @@ def get_runtime(*, fallback: bool = False) -> AlertingRuntime:
 
 
 #: Settings the runtime itself is built from (the channels are added on attach).
-_RUNTIME_FIELDS = ("state_path", "evaluation_interval", "storage_key")
+_RUNTIME_FIELDS = ("state_path", "multiprocess_dir", "evaluation_interval", "storage_key")
 
 
 def attach(telemetry: Telemetry) -> AlertingRuntime:

@@ -30,11 +30,11 @@ async def test_stop_stops_the_loops_and_start_resumes_them() -> None:
     alerts = AlertManager()
     await alerts.add_rule("never", "cpu_usage > 1000", "log", 60)
     engine = alerts.runtime.engine
-    assert engine._thread is not None
+    assert engine.scheduler.running
     await monitor.stop()
-    assert engine._thread is None
+    assert not engine.scheduler.running
     await monitor.start_monitoring()
-    assert engine._thread is not None
+    assert engine.scheduler.running
     assert [r.name for r in alerts.rules] == ["never"]
     await monitor.stop()
 

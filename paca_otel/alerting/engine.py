@@ -15,7 +15,15 @@ in-memory decisions. Collection, enqueueing and state writes run outside it
 (``writeback.py``), so readers (the API on the event loop) never wait on the SQLite file. An
 alert counts as notified in storage only once its notification is in the outbox: until then
 its ``last_notified`` is unconfirmed and written as it was before (a crash re-notifies
-instead of losing the page); a notification storage refused is retried next cycle.
+instead of losing the page); a notification storage refused is retried next cycle. With the
+state in a file, a cycle's changed alert rows are written *before* its notifications are
+enqueued (deletions after): whoever evaluates next (this process after a crash, or another
+worker taking over) finds the start times of what was notified, so it re-decides the same
+idempotency keys and the outbox keeps one notification of each.
+
+When cycles run is ``scheduler.py``'s decision; with the state in a file, the workers sharing
+it elect one leader to evaluate (``lease.py``), and the others read back rules, silences and
+alert records (``sharing.py``).
 """
 
 from __future__ import annotations
@@ -36,7 +44,9 @@ from paca_otel.alerting.models import AlertEvent, AlertState, Notification, fing
 from paca_otel.alerting.notify import NotificationSink, Notifier, Outgoing
 from paca_otel.alerting.policy import NotificationPolicy
 from paca_otel.alerting.rules import Rule
-from paca_otel.alerting.silences import FlapDetector, Silences
+from paca_otel.alerting.scheduler import Scheduler
+from paca_otel.alerting.sharing import SharedState
+from paca_otel.alerting.silences import FlapDetector
 from paca_otel.alerting.state import ActiveAlert, AlertRecord, StateStore
 from paca_otel.alerting.writeback import WriteBack
 from paca_otel.config import evaluation_interval_problem
@@ -80,7 +90,7 @@ def _check_settings(
         raise ConfigError(msg)
 
 
-class RuleEngine(NotificationPolicy):
+class RuleEngine(NotificationPolicy, SharedState):
     """Evaluates rules against a :class:`SeriesStore` and tracks every alert's state.
 
     Args:
@@ -90,7 +100,8 @@ class RuleEngine(NotificationPolicy):
         channels: The channels by name; used to check rules' channel names, to give channels
             with a ``resend_interval`` whole-group notifications, and by the dispatcher
             :meth:`start` runs. Default: one log channel per default channel name.
-        state_path: SQLite file for alert state and silences; ``None`` keeps them in memory.
+        state_path: SQLite file for alert state, silences and rules; ``None`` keeps them in
+            memory. Workers sharing a file elect one leader to evaluate (:attr:`scheduler`).
         database: An open storage database to use instead of ``state_path`` (the runtime
             passes the one it shares with the outbox).
         codec: How stored payloads are encoded (encrypted with ``storage_key``).
@@ -161,13 +172,6 @@ class RuleEngine(NotificationPolicy):
         )
         self._dispatcher: Dispatcher | None = None
         self._state = StateStore(state_path, database=database, codec=codec)
-        try:
-            self.silences = Silences(self._state, clock)
-            loaded = self._state.load_alerts()
-            history = self._state.load_history(HISTORY_SIZE)
-        except BaseException:
-            self._state.close()
-            raise
         self._writeback = WriteBack(self._state, outbox)
         self._lock = threading.RLock()  # in-memory state only: never held around I/O
         self._cycle_lock = threading.Lock()  # one evaluation cycle at a time
@@ -175,12 +179,10 @@ class RuleEngine(NotificationPolicy):
         # parsed condition and clear condition per rule, read once (pydantic attrs are slow)
         self._exprs: dict[str, tuple[Expr, Expr | None]] = {}
         self._alerts: dict[str, dict[Labels, AlertRecord]] = {}
-        for record in loaded:
-            self._alerts.setdefault(record.rule, {})[record.labels] = record
         self._flaps = FlapDetector(int(flap_threshold), self.flap_window)
         self._last_eval: dict[str, float] = {}
         self._view: SeriesStore = store
-        self._history: deque[AlertEvent] = deque(history, maxlen=HISTORY_SIZE)
+        self._history: deque[AlertEvent] = deque(maxlen=HISTORY_SIZE)
         self._dirty: dict[str, AlertRecord] = {}
         # alerts marked notified whose notification is not in the outbox yet: the record and
         # its ``last_notified`` before the mark (what storage keeps until the enqueue)
@@ -188,11 +190,21 @@ class RuleEngine(NotificationPolicy):
         self._events: list[AlertEvent] = []  # this cycle's transitions
         self._out: list[Outgoing] = []  # this cycle's notifications, before grouping
         self._deleted: set[str] = set()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        try:  # rules (when shared), silences, alerts and history as stored
+            lease = self._load_stored(clock)
+        except BaseException:
+            self._state.close()
+            raise
+        #: Runs the evaluations, under the leader lease when the state file is shared.
+        self.scheduler = Scheduler(self, lease)
         #: Evaluation cycles run and the duration of the last one, for self-monitoring.
         self.cycles = 0
         self.last_cycle_seconds = 0.0
+
+    @property
+    def leading(self) -> bool:
+        """Whether this process evaluates the rules (always, with in-memory state)."""
+        return self.scheduler.leading
 
     @property
     def group_by(self) -> tuple[str, ...]:
@@ -238,6 +250,8 @@ class RuleEngine(NotificationPolicy):
         with self._lock:
             self._rules[rule.name] = rule
             self._exprs[rule.name] = (rule.expr, rule.clear_expr)
+        if self._rule_store is not None:  # every worker sharing the file picks it up
+            self._rule_store.put_later(rule)
 
     def remove_rule(self, name: str) -> None:
         """Remove a rule and forget its alerts (without resolved notifications).
@@ -254,6 +268,8 @@ class RuleEngine(NotificationPolicy):
             for record in self._alerts.pop(name, {}).values():
                 self._forget(record)
             # written by the next cycle (or close): no I/O here, callers may be on the loop
+        if self._rule_store is not None:
+            self._rule_store.delete_later(name)
 
     # ------------------------------------------------------------------ evaluation
     def bind_collector(self, collect: Callable[[float], None] | None) -> None:
@@ -265,12 +281,21 @@ class RuleEngine(NotificationPolicy):
         with self._cycle_lock:
             self._collect = collect
 
-    def evaluate_once(self, now: float | None = None) -> list[AlertEvent]:
+    def evaluate_once(
+        self, now: float | None = None, *, fence: Callable[[], bool] | None = None
+    ) -> list[AlertEvent]:
         """Run one evaluation cycle at ``now`` and return the transitions it caused.
 
         Returned are the events of alerts that started firing or resolved; notifications for
         them (after silences, flap detection and grouping) are in the outbox when this returns,
         unless storage failed: then they are retried next cycle (and counted, never raised).
+
+        This is the bare cycle: it does not ask the leader lease (``scheduler.tick`` does).
+
+        Args:
+            now: The evaluation time (default: the clock).
+            fence: Asked after deciding, before writing anything (the scheduler passes its
+                lease's ``held``); ``False`` drops the cycle and reloads the stored state.
         """
         with self._cycle_lock:
             at = self.clock() if now is None else float(now)
@@ -280,6 +305,13 @@ class RuleEngine(NotificationPolicy):
                     self._collect(at)
             with self._lock:
                 events, notifications = self._decide(at)
+            if fence is not None and not fence():  # the lease may have passed on: write nothing
+                logger.warning("paca-otel: an evaluation outlived the alerting lease; dropped")
+                try:
+                    self._restore()
+                except StorageError as exc:  # retried when this worker leads again
+                    count_error("shared_state_read", exc)
+                return []
             self._write(notifications, events, at)
             self.cycles += 1
             self.last_cycle_seconds = time.perf_counter() - started
@@ -309,7 +341,13 @@ class RuleEngine(NotificationPolicy):
         self, notifications: list[Notification], events: list[AlertEvent], at: float
     ) -> None:
         """The I/O part of a cycle, outside the lock: enqueue, confirm marks, write state."""
-        sent, dropped, ok = self._writeback.enqueue(notifications)
+        ok = True
+        if notifications and self._state.shared:
+            # rows first (see the module docstring): a successor re-decides the same keys
+            with self._lock:
+                self._writeback.owe(self._take_rows(deletes=False), [])
+            ok = self._writeback.flush()
+        sent, dropped, ok = self._writeback.enqueue(notifications, store=ok)
         if sent and self._dispatcher is not None:
             self._dispatcher.wake()
         with self._lock:
@@ -499,12 +537,10 @@ class RuleEngine(NotificationPolicy):
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Evaluate every ``evaluation_interval`` seconds on a daemon thread; idempotent.
+        """Evaluate every ``evaluation_interval`` seconds on the scheduler's thread; idempotent.
 
         When the engine made its own outbox, a dispatcher for ``channels`` is started too.
         """
-        if self._thread is not None and self._thread.is_alive():
-            return
         if self._owns_outbox and self._dispatcher is None:
             from paca_otel.alerting.dispatcher import Dispatcher
             from paca_otel.alerting.outbox import Outbox
@@ -512,35 +548,29 @@ class RuleEngine(NotificationPolicy):
             assert isinstance(self.outbox, Outbox)  # made in __init__ when none was given
             self._dispatcher = Dispatcher(self.outbox, self.channels, clock=self.clock)
             self._dispatcher.start()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="paca-otel-rules", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with handle_internal_errors("rule_engine_cycle", logger):
-                self.evaluate_once()
-            self._stop.wait(self.evaluation_interval)
+        self.scheduler.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the evaluation thread (and the dispatcher this engine started)."""
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout)
+        """Stop evaluating (handing the lease over) and the dispatcher this engine started."""
+        self.scheduler.stop(timeout)
         if self._dispatcher is not None:
             self._dispatcher.stop(timeout)
             self._dispatcher = None
 
-    def close(self) -> None:
-        """Stop, write what is owed, and release the state database (and an owned outbox)."""
-        self.stop()
+    def write_owed(self) -> None:
+        """Write now what earlier cycles owe storage (retries, rows, history); errors counted."""
         with self._cycle_lock:
             self._writeback.enqueue([])
             with self._lock:
                 self._settle_marks(set())
                 self._writeback.owe(self._take_rows(), [])
             self._writeback.flush()
+
+    def close(self) -> None:
+        """Stop, write what is owed, and release the state database (and an owned outbox)."""
+        self.stop()
+        self.write_owed()
+        with self._cycle_lock:
             self._state.close()
             if self._owns_outbox:
                 close = getattr(self.outbox, "close", None)

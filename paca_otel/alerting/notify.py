@@ -136,6 +136,10 @@ class Notifier:
             )
         return out
 
+    def reset(self) -> None:
+        """Drop held groups (this process stopped leading: the new leader decides anew)."""
+        self._held.clear()
+
     def held_fingerprints(self) -> set[str]:
         """Alerts with a notification held by ``group_wait`` (owed, not yet enqueued)."""
         return {item.event.fingerprint for _, items in self._held.values() for item in items}

@@ -178,16 +178,20 @@ class NotificationPolicy:
                     found.append(event)
         return found
 
-    def _take_rows(self) -> dict[str, dict[str, object] | None]:
-        """Changed alert rows as stored (unconfirmed marks as before them); ``None``: delete."""
-        rows: dict[str, dict[str, object] | None] = dict.fromkeys(
-            (fp for fp in self._deleted if fp not in self._dirty), None
-        )
+    def _take_rows(self, *, deletes: bool = True) -> dict[str, dict[str, object] | None]:
+        """Changed alert rows as stored (unconfirmed marks as before them); ``None``: delete.
+
+        With ``deletes=False`` only the upserts are taken; the deletions stay owed.
+        """
+        rows: dict[str, dict[str, object] | None] = {}
+        if deletes:
+            rows = dict.fromkeys((fp for fp in self._deleted if fp not in self._dirty), None)
+            self._deleted.clear()
         for fp, record in self._dirty.items():
             row = record.to_dict()
             if fp in self._unconfirmed:
                 row["last_notified"] = self._unconfirmed[fp][1]
             rows[fp] = row
+            self._deleted.discard(fp)  # stored again: a deletion owed from before is void
         self._dirty.clear()
-        self._deleted.clear()
         return rows

@@ -90,6 +90,9 @@ class Silences:
     API threads and the event loop. A lock guards the list; the list is small (tens), so a scan
     is fine. Adding or expiring one changes memory at once and queues the SQLite write on the
     storage writer thread, so a caller on the event loop never waits on the file.
+
+    Workers sharing a state file see each other's silences through :meth:`reload`; a silence
+    whose write is still queued stays as this process made it.
     """
 
     def __init__(self, state: StateStore, clock: Callable[[], float]) -> None:
@@ -97,6 +100,51 @@ class Silences:
         self._clock = clock
         self._lock = threading.Lock()
         self._items: dict[str, SilenceRecord] = {s.id: s for s in state.load_silences()}
+        self._unsaved: dict[str, SilenceRecord] = {}  # queued (or failed) writes, by id
+        self._failed: set[str] = set()  # ids whose write failed: queued again on reload
+
+    def _put(self, record: SilenceRecord) -> None:
+        """Keep ``record`` in memory now and store it on the writer thread (not on the caller's).
+
+        Until the write lands, :meth:`reload` keeps ``record`` as it is here.
+        """
+        with self._lock:
+            self._items[record.id] = record
+            self._unsaved[record.id] = record
+        self._save(record)
+
+    def _save(self, record: SilenceRecord) -> None:
+        def saved(stored: bool) -> None:
+            with self._lock:
+                if self._unsaved.get(record.id) is not record:
+                    return  # changed again meanwhile: that write is the one that counts
+                if stored:
+                    del self._unsaved[record.id]
+                else:
+                    self._failed.add(record.id)
+
+        self._state.save_silence_later(record, saved)
+
+    def retry(self) -> None:
+        """Queue again the writes that failed (the file was busy for longer than its budget)."""
+        if not self._failed:
+            return
+        with self._lock:
+            failed = [self._unsaved[i] for i in self._failed if i in self._unsaved]
+            self._failed.clear()
+        for record in failed:
+            self._save(record)
+
+    def reload(self) -> None:
+        """Replace the set by the stored one (another worker changed it), keeping queued writes.
+
+        Raises:
+            StorageError: the file cannot be read.
+        """
+        stored = {s.id: s for s in self._state.load_silences()}
+        with self._lock:
+            stored.update(self._unsaved)
+            self._items = stored
 
     def add(
         self,
@@ -135,9 +183,7 @@ class Silences:
             comment=comment,
             created_by=created_by,
         )
-        with self._lock:
-            self._items[record.id] = record
-        self._state.save_silence_later(record)  # no SQLite on the caller's (event loop) thread
+        self._put(record)
         return record.id
 
     def adopt(self, record: SilenceRecord) -> None:
@@ -146,9 +192,7 @@ class Silences:
         An id handed out before the runtime was rebuilt must keep working; the write is queued
         like :meth:`add`'s.
         """
-        with self._lock:
-            self._items[record.id] = record
-        self._state.save_silence_later(record)
+        self._put(record)
 
     def expire(self, silence_id: str, *, now: float | None = None) -> None:
         """End a silence now (kept, expired, for the record).
@@ -172,8 +216,7 @@ class Silences:
                 comment=record.comment,
                 created_by=record.created_by,
             )
-            self._items[silence_id] = record
-        self._state.save_silence_later(record)  # no SQLite on the caller's (event loop) thread
+        self._put(record)
 
     def active(self, now: float) -> list[SilenceRecord]:
         """Silences in force at ``now``."""

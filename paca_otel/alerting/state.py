@@ -9,18 +9,28 @@ one code path.
 The file is the one :mod:`paca_otel.storage` connection of ``state_path`` (the outbox shares
 it); payloads go through the storage codec (JSON, encrypted with ``storage_key``). Nothing
 here runs under the engine's lock: the engine snapshots what changed and writes it afterwards.
+
+Several workers of one service share the file: one (the leader) writes alerts and history,
+any may write silences. Each write bumps its topic's change counter (``alerts`` or
+``silences``, see :mod:`paca_otel.storage.changes`) in the same transaction, so the other
+workers re-read a table only when it changed.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from paca_otel.alerting.models import AlertEvent, AlertState, Severity
 from paca_otel.storage import Codec, Database, open_database
+from paca_otel.storage.changes import bump, prepare
+
+#: Change topics (see :mod:`paca_otel.storage.changes`): alert rows and history; silences.
+ALERTS_TOPIC = "alerts"
+SILENCES_TOPIC = "silences"
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -223,8 +233,12 @@ class StateStore:
         self.db = open_database(path) if database is None else database.acquire()
         self.codec = codec or Codec()
         self._closed = False
+        #: Whether other processes may share the file (then writes bump change counters).
+        self.shared = self.db.shared
         try:
             self.db.migrate("alert_state", MIGRATIONS)
+            if self.shared:
+                prepare(self.db)
         except BaseException:
             self.db.close()
             raise
@@ -245,6 +259,8 @@ class StateStore:
                 "INSERT OR REPLACE INTO alerts (fingerprint, rule, data) VALUES (?, ?, ?)", upserts
             )
             conn.executemany("DELETE FROM alerts WHERE fingerprint = ?", deletes)
+            if self.shared:
+                bump(conn, (ALERTS_TOPIC,))
 
     def save_alerts(self, records: list[AlertRecord], deleted: list[str]) -> None:
         """Upsert ``records`` and delete ``deleted`` fingerprints in one transaction."""
@@ -260,14 +276,32 @@ class StateStore:
     # silences -------------------------------------------------------------------------------
     def save_silence(self, silence: SilenceRecord) -> None:
         """Insert or replace one silence."""
-        self.db.execute(
-            "INSERT OR REPLACE INTO silences (id, data) VALUES (?, ?)",
-            (silence.id, self.codec.encode(silence.to_dict(), "silences")),
-        )
+        data = self.codec.encode(silence.to_dict(), "silences")
+        with self.db.transaction("silence write") as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO silences (id, data) VALUES (?, ?)", (silence.id, data)
+            )
+            if self.shared:
+                bump(conn, (SILENCES_TOPIC,))
 
-    def save_silence_later(self, silence: SilenceRecord) -> None:
-        """Queue :meth:`save_silence` on the file's writer thread (callers on the event loop)."""
-        self.db.submit(lambda: self.save_silence(silence), "silence_write")
+    def save_silence_later(
+        self, silence: SilenceRecord, done: Callable[[bool], None] | None = None
+    ) -> None:
+        """Queue :meth:`save_silence` on the file's writer thread (callers on the event loop).
+
+        ``done(stored)`` runs on that thread once the write is over, with whether it worked.
+        """
+
+        def job() -> None:
+            stored = False
+            try:
+                self.save_silence(silence)
+                stored = True
+            finally:
+                if done is not None:
+                    done(stored)
+
+        self.db.submit(job, "silence_write")
 
     def load_silences(self) -> list[SilenceRecord]:
         """Every silence on file, expired ones included (the engine filters by time)."""
@@ -277,7 +311,10 @@ class StateStore:
     def delete_silences(self, ids: list[str]) -> None:
         """Forget silences (the engine garbage-collects long-expired ones)."""
         if ids:
-            self.db.executemany("DELETE FROM silences WHERE id = ?", [(i,) for i in ids])
+            with self.db.transaction("silence delete") as conn:
+                conn.executemany("DELETE FROM silences WHERE id = ?", [(i,) for i in ids])
+                if self.shared:
+                    bump(conn, (SILENCES_TOPIC,))
 
     # history --------------------------------------------------------------------------------
     def append_history(self, events: list[AlertEvent]) -> None:
@@ -291,6 +328,8 @@ class StateStore:
                 "DELETE FROM history WHERE seq <= (SELECT MAX(seq) FROM history) - ?",
                 (HISTORY_LIMIT,),
             )
+            if self.shared:
+                bump(conn, (ALERTS_TOPIC,))
 
     def load_history(self, limit: int) -> list[AlertEvent]:
         """The newest ``limit`` events, oldest first."""

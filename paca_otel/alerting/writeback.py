@@ -80,8 +80,17 @@ class WriteBack:
 
     # -- I/O (outside the engine's lock) ----------------------------------------------------
 
-    def enqueue(self, notifications: list[Notification]) -> tuple[int, set[str], bool]:
-        """Enqueue the retries, then ``notifications``.
+    def reset(self) -> None:
+        """Forget everything owed (this process stopped leading: the new leader decides anew)."""
+        with self._lock:
+            self._rows.clear()
+            self._history.clear()
+            self._retry.clear()
+
+    def enqueue(
+        self, notifications: list[Notification], *, store: bool = True
+    ) -> tuple[int, set[str], bool]:
+        """Enqueue the retries, then ``notifications`` (with ``store=False``: keep them all).
 
         Returns:
             How many were new in the outbox, the fingerprints of alerts whose notification
@@ -92,7 +101,7 @@ class WriteBack:
             queue = [*self._retry, *notifications]
             self._retry.clear()
         sent = 0
-        ok = True
+        ok = store
         failed: list[Notification] = []
         for notification in queue:
             if not ok:

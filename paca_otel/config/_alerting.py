@@ -81,7 +81,11 @@ class AlertingOptions(OptionGroup):
     )  # fmt: skip
     multiprocess_dir: Path | None = _env(
         "multiprocess_dir", default=None,
-        description="directory the workers of one service share (uvicorn --workers, gunicorn)",
+        description=(
+            "directory the workers of one service share (uvicorn --workers, gunicorn); without"
+            " state_path, alert state, rules and silences live in alerting.sqlite3 there and"
+            " one elected worker evaluates the rules"
+        ),
     )  # fmt: skip
 
     # --- validators ---------------------------------------------------------------------------

@@ -377,6 +377,11 @@ class Database:
     # -- lifecycle -----------------------------------------------------------------------
 
     @property
+    def shared(self) -> bool:
+        """Whether other processes can open this database too (a file, not ``:memory:``)."""
+        return self.path != ":memory:"
+
+    @property
     def closed(self) -> bool:
         """Whether the connection is closed (every user closed it)."""
         return self._conn is None

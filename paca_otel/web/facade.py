@@ -219,7 +219,7 @@ class Monitor:
     def health(self) -> dict[str, Any]:
         """Readiness of each part: exporters, channels, series store, storage."""
         from paca_otel.pipeline import shared_store
-        from paca_otel.runtime import get_runtime
+        from paca_otel.runtime import alert_state_path, get_runtime
 
         try:
             telemetry = self.telemetry()
@@ -241,8 +241,9 @@ class Monitor:
                 "overflow_series": store.overflow_series,
             },
             "storage": {
-                "path": "memory" if settings.state_path is None else "file",
+                "path": "memory" if alert_state_path(settings) is None else "file",
                 "errors": runtime.engine.storage_errors,
+                "alerting_leader": runtime.leader,
             },
         }
 

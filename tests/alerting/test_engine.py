@@ -550,8 +550,11 @@ def _busy_engine(path: Path, clock: Clock) -> tuple[RuleEngine, SeriesStore, Out
 
 
 def _hold_write_lock(path: Path) -> sqlite3.Connection:
-    """A second, real connection holding the state file's write lock."""
-    holder = sqlite3.connect(path, isolation_level=None, timeout=0)
+    """A second, real connection holding the state file's write lock.
+
+    It waits for the engine's queued writes (a rule added just before) to finish first.
+    """
+    holder = sqlite3.connect(path, isolation_level=None, timeout=10)
     holder.execute("BEGIN IMMEDIATE")
     return holder
 
