@@ -60,6 +60,7 @@ async def test_user_channel_added_after_start_receives_notifications() -> None:
 def test_settings_and_engine_take_the_same_evaluation_intervals(seconds: float) -> None:
     """evaluation_interval is checked once: settings and engine accept exactly the same values."""
     from paca_otel.alerting.engine import RuleEngine
+    from paca_otel.alerting.outbox import Outbox
     from paca_otel.config import load_settings
     from paca_otel.pipeline.store import SeriesStore
 
@@ -72,5 +73,11 @@ def test_settings_and_engine_take_the_same_evaluation_intervals(seconds: float) 
         return False
 
     by_settings = accepted(lambda: load_settings(evaluation_interval=seconds))
-    by_engine = accepted(lambda: RuleEngine(SeriesStore(), evaluation_interval=seconds))
+    outbox = Outbox(":memory:")
+    try:
+        by_engine = accepted(
+            lambda: RuleEngine(SeriesStore(), outbox=outbox, evaluation_interval=seconds)
+        )
+    finally:
+        outbox.close()
     assert by_settings == by_engine

@@ -56,7 +56,6 @@ from paca_otel.storage import count_error
 
 if TYPE_CHECKING:
     from paca_otel.alerting.channels.base import NotificationChannel
-    from paca_otel.alerting.dispatcher import Dispatcher
     from paca_otel.storage import Codec, Database
 
 __all__ = ["ActiveAlert", "NotificationSink", "RuleEngine"]
@@ -95,11 +94,12 @@ class RuleEngine(NotificationPolicy, SharedState):
 
     Args:
         store: Where the series live (the pipeline fills it).
-        outbox: Where notifications go; by default an in-memory
-            :class:`~paca_otel.alerting.outbox.Outbox` that :meth:`start` also dispatches.
-        channels: The channels by name; used to check rules' channel names, to give channels
-            with a ``resend_interval`` whole-group notifications, and by the dispatcher
-            :meth:`start` runs. Default: one log channel per default channel name.
+        outbox: Where notifications go (the notification sink): the composition root passes
+            its :class:`~paca_otel.alerting.outbox.Outbox`, tests a recording stand-in. The
+            engine never builds one, and never sends: delivery is the dispatcher's.
+        channels: The channels by name; used to check rules' channel names and to give
+            channels with a ``resend_interval`` whole-group notifications. ``None``: names are
+            not checked (whoever delivers the outbox knows the channels).
         state_path: SQLite file for alert state, silences and rules; ``None`` keeps them in
             memory. Workers sharing a file elect one leader to evaluate (:attr:`scheduler`).
         database: An open storage database to use instead of ``state_path`` (the runtime
@@ -111,6 +111,8 @@ class RuleEngine(NotificationPolicy, SharedState):
             next evaluations join it (Alertmanager's ``group_wait``); 0 sends per evaluation.
         default_channels: Channels of rules that name none.
         collect: Called with the evaluation time before each evaluation (``Pipeline.collect``).
+        wake: Called after a cycle put notifications in the outbox (``Dispatcher.wake``), so
+            they are delivered now rather than at the dispatcher's next poll.
         group_by: Labels whose values form the group key; ``alertname`` is the rule name.
         flap_threshold: More state changes than this within ``flap_window`` mark a flapping
             alert.
@@ -125,7 +127,7 @@ class RuleEngine(NotificationPolicy, SharedState):
         self,
         store: SeriesStore,
         *,
-        outbox: NotificationSink | None = None,
+        outbox: NotificationSink,
         channels: Mapping[str, NotificationChannel] | None = None,
         state_path: str | os.PathLike[str] | None = None,
         clock: Callable[[], float] = time.time,
@@ -138,6 +140,7 @@ class RuleEngine(NotificationPolicy, SharedState):
         flap_window: float = 600.0,
         database: Database | None = None,
         codec: Codec | None = None,
+        wake: Callable[[], object] | None = None,
     ) -> None:
         _check_settings(evaluation_interval, flap_threshold, default_channels)
         self.store = store
@@ -147,30 +150,21 @@ class RuleEngine(NotificationPolicy, SharedState):
         self.default_channels = tuple(default_channels)
         self._collect = collect
         self._check_channels = channels is not None
-        if channels is None:
-            from paca_otel.alerting.channels.log import LogChannel
-
-            channels = {name: LogChannel(name=name) for name in self.default_channels}
         # the caller's dict itself, not a copy: channels registered later (the runtime's
         # add_channel) are seen by the engine and the dispatcher alike
         self.channels: dict[str, NotificationChannel] = (
-            channels if isinstance(channels, dict) else dict(channels)
+            {} if channels is None else channels if isinstance(channels, dict) else dict(channels)
         )
         if self._check_channels:
             self._check_channel_names(self.default_channels, "default_channels")
-        self._owns_outbox = outbox is None
-        if outbox is None:
-            from paca_otel.alerting.outbox import Outbox
-
-            outbox = Outbox(":memory:", clock=clock, codec=codec)
         self.outbox: NotificationSink = outbox
+        self._wake = wake
         self._notifier = Notifier(
             outbox,
             self.channels,
             group_by=group_by,
             group_wait=_seconds(group_wait, "group_wait"),
         )
-        self._dispatcher: Dispatcher | None = None
         self._state = StateStore(state_path, database=database, codec=codec)
         self._writeback = WriteBack(self._state, outbox)
         self._lock = threading.RLock()  # in-memory state only: never held around I/O
@@ -348,8 +342,8 @@ class RuleEngine(NotificationPolicy, SharedState):
                 self._writeback.owe(self._take_rows(deletes=False), [])
             ok = self._writeback.flush()
         sent, dropped, ok = self._writeback.enqueue(notifications, store=ok)
-        if sent and self._dispatcher is not None:
-            self._dispatcher.wake()
+        if sent and self._wake is not None:
+            self._wake()
         with self._lock:
             self._settle_marks(dropped)
             self._writeback.owe(self._take_rows(), events)
@@ -539,23 +533,13 @@ class RuleEngine(NotificationPolicy, SharedState):
     def start(self) -> None:
         """Evaluate every ``evaluation_interval`` seconds on the scheduler's thread; idempotent.
 
-        When the engine made its own outbox, a dispatcher for ``channels`` is started too.
+        Delivery is not started here: the dispatcher belongs to whoever built the outbox.
         """
-        if self._owns_outbox and self._dispatcher is None:
-            from paca_otel.alerting.dispatcher import Dispatcher
-            from paca_otel.alerting.outbox import Outbox
-
-            assert isinstance(self.outbox, Outbox)  # made in __init__ when none was given
-            self._dispatcher = Dispatcher(self.outbox, self.channels, clock=self.clock)
-            self._dispatcher.start()
         self.scheduler.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop evaluating (handing the lease over) and the dispatcher this engine started."""
+        """Stop evaluating (handing the lease over)."""
         self.scheduler.stop(timeout)
-        if self._dispatcher is not None:
-            self._dispatcher.stop(timeout)
-            self._dispatcher = None
 
     def write_owed(self) -> None:
         """Write now what earlier cycles owe storage (retries, rows, history); errors counted."""
@@ -567,12 +551,8 @@ class RuleEngine(NotificationPolicy, SharedState):
             self._writeback.flush()
 
     def close(self) -> None:
-        """Stop, write what is owed, and release the state database (and an owned outbox)."""
+        """Stop, write what is owed, and release the state database (the outbox is not ours)."""
         self.stop()
         self.write_owed()
         with self._cycle_lock:
             self._state.close()
-            if self._owns_outbox:
-                close = getattr(self.outbox, "close", None)
-                if close is not None:
-                    close()

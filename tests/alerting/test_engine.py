@@ -493,17 +493,31 @@ def test_real_outbox_and_dispatcher_deliver_one_message() -> None:
 
 
 def test_background_thread_evaluates_and_stops() -> None:
-    """``start`` evaluates on a daemon thread at once; ``stop`` joins it."""
+    """``start`` evaluates on a daemon thread at once; ``stop`` joins it.
+
+    The engine is given its outbox and the dispatcher's ``wake``; it builds neither.
+    """
     store = SeriesStore()
     store.append("mem", HOST_A, 95, time.time())
     channel = FakeChannel("log")
-    engine = RuleEngine(store, channels={"log": channel}, evaluation_interval=1)
+    outbox = Outbox(":memory:")
+    dispatcher = Dispatcher(outbox, {"log": channel})
+    engine = RuleEngine(
+        store,
+        outbox=outbox,
+        channels={"log": channel},
+        evaluation_interval=1,
+        wake=dispatcher.wake,
+    )
     engine.add_rule(make_rule())
+    dispatcher.start()
     engine.start()
     try:
         wait_until(lambda: channel.sent, "the background evaluation to notify", timeout=30)
     finally:
         engine.close()
+        dispatcher.stop()
+        outbox.close()
     assert engine.cycles >= 1
     assert channel.sent[0].status is AlertState.FIRING
 

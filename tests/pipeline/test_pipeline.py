@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
 from paca_otel.alerting.engine import RuleEngine
+from paca_otel.alerting.outbox import Outbox
 from paca_otel.alerting.rules import Rule
 from paca_otel.pipeline.pipeline import Pipeline
 from paca_otel.pipeline.store import Matcher, SeriesStore
@@ -172,7 +173,10 @@ def test_latency_alert_resolves_when_traffic_stops() -> None:
     provider = TracerProvider()
     provider.add_span_processor(pipeline.span_processor)
     tracer = provider.get_tracer("t")
-    engine = RuleEngine(pipeline.store, clock=lambda: now[0], collect=pipeline.collect)
+    outbox = Outbox(":memory:", clock=lambda: now[0])
+    engine = RuleEngine(
+        pipeline.store, outbox=outbox, clock=lambda: now[0], collect=pipeline.collect
+    )
     engine.add_rule(Rule(name="slow", condition="latency_p95 > 0.5"))
     start_ns = int(now[0] * 1e9)
     for _ in range(20):
@@ -186,3 +190,4 @@ def test_latency_alert_resolves_when_traffic_stops() -> None:
     resolved = engine.evaluate_once(now[0])
     assert sorted(e.state.value for e in resolved) == ["resolved", "resolved"]
     provider.shutdown()
+    outbox.close()
