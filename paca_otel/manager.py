@@ -1,8 +1,8 @@
 """The seed's facades: MonitoringManager (set-up, gauges, metrics) and AlertManager (rules).
 
-Both delegate to what the process already has: ``configure()``'s telemetry and the one alerting
-runtime (:mod:`paca_otel.runtime`), so every MonitoringManager and AlertManager of the process
-shares the same pipeline and rule engine, in whatever order they are created. ``add_rule`` is
+Both delegate to a composition root (:class:`paca_otel.runtime.Runtime`): the default one unless
+given another, so every MonitoringManager and AlertManager of the process shares the same
+pipeline and rule engine, in whatever order they are created. ``add_rule`` is
 awaitable, as the seed writes it, with ``add_rule_sync`` beside it for synchronous code.
 ``MonitoringManager.start()`` adopts a live ``configure()`` or makes one.
 """
@@ -23,7 +23,7 @@ from paca_otel.alerting.models import AlertEvent
 from paca_otel.alerting.rules import Rule
 from paca_otel.config import PacaOtelSettings
 from paca_otel.errors import RuleError
-from paca_otel.runtime import AlertingRuntime, get_runtime
+from paca_otel.runtime import AlertingRuntime, Runtime, default_runtime
 from paca_otel.setup import Telemetry, configure, get_telemetry
 from paca_otel.snapshot import MetricsSnapshot, snapshot_from
 
@@ -74,6 +74,15 @@ class MonitoringManager:
     def is_running(self) -> bool:
         return self._telemetry is not None and not self._telemetry.is_shutdown
 
+    @property
+    def root(self) -> Runtime:
+        """The composition root this manager delegates to: its telemetry's, else the default."""
+        telemetry = self._telemetry
+        return telemetry.runtime if telemetry is not None else default_runtime()
+
+    def _alerts(self) -> AlertManager:
+        return AlertManager(self.root)
+
     async def start(self) -> None:
         """Configure telemetry, or adopt the configuration already live in the process.
 
@@ -105,10 +114,8 @@ class MonitoringManager:
             from paca_otel.signals.system import SystemMetrics
 
             telemetry.system = SystemMetrics(telemetry.meter_provider)
-        from paca_otel import runtime
-
         # Opening the state file may wait on SQLite's busy budget: not on the event loop.
-        await asyncio.to_thread(runtime.attach, telemetry)
+        await asyncio.to_thread(telemetry.runtime.attach, telemetry)
 
     async def setup_alert(
         self,
@@ -141,7 +148,7 @@ class MonitoringManager:
             msg = f"setup_alert: threshold must be a finite number, got {threshold!r}"
             raise RuleError(msg)
         value = int(threshold) if isinstance(threshold, numbers.Integral) else float(threshold)
-        return await AlertManager().add_rule(
+        return await self._alerts().add_rule(
             name or f"{metric}_above_{value:g}",
             f"{metric} > {value!r}",
             notification_channel,
@@ -153,12 +160,12 @@ class MonitoringManager:
     async def get_active_alerts(self) -> list[ActiveAlert]:
         """Pending and firing alerts (shared with every AlertManager)."""
 
-        return AlertManager().get_active_alerts()
+        return self._alerts().get_active_alerts()
 
     async def get_alert_history(self, limit: int | None = None) -> list[AlertEvent]:
         """Recent firing/resolved transitions, newest first (``AlertManager``'s default limit)."""
 
-        alerts = AlertManager()
+        alerts = self._alerts()
         return alerts.get_alert_history() if limit is None else alerts.get_alert_history(limit)
 
     async def silence(
@@ -176,12 +183,12 @@ class MonitoringManager:
 
         given = {"duration": duration, "until": until, "comment": comment}
         kwargs: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
-        return await asyncio.to_thread(AlertManager().silence, matchers, **kwargs)
+        return await asyncio.to_thread(self._alerts().silence, matchers, **kwargs)
 
     def add_demo_rules(self) -> None:
         """The demo's rules: they fire on the demo's own traffic and system load."""
 
-        alerts = AlertManager()
+        alerts = self._alerts()
         alerts.add_rule_sync("high_error_rate", "error_rate > 0.1", "log", 60, for_="30s",
                              clear="error_rate < 0.05")  # fmt: skip
         alerts.add_rule_sync("high_cpu", "cpu_usage > 90", "log", 300, for_="1m")
@@ -226,7 +233,7 @@ class MonitoringManager:
                 "(PACA_OTEL_HISTORY_ENABLED) or pass source=PrometheusSource(url)"
             )
             raise ConfigError(msg)
-        alerts = get_runtime().engine.history(10_000)
+        alerts = telemetry.runtime.alerting().engine.history(10_000)
         scrubber = build_scrubber(telemetry.settings)
         return await asyncio.to_thread(
             generate_report,
@@ -299,9 +306,18 @@ class AlertManager:
         alerts.add_rule_sync("high_cpu", "cpu_usage > 90", "log", 300)  # from sync code
     """
 
+    def __init__(self, root: Runtime | None = None) -> None:
+        self._root = root
+
+    @property
+    def root(self) -> Runtime:
+        """The composition root the rules live in: the one given, else the default."""
+        return self._root if self._root is not None else default_runtime()
+
     @property
     def runtime(self) -> AlertingRuntime:
-        return get_runtime()
+        """The root's rule engine and delivery (built on first use)."""
+        return self.root.alerting()
 
     async def add_rule(
         self,

@@ -1,10 +1,21 @@
-"""The process's one alerting runtime: store, rule engine, outbox, dispatcher and channels.
+"""The composition root: :class:`Runtime` builds and owns everything one monitored process runs.
 
-Every ``MonitoringManager`` and ``AlertManager`` of the process shares it, the way OTel's global
-providers are shared, so a rule added through either is evaluated and visible through both,
-whichever was created first. The series store outlives re-configuration; each ``configure()``
-builds a new :class:`~paca_otel.pipeline.pipeline.Pipeline` over it and :func:`attach` points
-the engine at that pipeline.
+A :class:`Runtime` owns the series store, the telemetry ``configure()`` builds on it (providers,
+the one metric collection, the pipeline, Prometheus, OTLP export, history) and, on first use,
+the :class:`AlertingRuntime`: rule engine, delivery (outbox, dispatcher, channels), storage and
+scheduled reports. Collaborators are handed down from here, never reached for: the engine gets
+the store, the outbox as its notification sink, the dispatcher's ``wake``, a clock and the
+storage connection; the web facade gets the root itself through its FastAPI dependency.
+
+Why a root apart from :class:`~paca_otel.setup.Telemetry`: the seed lets an ``AlertManager``
+add rules before anything is configured, so the rules need an owner that exists before the
+providers do and outlives a re-configuration (``configure()`` with new settings replaces the
+telemetry of the same root, keeping its series, rules and alert state).
+
+:func:`default_runtime` is the process's one default instance and the only global of the
+wiring; ``configure()`` binds its telemetry to it, ``MonitoringManager``, ``AlertManager`` and
+the API use it unless given another. ``configure(set_global=False)`` builds an independent
+root (its own store, engine and delivery) that leaves the default one alone.
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,10 +45,11 @@ from paca_otel.alerting.outbox import Outbox
 from paca_otel.alerting.rules import Rule, load_rules
 from paca_otel.config import PacaOtelSettings, load_settings
 from paca_otel.errors import RuleError, StorageError
-from paca_otel.pipeline import shared_store
+from paca_otel.pipeline.store import SeriesStore
 from paca_otel.storage import Codec, Database, count_error, open_database
 
 if TYPE_CHECKING:
+    from paca_otel.analysis.report_model import Report
     from paca_otel.analysis.report_schedule import ReportScheduler
     from paca_otel.setup import Telemetry
 
@@ -54,8 +67,8 @@ ACTION_ALIASES: dict[str, str] = {
 
 logger = logging.getLogger("paca_otel.alerts")
 
-_lock = threading.RLock()
-_runtime: AlertingRuntime | None = None
+_lock = threading.Lock()
+_default: Runtime | None = None
 
 
 #: The alert state file inside ``multiprocess_dir`` when ``state_path`` is not set.
@@ -114,9 +127,12 @@ CHANNEL_SETTINGS: dict[str, str] = {
 
 
 class AlertingRuntime:
-    """Owns the engine and delivery of this process; see the module docstring.
+    """Owns the rule engine and delivery of one :class:`Runtime`; see the module docstring.
 
     Args:
+        settings: What the storage, channels and evaluation interval are built from.
+        store: The root's series store, which the engine reads.
+        clock: Time source of the engine, outbox and dispatcher.
         fallback: When the state file is unusable (garbage, corrupt, read-only), warn once and
             keep alert state in memory instead of raising :class:`StorageError` (a running
             app's lifespan); set-up calls leave it ``False`` and get the error naming the path.
@@ -125,25 +141,24 @@ class AlertingRuntime:
     def __init__(
         self,
         settings: PacaOtelSettings,
+        store: SeriesStore,
         *,
         clock: Callable[[], float] | None = None,
         fallback: bool = False,
     ):
-        import time
-
         self.settings = settings
+        self.store = store
         self.clock = clock or time.time
         self.channels = channels_from_settings(settings)
         codec = Codec.from_settings(settings)
         try:
             database = open_database(alert_state_path(settings))
-            self.outbox, self.engine = self._build(database, codec)
+            self.outbox, self.dispatcher, self.engine = self._build(database, codec)
         except StorageError as exc:
             if not fallback:
                 raise
             count_error("open", exc)
-            self.outbox, self.engine = self._build(open_database(None), codec)
-        self.dispatcher = Dispatcher(self.outbox, self.channels, clock=self.clock)
+            self.outbox, self.dispatcher, self.engine = self._build(open_database(None), codec)
         self.telemetry: Telemetry | None = None
         self._started = False
         self.attached_once = False
@@ -167,8 +182,8 @@ class AlertingRuntime:
             self.engine.add_rule(rule)
         return rules
 
-    def _build(self, database: Database, codec: Codec) -> tuple[Outbox, RuleEngine]:
-        """The outbox and engine on one storage connection (each takes its own reference)."""
+    def _build(self, database: Database, codec: Codec) -> tuple[Outbox, Dispatcher, RuleEngine]:
+        """Outbox, dispatcher and engine on one storage connection (each takes its reference)."""
         settings = self.settings
         try:
             from paca_otel.privacy import build_scrubber
@@ -181,25 +196,23 @@ class AlertingRuntime:
                 scrub=scrubber.scrub_payload if scrubber is not None else None,
             )
             try:
+                dispatcher = Dispatcher(outbox, self.channels, clock=self.clock)
                 engine = RuleEngine(
-                    shared_store(
-                        max_series=settings.max_series,
-                        max_points=settings.max_points,
-                        max_window=settings.max_window,
-                    ),
+                    self.store,
                     outbox=outbox,
                     channels=self.channels,
                     database=database,
                     codec=codec,
                     clock=self.clock,
                     evaluation_interval=settings.evaluation_interval,
+                    wake=dispatcher.wake,
                 )
             except BaseException:
                 outbox.close()
                 raise
         finally:
             database.close()
-        return outbox, engine
+        return outbox, dispatcher, engine
 
     def channel_for(self, action: str) -> str:
         """Resolve a seed action / channel name to a channel of this runtime.
@@ -346,59 +359,183 @@ class AlertingRuntime:
         self.outbox.close()
 
 
-def get_runtime(*, fallback: bool = False) -> AlertingRuntime:
-    """The process's runtime, created on first use from the live settings or the environment.
-
-    Raises:
-        StorageError: the state file is unusable (unless ``fallback``: then state is in memory).
-    """
-    global _runtime  # noqa: PLW0603  # one runtime per process is the point of this module
-    with _lock:
-        if _runtime is None:
-            from paca_otel.setup import get_telemetry
-
-            telemetry = get_telemetry()
-            settings = telemetry.settings if telemetry is not None else load_settings()
-            _runtime = AlertingRuntime(settings, fallback=fallback)
-        return _runtime
-
-
-#: Settings the runtime itself is built from (the channels are added on attach).
+#: Settings the alerting runtime itself is built from (the channels are added on attach).
 _RUNTIME_FIELDS = ("state_path", "multiprocess_dir", "evaluation_interval", "storage_key")
 
+#: Seconds the environment's settings are reused while no telemetry is bound.
+_ENV_SETTINGS_TTL = 5.0
+#: Seconds :meth:`Runtime.recent_report` reuses a report it built.
+_REPORT_TTL = 60.0
 
-def attach(telemetry: Telemetry) -> AlertingRuntime:
-    """Point the runtime at ``telemetry`` and start evaluating (``start_monitoring``).
 
-    A runtime an ``AlertManager`` created before any ``configure()`` was built from the
-    environment alone; if the live settings give it another state file or evaluation interval,
-    it is rebuilt from them before it first runs, keeping the rules, channels and silences
-    added so far (otherwise ``MonitoringManager(state_path=...)`` would silently keep alert
-    state in memory).
+class Runtime:
+    """The composition root: the store, telemetry, alerting and reports of one process.
+
+    Args:
+        settings: What to build from; ``None``: the bound telemetry's settings, else the
+            environment's (the default root, made before anything is configured).
+        clock: Time source of the alerting runtime (a fake one in tests).
+        persistent: Keep the alerting runtime when the telemetry shuts down (the default
+            root: a later ``configure()`` resumes it); an independent root closes with its
+            telemetry.
     """
-    global _runtime  # noqa: PLW0603  # one runtime per process, see get_runtime
+
+    def __init__(
+        self,
+        settings: PacaOtelSettings | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        persistent: bool = False,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._persistent = persistent
+        self._lock = threading.RLock()
+        self.store = SeriesStore()
+        if settings is not None:
+            self.bound_store(settings)
+        self._telemetry: Telemetry | None = None
+        self._alerting: AlertingRuntime | None = None
+        self._env: tuple[float, PacaOtelSettings] | None = None
+        self._report: tuple[Telemetry, float, Report] | None = None
+
+    # ---------------------------------------------------------------- telemetry
+
+    @property
+    def telemetry(self) -> Telemetry | None:
+        """The live telemetry bound to this root, if ``configure()`` built one."""
+        found = self._telemetry
+        return None if found is None or found.is_shutdown else found
+
+    @property
+    def settings(self) -> PacaOtelSettings:
+        """The live telemetry's settings, else this root's, else the environment's (cached 5 s).
+
+        Raises:
+            ConfigError: nothing is configured and the environment holds an invalid setting.
+        """
+        telemetry = self.telemetry
+        if telemetry is not None:
+            return telemetry.settings
+        if self._settings is not None:
+            return self._settings
+        now = time.monotonic()
+        if self._env is None or now - self._env[0] > _ENV_SETTINGS_TTL:
+            self._env = (now, load_settings())
+        return self._env[1]
+
+    def bound_store(self, settings: PacaOtelSettings) -> SeriesStore:
+        """The root's series store with the bounds of ``settings`` (what ``configure`` builds on).
+
+        The store outlives re-configuration: a new telemetry gets the same series.
+        """
+        self.store.max_series = settings.max_series
+        self.store.max_points = settings.max_points
+        self.store.max_window = float(settings.max_window)
+        return self.store
+
+    def bind(self, telemetry: Telemetry) -> None:
+        """Make ``telemetry`` this root's live telemetry (``configure`` calls this)."""
+        with self._lock:
+            self._telemetry = telemetry
+
+    def unbind(self, telemetry: Telemetry) -> None:
+        """``telemetry`` is shutting down: forget it (an independent root closes with it)."""
+        with self._lock:
+            if self._telemetry is not telemetry:
+                return
+            self._telemetry = None
+        if not self._persistent:
+            self.close()
+
+    # ---------------------------------------------------------------- alerting
+
+    def alerting(self, *, fallback: bool = False) -> AlertingRuntime:
+        """The rule engine and delivery, built on first use from :attr:`settings`.
+
+        Raises:
+            StorageError: the state file is unusable (unless ``fallback``: then state is in
+                memory).
+        """
+        with self._lock:
+            if self._alerting is None:
+                self._alerting = AlertingRuntime(
+                    self.settings, self.store, clock=self._clock, fallback=fallback
+                )
+            return self._alerting
+
+    def attach(self, telemetry: Telemetry) -> AlertingRuntime:
+        """Evaluate against ``telemetry``'s pipeline and start delivery (``start_monitoring``).
+
+        Rules added before anything was configured were taken by a runtime built from the
+        environment alone; if ``telemetry``'s settings give it another state file or interval,
+        it is rebuilt from them before it first runs, keeping the rules, channels and silences
+        added so far (otherwise ``MonitoringManager(state_path=...)`` would silently keep
+        alert state in memory).
+        """
+        with self._lock:
+            runtime = self.alerting(fallback=True)  # a running app keeps serving on a bad file
+            differs = any(
+                getattr(runtime.settings, name) != getattr(telemetry.settings, name)
+                for name in _RUNTIME_FIELDS
+            )
+            if differs and not runtime.attached_once:
+                fresh = AlertingRuntime(
+                    telemetry.settings, self.store, clock=runtime.clock, fallback=True
+                )
+                fresh.take_over(runtime)
+                runtime.close()
+                self._alerting = runtime = fresh
+        runtime.attach(telemetry)
+        return runtime
+
+    def recent_report(self, period: float, *, title: str = "Last hour") -> Report | None:
+        """The report of the last ``period`` seconds, rebuilt at most once a minute.
+
+        ``None`` without metric history (``history_enabled``): there is nothing to analyse.
+        """
+        telemetry = self.telemetry
+        if telemetry is None or telemetry.history is None:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            cached = self._report
+            if cached is not None and cached[0] is telemetry and now - cached[1] < _REPORT_TTL:
+                return cached[2]
+            from paca_otel.analysis.report import generate_report
+            from paca_otel.privacy import build_scrubber
+
+            scrubber = build_scrubber(telemetry.settings)
+            report = generate_report(
+                telemetry.history, period, now=time.time(),
+                alerts=self.alerting().engine.history(10_000),
+                scrub=scrubber.scrub_text if scrubber else None, title=title,
+            )  # fmt: skip
+            self._report = (telemetry, now, report)
+            return report
+
+    def close(self) -> None:
+        """Stop and forget the alerting runtime (its rules and alerts, unless stored)."""
+        with self._lock:
+            alerting, self._alerting = self._alerting, None
+            self._report = None
+        if alerting is not None:
+            alerting.close()
+
+
+def default_runtime() -> Runtime:
+    """The process's default root, made on first use: the one global of the wiring."""
+    global _default  # noqa: PLW0603  # the one default instance, like OTel's global providers
     with _lock:
-        runtime = get_runtime(fallback=True)  # a running app keeps serving on a bad state file
-        differs = any(
-            getattr(runtime.settings, name) != getattr(telemetry.settings, name)
-            for name in _RUNTIME_FIELDS
-        )
-        if differs and not runtime.attached_once:
-            fresh = AlertingRuntime(telemetry.settings, clock=runtime.clock, fallback=True)
-            fresh.take_over(runtime)
-            runtime.close()
-            _runtime = runtime = fresh
-    runtime.attach(telemetry)
-    return runtime
+        if _default is None:
+            _default = Runtime(persistent=True)
+        return _default
 
 
 def reset() -> None:
-    """Stop and forget the runtime and the shared store (tests, re-initialisation)."""
-    global _runtime  # see get_runtime
+    """Stop and forget the default root: its rules, alerts and series (tests, re-init)."""
+    global _default  # see default_runtime
     with _lock:
-        runtime, _runtime = _runtime, None
-    if runtime is not None:
-        runtime.close()
-    from paca_otel import pipeline
-
-    pipeline.reset_shared_store()
+        root, _default = _default, None
+    if root is not None:
+        root.close()

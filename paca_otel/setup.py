@@ -5,6 +5,10 @@ them as the OpenTelemetry globals and returns a :class:`Telemetry` handle that o
 ``configure`` again with the same settings returns the same handle; with other settings it shuts
 the old providers down first, so there are never duplicate providers, readers or servers.
 
+Each handle belongs to a composition root (:class:`paca_otel.runtime.Runtime`): the default one
+when ``set_global``, else a new independent root. The handle is built on its root's series
+store, and the root keeps the live handle: there is no global here.
+
 This module is the facade: the handle, ``configure`` and the order things are built and
 stopped in. The pieces (resource, exporter plan, providers, the Prometheus exposition,
 collector reachability) are the private modules of :mod:`paca_otel.telemetry`.
@@ -52,6 +56,7 @@ if TYPE_CHECKING:
     from paca_otel.pipeline._collection import Collection
     from paca_otel.pipeline._export import PeriodicExport
     from paca_otel.pipeline.pipeline import Pipeline
+    from paca_otel.runtime import Runtime
     from paca_otel.signals.logs import LoggingHandles
     from paca_otel.signals.system import SystemMetrics
     from paca_otel.signals.system_source import SystemSource
@@ -59,7 +64,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("paca_otel")
 
 _lock = threading.RLock()
-_current: Telemetry | None = None
 
 
 @dataclass(eq=False)
@@ -73,6 +77,7 @@ class Telemetry:
     logger_provider: LoggerProvider
     collection: Collection
     pipeline: Pipeline
+    runtime: Runtime
     prometheus_registry: CollectorRegistry | None = None
     metric_export: PeriodicExport | None = None
     system: SystemMetrics | None = None
@@ -103,6 +108,7 @@ class Telemetry:
             app.add_route(
                 metrics_path, _scrape_endpoint(self.prometheus_registry, self.settings), ["GET"]
             )
+        app.state.paca_otel_runtime = self.runtime  # the API's routes on ``app`` read this root
         self._apps.append(app)
 
     def add_shutdown_hook(self, hook: Callable[[], object]) -> None:
@@ -146,16 +152,14 @@ class Telemetry:
         The SDK's own shutdowns can block on an unreachable collector for the exporter's whole
         retry budget, so each runs in a daemon thread joined against one shared deadline.
         """
-        global _current  # noqa: PLW0603  # the process-wide handle is the point of configure()
         with _lock:
             if self._is_shutdown:
                 return
             self._is_shutdown = True
-            if _current is self:
-                _current = None
         atexit.unregister(self.shutdown)
         for hook in self._shutdown_hooks:
             hook()
+        self.runtime.unbind(self)
         timeout = (
             timeout_millis / 1000 if timeout_millis is not None else self.settings.shutdown_timeout
         )
@@ -177,6 +181,8 @@ class Telemetry:
             from paca_otel.signals.http_server import uninstrument_fastapi
 
             uninstrument_fastapi(app)
+            if getattr(app.state, "paca_otel_runtime", None) is self.runtime:
+                del app.state.paca_otel_runtime
         self._apps.clear()
         late = _run_bounded(
             [
@@ -212,8 +218,10 @@ def _run_bounded(steps: Sequence[tuple[str, Callable[[], object]]], deadline: fl
 
 
 def get_telemetry() -> Telemetry | None:
-    """The live handle of this process, if ``configure`` was called and not shut down."""
-    return _current
+    """The live handle of the default root, if ``configure`` was called and not shut down."""
+    from paca_otel.runtime import default_runtime
+
+    return default_runtime().telemetry
 
 
 def configure(
@@ -242,14 +250,17 @@ def configure(
     Raises:
         ConfigError: a setting is invalid; the message names it, the value and what is allowed.
     """
-    global _current  # noqa: PLW0603  # the process-wide handle is the point of configure()
+    from paca_otel.runtime import Runtime, default_runtime
+
     if settings is None:
         settings = load_settings(**overrides)
     elif overrides:
         settings = load_settings(**{**settings.model_dump(exclude_unset=True), **overrides})
     with _lock:
-        # An independent handle (set_global=False) leaves the global one alone.
-        current = _current if set_global else None
+        # An independent handle (set_global=False) gets a root of its own: the default one,
+        # its store, engine and delivery are left alone.
+        root = default_runtime() if set_global else Runtime(settings)
+        current = root.telemetry
         if current is not None and not current.is_shutdown:
             unchanged = not (metric_readers or span_processors or system_source)
             if current.settings == settings and unchanged:
@@ -265,31 +276,25 @@ def configure(
             scrubber = build_scrubber(settings)
             set_label_scrubber(scrubber.scrub_labels if scrubber is not None else None)
         telemetry = _build(
-            settings, app, metric_readers, span_processors, set_global, system_source
+            settings, root, app, metric_readers, span_processors, set_global, system_source
         )
-        if set_global:
-            _current = telemetry
+        root.bind(telemetry)
         return telemetry
 
 
 def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to one
     settings: PacaOtelSettings,
+    root: Runtime,
     app: FastAPI | None,
     metric_readers: Sequence[MetricReader],
     span_processors: Sequence[SpanProcessor],
     set_global: bool,
     system_source: SystemSource | None,
 ) -> Telemetry:
-    from paca_otel.pipeline import shared_store
     from paca_otel.pipeline.pipeline import Pipeline
 
     resource = _resource(settings)
-    store = shared_store(
-        max_series=settings.max_series,
-        max_points=settings.max_points,
-        max_window=settings.max_window,
-    )
-    pipeline = Pipeline(store=store)
+    pipeline = Pipeline(store=root.bound_store(settings))
 
     scrubber = build_scrubber(settings)
     tracer_provider = _tracer_provider(settings, resource, pipeline, scrubber, span_processors)
@@ -321,6 +326,7 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
         logger_provider=logger_provider,
         collection=collection,
         pipeline=pipeline,
+        runtime=root,
         metric_export=metric_export,
         prometheus_registry=registry,
     )

@@ -77,7 +77,7 @@ def reset() -> None:
         telemetry.shutdown(timeout_millis=2_000)
     from paca_otel import runtime
 
-    runtime.reset()
+    runtime.reset()  # a fresh default root: no rules, alerts or series carried over
     _internal.reset_warnings()
 
 
@@ -138,8 +138,7 @@ def capotel() -> Iterator[Captured]:
     """Run the test under :func:`capture`: spans, metrics, logs and notifications in memory."""
     reset()
     with capture() as captured:
-        from paca_otel import runtime
-
-        runtime.attach(captured.telemetry).add_channel(CAPTURE_CHANNEL, captured.channel)
+        telemetry = captured.telemetry
+        telemetry.runtime.attach(telemetry).add_channel(CAPTURE_CHANNEL, captured.channel)
         yield captured
     reset()

@@ -1,8 +1,9 @@
 """FastAPI dependencies of the monitoring API: the core's facade and the access check.
 
 :func:`get_monitor` is the ONE place the API reaches the core: every route takes the
-:class:`~paca_otel.web.facade.Monitor` it returns, so pointing the API at a composition root
-means changing this function only (or ``app.dependency_overrides[get_monitor]`` in a test).
+:class:`~paca_otel.web.facade.Monitor` it returns, over the composition root of the app the
+request came to (the one ``configure(app=...)`` instrumented it for), else the default root.
+A test points the API elsewhere with ``app.dependency_overrides[get_monitor]``.
 
 :func:`require` builds the per-route access dependency: Bearer token or dashboard session
 cookie, the route's :class:`~paca_otel.security.Permission`, 401/403/429, the CSRF check for
@@ -49,9 +50,14 @@ _MESSAGES: Final = {
 }
 
 
-def get_monitor() -> Monitor:
-    """The facade over the process's live state (the composition root's seam)."""
-    return Monitor()
+def get_monitor(request: Request) -> Monitor:
+    """The facade over the request's composition root (the app's, else the default one)."""
+    root = getattr(request.app.state, "paca_otel_runtime", None)
+    if root is None:
+        from paca_otel.runtime import default_runtime
+
+        root = default_runtime()
+    return Monitor(root)
 
 
 MonitorDep = Annotated[Monitor, Depends(get_monitor)]

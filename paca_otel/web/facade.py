@@ -1,16 +1,14 @@
-"""The monitoring API's one window onto the core: :class:`Monitor`.
+"""The facade the monitoring API's routes call onto the core: :class:`Monitor`.
 
 Routes never import the setup, the runtime, the engine or the series store: they ask the
-:class:`Monitor` that :func:`paca_otel.web.deps.get_monitor` hands them. So when the core is
-restructured around a composition root, that one dependency is pointed at it and no route
-changes. Every method here is synchronous and may do a collection or take a lock, so routes
+:class:`Monitor` that :func:`paca_otel.web.deps.get_monitor` hands them, and the Monitor asks
+only the composition root (:class:`paca_otel.runtime.Runtime`) it was given, never a module
+global. Every method here is synchronous and may do a collection or take a lock, so routes
 call them in a worker thread, never on the event loop.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,6 +22,7 @@ if TYPE_CHECKING:
     from paca_otel.config import PacaOtelSettings
     from paca_otel.pipeline.spans import REDStats
     from paca_otel.pipeline.store import Series
+    from paca_otel.runtime import AlertingRuntime, Runtime
     from paca_otel.setup import Telemetry
     from paca_otel.snapshot import MetricsSnapshot
 
@@ -42,15 +41,15 @@ class LiveSample:
 
 
 class Monitor:
-    """The small facade the API routes use; each call reads the process's live state.
+    """The small facade the API routes use; each call reads the root's live state.
 
     Args:
-        telemetry: A fixed handle; by default the process's current one is looked up on each
-            call, so the router works when mounted before ``configure()``.
+        root: The composition root to read; its telemetry is looked up on each call, so the
+            router works when mounted before ``configure()``.
     """
 
-    def __init__(self, telemetry: Telemetry | None = None) -> None:
-        self._fixed = telemetry
+    def __init__(self, root: Runtime) -> None:
+        self._root = root
 
     # ---------------------------------------------------------------- process state
 
@@ -60,20 +59,15 @@ class Monitor:
         Raises:
             NotConfiguredError: ``configure()`` has not run.
         """
-        from paca_otel.setup import get_telemetry
-
-        found = self._fixed if self._fixed is not None else get_telemetry()
-        if found is None or found.is_shutdown:
+        found = self._root.telemetry
+        if found is None:
             msg = "paca-otel is not configured: call configure() or start a MonitoringManager"
             raise NotConfiguredError(msg)
         return found
 
     def settings(self) -> PacaOtelSettings:
         """The live settings, or the environment's when nothing is configured yet."""
-        try:
-            return self.telemetry().settings
-        except NotConfiguredError:
-            return _env_settings()
+        return self._root.settings
 
     # ---------------------------------------------------------------- metrics
 
@@ -99,24 +93,24 @@ class Monitor:
         Raises:
             RuleError: a matcher's operator or regex is invalid.
         """
-        from paca_otel.pipeline import shared_store
         from paca_otel.pipeline.store import Matcher
 
         built = [Matcher(n, op, v) for n, op, v in matchers]
-        return shared_store().select(name, built, start=start, end=end)
+        return self._root.store.select(name, built, start=start, end=end)
 
     def series_names(self) -> list[str]:
         """Every metric name the series store holds."""
-        from paca_otel.pipeline import shared_store
-
-        return shared_store().names()
+        return self._root.store.names()
 
     # ---------------------------------------------------------------- alerting
 
     def _alerts(self) -> Any:
         from paca_otel.manager import AlertManager
 
-        return AlertManager()
+        return AlertManager(self._root)
+
+    def _alerting(self) -> AlertingRuntime:
+        return self._root.alerting()
 
     def active_alerts(self) -> list[ActiveAlert]:
         """Pending and firing alerts."""
@@ -152,9 +146,7 @@ class Monitor:
 
     def silences(self) -> list[SilenceRecord]:
         """Every known silence, expired ones included, oldest first."""
-        from paca_otel.runtime import get_runtime
-
-        found: list[SilenceRecord] = get_runtime().engine.silences.all()
+        found: list[SilenceRecord] = self._alerting().engine.silences.all()
         return found
 
     def silence(
@@ -193,41 +185,23 @@ class Monitor:
 
         Empty without metric history (``history_enabled``): there is nothing to analyse.
         """
-        global _REPORT  # noqa: PLW0603  # one cached report per process
-        telemetry = self.telemetry()
-        if telemetry.history is None:
-            return []
-        now = time.monotonic()
-        with _REPORT_LOCK:
-            if _REPORT is not None and _REPORT[0] is telemetry and now - _REPORT[1] < 60.0:
-                return [_REPORT[2]]
-            from paca_otel.analysis.report import generate_report
-            from paca_otel.privacy import build_scrubber
-            from paca_otel.runtime import get_runtime
-
-            scrubber = build_scrubber(telemetry.settings)
-            report = generate_report(
-                telemetry.history, REPORT_PERIOD, now=time.time(),
-                alerts=get_runtime().engine.history(10_000),
-                scrub=scrubber.scrub_text if scrubber else None, title="Last hour",
-            ).to_dict()  # fmt: skip
-            _REPORT = (telemetry, now, report)
-            return [report]
+        self.telemetry()  # NotConfiguredError before anything else
+        report = self._root.recent_report(REPORT_PERIOD, title="Last hour")
+        return [] if report is None else [report.to_dict()]
 
     # ---------------------------------------------------------------- health
 
     def health(self) -> dict[str, Any]:
         """Readiness of each part: exporters, channels, series store, storage."""
-        from paca_otel.pipeline import shared_store
-        from paca_otel.runtime import alert_state_path, get_runtime
+        from paca_otel.runtime import alert_state_path
 
         try:
             telemetry = self.telemetry()
         except NotConfiguredError:
             return {"configured": False}
         settings = telemetry.settings
-        store = shared_store()
-        runtime = get_runtime()
+        store = self._root.store
+        runtime = self._alerting()
         return {
             "configured": True,
             "exporters": {
@@ -250,17 +224,3 @@ class Monitor:
 
 REPORT_PERIOD = 3600.0
 """Seconds the dashboard's report covers."""
-_REPORT: tuple[Telemetry, float, dict[str, Any]] | None = None
-_REPORT_LOCK = threading.Lock()
-_ENV_SETTINGS: tuple[float, PacaOtelSettings] | None = None
-
-
-def _env_settings() -> PacaOtelSettings:
-    """The environment's settings, re-read at most every 5 s (no live telemetry to ask)."""
-    global _ENV_SETTINGS  # noqa: PLW0603  # a small per-process cache of the env's settings
-    now = time.monotonic()
-    if _ENV_SETTINGS is None or now - _ENV_SETTINGS[0] > 5.0:
-        from paca_otel.config import load_settings
-
-        _ENV_SETTINGS = (now, load_settings())
-    return _ENV_SETTINGS[1]

@@ -105,7 +105,7 @@ class GuardedRoute(APIRoute):
         audited = action not in UNAUDITED
 
         async def route(request: Request) -> Response:
-            monitor = get_monitor()
+            monitor = get_monitor(request)
             settings = monitor.settings()
             limit = settings.body_limit
             status = 500

@@ -1,8 +1,8 @@
 """Child process of the leader election tests: one worker of a service sharing a directory.
 
 Run with ``PACA_OTEL_MULTIPROCESS_DIR``, ``PACA_OTEL_EVALUATION_INTERVAL`` and
-``PACA_OTEL_WEBHOOK_URL`` set. It builds the process's ``AlertingRuntime`` from them, adds the rules
-every worker adds in code (the same in each), feeds ``up 1`` into its series store, starts
+``PACA_OTEL_WEBHOOK_URL`` set. It builds the default root's ``AlertingRuntime`` from them, adds
+the rules every worker adds in code (the same in each), feeds ``up 1`` into its series store, starts
 evaluating (delivery is left to the test's one dispatcher), prints ``ready`` and then answers
 one JSON command per stdin line with one JSON line:
 
@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from paca_otel.manager import AlertManager
-from paca_otel.runtime import get_runtime
+from paca_otel.runtime import default_runtime
 
 
 class Watch:
@@ -35,7 +35,7 @@ class Watch:
         self.lock = threading.Lock()
 
     def run(self) -> None:
-        engine = get_runtime().engine
+        engine = default_runtime().alerting().engine
         was_leading = False
         base = engine.cycles  # cycles run before this worker last started to lead
         while True:
@@ -54,7 +54,7 @@ class Watch:
 
 
 def status(watch: Watch) -> dict[str, Any]:
-    runtime = get_runtime()
+    runtime = default_runtime().alerting()
     engine = runtime.engine
     with watch.lock:
         since, evaluating = watch.leading_since, watch.evaluating_since
@@ -80,7 +80,7 @@ def status(watch: Watch) -> dict[str, Any]:
 def main() -> None:
     # The runtime is built from the environment the test sets: PACA_OTEL_MULTIPROCESS_DIR,
     # PACA_OTEL_EVALUATION_INTERVAL and PACA_OTEL_WEBHOOK_URL, as a deployment would.
-    runtime = get_runtime()
+    runtime = default_runtime().alerting()
     alerts = AlertManager()
     alerts.add_rule_sync("Always", "up > 0", "webhook", 3600)
     alerts.add_rule_sync("Slow", "slow > 0", "webhook", 3600, for_=2)

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from paca_otel import AlertManager, MonitoringManager, configure
 from paca_otel.errors import PacaOtelError, StorageError
-from paca_otel.runtime import get_runtime
+from paca_otel.runtime import default_runtime
 from paca_otel.signals.system_source import MemoryStats, StaticSource
 from tests._wait import async_wait_until
 from tests.peers import ROOT, free_port
@@ -99,7 +99,7 @@ async def test_alert_fired_before_sigkill_is_delivered_exactly_once_after_restar
     assert [a.state.value for a in alerts.get_active_alerts()] == ["firing"]
     for _ in range(3):
         await alerts.evaluate()
-    outbox = get_runtime().outbox
+    outbox = default_runtime().alerting().outbox
     await async_wait_until(
         lambda: keys and not outbox.pending_count(), "the restored row's delivery", timeout=30
     )

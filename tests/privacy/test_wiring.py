@@ -72,9 +72,9 @@ def test_scrubbing_can_be_turned_off() -> None:
 def test_notification_payloads_are_scrubbed_before_they_are_stored() -> None:
     """An annotation holding a secret is scrubbed in the outbox, so no channel sends it."""
     from paca_otel.alerting.models import AlertEvent, AlertState, Notification, Severity
-    from paca_otel.runtime import get_runtime
+    from paca_otel.runtime import default_runtime
 
-    runtime = get_runtime()
+    runtime = default_runtime().alerting()
     event = AlertEvent(
         rule="r",
         state=AlertState.FIRING,
