@@ -1,8 +1,9 @@
-"""The process-wide alerting runtime: attach/detach with the telemetry, user channels."""
+"""The composition root and its alerting runtime: attach/detach, user channels, independence."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +82,109 @@ def test_settings_and_engine_take_the_same_evaluation_intervals(seconds: float) 
     finally:
         outbox.close()
     assert by_settings == by_engine
+
+
+def test_one_root_owns_store_pipeline_engine_and_delivery() -> None:
+    """configure() builds on the default root: one store feeds the pipeline and the engine."""
+    from paca_otel.runtime import default_runtime
+    from paca_otel.setup import configure
+
+    telemetry = configure(metrics_exporter="none", system_metrics=False)
+    root = default_runtime()
+    assert telemetry.runtime is root
+    assert root.telemetry is telemetry
+    alerting = root.attach(telemetry)
+    assert telemetry.pipeline.store is root.store is alerting.engine.store
+    assert alerting.engine.outbox is alerting.outbox
+    assert alerting.channels is alerting.engine.channels
+    telemetry.shutdown()
+    assert root.telemetry is None
+    assert default_runtime() is root  # the default root outlives its telemetry, rules kept
+
+
+def test_independent_configure_has_its_own_store_engine_and_delivery() -> None:
+    """configure(set_global=False) gets a root of its own; rules there stay out of the default."""
+    from paca_otel.runtime import default_runtime
+    from paca_otel.setup import configure, get_telemetry
+
+    main = configure(metrics_exporter="none", system_metrics=False)
+    other = configure(
+        service_name="independent", metrics_exporter="none", system_metrics=False,
+        set_global=False,
+    )  # fmt: skip
+    try:
+        assert other.runtime is not main.runtime
+        assert other.pipeline.store is not main.pipeline.store
+        AlertManager(other.runtime).add_rule_sync("only_there", "up > 0", "log")
+        assert [r.name for r in AlertManager(other.runtime).rules] == ["only_there"]
+        assert AlertManager().rules == []
+        assert other.runtime.alerting().engine is not default_runtime().alerting().engine
+        assert get_telemetry() is main
+    finally:
+        other.shutdown()
+    assert not main.is_shutdown
+    assert other.runtime.telemetry is None
+    main.shutdown()
+
+
+async def test_rules_added_before_configure_run_on_the_configured_state_file(
+    tmp_path: Path,
+) -> None:
+    """An AlertManager used before anything is configured hands its rules to the live settings."""
+    from paca_otel.runtime import default_runtime
+
+    alerts = AlertManager()
+    alerts.add_rule_sync("early", "up > 0", "send_email", 60)  # no smtp yet: logged stand-in
+    silence = alerts.silence({"alertname": "early"}, duration=60)
+    state = tmp_path / "alerts.sqlite3"
+    monitor = MonitoringManager(
+        metrics_exporter="none", system_metrics=False, state_path=state, evaluation_interval=1
+    )
+    await monitor.start_monitoring()
+    try:
+        runtime = default_runtime().alerting()
+        assert runtime.settings.state_path == state
+        assert [r.name for r in AlertManager().rules] == ["early"]
+        assert [s.id for s in runtime.engine.silences.all()] == [silence]
+        assert runtime.unconfigured_channels() == ["email"]
+        default_runtime().store.append("up", (), 1.0, runtime.clock())
+        await alerts.evaluate()
+        assert [a.rule for a in alerts.get_active_alerts()] == ["early"]
+    finally:
+        await monitor.stop()
+    assert state.exists()
+
+
+async def test_routes_read_the_root_of_the_app_they_serve() -> None:
+    """An app configured with set_global=False serves its own root's series, not the default's."""
+    import httpx
+    from fastapi import FastAPI
+
+    from paca_otel.runtime import default_runtime
+    from paca_otel.security import generate_token, hash_token
+    from paca_otel.setup import configure
+    from paca_otel.web.api import monitoring_router
+
+    token = generate_token()
+    entries = [f"admin:admin:{hash_token(token)}"]
+    app = FastAPI()
+    app.include_router(monitoring_router(), prefix="/monitoring")
+    telemetry = configure(
+        app=app, metrics_exporter="none", system_metrics=False, api_tokens=entries,
+        set_global=False,
+    )  # fmt: skip
+    try:
+        telemetry.runtime.store.append("only_in_app_root", (), 1.0, 1.0)
+        default_runtime().store.append("only_in_default", (), 1.0, 1.0)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://test",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as http:
+            reply = await http.get("/monitoring/api/v1/metrics/names")
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["names"] == ["only_in_app_root"]
+    finally:
+        telemetry.shutdown()
+    assert not hasattr(app.state, "paca_otel_runtime")
