@@ -24,6 +24,7 @@ from paca_otel.alerting.rules import Rule
 from paca_otel.config import PacaOtelSettings
 from paca_otel.errors import RuleError
 from paca_otel.runtime import AlertingRuntime, Runtime, default_runtime
+from paca_otel.runtime import Telemetry as BoundTelemetry
 from paca_otel.setup import Telemetry, configure, get_telemetry
 from paca_otel.snapshot import MetricsSnapshot, snapshot_from
 
@@ -267,7 +268,7 @@ class MonitoringManager:
         return self._telemetry
 
 
-def current_metrics(telemetry: Telemetry) -> MetricsSnapshot:
+def current_metrics(telemetry: BoundTelemetry) -> MetricsSnapshot:
     """One collection of the in-process reader, flattened (used by the manager and the API).
 
     The percent aliases come from that collection, the request aliases from the RED span

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from paca_otel._internal import warn_once
 from paca_otel.alerting.channels import (
@@ -49,9 +49,11 @@ from paca_otel.pipeline.store import SeriesStore
 from paca_otel.storage import Codec, Database, count_error, open_database
 
 if TYPE_CHECKING:
+    from paca_otel.analysis.history import HistoryStore
     from paca_otel.analysis.report_model import Report
     from paca_otel.analysis.report_schedule import ReportScheduler
-    from paca_otel.setup import Telemetry
+    from paca_otel.pipeline._collection import Collection
+    from paca_otel.pipeline.pipeline import Pipeline
 
 #: The seed's action names and the channel each stands for.
 ACTION_ALIASES: dict[str, str] = {
@@ -69,6 +71,26 @@ logger = logging.getLogger("paca_otel.alerts")
 
 _lock = threading.Lock()
 _default: Runtime | None = None
+
+
+class Telemetry(Protocol):
+    """What the root uses of a :class:`paca_otel.setup.Telemetry` handle bound to it.
+
+    A protocol, not an import: ``setup`` builds handles on a root, so the root must not import
+    ``setup`` back (no cycle between the two halves of the composition layer).
+    """
+
+    @property
+    def settings(self) -> PacaOtelSettings: ...
+    @property
+    def pipeline(self) -> Pipeline: ...
+    @property
+    def collection(self) -> Collection: ...
+    @property
+    def history(self) -> HistoryStore | None: ...
+    @property
+    def is_shutdown(self) -> bool: ...
+    def add_shutdown_hook(self, hook: Callable[[], object]) -> None: ...
 
 
 #: The alert state file inside ``multiprocess_dir`` when ``state_path`` is not set.

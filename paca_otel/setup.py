@@ -221,7 +221,13 @@ def get_telemetry() -> Telemetry | None:
     """The live handle of the default root, if ``configure`` was called and not shut down."""
     from paca_otel.runtime import default_runtime
 
-    return default_runtime().telemetry
+    return _handle_of(default_runtime())
+
+
+def _handle_of(root: Runtime) -> Telemetry | None:
+    """The live handle bound to ``root`` (only ``configure`` binds, so it is one of ours)."""
+    found = root.telemetry
+    return found if isinstance(found, Telemetry) else None
 
 
 def configure(
@@ -260,7 +266,7 @@ def configure(
         # An independent handle (set_global=False) gets a root of its own: the default one,
         # its store, engine and delivery are left alone.
         root = default_runtime() if set_global else Runtime(settings)
-        current = root.telemetry
+        current = _handle_of(root)
         if current is not None and not current.is_shutdown:
             unchanged = not (metric_readers or span_processors or system_source)
             if current.settings == settings and unchanged:

@@ -22,8 +22,7 @@ if TYPE_CHECKING:
     from paca_otel.config import PacaOtelSettings
     from paca_otel.pipeline.spans import REDStats
     from paca_otel.pipeline.store import Series
-    from paca_otel.runtime import AlertingRuntime, Runtime
-    from paca_otel.setup import Telemetry
+    from paca_otel.runtime import AlertingRuntime, Runtime, Telemetry
     from paca_otel.snapshot import MetricsSnapshot
 
 
