@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,8 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import CollectorRegistry
 
-from paca_otel._internal import drops
+from paca_otel import _prefork, _workers
+from paca_otel._internal import drops, handle_internal_errors
 from paca_otel._version import __version__
 from paca_otel.config import PacaOtelSettings, Signal, load_settings, split_endpoint
 from paca_otel.errors import ConfigError
@@ -41,6 +43,10 @@ from paca_otel.signals.dropcount import (
     counting_metric_exporter,
 )
 from paca_otel.signals.redact import redactor
+
+# Imported before _after_fork_in_child is registered, so that in a forked child the storage
+# layer forgets the parent's SQLite connections before the rebuild opens its own.
+from paca_otel.storage import sqlite as _sqlite_fork_hook  # noqa: F401
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -63,6 +69,7 @@ logger = logging.getLogger("paca_otel")
 _lock = threading.RLock()
 _current: Telemetry | None = None
 _INSTANCE_ID = str(uuid.uuid4())  # one per process, stable across re-configuration
+_handles: weakref.WeakSet[Telemetry] = weakref.WeakSet()  # rebuilt in a forked child
 
 
 @dataclass(eq=False)
@@ -85,6 +92,8 @@ class Telemetry:
     _apps: list[Any] = field(default_factory=list)
     _shutdown_hooks: list[Callable[[], object]] = field(default_factory=list)
     _is_shutdown: bool = False
+    _origin: _prefork.Origin = field(default_factory=_prefork.Origin)
+    _fork_hooks: dict[str, Callable[[Telemetry], object]] = field(default_factory=dict)
 
     @property
     def is_shutdown(self) -> bool:
@@ -103,14 +112,22 @@ class Telemetry:
             app, tracer_provider=self.tracer_provider, meter_provider=self.meter_provider
         )
         if metrics_path and self.prometheus_registry is not None:
-            app.add_route(
-                metrics_path, _scrape_endpoint(self.prometheus_registry, self.settings), ["GET"]
-            )
+            # The route reads the handle's registry per scrape: a forked child rebuilds it.
+            endpoint = _scrape_endpoint(lambda: self.prometheus_registry, self.settings)
+            app.add_route(metrics_path, endpoint, ["GET"])
         self._apps.append(app)
 
     def add_shutdown_hook(self, hook: Callable[[], object]) -> None:
         """Call ``hook`` first thing in :meth:`shutdown` (the alerting runtime detaches so)."""
         self._shutdown_hooks.append(hook)
+
+    def add_fork_hook(self, name: str, hook: Callable[[Telemetry], object]) -> None:
+        """Call ``hook(self)`` in a forked child once this handle is rebuilt there.
+
+        The alerting runtime restarts its loops so (see :mod:`paca_otel._prefork`). One hook
+        per ``name``: adding it again replaces it.
+        """
+        self._fork_hooks[name] = hook
 
     def force_flush(self, timeout_millis: int = 5_000) -> bool:
         """Export what is buffered now; False if some provider did not finish in time.
@@ -199,9 +216,9 @@ class Telemetry:
 
 
 def _scrape_endpoint(
-    registry: CollectorRegistry, settings: PacaOtelSettings
+    registry_of: Callable[[], CollectorRegistry | None], settings: PacaOtelSettings
 ) -> Callable[[Request], Awaitable[Response]]:
-    """A Starlette endpoint serving ``registry`` at an exact path (a mount would redirect).
+    """A Starlette endpoint serving ``registry_of()`` at an exact path (a mount would redirect).
 
     A scrape runs every metric callback (psutil included), so it runs in a worker thread.
     With ``metrics_auth`` it wants ``Authorization: Bearer <token>`` of any role (401, or 429
@@ -237,7 +254,7 @@ def _scrape_endpoint(
                 return Response("unauthorized\n", status_code=result.outcome.status,
                                 media_type="text/plain", headers=headers)  # fmt: skip
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        body = await run_in_threadpool(encoder, registry)
+        body = await run_in_threadpool(encoder, registry_of() or CollectorRegistry())
         return Response(body, media_type=content_type)
 
     return scrape
@@ -315,9 +332,37 @@ def configure(
         telemetry = _build(
             settings, app, metric_readers, span_processors, set_global, system_source
         )
+        telemetry._origin = _prefork.Origin(tuple(span_processors), system_source, set_global)
+        _handles.add(telemetry)
         if set_global:
             _current = telemetry
+            _workers.announce(settings)
         return telemetry
+
+
+def _after_fork_in_child() -> None:
+    """Rebuild every live handle in a forked child (gunicorn --preload); see :mod:`._prefork`."""
+    global _lock, _INSTANCE_ID  # noqa: PLW0603  # a lock held at fork stays held; a new instance
+    _lock = threading.RLock()
+    _INSTANCE_ID = str(uuid.uuid4())
+    for handle in list(_handles):
+        if handle.is_shutdown:
+            continue
+        with handle_internal_errors("fork_rebuild", logger):
+            _prefork.rebuild(handle, _rebuild_parts)
+            if handle is _current:
+                _workers.announce(handle.settings)
+
+
+def _rebuild_parts(handle: Telemetry) -> Telemetry:
+    """New providers, pipeline, exporters and threads from ``handle``'s settings, not served."""
+    origin = handle._origin
+    span_processors, system_source = origin.span_processors, origin.system_source
+    args = (handle.settings, None, (), span_processors, origin.set_global, system_source)
+    return _build(*args, fork_rebuild=True)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to one
@@ -327,6 +372,8 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
     span_processors: Sequence[SpanProcessor],
     set_global: bool,
     system_source: SystemSource | None,
+    *,
+    fork_rebuild: bool = False,
 ) -> Telemetry:
     from paca_otel.pipeline import shared_store
     from paca_otel.pipeline.pipeline import Pipeline
@@ -407,6 +454,8 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
         telemetry.history.start()
         collect_every = settings.history_interval
     pipeline.start_draining(collect_every=collect_every)
+    if fork_rebuild:  # the child keeps the handle, its apps, its atexit entry and its warnings
+        return telemetry
     if registry is not None and app is None:
         telemetry._prometheus_server = _start_prometheus(settings, registry)
     if app is not None:
@@ -514,8 +563,11 @@ def _metric_consumers(
 
 
 def _resource(settings: PacaOtelSettings) -> Resource:
-    attributes: dict[str, str] = {
+    # One instance per process: each worker of a service exports under its own id and pid
+    # (a forked child gets new ones, see _after_fork_in_child); the backend aggregates.
+    attributes: dict[str, str | int] = {
         "service.instance.id": _INSTANCE_ID,
+        "process.pid": os.getpid(),
         "telemetry.distro.name": "paca-otel",
         "telemetry.distro.version": __version__,
     }
