@@ -12,7 +12,8 @@ does not work there:
   workers would export as one instance and overwrite each other's series in the backend;
 - the aggregations hold what the parent recorded before the fork: summed over N workers it
   would count N times;
-- SQLite connections must not cross a fork (:mod:`paca_otel.storage` forgets them already).
+- SQLite connections must not cross a fork: :mod:`paca_otel.storage` closes them just
+  before it (the parent reconnects on its next statement), so the child inherits none.
 
 **Decision: rebuild the handle in place, from the same settings, in an**
 ``os.register_at_fork(after_in_child=...)`` **hook** (:func:`rebuild`, called by
@@ -29,17 +30,18 @@ neither used nor shut down, since a shutdown would flush through the parent's co
 The inherited handle's shutdown hooks are dropped (they belonged to the parent's alerting
 runtime); its fork hooks run once the handle is rebuilt, and the alerting runtime registers
 one that starts a fresh runtime (own database connection, own threads) which takes over the
-inherited rules, channels and silences (:func:`paca_otel.runtime.attach`).
+rules, channels and silences of the parent's, from a snapshot :mod:`paca_otel.runtime` takes
+just before the fork (the parent's locks may be held by threads the child does not have).
 
 **Why in the hook, not lazily on first use:** spans a worker makes before any paca-otel call
 must already reach the new providers, and there is no single first use to wait for (the OTel
 API's globals are read by user code directly). The hook runs in the child's only thread,
 before the server's worker code, which is where the SDK's own after-fork hooks restart their
 worker threads too; the locks the rebuild takes are new ones (the set-up lock is replaced
-first). What it costs is measured in ``tests/test_prefork.py``: tens of milliseconds.
-Opening SQLite files (history, alert state) happens there as well, bounded by the storage
-layer's busy budget. Python also runs at-fork hooks in ``subprocess`` children that use
-``preexec_fn``; the rebuild there is wasted work before ``exec``, never harm.
+first, the storage and runtime locks are held across the fork by their own hooks). It costs a
+child 17-22 ms (median; 45 ms at most) against 3 ms for a bare fork
+(``benchmarks/bench_fork.py``). Python also runs at-fork hooks in ``subprocess`` children that
+use ``preexec_fn``; the rebuild there is wasted work before ``exec``, never harm.
 
 **Limits.** Tracers, meters and instruments that code took directly from the parent's SDK
 providers (after ``configure()``) keep recording into those: in the child their data is not
@@ -49,21 +51,33 @@ exported. Instruments made through the OTel API before ``configure()`` (proxies)
 processors move. The standalone Prometheus port (``configure()`` without an app) stays with
 the process that bound it, which keeps serving it: a child takes it over only if the parent
 has let it go (a daemonising fork). With ``multiprocess_dir`` set, whichever process answers a
-scrape shows every worker.
+scrape shows every worker. User channels the child's runtime takes over are the parent's
+objects (a client they keep is the parent's too). And, as for any fork of a process with
+threads: a module that one of the parent's threads was half-way through importing at that
+instant stays locked in the child (CPython keeps one import lock per module), so paca-otel's
+threads import what they need before they start.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
+import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
-from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from prometheus_client import CollectorRegistry
+
+from paca_otel._internal import handle_internal_errors
+from paca_otel.config import PacaOtelSettings
 
 if TYPE_CHECKING:
-    from paca_otel.setup import Telemetry
+    from wsgiref.simple_server import WSGIServer
+
+    from paca_otel.signals.logs import LoggingHandles
+    from paca_otel.signals.system import SystemMetrics
     from paca_otel.signals.system_source import SystemSource
 
 logger = logging.getLogger("paca_otel")
@@ -80,7 +94,28 @@ class Origin(NamedTuple):
     set_global: bool = True
 
 
-def rebuild(handle: Telemetry, build: Callable[[Telemetry], Telemetry]) -> None:
+class Handle(Protocol):
+    """What the rebuild reads and replaces of a :class:`~paca_otel.setup.Telemetry` handle.
+
+    A protocol rather than an import of ``setup``, which calls :func:`rebuild` (no cycle).
+    """
+
+    settings: PacaOtelSettings
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    prometheus_registry: CollectorRegistry | None
+    system: SystemMetrics | None
+    logging_handles: LoggingHandles | None
+    _prometheus_server: tuple[WSGIServer, threading.Thread] | None
+    _apps: list[Any]
+    _origin: Origin
+    _fork_hooks: dict[str, Callable[[Any], object]]
+
+
+H = TypeVar("H", bound=Handle)
+
+
+def rebuild(handle: H, build: Callable[[H], H]) -> None:
     """Give ``handle`` new providers, pipeline, exporters, threads and servers in this child.
 
     Args:
@@ -98,9 +133,9 @@ def rebuild(handle: Telemetry, build: Callable[[Telemetry], Telemetry]) -> None:
 
         reset_shared_store()
     fresh = build(handle)
-    for item in dataclasses.fields(handle):
-        if item.name not in _KEPT:
-            setattr(handle, item.name, getattr(fresh, item.name))
+    for name, value in vars(fresh).items():  # a dataclass's fields, new ones of every part
+        if name not in _KEPT:
+            setattr(handle, name, value)
     if had_system and handle.system is None and not handle.settings.sdk_disabled:
         # MonitoringManager.start_monitoring() added the gauges to a handle without them.
         from paca_otel.signals.system import SystemMetrics
@@ -110,13 +145,11 @@ def rebuild(handle: Telemetry, build: Callable[[Telemetry], Telemetry]) -> None:
     if inherited_server is not None:
         _take_over_port(handle, inherited_server)
     for name, hook in list(handle._fork_hooks.items()):
-        try:
+        with handle_internal_errors(f"fork_hook.{name}", logger):
             hook(handle)
-        except Exception:
-            logger.exception("paca-otel: after fork, restarting %s failed", name)
 
 
-def _reinstrument(handle: Telemetry) -> None:
+def _reinstrument(handle: Handle) -> None:
     """Point the middleware of every instrumented app at the handle's new providers."""
     from paca_otel.signals.http_server import instrument_fastapi
 
@@ -126,14 +159,12 @@ def _reinstrument(handle: Telemetry) -> None:
         )
 
 
-def _take_over_port(handle: Telemetry, inherited: tuple[object, object]) -> None:
+def _take_over_port(handle: Handle, inherited: tuple[WSGIServer, threading.Thread]) -> None:
     """Serve the standalone Prometheus port here only if the parent no longer holds it."""
     from prometheus_client import start_http_server
 
     server, _thread = inherited
-    close = getattr(server, "server_close", None)
-    if close is not None:
-        close()  # this process's copy of the listening socket; the parent's stays open
+    server.server_close()  # this process's copy of the listening socket; the parent's stays open
     settings, registry = handle.settings, handle.prometheus_registry
     if registry is None:
         return

@@ -222,3 +222,43 @@ def test_forked_child_restarts_alerting(peer: Peer, tmp_path: Any) -> None:
     assert "paca-otel-rules" in report["threads"]
     assert len(hooks) == 1
     assert json.loads(hooks[0])["alerts"][0]["labels"]["alertname"] == "child_marker_seen"
+
+
+def test_independent_handle_is_rebuilt_and_a_shut_down_one_is_not() -> None:
+    """A set_global=False handle gets its own rebuild; one shut down before the fork stays down."""
+    gone = configure(service_name="gone", system_metrics=False, set_global=False)
+    gone.shutdown()
+    mine = configure(service_name="mine", system_metrics=False, set_global=False)
+    parent_provider = mine.meter_provider
+
+    def child(report_fd: int, go_fd: int) -> dict[str, Any]:
+        mine.meter_provider.get_meter("t").create_counter("independent").add(2)
+        data = mine.collection.collect_now()
+        assert data is not None
+        names = [
+            m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+        ]
+        return {
+            "pid": os.getpid(),
+            "resource_pid": mine.resource.attributes["process.pid"],
+            "new_provider": mine.meter_provider is not parent_provider,
+            "global": get_telemetry() is not None,
+            "gone_shut_down": gone.is_shutdown,
+            "recorded": "independent" in names,
+        }
+
+    pid, report_fd, go_w = fork_child(child)
+    try:
+        report = read_report(report_fd)
+    finally:
+        reap(pid, go_w)
+        os.close(report_fd)
+    assert report == {
+        "pid": pid,
+        "resource_pid": pid,
+        "new_provider": True,
+        "global": False,
+        "gone_shut_down": True,
+        "recorded": True,
+    }
+    mine.shutdown()
