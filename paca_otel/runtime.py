@@ -14,7 +14,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from paca_otel._internal import warn_once
 from paca_otel.alerting.channels import (
@@ -37,6 +37,7 @@ from paca_otel.pipeline import shared_store
 from paca_otel.storage import Codec, Database, count_error, open_database
 
 if TYPE_CHECKING:
+    from paca_otel.alerting.state import SilenceRecord
     from paca_otel.analysis.report_schedule import ReportScheduler
     from paca_otel.setup import Telemetry
 
@@ -56,6 +57,36 @@ logger = logging.getLogger("paca_otel.alerts")
 
 _lock = threading.RLock()
 _runtime: AlertingRuntime | None = None
+_runtime_pid = os.getpid()  # the process _runtime was built in
+_handover: Handover | None = None  # what a forked child's runtime takes over
+
+
+def _before_fork() -> None:
+    """In the parent, just before ``fork()``: snapshot what a child's runtime takes over.
+
+    Taken here, where the threads that hold the engine's locks are alive to release them; in
+    the child those locks may stay held forever. ``_lock`` is held across the fork so no
+    other thread is half-way through building a runtime.
+    """
+    global _handover  # noqa: PLW0603  # see get_runtime
+    _lock.acquire()
+    runtime = _runtime
+    try:
+        _handover = runtime.handover() if runtime is not None else None
+    except Exception:  # a fork must never fail because of monitoring
+        logger.exception("paca-otel: cannot snapshot the alerting runtime before fork()")
+        _handover = None
+
+
+def _after_fork_in_parent() -> None:
+    global _handover  # noqa: PLW0603  # see get_runtime
+    _handover = None
+    _lock.release()
+
+
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_lock.release
+)
 
 
 #: The alert state file inside ``multiprocess_dir`` when ``state_path`` is not set.
@@ -111,6 +142,14 @@ CHANNEL_SETTINGS: dict[str, str] = {
     "alertmanager": "set alertmanager_url (PACA_OTEL_ALERTMANAGER_URL)",
 }
 """The built-in channels that need settings, and what to set for each (``log`` needs none)."""
+
+
+class Handover(NamedTuple):
+    """What a successor runtime adopts from its predecessor (see ``take_over``)."""
+
+    channels: dict[str, NotificationChannel]
+    rules: list[Rule]
+    silences: list[SilenceRecord]
 
 
 class AlertingRuntime:
@@ -263,6 +302,7 @@ class AlertingRuntime:
         telemetry.add_shutdown_hook(lambda: self.detach(telemetry))
         if not self._started:
             self._started = True
+            _import_what_threads_need()
             self.dispatcher.start()
             self.engine.start()
         self._start_reports(telemetry)
@@ -303,15 +343,24 @@ class AlertingRuntime:
         )
         self.reports.start()
 
-    def take_over(self, old: AlertingRuntime) -> None:
-        """Adopt the rules, user channels and silences ``old`` collected before it ever ran."""
-        for name, channel in old.channels.items():
+    def handover(self) -> Handover:
+        """A snapshot of the user channels, rules and silences a successor takes over."""
+        engine = self.engine
+        return Handover(dict(self.channels), list(engine.rules.values()), engine.silences.all())
+
+    def take_over(self, old: AlertingRuntime | Handover) -> None:
+        """Adopt the rules, user channels and silences ``old`` collected before it ever ran.
+
+        ``old`` is a runtime, or the snapshot of one a forked child inherited.
+        """
+        given = old if isinstance(old, Handover) else old.handover()
+        for name, channel in given.channels.items():
             if name not in self.channels or isinstance(self.channels[name], UnconfiguredChannel):
                 self.add_channel(name, channel)
-        for rule in old.engine.rules.values():
+        for rule in given.rules:
             self.engine.add_rule(rule)
         silences = self.engine.silences
-        for record in old.engine.silences.all():
+        for record in given.silences:
             # Same ids: an id AlertManager.silence() returned before start must keep working.
             silences.adopt(record)
 
@@ -346,20 +395,41 @@ class AlertingRuntime:
         self.outbox.close()
 
 
+def _import_what_threads_need() -> None:
+    """Import here, on the caller's thread, what a first delivery would import lazily.
+
+    A module some thread is half-way through importing when a pre-fork server forks stays
+    locked forever in the child (CPython keeps one import lock per module): measured under
+    ``gunicorn --preload``, a worker hung importing ``h11`` behind the master's first webhook.
+    """
+    import httpx
+
+    httpx.Client().close()  # httpcore, h11, certifi: imported by the transport's constructor
+    "localhost".encode("idna")  # the codec a first request to a host name loads
+
+
 def get_runtime(*, fallback: bool = False) -> AlertingRuntime:
     """The process's runtime, created on first use from the live settings or the environment.
 
     Raises:
         StorageError: the state file is unusable (unless ``fallback``: then state is in memory).
     """
-    global _runtime  # noqa: PLW0603  # one runtime per process is the point of this module
+    global _runtime, _runtime_pid  # noqa: PLW0603  # one runtime per process is the point
     with _lock:
+        inherited = None
+        if _runtime is not None and _runtime_pid != os.getpid():
+            # Built before a fork (gunicorn --preload): its database connection and threads
+            # belong to the parent. A fresh one takes over its rules, channels and silences.
+            inherited, _runtime = _handover, None
         if _runtime is None:
             from paca_otel.setup import get_telemetry
 
             telemetry = get_telemetry()
             settings = telemetry.settings if telemetry is not None else load_settings()
             _runtime = AlertingRuntime(settings, fallback=fallback)
+            _runtime_pid = os.getpid()
+            if inherited is not None:
+                _runtime.take_over(inherited)
         return _runtime
 
 
@@ -389,6 +459,8 @@ def attach(telemetry: Telemetry) -> AlertingRuntime:
             runtime.close()
             _runtime = runtime = fresh
     runtime.attach(telemetry)
+    # In a forked child the handle is rebuilt; evaluate and send from there too.
+    telemetry.add_fork_hook("alerting", attach)
     return runtime
 
 
