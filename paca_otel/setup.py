@@ -407,6 +407,12 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
         telemetry.history.start()
         collect_every = settings.history_interval
     pipeline.start_draining(collect_every=collect_every)
+    if settings.multiprocess_dir is not None:  # /metrics, alerting, snapshots: every worker
+        from paca_otel.pipeline.multiprocess import MultiprocessMetrics
+
+        shared = MultiprocessMetrics(pipeline, settings.multiprocess_dir)
+        shared.start()
+        telemetry.add_shutdown_hook(shared.close)
     if registry is not None and app is None:
         telemetry._prometheus_server = _start_prometheus(settings, registry)
     if app is not None:
@@ -493,7 +499,7 @@ def _metric_consumers(
 
         # No auto_describe: it would collect at registration, before the MeterProvider exists.
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(CollectionCollector(collection.collect_now))
+        registry.register(CollectionCollector(collection.collect_service))
     pushed: list[MetricExporter] = []
     for metric_exporter in _metric_exporters(settings):
         if isinstance(metric_exporter, MetricReader):  # a pull reader from an entry point
