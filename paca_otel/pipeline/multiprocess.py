@@ -226,8 +226,7 @@ class MultiprocessMetrics:
         with self._lock:
             self._red = red
             data = self._collection.collect_now(max_age=0 if closed else self.interval / 2)
-            if data is not None:
-                self._publish(data, closed=closed)
+            self._publish(data or MetricsData(resource_metrics=[]), closed=closed)
 
     def _me(self) -> _Identity:
         pid = os.getpid()
@@ -403,8 +402,8 @@ class MultiprocessMetrics:
         """
         with self._lock:
             data = self._collection.collect_now(max_age=max_age, now=now)
-            if data is None:
-                return None
+            if data is None:  # nothing recorded here (yet): the others' data still counts
+                data = MetricsData(resource_metrics=[])
             with handle_internal_errors("multiprocess.merge", logger):
                 local = self._publish(data)
                 started = time.perf_counter()
@@ -421,8 +420,8 @@ class MultiprocessMetrics:
 
     def _service_resource(self, data: MetricsData) -> Resource:
         """The local resource without what identifies one worker (cached per resource)."""
-        if not data.resource_metrics:
-            return Resource.get_empty()
+        if not data.resource_metrics:  # nothing recorded here: the last resource seen, if any
+            return Resource.get_empty() if self._resource is None else self._resource[1]
         resource = data.resource_metrics[0].resource
         if self._resource is None or self._resource[0] is not resource:
             attributes: Mapping[str, object] = resource.attributes
@@ -485,7 +484,7 @@ class MultiprocessMetrics:
         absorbed = set(archive.header.absorbed) if archive is not None else set()
         files = self._listing()
         leftovers = [n for n, s in files if s.header.id in absorbed]  # absorbed, not deleted
-        settled = time.time() - max(10.0, 5 * self.interval)
+        settled = time.time() - 3 * self.interval
         dead = [
             (n, s)
             for n, s in files

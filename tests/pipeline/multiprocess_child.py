@@ -3,8 +3,8 @@
 Run as ``python multiprocess_child.py DIR PORT N``. It configures paca-otel with
 ``multiprocess_dir=DIR`` and its Prometheus server on 127.0.0.1:PORT, then records N
 increments of the counter ``mp.requests``, N observations of the histogram ``mp.duration``,
-the gauge ``mp.temperature`` = N, and N server spans on route ``/work`` (every other one a
-500). It prints ``ready`` and then answers one JSON line per command read from stdin:
+the gauge ``mp.temperature`` = N, and N server spans on route ``/work`` lasting 1..N ms (every
+other one a 500). It prints ``ready`` and then answers one JSON line per command read from stdin:
 
 * ``red``: the service-wide all-routes RED figure (``Pipeline.red_figures``);
 * ``exit``: shuts telemetry down cleanly (its file is marked closed) and exits.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 from opentelemetry.trace import SpanKind
 
@@ -42,17 +43,17 @@ def main(directory: str, port: int, n: int) -> None:
         status = 500 if i % 2 else 200
         attributes = {"http.route": "/work", "http.request.method": "GET",
                       "http.response.status_code": status}  # fmt: skip
-        with tracer.start_as_current_span("GET /work", kind=SpanKind.SERVER, attributes=attributes):
-            pass
+        start = time.time_ns()
+        span = tracer.start_span("GET /work", kind=SpanKind.SERVER, attributes=attributes,
+                                 start_time=start)  # fmt: skip
+        span.end(end_time=start + (i + 1) * 1_000_000)  # i + 1 milliseconds
     print("ready", flush=True)
     for line in sys.stdin:
         command = line.strip()
         if command == "red":
             overall = [f for f in telemetry.pipeline.red_figures() if f.route is None]
-            figure = overall[0] if overall else None
-            reply = None if figure is None else {"requests": figure.requests,
-                                                 "errors": figure.errors, "p50": figure.p50}  # fmt: skip
-            print(json.dumps(reply), flush=True)
+            reply = [{"requests": f.requests, "errors": f.errors, "p50": f.p50} for f in overall]
+            print(json.dumps(reply[0] if reply else None), flush=True)
         elif command == "exit":
             telemetry.shutdown()
             print(json.dumps("bye"), flush=True)
