@@ -8,7 +8,8 @@ one collection (:mod:`paca_otel.pipeline._collection`), so a scrape, an alert ru
 * **Publish.** Each worker writes its cumulative collection and its RED window
   (:mod:`paca_otel.pipeline._mpfile`, :mod:`paca_otel.pipeline._mpred`) to a file of its own
   in the directory, every :data:`PUBLISH_EVERY` seconds from a small daemon thread (never on
-  the request path), and again whenever it serves a merged view.
+  the request path; spaced out so it takes at most :data:`PUBLISH_BUDGET` of a core), and
+  again whenever it serves a merged view.
 * **Merge.** A merged view (:mod:`paca_otel.pipeline._mpmerge`) is the worker's fresh local
   collection plus every other worker's latest file, as one
   :class:`~opentelemetry.sdk.metrics.export.MetricsData` of the SDK's own data classes, so the
@@ -61,7 +62,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import psutil
 from opentelemetry.sdk.metrics.export import MetricsData
@@ -71,6 +72,7 @@ from paca_otel._internal import drops, handle_internal_errors, warn_once
 from paca_otel.pipeline._mpfile import (
     MAX_FILE_BYTES,
     SUMMED,
+    AttrKey,
     FileFormatError,
     Flattener,
     Header,
@@ -100,6 +102,8 @@ logger = logging.getLogger("paca_otel.pipeline")
 
 PUBLISH_EVERY: Final = 1.0
 """Seconds between a worker's publications: how far behind a peer's numbers can be."""
+PUBLISH_BUDGET: Final = 0.05
+"""Share of one core publications may take: a slow one (a huge collection) spaces them out."""
 COMPACT_EVERY: Final = 30.0
 """Seconds between checks for dead workers' files to fold into the archive."""
 COMPACT_AT: Final = 8
@@ -165,6 +169,7 @@ class MultiprocessMetrics:
         self._alive: dict[tuple[int, float], tuple[float, bool]] = {}
         self._flattener = Flattener()
         self._pid_series: PidCache = {}
+        self._attributes: dict[AttrKey, dict[str, Any]] = {}
         self._schema: Schema | None = None
         self._template: Template | None = None
         self._schema_bytes = b""
@@ -209,9 +214,12 @@ class MultiprocessMetrics:
 
     def _run(self) -> None:
         next_compaction = time.monotonic() + COMPACT_EVERY
-        while not self._stop.wait(self.interval):
+        cost = 0.0
+        while not self._stop.wait(max(self.interval, cost / PUBLISH_BUDGET)):
+            started = time.perf_counter()
             with handle_internal_errors("multiprocess.publish", logger):
                 self.publish_now()
+            cost = time.perf_counter() - started
             if time.monotonic() >= next_compaction:
                 next_compaction = time.monotonic() + COMPACT_EVERY
                 with handle_internal_errors("multiprocess.compact", logger):
@@ -413,7 +421,10 @@ class MultiprocessMetrics:
                 merged = merge(parts, pid_cache=self._pid_series)
                 for reason, count in merged.dropped.items():
                     drops.add(reason, count)
-                result = to_metrics_data(merged, self._service_resource(data), time.time_ns())
+                if len(self._attributes) > 2 * sum(len(a.points) for a in merged.metrics.values()):
+                    self._attributes.clear()  # series came and went
+                resource = self._service_resource(data)
+                result = to_metrics_data(merged, resource, time.time_ns(), self._attributes)
                 self.last_merge_seconds = time.perf_counter() - started
                 return result
             return data
