@@ -6,6 +6,7 @@ increments of the counter ``mp.requests``, N observations of the histogram ``mp.
 the gauge ``mp.temperature`` = N, and N server spans on route ``/work`` lasting 1..N ms (every
 other one a 500). It prints ``ready`` and then answers one JSON line per command read from stdin:
 
+* ``add K``: adds K to ``mp.requests`` (answers ``"added"``);
 * ``red``: the service-wide all-routes RED figure (``Pipeline.red_figures``);
 * ``exit``: shuts telemetry down cleanly (its file is marked closed) and exits.
 """
@@ -50,7 +51,10 @@ def main(directory: str, port: int, n: int) -> None:
     print("ready", flush=True)
     for line in sys.stdin:
         command = line.strip()
-        if command == "red":
+        if command.startswith("add "):
+            counter.add(int(command.split()[1]), {"route": "/work"})
+            print(json.dumps("added"), flush=True)
+        elif command == "red":
             overall = [f for f in telemetry.pipeline.red_figures() if f.route is None]
             reply = [{"requests": f.requests, "errors": f.errors, "p50": f.p50} for f in overall]
             print(json.dumps(reply[0] if reply else None), flush=True)

@@ -166,6 +166,20 @@ def test_every_workers_scrape_shows_the_whole_service(
     assert figure["p50"] == pytest.approx(percentile(durations, 0.5), rel=2 * RELATIVE_ACCURACY)
 
 
+def test_the_service_counter_never_goes_down_whichever_worker_answers(
+    start_workers: Callable[..., list[Worker]],
+) -> None:
+    """Scrapes alternate between workers that keep counting: the sum only ever grows."""
+    workers = start_workers(1, 1)
+    seen = [_requests(_scrape_when(workers[0], lambda s: _requests(s) == 2, "2 requests"))]
+    for step in range(8):  # the worker that just counted answers first, then the other one
+        counting, other = workers[step % 2], workers[1 - step % 2]
+        assert counting.command("add 3") == "added"
+        seen += [_requests(counting.scrape()), _requests(other.scrape())]
+    assert seen == sorted(seen), seen
+    assert _requests(_scrape_when(workers[1], lambda s: _requests(s) == 26, "26")) == 26
+
+
 def test_dead_workers_counts_stay_their_gauges_go_and_files_are_compacted(
     start_workers: Callable[..., list[Worker]], tmp_path: Path
 ) -> None:
@@ -210,6 +224,9 @@ def test_dead_workers_counts_stay_their_gauges_go_and_files_are_compacted(
         assert 'mp_requests_total{otel_scope_name="mp.test"' in text
         ours = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
         assert ours["mp_requests_total"] == 60
+        pipeline.collect(now=1000.0)  # what the rule engine reads: the service's numbers too
+        assert pipeline.store.latest("mp.requests", at=1000.0) == [((("route", "/work"),), 60.0)]
+        assert [v for _, v in pipeline.store.latest("mp.duration.count", at=1000.0)] == [60.0]
     finally:
         shared.close()
         provider.shutdown()
