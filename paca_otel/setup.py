@@ -411,8 +411,8 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
         from paca_otel.pipeline.multiprocess import MultiprocessMetrics
 
         shared = MultiprocessMetrics(pipeline, settings.multiprocess_dir)
-        shared.start()
-        telemetry.add_shutdown_hook(shared.close)
+        if shared.start():
+            telemetry.add_shutdown_hook(shared.close)
     if registry is not None and app is None:
         telemetry._prometheus_server = _start_prometheus(settings, registry)
     if app is not None:

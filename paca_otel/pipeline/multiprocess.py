@@ -183,9 +183,28 @@ class MultiprocessMetrics:
 
     # -------------------------------------------------------------------------- lifecycle
 
-    def start(self) -> None:
-        """Create the directory, publish once, start the thread and serve the merged views."""
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    def start(self) -> bool:
+        """Create the directory, publish once, start the thread and serve the merged views.
+
+        Returns:
+            False when the directory cannot be used: then one warning says that this worker
+            shows its own numbers only, and nothing else happens (the application starts,
+            as it does when the Prometheus port is busy).
+        """
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not os.access(self.directory, os.W_OK | os.X_OK):
+                raise PermissionError("not writable")  # one message for all
+        except OSError as exc:
+            drops.add("multiprocess_dir_unusable")
+            logger.warning(
+                "paca-otel: multiprocess_dir %s cannot be used (%s): /metrics, alerting and "
+                "snapshots of this worker (pid %d) show this worker only",
+                self.directory,
+                exc,
+                os.getpid(),
+            )
+            return False
         self.publish_now()
         self._pipeline.reader.set_view(self.service_metrics)
         self._pipeline.set_red_view(self.red_figures)
@@ -200,13 +219,15 @@ class MultiprocessMetrics:
             self.directory,
             os.getpid(),
         )
+        return True
 
     def close(self) -> None:
         """Stop, and publish a last time marked closed (its counters keep counting)."""
         self._stop.set()
         thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout=2.0)
+        if thread is None:
+            return  # never started (or closed already)
+        thread.join(timeout=2.0)
         self._pipeline.reader.set_view(None)
         self._pipeline.set_red_view(None)
         with handle_internal_errors("multiprocess.close", logger):

@@ -241,3 +241,18 @@ def test_without_a_directory_the_service_view_is_the_local_collection(tmp_path: 
     first = telemetry.collection.collect_now()
     assert telemetry.collection.collect_service(max_age=60) is first
     assert not any(t.name == "paca-otel-multiprocess" for t in threading.enumerate())
+
+
+def test_an_unusable_directory_warns_once_and_leaves_the_worker_on_its_own(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file where the directory should be: one warning; the app and its /metrics still run."""
+    taken = tmp_path / "taken"
+    taken.write_text("not a directory")
+    telemetry = paca_otel.configure(service_name="solo", multiprocess_dir=taken,
+                                    metrics_exporter="none", traces_exporter="none",
+                                    logs_exporter="none")  # fmt: skip
+    assert "multiprocess_dir" in caplog.text
+    assert "show this worker only" in caplog.text
+    assert telemetry.collection.collect_service() is not None
+    assert taken.read_text() == "not a directory"
