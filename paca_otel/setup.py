@@ -408,6 +408,12 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
         telemetry.history.start()
         collect_every = settings.history_interval
     pipeline.start_draining(collect_every=collect_every)
+    if settings.multiprocess_dir is not None:  # /metrics, alerting, snapshots: every worker
+        from paca_otel.pipeline.multiprocess import MultiprocessMetrics
+
+        shared = MultiprocessMetrics(pipeline, settings.multiprocess_dir)
+        if shared.start():
+            telemetry.add_shutdown_hook(shared.close)
     if fork_rebuild:  # the child keeps the handle, its apps, its atexit entry and its warnings
         return telemetry
     if registry is not None and app is None:
