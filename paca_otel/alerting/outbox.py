@@ -7,8 +7,17 @@ the webhook), sends what is due, and marks a row delivered only after ``send`` r
 delivery is at-least-once, and every re-send carries the same idempotency key so receivers
 can drop duplicates. Failed attempts back off exponentially with full jitter until the
 notification's deadline, then go to the dead letters; a non-retryable failure goes there at
-once. Rows are unique per (channel, idempotency key), so enqueueing a notification twice, or
-again after a crash, sends it once.
+once. Rows are unique per (channel, idempotency key), so enqueueing a notification twice (from
+any process), or again after a crash, stores and sends it once.
+
+Several processes may share one file (``uvicorn --workers 3`` with one ``state_path``), each
+with its own dispatcher. A dispatcher **claims** rows before sending them: :meth:`Outbox.claim`
+marks a batch with its owner id and a lease expiry in one write transaction, so no two live
+workers send the same row, and only the holder's :meth:`~Outbox.mark_delivered` (retry, dead)
+takes effect. A worker that dies holding claims (SIGKILL, OOM) loses them when the lease
+expires and another worker sends those rows; a clean stop releases them at once. Claims keep
+each group's order: a row is claimable only when every earlier pending row of its group is
+claimable too, so a ``resolved`` never overtakes its ``firing`` in another process.
 
 The table lives in the :mod:`paca_otel.storage` file of ``state_path`` (one connection shared
 with the alert state); payloads, group keys and errors go through the storage codec, so with a
@@ -22,7 +31,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,13 +68,46 @@ CREATE INDEX IF NOT EXISTS outbox_group ON outbox (channel, group_key);
 CREATE INDEX IF NOT EXISTS outbox_resend ON outbox (channel, resend_at) WHERE resend_at IS NOT NULL
 """
 
+# Version 2: claims. ``claim_owner`` is the worker holding a pending row (or that finished a
+# delivered or dead one: who sent it); ``claim_expires`` is when a pending row's claim lapses
+# (NULL: not claimed). Rows of older files have neither: unclaimed, as they should be. The
+# partial index serves the "earlier pending row of the same group" check of every claim.
+_CLAIMS = """
+ALTER TABLE outbox ADD COLUMN claim_owner TEXT;
+ALTER TABLE outbox ADD COLUMN claim_expires REAL;
+CREATE INDEX IF NOT EXISTS outbox_pending_group ON outbox (channel, group_key, id)
+    WHERE status = 'pending'
+"""
+
 #: Schema steps of the ``outbox`` component (see ``Database.migrate``).
-MIGRATIONS: tuple[str, ...] = (_SCHEMA,)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA, _CLAIMS)
 
 _COLUMNS = (
     "id, channel, idempotency_key, group_key, payload, status, attempts, enqueued_at, "
-    "next_attempt_at, deadline, last_error, finished_at"
+    "next_attempt_at, deadline, last_error, finished_at, claim_owner, claim_expires"
 )
+
+#: Most rows one claim, renewal or release names (SQLite's oldest bound-parameter limit is 999).
+MAX_CLAIM_BATCH = 500
+
+# Whether a row ``{t}`` is free for :owner at :now: never claimed, its claim lapsed, or it is
+# the caller's own (a claim left behind by a failed write; one pass at a time per worker).
+_FREE = "({t}.claim_expires IS NULL OR {t}.claim_expires <= :now OR {t}.claim_owner = :owner)"
+
+# Due rows of a channel the caller may claim, oldest first: free, and every earlier pending
+# row of the same group is itself in this claim (after :after_id, due and free). The literal
+# 'pending' lets SQLite use the partial index outbox_pending_group.
+_CLAIMABLE = f"""
+SELECT o.id FROM outbox AS o
+WHERE o.channel = :channel AND o.status = 'pending' AND o.id > :after_id
+  AND o.next_attempt_at <= :now AND {_FREE.format(t="o")}
+  AND NOT EXISTS (
+    SELECT 1 FROM outbox AS p
+    WHERE p.channel = o.channel AND p.group_key = o.group_key AND p.status = 'pending'
+      AND p.id < o.id
+      AND NOT (p.id > :after_id AND p.next_attempt_at <= :now AND {_FREE.format(t="p")}))
+ORDER BY o.id LIMIT :limit
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +126,10 @@ class OutboxEntry:
     deadline: float | None
     last_error: str | None
     finished_at: float | None
+    #: The worker holding the row (pending) or that finished it (delivered, dead), if any.
+    claim_owner: str | None = None
+    #: When a pending row's claim lapses; ``None`` when nobody holds it.
+    claim_expires: float | None = None
 
 
 def _entry(row: tuple[Any, ...], codec: Codec) -> OutboxEntry:
@@ -101,7 +147,17 @@ def _entry(row: tuple[Any, ...], codec: Codec) -> OutboxEntry:
         deadline=row[9],
         last_error=None if row[10] is None else codec.decode(row[10], "outbox_error"),
         finished_at=row[11],
+        claim_owner=row[12],
+        claim_expires=row[13],
     )
+
+
+def _marks(ids: Sequence[int]) -> str:
+    """``?, ?, ...`` for an ``IN (...)`` of ``ids`` (at most :data:`MAX_CLAIM_BATCH`)."""
+    if len(ids) > MAX_CLAIM_BATCH:
+        msg = f"{len(ids)} ids in one claim operation; at most {MAX_CLAIM_BATCH}"
+        raise ValueError(msg)
+    return ", ".join("?" * len(ids))
 
 
 class Outbox:
@@ -241,35 +297,169 @@ class Outbox:
         if callback in self._listeners:
             self._listeners.remove(callback)
 
-    def mark_delivered(self, entry_id: int, now: float, *, resend_at: float | None = None) -> None:
-        """Record a successful send; ``resend_at`` schedules the next re-send, if any."""
-        self._execute(
-            "UPDATE outbox SET status = ?, finished_at = ?, attempts = attempts + 1,"
-            " last_error = NULL, resend_at = ? WHERE id = ?",
-            (DELIVERED, now, resend_at, entry_id),
-        )
+    # -- claims --------------------------------------------------------------------------
 
-    def mark_retry(self, entry_id: int, next_attempt_at: float, error: str) -> None:
-        """Record a failed attempt that will be tried again at ``next_attempt_at``."""
-        self._execute(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
-            " WHERE id = ?",
-            (next_attempt_at, self._error(error), entry_id),
+    def claim(
+        self,
+        channel: str,
+        owner: str,
+        now: float,
+        *,
+        lease: float,
+        after_id: int = 0,
+        limit: int = 20,
+    ) -> list[OutboxEntry]:
+        """Claim the next due rows of ``channel`` for ``owner`` until ``now + lease``.
+
+        One write transaction picks the rows and marks them, so two workers never hold the
+        same row. A row is picked when it is pending, due, after ``after_id`` (the pass's
+        last row), and free: unclaimed, its claim lapsed, or ``owner``'s own. Every earlier
+        pending row of its group must be picked too: a group whose head waits (backoff),
+        belongs to another live worker or was passed over earlier in the pass (``id <=
+        after_id``) stays whole with its head, so per-group order holds across processes.
+
+        Returns:
+            The claimed rows in enqueue order (empty: nothing to do now).
+
+        Raises:
+            StorageError: the file stayed busy or cannot be written; nothing was claimed.
+        """
+        if not 0 < limit <= MAX_CLAIM_BATCH:
+            msg = f"limit={limit!r} must be between 1 and {MAX_CLAIM_BATCH}"
+            raise ValueError(msg)
+        args = {"channel": channel, "owner": owner, "now": now, "after_id": after_id}
+        with self._database().transaction("outbox claim") as conn:
+            ids = [r[0] for r in conn.execute(_CLAIMABLE, {**args, "limit": limit}).fetchall()]
+            if not ids:
+                return []
+            conn.execute(
+                f"UPDATE outbox SET claim_owner = ?, claim_expires = ? WHERE id IN ({_marks(ids)})",
+                (owner, now + lease, *ids),
+            )
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM outbox WHERE id IN ({_marks(ids)}) ORDER BY id", ids
+            ).fetchall()
+        return [_entry(r, self.codec) for r in rows]  # decoded after the lock is released
+
+    def renew(self, owner: str, ids: Sequence[int], expires: float) -> set[int]:
+        """Extend ``owner``'s claims on ``ids`` to ``expires``; return the ids still held.
+
+        A row missing from the answer was taken over after the claim lapsed (or finished by
+        another worker): its holder must not send it.
+        """
+        if not ids:
+            return set()
+        where = f"claim_owner = ? AND status = 'pending' AND id IN ({_marks(ids)})"
+        with self._database().transaction("outbox claim renewal") as conn:
+            conn.execute(
+                f"UPDATE outbox SET claim_expires = ? WHERE {where}", (expires, owner, *ids)
+            )
+            rows = conn.execute(f"SELECT id FROM outbox WHERE {where}", (owner, *ids)).fetchall()
+        return {int(r[0]) for r in rows}
+
+    def release(self, owner: str, ids: Iterable[int]) -> int:
+        """Give ``owner``'s claims on ``ids`` back (rows it will not send now); return how many."""
+        ids = list(ids)
+        if not ids:
+            return 0
+        cur = self._execute(
+            "UPDATE outbox SET claim_owner = NULL, claim_expires = NULL WHERE claim_owner = ?"
+            f" AND status = 'pending' AND id IN ({_marks(ids)})",
+            (owner, *ids),
         )
+        return int(cur.rowcount)
+
+    def claim_resends(
+        self, channel: str, now: float, next_resend_at: float, limit: int = 100
+    ) -> list[OutboxEntry]:
+        """Take the re-sends of ``channel`` due at ``now`` by moving them to ``next_resend_at``.
+
+        Moving ``resend_at`` is the claim: one transaction, so each due re-send is made by one
+        worker. A worker dying mid-send skips that repetition; the next one comes an interval
+        later (a re-send repeats state the receiver already had, the cheaper loss).
+        """
+        with self._database().transaction("outbox resend claim") as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM outbox WHERE channel = ? AND status IN (?, ?)"
+                " AND resend_at IS NOT NULL AND resend_at <= ? ORDER BY resend_at, id LIMIT ?",
+                (channel, DELIVERED, DEAD, now, min(limit, MAX_CLAIM_BATCH)),
+            ).fetchall()
+            if rows:
+                ids = [r[0] for r in rows]
+                conn.execute(
+                    f"UPDATE outbox SET resend_at = ? WHERE id IN ({_marks(ids)})",
+                    (next_resend_at, *ids),
+                )
+        return [_entry(r, self.codec) for r in rows]
+
+    # -- finishing an attempt (the claim holder only) --------------------------------------
+
+    @staticmethod
+    def _holder(owner: str | None) -> tuple[str, tuple[Any, ...]]:
+        """The WHERE clause that lets only ``owner`` (or, for ``None``, nobody) hold the row."""
+        if owner is None:
+            return "claim_expires IS NULL", ()
+        return "claim_owner = ?", (owner,)
+
+    def mark_delivered(
+        self, entry_id: int, now: float, *, owner: str | None = None, resend_at: float | None = None
+    ) -> bool:
+        """Record a successful send; ``resend_at`` schedules the next re-send, if any.
+
+        Only ``owner``'s claim may finish the row (``None``: only a row nobody claimed). A
+        lapsed claim still counts while no other worker took the row over.
+
+        Returns:
+            Whether the row was marked (``False``: another worker holds it now).
+        """
+        holder, args = self._holder(owner)
+        cur = self._execute(
+            "UPDATE outbox SET status = ?, finished_at = ?, attempts = attempts + 1,"
+            f" last_error = NULL, resend_at = ?, claim_expires = NULL WHERE id = ? AND {holder}",
+            (DELIVERED, now, resend_at, entry_id, *args),
+        )
+        return cur.rowcount == 1
+
+    def mark_retry(
+        self, entry_id: int, next_attempt_at: float, error: str, *, owner: str | None = None
+    ) -> bool:
+        """Record a failed attempt to try again at ``next_attempt_at``; the claim is released.
+
+        Returns:
+            Whether the row was marked (only ``owner``'s claim may, as for ``mark_delivered``).
+        """
+        holder, args = self._holder(owner)
+        cur = self._execute(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,"
+            f" claim_owner = NULL, claim_expires = NULL WHERE id = ? AND {holder}",
+            (next_attempt_at, self._error(error), entry_id, *args),
+        )
+        return cur.rowcount == 1
 
     def mark_dead(
-        self, entry_id: int, now: float, error: str, *, resend_at: float | None = None
-    ) -> None:
+        self,
+        entry_id: int,
+        now: float,
+        error: str,
+        *,
+        owner: str | None = None,
+        resend_at: float | None = None,
+    ) -> bool:
         """Give up on a notification: it becomes a dead letter with its last error.
 
         ``resend_at`` keeps re-sending it anyway (a firing alert on a resending channel:
         the receiver should learn about it once it is back, as long as it fires).
+
+        Returns:
+            Whether the row was marked (only ``owner``'s claim may, as for ``mark_delivered``).
         """
-        self._execute(
+        holder, args = self._holder(owner)
+        cur = self._execute(
             "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,"
-            " finished_at = ?, resend_at = ? WHERE id = ?",
-            (DEAD, self._error(error), now, resend_at, entry_id),
+            f" finished_at = ?, resend_at = ?, claim_expires = NULL WHERE id = ? AND {holder}",
+            (DEAD, self._error(error), now, resend_at, entry_id, *args),
         )
+        return cur.rowcount == 1
 
     def reschedule_resend(self, entry_id: int, resend_at: float | None) -> None:
         """Move (or cancel, with ``None``) the next re-send of a delivered notification."""
@@ -279,8 +469,8 @@ class Outbox:
         """Put a dead letter back in the queue (an operator fixed the receiver)."""
         now = self._clock()
         cur = self._execute(
-            "UPDATE outbox SET status = ?, next_attempt_at = ?, deadline = ?, enqueued_at = ?"
-            " WHERE id = ? AND status = ?",
+            "UPDATE outbox SET status = ?, next_attempt_at = ?, deadline = ?, enqueued_at = ?,"
+            " claim_owner = NULL, claim_expires = NULL WHERE id = ? AND status = ?",
             (PENDING, now, deadline, now, entry_id, DEAD),
         )
         if cur.rowcount:
@@ -323,11 +513,14 @@ class Outbox:
     def next_due(self, channel: str) -> float | None:
         """When ``channel`` next has something to do (attempt or re-send), if ever.
 
-        Only the oldest pending row of each group counts: the rows behind it wait for it.
+        Only the oldest pending row of each group counts: the rows behind it wait for it. A
+        claimed head counts from when its claim lapses (its holder normally finishes it first),
+        so a worker does not spin on rows another worker is sending.
         """
         rows = self._fetch(
             "SELECT MIN(t) FROM ("
-            " SELECT MIN(next_attempt_at) AS t FROM outbox WHERE id IN ("
+            " SELECT MIN(MAX(next_attempt_at, COALESCE(claim_expires, next_attempt_at))) AS t"
+            " FROM outbox WHERE id IN ("
             "  SELECT MIN(id) FROM outbox WHERE channel = ? AND status = ? GROUP BY group_key)"
             " UNION ALL SELECT MIN(resend_at) FROM outbox WHERE channel = ? AND status IN (?, ?)"
             " AND resend_at IS NOT NULL)",
