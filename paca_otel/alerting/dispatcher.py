@@ -12,12 +12,16 @@ claimed before they are sent (see :meth:`Outbox.claim`), so each is sent by one 
 **The lease.** A claim lasts ``lease`` seconds (60 by default) and is renewed before a send
 whenever less than half of it is left, so every send starts with at least 30 s of claim: three
 times the channels' default 10 s timeout, which bounds each of an HTTP send's connect, write
-and read phases. A worker killed while holding claims delays those rows by at most one lease;
-a clean :meth:`Dispatcher.stop` releases them at once. A send that outlives its claim anyway
-(a channel timeout above ``lease / 6``, a process frozen for longer than the lease) may be made
-again by the worker that takes the row over: a rare duplicate carrying the same idempotency
-key, the at-least-once contract the outbox already has for a crash between send and mark.
-That is preferred to a heartbeat thread, whose own stalls would fail the same way.
+and read phases. A clean :meth:`Dispatcher.stop` releases its claims at once. A worker killed
+holding claims (SIGKILL, OOM) is noticed by the next pass of any worker on the same machine,
+its pid being gone (see :mod:`.claims`); only where that cannot be known (another machine or
+pid namespace, no ``/proc``, an unreaped or frozen process) do its rows wait for the lease.
+
+A send that outlives its claim anyway (a channel timeout above ``lease / 6``, a process frozen
+for longer than the lease) may be made again by the worker that takes the row over: a rare
+duplicate carrying the same idempotency key, the at-least-once contract the outbox already
+has for a crash between send and mark. Renewing from a heartbeat thread instead would fail
+the same way when the process freezes, at the cost of one more thread per dispatcher.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import secrets
 import threading
 import time
 import weakref
@@ -35,6 +38,7 @@ from opentelemetry import metrics
 
 from paca_otel._internal import handle_internal_errors, warn_once
 from paca_otel.alerting.channels.base import NotificationChannel
+from paca_otel.alerting.claims import holder_is_gone, new_owner
 from paca_otel.alerting.models import AlertState, Notification
 from paca_otel.alerting.outbox import MAX_CLAIM_BATCH, Outbox, OutboxEntry
 from paca_otel.errors import ChannelError, ConfigError, StorageError
@@ -198,13 +202,14 @@ class Dispatcher:
 
     @property
     def claim_owner(self) -> str:
-        """This dispatcher's claim id: ``pid-random``, unique per process and dispatcher.
+        """This dispatcher's claim id (``pid-token@domain``, see :mod:`.claims`).
 
-        Made anew in a forked child (the pid changed), so a child never passes for its parent.
+        Unique per process and dispatcher, and made anew in a forked child (the pid changed),
+        so a child never passes for its parent.
         """
         pid = os.getpid()
         if pid != self._owner_pid:
-            self._owner_pid, self._owner = pid, f"{pid}-{secrets.token_hex(6)}"
+            self._owner_pid, self._owner = pid, new_owner()
         return self._owner
 
     # -- delivery ------------------------------------------------------------------------
@@ -232,10 +237,11 @@ class Dispatcher:
         with self._locks[name]:
             t = self._clock() if now is None else now
             self._maybe_purge(t)
+            owner = self.claim_owner
+            self._release_gone_holders(name, owner, t)
             delivered = 0
             blocked: set[str] = set()
             last_id = 0
-            owner = self.claim_owner
             while batch := self.outbox.claim(
                 name, owner, t, lease=self.lease, after_id=last_id, limit=self.claim_batch
             ):
@@ -249,6 +255,13 @@ class Dispatcher:
                     break
             self._resend(name, channel, t)
             return delivered
+
+    def _release_gone_holders(self, name: str, owner: str, now: float) -> None:
+        """Take back at once the claims of workers whose process is gone (see :mod:`.claims`)."""
+        for holder in self.outbox.claim_holders(name, now):
+            if holder != owner and holder_is_gone(holder):
+                count = self.outbox.release(holder)
+                _logger.info("took back %d outbox rows claimed by %s, now gone", count, holder)
 
     def _send_batch(
         self,

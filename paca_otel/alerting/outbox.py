@@ -71,12 +71,17 @@ CREATE INDEX IF NOT EXISTS outbox_resend ON outbox (channel, resend_at) WHERE re
 # Version 2: claims. ``claim_owner`` is the worker holding a pending row (or that finished a
 # delivered or dead one: who sent it); ``claim_expires`` is when a pending row's claim lapses
 # (NULL: not claimed). Rows of older files have neither: unclaimed, as they should be. The
-# partial index serves the "earlier pending row of the same group" check of every claim.
+# partial indexes (pending or claimed rows only, so small) let a claim walk a channel's queue
+# in order and stop after its batch, check each row's earlier pending rows of the same group,
+# and list who holds claims.
 _CLAIMS = """
 ALTER TABLE outbox ADD COLUMN claim_owner TEXT;
 ALTER TABLE outbox ADD COLUMN claim_expires REAL;
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (channel, id) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_pending_group ON outbox (channel, group_key, id)
-    WHERE status = 'pending'
+    WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS outbox_claimed ON outbox (channel, claim_expires)
+    WHERE status = 'pending' AND claim_expires IS NOT NULL
 """
 
 #: Schema steps of the ``outbox`` component (see ``Database.migrate``).
@@ -93,6 +98,13 @@ MAX_CLAIM_BATCH = 500
 # Whether a row ``{t}`` is free for :owner at :now: never claimed, its claim lapsed, or it is
 # the caller's own (a claim left behind by a failed write; one pass at a time per worker).
 _FREE = "({t}.claim_expires IS NULL OR {t}.claim_expires <= :now OR {t}.claim_owner = :owner)"
+
+# Whether any due row after ?(after_id) may be free for the claimer (groups not checked).
+_ANY_FREE = (
+    "SELECT 1 FROM outbox WHERE channel = ? AND status = 'pending' AND id > ?"
+    " AND next_attempt_at <= ? AND (claim_expires IS NULL OR claim_expires <= ?"
+    " OR claim_owner = ?) LIMIT 1"
+)
 
 # Due rows of a channel the caller may claim, oldest first: free, and every earlier pending
 # row of the same group is itself in this claim (after :after_id, due and free). The literal
@@ -328,6 +340,9 @@ class Outbox:
             msg = f"limit={limit!r} must be between 1 and {MAX_CLAIM_BATCH}"
             raise ValueError(msg)
         args = {"channel": channel, "owner": owner, "now": now, "after_id": after_id}
+        # an idle poll stays a read: the write lock is taken only when something may be free
+        if not self._database().fetchall(_ANY_FREE, (channel, after_id, now, now, owner)):
+            return []
         with self._database().transaction("outbox claim") as conn:
             ids = [r[0] for r in conn.execute(_CLAIMABLE, {**args, "limit": limit}).fetchall()]
             if not ids:
@@ -357,17 +372,28 @@ class Outbox:
             rows = conn.execute(f"SELECT id FROM outbox WHERE {where}", (owner, *ids)).fetchall()
         return {int(r[0]) for r in rows}
 
-    def release(self, owner: str, ids: Iterable[int]) -> int:
-        """Give ``owner``'s claims on ``ids`` back (rows it will not send now); return how many."""
+    def release(self, owner: str, ids: Iterable[int] | None = None) -> int:
+        """Give ``owner``'s claims on ``ids`` (``None``: all of them) back; return how many.
+
+        For rows a worker will not send now, and for the claims of a worker that is gone.
+        """
+        sql = "UPDATE outbox SET claim_owner = NULL, claim_expires = NULL WHERE claim_owner = ?"
+        sql += " AND status = 'pending'"
+        if ids is None:
+            return int(self._execute(sql, (owner,)).rowcount)
         ids = list(ids)
         if not ids:
             return 0
-        cur = self._execute(
-            "UPDATE outbox SET claim_owner = NULL, claim_expires = NULL WHERE claim_owner = ?"
-            f" AND status = 'pending' AND id IN ({_marks(ids)})",
-            (owner, *ids),
+        return int(self._execute(f"{sql} AND id IN ({_marks(ids)})", (owner, *ids)).rowcount)
+
+    def claim_holders(self, channel: str, now: float) -> set[str]:
+        """The owners holding unexpired claims on pending rows of ``channel`` at ``now``."""
+        rows = self._fetch(
+            "SELECT DISTINCT claim_owner FROM outbox WHERE channel = ? AND status = 'pending'"
+            " AND claim_expires IS NOT NULL AND claim_expires > ?",
+            (channel, now),
         )
-        return int(cur.rowcount)
+        return {str(r[0]) for r in rows}
 
     def claim_resends(
         self, channel: str, now: float, next_resend_at: float, limit: int = 100
@@ -461,10 +487,6 @@ class Outbox:
         )
         return cur.rowcount == 1
 
-    def reschedule_resend(self, entry_id: int, resend_at: float | None) -> None:
-        """Move (or cancel, with ``None``) the next re-send of a delivered notification."""
-        self._execute("UPDATE outbox SET resend_at = ? WHERE id = ?", (resend_at, entry_id))
-
     def requeue(self, entry_id: int, *, deadline: float | None = None) -> bool:
         """Put a dead letter back in the queue (an operator fixed the receiver)."""
         now = self._clock()
@@ -498,15 +520,6 @@ class Outbox:
             f"SELECT {_COLUMNS} FROM outbox WHERE channel = ? AND status = ? AND id > ?"
             " ORDER BY id LIMIT ?",
             (channel, PENDING, after_id, limit),
-        )
-        return [_entry(r, self.codec) for r in rows]
-
-    def due_resends(self, channel: str, now: float, limit: int = 100) -> list[OutboxEntry]:
-        """Delivered (or dead-lettered but still re-sent) rows of ``channel`` due a re-send."""
-        rows = self._fetch(
-            f"SELECT {_COLUMNS} FROM outbox WHERE channel = ? AND status IN (?, ?)"
-            " AND resend_at IS NOT NULL AND resend_at <= ? ORDER BY resend_at, id LIMIT ?",
-            (channel, DELIVERED, DEAD, now, limit),
         )
         return [_entry(r, self.codec) for r in rows]
 

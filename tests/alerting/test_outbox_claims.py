@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
@@ -22,7 +23,7 @@ import pytest
 from paca_otel.alerting.channels import DeliveryError
 from paca_otel.alerting.dispatcher import Dispatcher
 from paca_otel.alerting.models import AlertState, Notification
-from paca_otel.alerting.outbox import DELIVERED, MIGRATIONS, PENDING, Outbox
+from paca_otel.alerting.outbox import DELIVERED, MIGRATIONS, PENDING, Outbox, OutboxEntry
 from paca_otel.errors import ConfigError
 from paca_otel.storage import open_database
 from tests._wait import wait_until
@@ -477,24 +478,26 @@ def test_three_worker_processes_post_each_row_exactly_once(tmp_path: Path) -> No
     assert len(senders) >= 2
 
 
-def test_rows_of_a_killed_worker_are_sent_once_after_its_lease(tmp_path: Path) -> None:
-    """SIGKILL a worker mid-send while it holds claims: its rows return after the lease.
+@dataclass
+class KillRun:
+    """What :func:`kill_mid_send` saw."""
 
-    The victim claims a batch of 10 and its first POST stalls at the receiver; it is
-    SIGKILLed there, and two other workers start. They send the other 20 rows at once and the
-    victim's 10 only once its claims lapse; every idempotency key is acknowledged exactly once.
+    notes: list[Notification]
+    claimed: list[OutboxEntry]  # the victim's rows when it was killed
+    expires: float  # when the victim's claims would lapse
+    entries: list[OutboxEntry]  # all rows at the end
+    survivors: set[str]  # the survivors' owner ids
+    receiver: Receiver
 
-    "Exactly once" means acknowledged once: one POST per Idempotency-Key gets a 2xx. The
-    victim's request did leave it and reach the receiver, which never answered, i.e. never
-    accepted it; the survivors' POST of that key is the delivery. A real receiver that had
-    processed such a request before the sender died would see the same key again and drop it:
-    the outbox is at-least-once on the wire, exactly-once per key at a receiver deduping by
-    it. Here the stall endpoint never processes anything, so that case cannot arise, and the
-    test counts acknowledgements per key (plus the one stalled request, separately).
+
+def kill_mid_send(path: Path, *, lease: float, reap: bool) -> KillRun:
+    """Three workers; one claims a batch of 10 and is SIGKILLed mid-send; the others finish.
+
+    The victim's first POST stalls at the receiver (``/stall`` never answers) while it holds
+    its batch. It is SIGKILLed there, reaped at once or (``reap=False``) left a zombie whose
+    pid still exists, and the two other workers start and send all 30 rows.
     """
-    lease = 2.0
     receiver = Receiver()
-    path = tmp_path / "state.sqlite3"
     box = Outbox(path)
     notes = notifications(30, groups=30)
     for note in notes:
@@ -505,14 +508,13 @@ def test_rows_of_a_killed_worker_are_sent_once_after_its_lease(tmp_path: Path) -
         workers = [victim] + [
             Worker(path, f"{receiver.url}/ok", lease=lease, batch=10) for _ in range(2)
         ]
-        victim_owner, *survivor_owners = (worker.expect("ready") for worker in workers)
+        victim_owner, *survivors = (worker.expect("ready") for worker in workers)
         victim.go()
         wait_until(lambda: receiver.stalled, "the victim's first POST to stall", timeout=30)
         claimed = [e for e in box.entries() if e.claim_owner == victim_owner]
-        assert [e.notification for e in claimed] == notes[:10]
-        expires = min(e.claim_expires or 0.0 for e in claimed)
-        victim.kill()
-        assert victim.proc.returncode == -signal.SIGKILL
+        os.kill(victim.proc.pid, signal.SIGKILL)
+        if reap:
+            assert victim.proc.wait(10) == -signal.SIGKILL
         for worker in workers[1:]:
             worker.go()
         wait_until(
@@ -525,8 +527,41 @@ def test_rows_of_a_killed_worker_are_sent_once_after_its_lease(tmp_path: Path) -
             worker.kill()
         box.close()
         receiver.stop()
-    assert receiver.stalled == [notes[0].idempotency_key]  # the victim's send in flight
-    assert receiver.keys() == Counter({note.idempotency_key: 1 for note in notes})
-    acked_at = dict(receiver.acked)
-    assert all(acked_at[e.idempotency_key] >= expires for e in claimed)  # not before the lease
-    assert {e.claim_owner for e in entries} <= set(survivor_owners)
+    assert [e.notification for e in claimed] == notes[:10]
+    expires = min(e.claim_expires or 0.0 for e in claimed)
+    return KillRun(notes, claimed, expires, entries, set(survivors), receiver)
+
+
+def check_exactly_once(run: KillRun) -> None:
+    """Each key acknowledged once, the victim's in-flight POST seen once, survivors sent all."""
+    assert run.receiver.stalled == [run.notes[0].idempotency_key]
+    assert run.receiver.keys() == Counter({note.idempotency_key: 1 for note in run.notes})
+    assert {e.claim_owner for e in run.entries} <= run.survivors
+
+
+def test_rows_of_a_killed_worker_are_taken_back_at_once(tmp_path: Path) -> None:
+    """SIGKILL a worker mid-send holding claims: its pid is gone, so the others take its rows
+    at once, long before its 30 s lease, and every idempotency key is delivered exactly once.
+
+    "Exactly once" means acknowledged once: one POST per Idempotency-Key gets a 2xx. The
+    victim's request did leave it and reach the receiver, which never answered, i.e. never
+    accepted it; the survivors' POST of that key is the delivery. A real receiver that had
+    processed such a request before the sender died would see the same key again and drop it:
+    the outbox is at-least-once on the wire, exactly-once per key at a receiver deduping by
+    it. Here the stall endpoint never processes anything, so that case cannot arise; the test
+    counts acknowledgements per key, and the one stalled request separately.
+    """
+    run = kill_mid_send(tmp_path / "state.sqlite3", lease=30.0, reap=True)
+    check_exactly_once(run)
+    acked_at = dict(run.receiver.acked)
+    assert all(acked_at[e.idempotency_key] < run.expires for e in run.claimed)
+
+
+def test_rows_of_a_killed_unreaped_worker_wait_for_its_lease(tmp_path: Path) -> None:
+    """SIGKILL a worker mid-send and leave it a zombie: its pid still exists, so nobody can
+    tell it is gone; its rows return when its 2 s lease lapses, each key delivered exactly
+    once (acknowledged once, as in the test above)."""
+    run = kill_mid_send(tmp_path / "state.sqlite3", lease=2.0, reap=False)
+    check_exactly_once(run)
+    acked_at = dict(run.receiver.acked)
+    assert all(acked_at[e.idempotency_key] >= run.expires for e in run.claimed)
