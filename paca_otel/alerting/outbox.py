@@ -37,89 +37,32 @@ from typing import Any
 
 from paca_otel._internal import drops, warn_once
 from paca_otel.alerting.models import Notification
+from paca_otel.alerting.outbox_sql import (
+    ANY_FREE,
+    CLAIMABLE,
+    COLUMNS,
+    MAX_CLAIM_BATCH,
+    MIGRATIONS,
+    marks,
+)
 from paca_otel.errors import ChannelError, ConfigError
 from paca_otel.storage import Codec, Database, open_database
+
+__all__ = [
+    "DEAD",
+    "DELIVERED",
+    "MAX_CLAIM_BATCH",
+    "MIGRATIONS",
+    "PENDING",
+    "Outbox",
+    "OutboxEntry",
+]
 
 _logger = logging.getLogger("paca_otel.alerts")
 
 PENDING = "pending"
 DELIVERED = "delivered"
 DEAD = "dead"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    channel TEXT NOT NULL,
-    idempotency_key TEXT NOT NULL,
-    group_key TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    enqueued_at REAL NOT NULL,
-    next_attempt_at REAL NOT NULL,
-    deadline REAL,
-    last_error TEXT,
-    finished_at REAL,
-    resend_at REAL,
-    UNIQUE (channel, idempotency_key)
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (channel, status, next_attempt_at);
-CREATE INDEX IF NOT EXISTS outbox_group ON outbox (channel, group_key);
-CREATE INDEX IF NOT EXISTS outbox_resend ON outbox (channel, resend_at) WHERE resend_at IS NOT NULL
-"""
-
-# Version 2: claims. ``claim_owner`` is the worker holding a pending row (or that finished a
-# delivered or dead one: who sent it); ``claim_expires`` is when a pending row's claim lapses
-# (NULL: not claimed). Rows of older files have neither: unclaimed, as they should be. The
-# partial indexes (pending or claimed rows only, so small) let a claim walk a channel's queue
-# in order and stop after its batch, check each row's earlier pending rows of the same group,
-# and list who holds claims.
-_CLAIMS = """
-ALTER TABLE outbox ADD COLUMN claim_owner TEXT;
-ALTER TABLE outbox ADD COLUMN claim_expires REAL;
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (channel, id) WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS outbox_pending_group ON outbox (channel, group_key, id)
-    WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS outbox_claimed ON outbox (channel, claim_expires)
-    WHERE status = 'pending' AND claim_expires IS NOT NULL
-"""
-
-#: Schema steps of the ``outbox`` component (see ``Database.migrate``).
-MIGRATIONS: tuple[str, ...] = (_SCHEMA, _CLAIMS)
-
-_COLUMNS = (
-    "id, channel, idempotency_key, group_key, payload, status, attempts, enqueued_at, "
-    "next_attempt_at, deadline, last_error, finished_at, claim_owner, claim_expires"
-)
-
-#: Most rows one claim, renewal or release names (SQLite's oldest bound-parameter limit is 999).
-MAX_CLAIM_BATCH = 500
-
-# Whether a row ``{t}`` is free for :owner at :now: never claimed, its claim lapsed, or it is
-# the caller's own (a claim left behind by a failed write; one pass at a time per worker).
-_FREE = "({t}.claim_expires IS NULL OR {t}.claim_expires <= :now OR {t}.claim_owner = :owner)"
-
-# Whether any due row after ?(after_id) may be free for the claimer (groups not checked).
-_ANY_FREE = (
-    "SELECT 1 FROM outbox WHERE channel = ? AND status = 'pending' AND id > ?"
-    " AND next_attempt_at <= ? AND (claim_expires IS NULL OR claim_expires <= ?"
-    " OR claim_owner = ?) LIMIT 1"
-)
-
-# Due rows of a channel the caller may claim, oldest first: free, and every earlier pending
-# row of the same group is itself in this claim (after :after_id, due and free). The literal
-# 'pending' lets SQLite use the partial index outbox_pending_group.
-_CLAIMABLE = f"""
-SELECT o.id FROM outbox AS o
-WHERE o.channel = :channel AND o.status = 'pending' AND o.id > :after_id
-  AND o.next_attempt_at <= :now AND {_FREE.format(t="o")}
-  AND NOT EXISTS (
-    SELECT 1 FROM outbox AS p
-    WHERE p.channel = o.channel AND p.group_key = o.group_key AND p.status = 'pending'
-      AND p.id < o.id
-      AND NOT (p.id > :after_id AND p.next_attempt_at <= :now AND {_FREE.format(t="p")}))
-ORDER BY o.id LIMIT :limit
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,14 +105,6 @@ def _entry(row: tuple[Any, ...], codec: Codec) -> OutboxEntry:
         claim_owner=row[12],
         claim_expires=row[13],
     )
-
-
-def _marks(ids: Sequence[int]) -> str:
-    """``?, ?, ...`` for an ``IN (...)`` of ``ids`` (at most :data:`MAX_CLAIM_BATCH`)."""
-    if len(ids) > MAX_CLAIM_BATCH:
-        msg = f"{len(ids)} ids in one claim operation; at most {MAX_CLAIM_BATCH}"
-        raise ValueError(msg)
-    return ", ".join("?" * len(ids))
 
 
 class Outbox:
@@ -341,18 +276,18 @@ class Outbox:
             raise ValueError(msg)
         args = {"channel": channel, "owner": owner, "now": now, "after_id": after_id}
         # an idle poll stays a read: the write lock is taken only when something may be free
-        if not self._database().fetchall(_ANY_FREE, (channel, after_id, now, now, owner)):
+        if not self._database().fetchall(ANY_FREE, (channel, after_id, now, now, owner)):
             return []
         with self._database().transaction("outbox claim") as conn:
-            ids = [r[0] for r in conn.execute(_CLAIMABLE, {**args, "limit": limit}).fetchall()]
+            ids = [r[0] for r in conn.execute(CLAIMABLE, {**args, "limit": limit}).fetchall()]
             if not ids:
                 return []
             conn.execute(
-                f"UPDATE outbox SET claim_owner = ?, claim_expires = ? WHERE id IN ({_marks(ids)})",
+                f"UPDATE outbox SET claim_owner = ?, claim_expires = ? WHERE id IN ({marks(ids)})",
                 (owner, now + lease, *ids),
             )
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM outbox WHERE id IN ({_marks(ids)}) ORDER BY id", ids
+                f"SELECT {COLUMNS} FROM outbox WHERE id IN ({marks(ids)}) ORDER BY id", ids
             ).fetchall()
         return [_entry(r, self.codec) for r in rows]  # decoded after the lock is released
 
@@ -364,7 +299,7 @@ class Outbox:
         """
         if not ids:
             return set()
-        where = f"claim_owner = ? AND status = 'pending' AND id IN ({_marks(ids)})"
+        where = f"claim_owner = ? AND status = 'pending' AND id IN ({marks(ids)})"
         with self._database().transaction("outbox claim renewal") as conn:
             conn.execute(
                 f"UPDATE outbox SET claim_expires = ? WHERE {where}", (expires, owner, *ids)
@@ -384,7 +319,7 @@ class Outbox:
         ids = list(ids)
         if not ids:
             return 0
-        return int(self._execute(f"{sql} AND id IN ({_marks(ids)})", (owner, *ids)).rowcount)
+        return int(self._execute(f"{sql} AND id IN ({marks(ids)})", (owner, *ids)).rowcount)
 
     def claim_holders(self, channel: str, now: float) -> set[str]:
         """The owners holding unexpired claims on pending rows of ``channel`` at ``now``."""
@@ -406,14 +341,14 @@ class Outbox:
         """
         with self._database().transaction("outbox resend claim") as conn:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM outbox WHERE channel = ? AND status IN (?, ?)"
+                f"SELECT {COLUMNS} FROM outbox WHERE channel = ? AND status IN (?, ?)"
                 " AND resend_at IS NOT NULL AND resend_at <= ? ORDER BY resend_at, id LIMIT ?",
                 (channel, DELIVERED, DEAD, now, min(limit, MAX_CLAIM_BATCH)),
             ).fetchall()
             if rows:
                 ids = [r[0] for r in rows]
                 conn.execute(
-                    f"UPDATE outbox SET resend_at = ? WHERE id IN ({_marks(ids)})",
+                    f"UPDATE outbox SET resend_at = ? WHERE id IN ({marks(ids)})",
                     (next_resend_at, *ids),
                 )
         return [_entry(r, self.codec) for r in rows]
@@ -517,7 +452,7 @@ class Outbox:
     def pending_page(self, channel: str, after_id: int = 0, limit: int = 200) -> list[OutboxEntry]:
         """Pending rows of ``channel`` in enqueue order, after ``after_id`` (one page)."""
         rows = self._fetch(
-            f"SELECT {_COLUMNS} FROM outbox WHERE channel = ? AND status = ? AND id > ?"
+            f"SELECT {COLUMNS} FROM outbox WHERE channel = ? AND status = ? AND id > ?"
             " ORDER BY id LIMIT ?",
             (channel, PENDING, after_id, limit),
         )
@@ -582,7 +517,7 @@ class Outbox:
             clauses.append("channel = ?")
             params.append(channel)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._fetch(f"SELECT {_COLUMNS} FROM outbox{where} ORDER BY id", tuple(params))
+        rows = self._fetch(f"SELECT {COLUMNS} FROM outbox{where} ORDER BY id", tuple(params))
         return [_entry(r, self.codec) for r in rows]
 
     def close(self) -> None:
