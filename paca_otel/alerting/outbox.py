@@ -325,7 +325,7 @@ class Outbox:
         """The owners holding unexpired claims on pending rows of ``channel`` at ``now``."""
         rows = self._fetch(
             "SELECT DISTINCT claim_owner FROM outbox WHERE channel = ? AND status = 'pending'"
-            " AND claim_expires IS NOT NULL AND claim_expires > ?",
+            " AND claim_expires > ?",
             (channel, now),
         )
         return {str(r[0]) for r in rows}

@@ -36,17 +36,15 @@ CREATE INDEX IF NOT EXISTS outbox_resend ON outbox (channel, resend_at) WHERE re
 # Version 2: claims. ``claim_owner`` is the worker holding a pending row (or that finished a
 # delivered or dead one: who sent it); ``claim_expires`` is when a pending row's claim lapses
 # (NULL: not claimed). Rows of older files have neither: unclaimed, as they should be. The
-# partial indexes (pending or claimed rows only, so small) let a claim walk a channel's queue
-# in order and stop after its batch, check each row's earlier pending rows of the same group,
-# and list who holds claims.
+# partial indexes (pending rows only, so small) let a claim walk a channel's queue in order
+# and stop after its batch, and check each row's earlier pending rows of the same group;
+# without the first, every claim sorted all due rows (half the throughput, measured).
 _CLAIMS = """
 ALTER TABLE outbox ADD COLUMN claim_owner TEXT;
 ALTER TABLE outbox ADD COLUMN claim_expires REAL;
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (channel, id) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_pending_group ON outbox (channel, group_key, id)
-    WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS outbox_claimed ON outbox (channel, claim_expires)
-    WHERE status = 'pending' AND claim_expires IS NOT NULL
+    WHERE status = 'pending'
 """
 
 #: Schema steps of the ``outbox`` component (see ``Database.migrate``).
