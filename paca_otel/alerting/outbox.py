@@ -14,8 +14,9 @@ Several processes may share one file (``uvicorn --workers 3`` with one ``state_p
 with its own dispatcher. A dispatcher **claims** rows before sending them: :meth:`Outbox.claim`
 marks a batch with its owner id and a lease expiry in one write transaction, so no two live
 workers send the same row, and only the holder's :meth:`~Outbox.mark_delivered` (retry, dead)
-takes effect. A worker that dies holding claims (SIGKILL, OOM) loses them when the lease
-expires and another worker sends those rows; a clean stop releases them at once. Claims keep
+takes effect. A clean stop releases a worker's claims at once; a worker that dies holding
+claims (SIGKILL, OOM) loses them as soon as another worker on the machine sees its process is
+gone (:mod:`.claims`), or else when the lease lapses, and that worker sends them. Claims keep
 each group's order: a row is claimable only when every earlier pending row of its group is
 claimable too, so a ``resolved`` never overtakes its ``firing`` in another process.
 
@@ -269,11 +270,12 @@ class Outbox:
             The claimed rows in enqueue order (empty: nothing to do now).
 
         Raises:
+            ConfigError: ``limit`` is not between 1 and ``MAX_CLAIM_BATCH``.
             StorageError: the file stayed busy or cannot be written; nothing was claimed.
         """
         if not 0 < limit <= MAX_CLAIM_BATCH:
             msg = f"limit={limit!r} must be between 1 and {MAX_CLAIM_BATCH}"
-            raise ValueError(msg)
+            raise ConfigError(msg)
         args = {"channel": channel, "owner": owner, "now": now, "after_id": after_id}
         # an idle poll stays a read: the write lock is taken only when something may be free
         if not self._database().fetchall(ANY_FREE, (channel, after_id, now, now, owner)):
