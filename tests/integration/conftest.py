@@ -55,20 +55,6 @@ def register_log(request: pytest.FixtureRequest, name: str, path: Path) -> None:
     request.node.stash.setdefault(PEER_LOGS, []).append((name, path))
 
 
-#: The cross-worker tests of issue #10 (``workers_full``) need the multiprocess merge, the
-#: leader lease and the outbox claims, which land in other branches: until they are merged the
-#: tests are collected but not run (an xfail that never runs, so CI with
-#: PACA_OTEL_REQUIRE_PEERS=1 does not count them as skipped). Remove after the merge.
-WORKERS_FULL_PENDING = "needs the multiprocess merge/leader/claims branches"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep the ``workers_full`` tests from running until their branches are merged."""
-    for item in items:
-        if item.get_closest_marker("workers_full") is not None:
-            item.add_marker(pytest.mark.xfail(reason=WORKERS_FULL_PENDING, run=False))
-
-
 # -- processes -----------------------------------------------------------------------------
 
 
