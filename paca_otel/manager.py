@@ -279,9 +279,9 @@ def current_metrics(telemetry: BoundTelemetry) -> MetricsSnapshot:
     from paca_otel.pipeline.spans import REDStats
     from paca_otel.signals.system_aliases import seed_aliases
 
-    data = telemetry.collection.collect_now()
+    data = telemetry.collection.collect_service()
     aliases: dict[str, float | None] = dict(seed_aliases(data)) if data is not None else {}
-    figures = telemetry.pipeline.span_processor.drain()
+    figures = telemetry.pipeline.red_figures()
     no_traffic = REDStats(None, None, 0, 0, 0.0, 0.0, None, None, None)
     overall = next((f for f in figures if f.route is None), no_traffic)
     aliases.update(red_values(overall))

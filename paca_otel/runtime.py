@@ -16,6 +16,10 @@ telemetry of the same root, keeping its series, rules and alert state).
 wiring; ``configure()`` binds its telemetry to it, ``MonitoringManager``, ``AlertManager`` and
 the API use it unless given another. ``configure(set_global=False)`` builds an independent
 root (its own store, engine and delivery) that leaves the default one alone.
+
+Across ``fork()`` (gunicorn ``--preload``) a root hands its alerting over: ``setup``'s at-fork
+hooks call :meth:`Runtime.before_fork` and the ``after_fork_*`` methods, and the child's root
+builds a fresh store and alerting runtime of its own (see :mod:`paca_otel._handover`).
 """
 
 from __future__ import annotations
@@ -28,15 +32,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from paca_otel._handover import Handover, import_what_threads_need
 from paca_otel._internal import warn_once
-from paca_otel.alerting.channels import (
-    AlertmanagerChannel,
-    EmailChannel,
-    LogChannel,
-    NotificationChannel,
-    SlackChannel,
-    UnconfiguredChannel,
-    WebhookChannel,
+from paca_otel.alerting.channels import NotificationChannel, UnconfiguredChannel
+from paca_otel.alerting.channels.configured import (
+    ACTION_ALIASES,
+    CHANNEL_SETTINGS,
+    channels_from_settings,
 )
 from paca_otel.alerting.dispatcher import Dispatcher
 from paca_otel.alerting.engine import RuleEngine
@@ -55,22 +57,18 @@ if TYPE_CHECKING:
     from paca_otel.pipeline._collection import Collection
     from paca_otel.pipeline.pipeline import Pipeline
 
-#: The seed's action names and the channel each stands for.
-ACTION_ALIASES: dict[str, str] = {
-    "send_email": "email",
-    "email": "email",
-    "webhook": "webhook",
-    "send_webhook": "webhook",
-    "slack": "slack",
-    "send_slack": "slack",
-    "log": "log",
-    "alertmanager": "alertmanager",
-}
-
 logger = logging.getLogger("paca_otel.alerts")
 
 _lock = threading.Lock()
 _default: Runtime | None = None
+
+
+def _renew_lock_in_child() -> None:
+    global _lock  # noqa: PLW0603  # a lock another thread held at fork stays held in the child
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_renew_lock_in_child)
 
 
 class Telemetry(Protocol):
@@ -91,6 +89,7 @@ class Telemetry(Protocol):
     @property
     def is_shutdown(self) -> bool: ...
     def add_shutdown_hook(self, hook: Callable[[], object]) -> None: ...
+    def add_fork_hook(self, name: str, hook: Callable[[Any], object]) -> None: ...
 
 
 #: The alert state file inside ``multiprocess_dir`` when ``state_path`` is not set.
@@ -108,44 +107,6 @@ def alert_state_path(settings: PacaOtelSettings) -> Path | None:
     if settings.multiprocess_dir is not None:
         return settings.multiprocess_dir / MULTIPROCESS_STATE_FILE
     return None
-
-
-def channels_from_settings(settings: PacaOtelSettings) -> dict[str, NotificationChannel]:
-    """The channels the settings configure; ``log`` is always there."""
-    channels: dict[str, NotificationChannel] = {"log": LogChannel(name="log")}
-    if settings.webhook_url:
-        channels["webhook"] = WebhookChannel(
-            settings.webhook_url.get_secret_value(), name="webhook"
-        )
-    if settings.slack_webhook_url:
-        channels["slack"] = SlackChannel(
-            settings.slack_webhook_url.get_secret_value(), name="slack"
-        )
-    if settings.alertmanager_url:
-        channels["alertmanager"] = AlertmanagerChannel(
-            settings.alertmanager_url.get_secret_value(), name="alertmanager"
-        )
-    if settings.smtp_host:
-        channels["email"] = EmailChannel(
-            settings.smtp_host,
-            settings.smtp_port,
-            username=settings.smtp_username,
-            password=settings.smtp_password,
-            sender=settings.smtp_from,
-            recipients=list(settings.smtp_to) or [settings.smtp_from],
-            starttls=settings.smtp_starttls,
-            name="email",
-        )
-    return channels
-
-
-CHANNEL_SETTINGS: dict[str, str] = {
-    "email": "set smtp_host (PACA_OTEL_SMTP_HOST) and smtp_to (PACA_OTEL_SMTP_TO)",
-    "webhook": "set webhook_url (PACA_OTEL_WEBHOOK_URL)",
-    "slack": "set slack_webhook_url (PACA_OTEL_SLACK_WEBHOOK_URL)",
-    "alertmanager": "set alertmanager_url (PACA_OTEL_ALERTMANAGER_URL)",
-}
-"""The built-in channels that need settings, and what to set for each (``log`` needs none)."""
 
 
 class AlertingRuntime:
@@ -298,6 +259,7 @@ class AlertingRuntime:
         telemetry.add_shutdown_hook(lambda: self.detach(telemetry))
         if not self._started:
             self._started = True
+            import_what_threads_need()
             self.dispatcher.start()
             self.engine.start()
         self._start_reports(telemetry)
@@ -338,15 +300,24 @@ class AlertingRuntime:
         )
         self.reports.start()
 
-    def take_over(self, old: AlertingRuntime) -> None:
-        """Adopt the rules, user channels and silences ``old`` collected before it ever ran."""
-        for name, channel in old.channels.items():
+    def handover(self) -> Handover:
+        """A snapshot of the user channels, rules and silences a successor takes over."""
+        engine = self.engine
+        return Handover(dict(self.channels), list(engine.rules.values()), engine.silences.all())
+
+    def take_over(self, old: AlertingRuntime | Handover) -> None:
+        """Adopt the rules, user channels and silences ``old`` collected before it ever ran.
+
+        ``old`` is a runtime, or the snapshot of one a forked child inherited.
+        """
+        given = old if isinstance(old, Handover) else old.handover()
+        for name, channel in given.channels.items():
             if name not in self.channels or isinstance(self.channels[name], UnconfiguredChannel):
                 self.add_channel(name, channel)
-        for rule in old.engine.rules.values():
+        for rule in given.rules:
             self.engine.add_rule(rule)
         silences = self.engine.silences
-        for record in old.engine.silences.all():
+        for record in given.silences:
             # Same ids: an id AlertManager.silence() returned before start must keep working.
             silences.adopt(record)
 
@@ -420,6 +391,7 @@ class Runtime:
         self._alerting: AlertingRuntime | None = None
         self._env: tuple[float, PacaOtelSettings] | None = None
         self._report: tuple[Telemetry, float, Report] | None = None
+        self._handover: Handover | None = None  # what a forked child's alerting takes over
 
     # ---------------------------------------------------------------- telemetry
 
@@ -481,9 +453,13 @@ class Runtime:
         """
         with self._lock:
             if self._alerting is None:
-                self._alerting = AlertingRuntime(
+                alerting = AlertingRuntime(
                     self.settings, self.store, clock=self._clock, fallback=fallback
                 )
+                if self._handover is not None:  # a forked child: the parent's rules and all
+                    alerting.take_over(self._handover)
+                    self._handover = None
+                self._alerting = alerting
             return self._alerting
 
     def attach(self, telemetry: Telemetry) -> AlertingRuntime:
@@ -509,6 +485,8 @@ class Runtime:
                 runtime.close()
                 self._alerting = runtime = fresh
         runtime.attach(telemetry)
+        # In a forked child the handle is rebuilt; evaluate and send from there too.
+        telemetry.add_fork_hook("alerting", self.attach)
         return runtime
 
     def recent_report(self, period: float, *, title: str = "Last hour") -> Report | None:
@@ -535,6 +513,43 @@ class Runtime:
             )  # fmt: skip
             self._report = (telemetry, now, report)
             return report
+
+    # ---------------------------------------------------------------- fork (see _handover)
+
+    def before_fork(self) -> None:
+        """In the parent, just before ``fork()``: snapshot what the child's alerting takes over.
+
+        The lock stays held across the fork, so no other thread is half-way through building
+        the alerting runtime; :meth:`after_fork_in_parent` releases it (``setup`` calls both).
+        """
+        self._lock.acquire()
+        alerting = self._alerting
+        try:
+            self._handover = alerting.handover() if alerting is not None else None
+        except Exception:  # a fork must never fail because of monitoring
+            logger.exception("paca-otel: cannot snapshot the alerting runtime before fork()")
+            self._handover = None
+
+    def after_fork_in_parent(self) -> None:
+        """In the parent, once forked: drop the snapshot, release the lock."""
+        self._handover = None
+        self._lock.release()
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: leave the parent's series and alerting runtime behind.
+
+        The store gets a fresh one (the parent's series would count twice); the inherited
+        alerting runtime is dropped, not closed (its connection and threads are the parent's),
+        and the next :meth:`alerting` builds one taking over the snapshot.
+        """
+        self._lock = threading.RLock()
+        inherited = self.store
+        self.store = SeriesStore()
+        self.store.max_series = inherited.max_series
+        self.store.max_points = inherited.max_points
+        self.store.max_window = inherited.max_window
+        self._alerting = None
+        self._report = None
 
     def close(self) -> None:
         """Stop and forget the alerting runtime (its rules and alerts, unless stored)."""

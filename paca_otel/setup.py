@@ -7,7 +7,9 @@ the old providers down first, so there are never duplicate providers, readers or
 
 Each handle belongs to a composition root (:class:`paca_otel.runtime.Runtime`): the default one
 when ``set_global``, else a new independent root. The handle is built on its root's series
-store, and the root keeps the live handle: there is no global here.
+store, and the root keeps the live handle: the only module state here is the weak set of
+live handles that a forked child rebuilds (see :mod:`paca_otel._prefork`), and the roots a
+fork in progress holds.
 
 This module is the facade: the handle, ``configure`` and the order things are built and
 stopped in. The pieces (resource, exporter plan, providers, the Prometheus exposition,
@@ -18,8 +20,11 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
+import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,10 +36,16 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from prometheus_client import CollectorRegistry
 
-from paca_otel._internal import drops
+from paca_otel import _prefork, _workers
+from paca_otel._internal import drops, handle_internal_errors
 from paca_otel.config import PacaOtelSettings, load_settings
 from paca_otel.privacy import build_scrubber
 from paca_otel.signals.redact import redactor
+
+# Imported before _after_fork_in_child is registered, so that in a forked child the storage
+# layer forgets the parent's SQLite connections before the rebuild opens its own.
+from paca_otel.storage import sqlite as _sqlite_fork_hook  # noqa: F401
+from paca_otel.telemetry import _resource as _resource_module
 from paca_otel.telemetry._providers import (
     _exemplar_filter,
     _log_filter,
@@ -64,6 +75,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("paca_otel")
 
 _lock = threading.RLock()
+_handles: weakref.WeakSet[Telemetry] = weakref.WeakSet()  # rebuilt in a forked child
+_forking: list[Runtime] = []  # the roots whose locks a fork in progress holds
 
 
 @dataclass(eq=False)
@@ -87,6 +100,8 @@ class Telemetry:
     _apps: list[Any] = field(default_factory=list)
     _shutdown_hooks: list[Callable[[], object]] = field(default_factory=list)
     _is_shutdown: bool = False
+    _origin: _prefork.Origin = field(default_factory=_prefork.Origin)
+    _fork_hooks: dict[str, Callable[[Telemetry], object]] = field(default_factory=dict)
 
     @property
     def is_shutdown(self) -> bool:
@@ -105,15 +120,23 @@ class Telemetry:
             app, tracer_provider=self.tracer_provider, meter_provider=self.meter_provider
         )
         if metrics_path and self.prometheus_registry is not None:
-            app.add_route(
-                metrics_path, _scrape_endpoint(self.prometheus_registry, self.settings), ["GET"]
-            )
+            # The route reads the handle's registry per scrape: a forked child rebuilds it.
+            endpoint = _scrape_endpoint(lambda: self.prometheus_registry, self.settings)
+            app.add_route(metrics_path, endpoint, ["GET"])
         app.state.paca_otel_runtime = self.runtime  # the API's routes on ``app`` read this root
         self._apps.append(app)
 
     def add_shutdown_hook(self, hook: Callable[[], object]) -> None:
         """Call ``hook`` first thing in :meth:`shutdown` (the alerting runtime detaches so)."""
         self._shutdown_hooks.append(hook)
+
+    def add_fork_hook(self, name: str, hook: Callable[[Telemetry], object]) -> None:
+        """Call ``hook(self)`` in a forked child once this handle is rebuilt there.
+
+        The alerting runtime restarts its loops so (see :mod:`paca_otel._prefork`). One hook
+        per ``name``: adding it again replaces it.
+        """
+        self._fork_hooks[name] = hook
 
     def force_flush(self, timeout_millis: int = 5_000) -> bool:
         """Export what is buffered now; False if some provider did not finish in time.
@@ -284,8 +307,71 @@ def configure(
         telemetry = _build(
             settings, root, app, metric_readers, span_processors, set_global, system_source
         )
+        telemetry._origin = _prefork.Origin(tuple(span_processors), system_source, set_global)
+        _handles.add(telemetry)
         root.bind(telemetry)
+        if set_global:
+            _workers.announce(settings)
         return telemetry
+
+
+def _before_fork() -> None:
+    """In the parent, just before ``fork()``: each root snapshots what its child takes over.
+
+    The roots are the default one (rules may be added before anything is configured) and
+    those of the live handles; the list is kept so both sides release the same locks.
+    """
+    runtime = sys.modules.get("paca_otel.runtime")
+    if runtime is None:  # never imported: no root exists in this process
+        return
+    roots: list[Runtime] = [runtime.default_runtime()]
+    roots += [h.runtime for h in list(_handles) if not h.is_shutdown and h.runtime not in roots]
+    for root in roots:
+        root.before_fork()
+        _forking.append(root)
+
+
+def _after_fork_in_parent() -> None:
+    for root in _forking:
+        root.after_fork_in_parent()
+    _forking.clear()
+
+
+def _after_fork_in_child() -> None:
+    """Rebuild every live handle in a forked child (gunicorn --preload); see :mod:`._prefork`.
+
+    Each root first leaves the parent's series and alerting runtime behind, so the rebuilt
+    pipeline writes into a store of this process and the alerting fork hook builds a fresh
+    runtime taking over the root's snapshot.
+    """
+    global _lock  # noqa: PLW0603  # a lock held by another thread at fork stays held in the child
+    _lock = threading.RLock()
+    _resource_module.renew_instance_id()
+    roots = list(_forking)
+    _forking.clear()
+    for root in roots:
+        root.after_fork_in_child()
+    default = roots[0] if roots else None
+    for handle in list(_handles):
+        if handle.is_shutdown:
+            continue
+        with handle_internal_errors("fork_rebuild", logger):
+            _prefork.rebuild(handle, _rebuild_parts)
+            if handle.runtime is default:
+                _workers.announce(handle.settings)
+
+
+def _rebuild_parts(handle: Telemetry) -> Telemetry:
+    """New providers, pipeline, exporters and threads from ``handle``'s settings, not served."""
+    origin = handle._origin
+    span_processors, system_source = origin.span_processors, origin.system_source
+    args = (handle.settings, handle.runtime, None, (), span_processors, origin.set_global)
+    return _build(*args, system_source, fork_rebuild=True)
+
+
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)
 
 
 def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to one
@@ -296,6 +382,8 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
     span_processors: Sequence[SpanProcessor],
     set_global: bool,
     system_source: SystemSource | None,
+    *,
+    fork_rebuild: bool = False,
 ) -> Telemetry:
     from paca_otel.pipeline.pipeline import Pipeline
 
@@ -371,6 +459,14 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
         telemetry.history.start()
         collect_every = settings.history_interval
     pipeline.start_draining(collect_every=collect_every)
+    if settings.multiprocess_dir is not None:  # /metrics, alerting, snapshots: every worker
+        from paca_otel.pipeline.multiprocess import MultiprocessMetrics
+
+        shared = MultiprocessMetrics(pipeline, settings.multiprocess_dir)
+        if shared.start():
+            telemetry.add_shutdown_hook(shared.close)
+    if fork_rebuild:  # the child keeps the handle, its apps, its atexit entry and its warnings
+        return telemetry
     if registry is not None and app is None:
         telemetry._prometheus_server = _start_prometheus(settings, registry)
     if app is not None:

@@ -5,11 +5,29 @@ due and marks a row delivered only after ``send`` returned: delivery is at-least
 re-send carries the same idempotency key. Failed attempts back off exponentially with full
 jitter until the notification's deadline, then go to the dead letters; a non-retryable failure
 goes there at once. Nothing here runs on the thread that records a metric or serves a request.
+
+Every process of a multi-worker service runs its own dispatcher over the shared file; rows are
+claimed before they are sent (see :meth:`Outbox.claim`), so each is sent by one worker.
+
+**The lease.** A claim lasts ``lease`` seconds (60 by default) and is renewed before a send
+whenever less than half of it is left, so every send starts with at least 30 s of claim: three
+times the channels' default 10 s timeout, which bounds each of an HTTP send's connect, write
+and read phases. A clean :meth:`Dispatcher.stop` releases its claims at once. A worker killed
+holding claims (SIGKILL, OOM) is noticed by the next pass of any worker on the same machine,
+its pid being gone (see :mod:`.claims`); only where that cannot be known (another machine or
+pid namespace, no ``/proc``, an unreaped or frozen process) do its rows wait for the lease.
+
+A send that outlives its claim anyway (a channel timeout above ``lease / 6``, a process frozen
+for longer than the lease) may be made again by the worker that takes the row over: a rare
+duplicate carrying the same idempotency key, the at-least-once contract the outbox already
+has for a crash between send and mark. Renewing from a heartbeat thread instead would fail
+the same way when the process freezes, at the cost of one more thread per dispatcher.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -20,8 +38,9 @@ from opentelemetry import metrics
 
 from paca_otel._internal import handle_internal_errors, warn_once
 from paca_otel.alerting.channels.base import NotificationChannel
+from paca_otel.alerting.claims import holder_is_gone, new_owner
 from paca_otel.alerting.models import AlertState, Notification
-from paca_otel.alerting.outbox import Outbox, OutboxEntry
+from paca_otel.alerting.outbox import MAX_CLAIM_BATCH, Outbox, OutboxEntry
 from paca_otel.errors import ChannelError, ConfigError, StorageError
 from paca_otel.storage import count_error
 
@@ -44,6 +63,11 @@ class Dispatcher:
         poll_interval: Longest a worker sleeps without a wake-up, so it notices rows that
             another process wrote into the same file.
         retention: Delivered and dead rows older than this are purged (seconds).
+        lease: Seconds a claim on rows lasts (renewed while sending; see the module
+            docstring for the choice of 60 s). Short leases let tests see a dead worker's
+            rows return quickly.
+        claim_batch: Rows claimed per transaction: fewer writes against more rows held by one
+            worker (and delayed by one lease if it dies).
         meter: Where the self-metrics go; ``get_meter("paca_otel")`` on the global provider
             by default.
 
@@ -66,6 +90,8 @@ class Dispatcher:
         rng: random.Random | None = None,
         poll_interval: float = 5.0,
         retention: float = 7 * 86400.0,
+        lease: float = 60.0,
+        claim_batch: int = 20,
         meter: metrics.Meter | None = None,
     ) -> None:
         if not 0 < base_delay <= max_delay:
@@ -74,6 +100,12 @@ class Dispatcher:
             raise ConfigError(msg)
         if not deadline > 0:
             msg = f"deadline={deadline!r} must be a positive number of seconds"
+            raise ConfigError(msg)
+        if not lease > 0:
+            msg = f"lease={lease!r} must be a positive number of seconds"
+            raise ConfigError(msg)
+        if not 0 < claim_batch <= MAX_CLAIM_BATCH:
+            msg = f"claim_batch={claim_batch!r} must be between 1 and {MAX_CLAIM_BATCH}"
             raise ConfigError(msg)
         for key, channel in channels.items():
             if not isinstance(channel, NotificationChannel):
@@ -86,6 +118,10 @@ class Dispatcher:
         self.deadline = float(deadline)
         self.poll_interval = float(poll_interval)
         self.retention = float(retention)
+        self.lease = float(lease)
+        self.claim_batch = int(claim_batch)
+        self._owner_pid = 0
+        self._owner = ""
         self._clock = clock
         self._rng = rng or random.Random()
         self._locks = {name: threading.Lock() for name in self.channels}
@@ -164,6 +200,18 @@ class Dispatcher:
     def _on_enqueue(self, channel: str) -> None:
         self.wake(channel or None)
 
+    @property
+    def claim_owner(self) -> str:
+        """This dispatcher's claim id (``pid-token@domain``, see :mod:`.claims`).
+
+        Unique per process and dispatcher, and made anew in a forked child (the pid changed),
+        so a child never passes for its parent.
+        """
+        pid = os.getpid()
+        if pid != self._owner_pid:
+            self._owner_pid, self._owner = pid, new_owner()
+        return self._owner
+
     # -- delivery ------------------------------------------------------------------------
 
     def backoff(self, attempts: int) -> float:
@@ -179,42 +227,87 @@ class Dispatcher:
         return sum(self._deliver_channel(name, now) for name in self.channels)
 
     def _deliver_channel(self, name: str, now: float | None) -> int:
-        """Send what is due, oldest first, keeping each group's order.
+        """Claim and send what is due, oldest first, keeping each group's order.
 
-        A group is skipped for the rest of the pass once one of its rows is not due yet or
-        failed, so a later ``resolved`` never overtakes an earlier ``firing``.
+        A group is skipped for the rest of the pass once one of its rows is not due yet,
+        failed or is held by another worker, so a later ``resolved`` never overtakes an
+        earlier ``firing``.
         """
         channel = self.channels[name]
         with self._locks[name]:
             t = self._clock() if now is None else now
             self._maybe_purge(t)
+            owner = self.claim_owner
+            self._release_gone_holders(name, owner, t)
             delivered = 0
             blocked: set[str] = set()
             last_id = 0
-            while page := self.outbox.pending_page(name, last_id):
-                for entry in page:
-                    last_id = entry.id
-                    if self._stop.is_set() and self._threads:
-                        return delivered
-                    if entry.group_key in blocked:
-                        continue
-                    if entry.next_attempt_at > t:
-                        blocked.add(entry.group_key)
-                        continue
-                    error = self._attempt(channel, entry.notification)
-                    t = self._clock() if now is None else now
-                    if error is None:
-                        delivered += 1
-                        resend_at = self._resend_at(channel, entry, t)
-                        self.outbox.mark_delivered(entry.id, t, resend_at=resend_at)
-                        self._metrics.delivered.add(1, self._attrs[name])
-                        continue
-                    blocked.add(entry.group_key)
-                    if not self._failed(channel, entry, error, t):
-                        self._resend(name, channel, t)
-                        return delivered
+            while batch := self.outbox.claim(
+                name, owner, t, lease=self.lease, after_id=last_id, limit=self.claim_batch
+            ):
+                last_id = batch[-1].id
+                sent, go_on = self._send_batch(channel, batch, blocked, now, t + self.lease)
+                delivered += sent
+                t = self._clock() if now is None else now
+                if go_on is None:  # stopping
+                    return delivered
+                if not go_on:  # a retryable failure: the receiver is struggling
+                    break
             self._resend(name, channel, t)
             return delivered
+
+    def _release_gone_holders(self, name: str, owner: str, now: float) -> None:
+        """Take back at once the claims of workers whose process is gone (see :mod:`.claims`)."""
+        for holder in self.outbox.claim_holders(name, now):
+            if holder != owner and holder_is_gone(holder):
+                count = self.outbox.release(holder)
+                _logger.info("took back %d outbox rows claimed by %s, now gone", count, holder)
+
+    def _send_batch(
+        self,
+        channel: NotificationChannel,
+        batch: list[OutboxEntry],
+        blocked: set[str],
+        now: float | None,
+        expires: float,
+    ) -> tuple[int, bool | None]:
+        """Send a claimed batch in order; give back the claims of rows not attempted.
+
+        Returns:
+            How many were delivered, and whether the pass goes on (``None``: stopping).
+        """
+        owner = self.claim_owner
+        held = {entry.id for entry in batch}
+        delivered = 0
+        try:
+            for entry in batch:
+                if self._stop.is_set() and self._threads:
+                    return delivered, None
+                t = self._clock() if now is None else now
+                if expires - t < self.lease / 2:  # the next send gets at least half a lease
+                    held = self.outbox.renew(owner, sorted(held), t + self.lease)
+                    expires = t + self.lease
+                if entry.group_key in blocked or entry.id not in held:
+                    blocked.add(entry.group_key)  # lost: its taker sends the rest of the group
+                    continue
+                error = self._attempt(channel, entry.notification)
+                held.discard(entry.id)  # finished below (or, if that write fails, re-claimed)
+                t = self._clock() if now is None else now
+                if error is None:
+                    delivered += 1
+                    resend_at = self._resend_at(channel, entry, t)
+                    if not self.outbox.mark_delivered(
+                        entry.id, t, owner=owner, resend_at=resend_at
+                    ):
+                        _logger.debug("outbox row %d was taken over while sending", entry.id)
+                    self._metrics.delivered.add(1, self._attrs[entry.channel])
+                    continue
+                blocked.add(entry.group_key)
+                if not self._failed(channel, entry, error, t):
+                    return delivered, False
+            return delivered, True
+        finally:
+            self.outbox.release(owner, held)
 
     def _failed(
         self, channel: NotificationChannel, entry: OutboxEntry, error: Exception, t: float
@@ -235,7 +328,9 @@ class Dispatcher:
         if not retryable or t >= deadline:
             why = "not retryable" if not retryable else f"deadline passed after {attempts} attempts"
             resend_at = self._resend_at(channel, entry, t) if retryable else None
-            self.outbox.mark_dead(entry.id, t, f"{why}: {text}", resend_at=resend_at)
+            self.outbox.mark_dead(
+                entry.id, t, f"{why}: {text}", owner=self.claim_owner, resend_at=resend_at
+            )
             self._metrics.failures.add(1, attrs)
             _logger.warning(
                 "alert notification %s to %r given up (%s): %s",
@@ -245,7 +340,8 @@ class Dispatcher:
                 text,
             )
             return True
-        self.outbox.mark_retry(entry.id, min(t + self.backoff(attempts), deadline), text)
+        next_attempt = min(t + self.backoff(attempts), deadline)
+        self.outbox.mark_retry(entry.id, next_attempt, text, owner=self.claim_owner)
         self._metrics.retries.add(1, attrs)
         return False
 
@@ -277,23 +373,21 @@ class Dispatcher:
         return t + interval
 
     def _resend(self, name: str, channel: NotificationChannel, now: float) -> None:
-        """Repeat the latest firing notification of each group every ``resend_interval``."""
+        """Repeat the latest firing notification of each group every ``resend_interval``.
+
+        The due re-sends are claimed by moving them an interval ahead before sending, so
+        one worker makes each; once one fails, the rest wait that interval, not a timeout each.
+        """
         interval = channel.resend_interval
         if interval is None:
             return
-        failed = False
-        for entry in self.outbox.due_resends(name, now):
-            if failed:  # the receiver is failing: the rest wait an interval, not a timeout each
-                self.outbox.reschedule_resend(entry.id, now + interval)
-                continue
+        for entry in self.outbox.claim_resends(name, now, now + interval):
             error = self._attempt(channel, entry.notification)
-            self.outbox.reschedule_resend(entry.id, now + interval)
-            failed = error is not None
-            if error is None:
-                self._metrics.delivered.add(1, self._attrs[name])
-            else:
+            if error is not None:
                 self._metrics.retries.add(1, self._attrs[name])
                 warn_once(_logger, f"resend:{name}", "re-send to %r failed: %s", name, error)
+                return
+            self._metrics.delivered.add(1, self._attrs[name])
 
     def _maybe_purge(self, now: float) -> None:
         if now - self._last_purge < 3600.0:

@@ -7,8 +7,18 @@ the webhook), sends what is due, and marks a row delivered only after ``send`` r
 delivery is at-least-once, and every re-send carries the same idempotency key so receivers
 can drop duplicates. Failed attempts back off exponentially with full jitter until the
 notification's deadline, then go to the dead letters; a non-retryable failure goes there at
-once. Rows are unique per (channel, idempotency key), so enqueueing a notification twice, or
-again after a crash, sends it once.
+once. Rows are unique per (channel, idempotency key), so enqueueing a notification twice (from
+any process), or again after a crash, stores and sends it once.
+
+Several processes may share one file (``uvicorn --workers 3`` with one ``state_path``), each
+with its own dispatcher. A dispatcher **claims** rows before sending them: :meth:`Outbox.claim`
+marks a batch with its owner id and a lease expiry in one write transaction, so no two live
+workers send the same row, and only the holder's :meth:`~Outbox.mark_delivered` (retry, dead)
+takes effect. A clean stop releases a worker's claims at once; a worker that dies holding
+claims (SIGKILL, OOM) loses them as soon as another worker on the machine sees its process is
+gone (:mod:`.claims`), or else when the lease lapses, and that worker sends them. Claims keep
+each group's order: a row is claimable only when every earlier pending row of its group is
+claimable too, so a ``resolved`` never overtakes its ``firing`` in another process.
 
 The table lives in the :mod:`paca_otel.storage` file of ``state_path`` (one connection shared
 with the alert state); payloads, group keys and errors go through the storage codec, so with a
@@ -22,50 +32,38 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from paca_otel._internal import drops, warn_once
 from paca_otel.alerting.models import Notification
+from paca_otel.alerting.outbox_sql import (
+    ANY_FREE,
+    CLAIMABLE,
+    COLUMNS,
+    MAX_CLAIM_BATCH,
+    MIGRATIONS,
+    marks,
+)
 from paca_otel.errors import ChannelError, ConfigError
 from paca_otel.storage import Codec, Database, open_database
+
+__all__ = [
+    "DEAD",
+    "DELIVERED",
+    "MAX_CLAIM_BATCH",
+    "MIGRATIONS",
+    "PENDING",
+    "Outbox",
+    "OutboxEntry",
+]
 
 _logger = logging.getLogger("paca_otel.alerts")
 
 PENDING = "pending"
 DELIVERED = "delivered"
 DEAD = "dead"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    channel TEXT NOT NULL,
-    idempotency_key TEXT NOT NULL,
-    group_key TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    enqueued_at REAL NOT NULL,
-    next_attempt_at REAL NOT NULL,
-    deadline REAL,
-    last_error TEXT,
-    finished_at REAL,
-    resend_at REAL,
-    UNIQUE (channel, idempotency_key)
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (channel, status, next_attempt_at);
-CREATE INDEX IF NOT EXISTS outbox_group ON outbox (channel, group_key);
-CREATE INDEX IF NOT EXISTS outbox_resend ON outbox (channel, resend_at) WHERE resend_at IS NOT NULL
-"""
-
-#: Schema steps of the ``outbox`` component (see ``Database.migrate``).
-MIGRATIONS: tuple[str, ...] = (_SCHEMA,)
-
-_COLUMNS = (
-    "id, channel, idempotency_key, group_key, payload, status, attempts, enqueued_at, "
-    "next_attempt_at, deadline, last_error, finished_at"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +82,10 @@ class OutboxEntry:
     deadline: float | None
     last_error: str | None
     finished_at: float | None
+    #: The worker holding the row (pending) or that finished it (delivered, dead), if any.
+    claim_owner: str | None = None
+    #: When a pending row's claim lapses; ``None`` when nobody holds it.
+    claim_expires: float | None = None
 
 
 def _entry(row: tuple[Any, ...], codec: Codec) -> OutboxEntry:
@@ -101,6 +103,8 @@ def _entry(row: tuple[Any, ...], codec: Codec) -> OutboxEntry:
         deadline=row[9],
         last_error=None if row[10] is None else codec.decode(row[10], "outbox_error"),
         finished_at=row[11],
+        claim_owner=row[12],
+        claim_expires=row[13],
     )
 
 
@@ -241,46 +245,191 @@ class Outbox:
         if callback in self._listeners:
             self._listeners.remove(callback)
 
-    def mark_delivered(self, entry_id: int, now: float, *, resend_at: float | None = None) -> None:
-        """Record a successful send; ``resend_at`` schedules the next re-send, if any."""
-        self._execute(
-            "UPDATE outbox SET status = ?, finished_at = ?, attempts = attempts + 1,"
-            " last_error = NULL, resend_at = ? WHERE id = ?",
-            (DELIVERED, now, resend_at, entry_id),
-        )
+    # -- claims --------------------------------------------------------------------------
 
-    def mark_retry(self, entry_id: int, next_attempt_at: float, error: str) -> None:
-        """Record a failed attempt that will be tried again at ``next_attempt_at``."""
-        self._execute(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
-            " WHERE id = ?",
-            (next_attempt_at, self._error(error), entry_id),
+    def claim(
+        self,
+        channel: str,
+        owner: str,
+        now: float,
+        *,
+        lease: float,
+        after_id: int = 0,
+        limit: int = 20,
+    ) -> list[OutboxEntry]:
+        """Claim the next due rows of ``channel`` for ``owner`` until ``now + lease``.
+
+        One write transaction picks the rows and marks them, so two workers never hold the
+        same row. A row is picked when it is pending, due, after ``after_id`` (the pass's
+        last row), and free: unclaimed, its claim lapsed, or ``owner``'s own. Every earlier
+        pending row of its group must be picked too: a group whose head waits (backoff),
+        belongs to another live worker or was passed over earlier in the pass (``id <=
+        after_id``) stays whole with its head, so per-group order holds across processes.
+
+        Returns:
+            The claimed rows in enqueue order (empty: nothing to do now).
+
+        Raises:
+            ConfigError: ``limit`` is not between 1 and ``MAX_CLAIM_BATCH``.
+            StorageError: the file stayed busy or cannot be written; nothing was claimed.
+        """
+        if not 0 < limit <= MAX_CLAIM_BATCH:
+            msg = f"limit={limit!r} must be between 1 and {MAX_CLAIM_BATCH}"
+            raise ConfigError(msg)
+        args = {"channel": channel, "owner": owner, "now": now, "after_id": after_id}
+        # an idle poll stays a read: the write lock is taken only when something may be free
+        if not self._database().fetchall(ANY_FREE, (channel, after_id, now, now, owner)):
+            return []
+        with self._database().transaction("outbox claim") as conn:
+            ids = [r[0] for r in conn.execute(CLAIMABLE, {**args, "limit": limit}).fetchall()]
+            if not ids:
+                return []
+            conn.execute(
+                f"UPDATE outbox SET claim_owner = ?, claim_expires = ? WHERE id IN ({marks(ids)})",
+                (owner, now + lease, *ids),
+            )
+            rows = conn.execute(
+                f"SELECT {COLUMNS} FROM outbox WHERE id IN ({marks(ids)}) ORDER BY id", ids
+            ).fetchall()
+        return [_entry(r, self.codec) for r in rows]  # decoded after the lock is released
+
+    def renew(self, owner: str, ids: Sequence[int], expires: float) -> set[int]:
+        """Extend ``owner``'s claims on ``ids`` to ``expires``; return the ids still held.
+
+        A row missing from the answer was taken over after the claim lapsed (or finished by
+        another worker): its holder must not send it.
+        """
+        if not ids:
+            return set()
+        where = f"claim_owner = ? AND status = 'pending' AND id IN ({marks(ids)})"
+        with self._database().transaction("outbox claim renewal") as conn:
+            conn.execute(
+                f"UPDATE outbox SET claim_expires = ? WHERE {where}", (expires, owner, *ids)
+            )
+            rows = conn.execute(f"SELECT id FROM outbox WHERE {where}", (owner, *ids)).fetchall()
+        return {int(r[0]) for r in rows}
+
+    def release(self, owner: str, ids: Iterable[int] | None = None) -> int:
+        """Give ``owner``'s claims on ``ids`` (``None``: all of them) back; return how many.
+
+        For rows a worker will not send now, and for the claims of a worker that is gone.
+        """
+        sql = "UPDATE outbox SET claim_owner = NULL, claim_expires = NULL WHERE claim_owner = ?"
+        sql += " AND status = 'pending'"
+        if ids is None:
+            return int(self._execute(sql, (owner,)).rowcount)
+        ids = list(ids)
+        if not ids:
+            return 0
+        return int(self._execute(f"{sql} AND id IN ({marks(ids)})", (owner, *ids)).rowcount)
+
+    def claim_holders(self, channel: str, now: float) -> set[str]:
+        """The owners holding unexpired claims on pending rows of ``channel`` at ``now``."""
+        rows = self._fetch(
+            "SELECT DISTINCT claim_owner FROM outbox WHERE channel = ? AND status = 'pending'"
+            " AND claim_expires > ?",
+            (channel, now),
         )
+        return {str(r[0]) for r in rows}
+
+    def claim_resends(
+        self, channel: str, now: float, next_resend_at: float, limit: int = 100
+    ) -> list[OutboxEntry]:
+        """Take the re-sends of ``channel`` due at ``now`` by moving them to ``next_resend_at``.
+
+        Moving ``resend_at`` is the claim: one transaction, so each due re-send is made by one
+        worker. A worker dying mid-send skips that repetition; the next one comes an interval
+        later (a re-send repeats state the receiver already had, the cheaper loss).
+        """
+        with self._database().transaction("outbox resend claim") as conn:
+            rows = conn.execute(
+                f"SELECT {COLUMNS} FROM outbox WHERE channel = ? AND status IN (?, ?)"
+                " AND resend_at IS NOT NULL AND resend_at <= ? ORDER BY resend_at, id LIMIT ?",
+                (channel, DELIVERED, DEAD, now, min(limit, MAX_CLAIM_BATCH)),
+            ).fetchall()
+            if rows:
+                ids = [r[0] for r in rows]
+                conn.execute(
+                    f"UPDATE outbox SET resend_at = ? WHERE id IN ({marks(ids)})",
+                    (next_resend_at, *ids),
+                )
+        return [_entry(r, self.codec) for r in rows]
+
+    # -- finishing an attempt (the claim holder only) --------------------------------------
+
+    @staticmethod
+    def _holder(owner: str | None) -> tuple[str, tuple[Any, ...]]:
+        """The WHERE clause that lets only ``owner`` (or, for ``None``, nobody) hold the row."""
+        if owner is None:
+            return "claim_expires IS NULL", ()
+        return "claim_owner = ?", (owner,)
+
+    def mark_delivered(
+        self, entry_id: int, now: float, *, owner: str | None = None, resend_at: float | None = None
+    ) -> bool:
+        """Record a successful send; ``resend_at`` schedules the next re-send, if any.
+
+        Only ``owner``'s claim may finish the row (``None``: only a row nobody claimed). A
+        lapsed claim still counts while no other worker took the row over.
+
+        Returns:
+            Whether the row was marked (``False``: another worker holds it now).
+        """
+        holder, args = self._holder(owner)
+        cur = self._execute(
+            "UPDATE outbox SET status = ?, finished_at = ?, attempts = attempts + 1,"
+            f" last_error = NULL, resend_at = ?, claim_expires = NULL WHERE id = ? AND {holder}",
+            (DELIVERED, now, resend_at, entry_id, *args),
+        )
+        return cur.rowcount == 1
+
+    def mark_retry(
+        self, entry_id: int, next_attempt_at: float, error: str, *, owner: str | None = None
+    ) -> bool:
+        """Record a failed attempt to try again at ``next_attempt_at``; the claim is released.
+
+        Returns:
+            Whether the row was marked (only ``owner``'s claim may, as for ``mark_delivered``).
+        """
+        holder, args = self._holder(owner)
+        cur = self._execute(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,"
+            f" claim_owner = NULL, claim_expires = NULL WHERE id = ? AND {holder}",
+            (next_attempt_at, self._error(error), entry_id, *args),
+        )
+        return cur.rowcount == 1
 
     def mark_dead(
-        self, entry_id: int, now: float, error: str, *, resend_at: float | None = None
-    ) -> None:
+        self,
+        entry_id: int,
+        now: float,
+        error: str,
+        *,
+        owner: str | None = None,
+        resend_at: float | None = None,
+    ) -> bool:
         """Give up on a notification: it becomes a dead letter with its last error.
 
         ``resend_at`` keeps re-sending it anyway (a firing alert on a resending channel:
         the receiver should learn about it once it is back, as long as it fires).
-        """
-        self._execute(
-            "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,"
-            " finished_at = ?, resend_at = ? WHERE id = ?",
-            (DEAD, self._error(error), now, resend_at, entry_id),
-        )
 
-    def reschedule_resend(self, entry_id: int, resend_at: float | None) -> None:
-        """Move (or cancel, with ``None``) the next re-send of a delivered notification."""
-        self._execute("UPDATE outbox SET resend_at = ? WHERE id = ?", (resend_at, entry_id))
+        Returns:
+            Whether the row was marked (only ``owner``'s claim may, as for ``mark_delivered``).
+        """
+        holder, args = self._holder(owner)
+        cur = self._execute(
+            "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,"
+            f" finished_at = ?, resend_at = ?, claim_expires = NULL WHERE id = ? AND {holder}",
+            (DEAD, self._error(error), now, resend_at, entry_id, *args),
+        )
+        return cur.rowcount == 1
 
     def requeue(self, entry_id: int, *, deadline: float | None = None) -> bool:
         """Put a dead letter back in the queue (an operator fixed the receiver)."""
         now = self._clock()
         cur = self._execute(
-            "UPDATE outbox SET status = ?, next_attempt_at = ?, deadline = ?, enqueued_at = ?"
-            " WHERE id = ? AND status = ?",
+            "UPDATE outbox SET status = ?, next_attempt_at = ?, deadline = ?, enqueued_at = ?,"
+            " claim_owner = NULL, claim_expires = NULL WHERE id = ? AND status = ?",
             (PENDING, now, deadline, now, entry_id, DEAD),
         )
         if cur.rowcount:
@@ -305,29 +454,23 @@ class Outbox:
     def pending_page(self, channel: str, after_id: int = 0, limit: int = 200) -> list[OutboxEntry]:
         """Pending rows of ``channel`` in enqueue order, after ``after_id`` (one page)."""
         rows = self._fetch(
-            f"SELECT {_COLUMNS} FROM outbox WHERE channel = ? AND status = ? AND id > ?"
+            f"SELECT {COLUMNS} FROM outbox WHERE channel = ? AND status = ? AND id > ?"
             " ORDER BY id LIMIT ?",
             (channel, PENDING, after_id, limit),
-        )
-        return [_entry(r, self.codec) for r in rows]
-
-    def due_resends(self, channel: str, now: float, limit: int = 100) -> list[OutboxEntry]:
-        """Delivered (or dead-lettered but still re-sent) rows of ``channel`` due a re-send."""
-        rows = self._fetch(
-            f"SELECT {_COLUMNS} FROM outbox WHERE channel = ? AND status IN (?, ?)"
-            " AND resend_at IS NOT NULL AND resend_at <= ? ORDER BY resend_at, id LIMIT ?",
-            (channel, DELIVERED, DEAD, now, limit),
         )
         return [_entry(r, self.codec) for r in rows]
 
     def next_due(self, channel: str) -> float | None:
         """When ``channel`` next has something to do (attempt or re-send), if ever.
 
-        Only the oldest pending row of each group counts: the rows behind it wait for it.
+        Only the oldest pending row of each group counts: the rows behind it wait for it. A
+        claimed head counts from when its claim lapses (its holder normally finishes it first),
+        so a worker does not spin on rows another worker is sending.
         """
         rows = self._fetch(
             "SELECT MIN(t) FROM ("
-            " SELECT MIN(next_attempt_at) AS t FROM outbox WHERE id IN ("
+            " SELECT MIN(MAX(next_attempt_at, COALESCE(claim_expires, next_attempt_at))) AS t"
+            " FROM outbox WHERE id IN ("
             "  SELECT MIN(id) FROM outbox WHERE channel = ? AND status = ? GROUP BY group_key)"
             " UNION ALL SELECT MIN(resend_at) FROM outbox WHERE channel = ? AND status IN (?, ?)"
             " AND resend_at IS NOT NULL)",
@@ -376,7 +519,7 @@ class Outbox:
             clauses.append("channel = ?")
             params.append(channel)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._fetch(f"SELECT {_COLUMNS} FROM outbox{where} ORDER BY id", tuple(params))
+        rows = self._fetch(f"SELECT {COLUMNS} FROM outbox{where} ORDER BY id", tuple(params))
         return [_entry(r, self.codec) for r in rows]
 
     def close(self) -> None:

@@ -35,6 +35,9 @@ logger = logging.getLogger("paca_otel.pipeline")
 Consumer = Callable[[MetricsData, float], object]
 """Called with each collection's data and its time (seconds since the epoch)."""
 
+View = Callable[[float, "float | None"], "MetricsData | None"]
+"""Serves :meth:`Collection.collect_service` given ``max_age`` and ``now`` (multiprocess mode)."""
+
 
 class Collection(MetricReader):
     """The process's single metric reader; see the module docstring.
@@ -53,6 +56,7 @@ class Collection(MetricReader):
         self._latest_at: float | None = None
         self._latest_mono = -float("inf")
         self._consumers: list[tuple[str, Consumer]] = []
+        self._view: View | None = None
         self.collections = 0
         self.last_seconds = 0.0
 
@@ -97,6 +101,27 @@ class Collection(MetricReader):
             self.collections += 1
             self.last_seconds = time.perf_counter() - started
             return data
+
+    def set_view(self, view: View | None) -> None:
+        """Serve :meth:`collect_service` through ``view`` (``None``: this process's data).
+
+        :class:`~paca_otel.pipeline.multiprocess.MultiprocessMetrics` sets it, so that the
+        consumers that speak for the service see every worker.
+        """
+        self._view = view
+
+    def collect_service(
+        self, *, max_age: float = 0.0, now: float | None = None
+    ) -> MetricsData | None:
+        """The data of the whole service: :meth:`collect_now` itself, unless a view is set.
+
+        The Prometheus exposition, the alerting store and ``get_current_metrics()`` read this;
+        OTLP export and the subscribers read :meth:`collect_now` (each worker exports its own).
+        """
+        view = self._view
+        if view is None:
+            return self.collect_now(max_age=max_age, now=now)
+        return view(max_age, now)
 
     @property
     def latest(self) -> tuple[MetricsData, float] | None:

@@ -217,9 +217,9 @@ class CollectionCollector(Collector):
     """A prometheus_client collector serving the collection's latest data on each scrape.
 
     Args:
-        source: Returns the data to expose (normally ``Collection.collect_now`` with a short
-            ``max_age``, so that a scrape sees current values and also feeds the other
-            consumers), or ``None`` when nothing was collected yet.
+        source: Returns the data to expose (normally ``Collection.collect_service``: a fresh
+            collection, which also feeds the other consumers, merged with the other workers'
+            in multiprocess mode), or ``None`` when nothing was collected yet.
     """
 
     def __init__(self, source: Callable[[], MetricsData | None]) -> None:

@@ -18,7 +18,7 @@ from paca_otel._internal import handle_internal_errors
 from paca_otel.pipeline._collection import Collection, Consumer
 from paca_otel.pipeline.aliases import write_red, write_system
 from paca_otel.pipeline.reader import StoreWriter
-from paca_otel.pipeline.spans import REDSpanProcessor
+from paca_otel.pipeline.spans import REDSpanProcessor, REDStats
 from paca_otel.pipeline.store import SeriesStore
 
 logger = logging.getLogger("paca_otel.pipeline")
@@ -69,6 +69,22 @@ class Pipeline:
         self._stop_draining = threading.Event()
         self._drainer: threading.Thread | None = None
         self._tick_consumers: list[tuple[str, Consumer]] = []
+        self._red_view: Callable[[float | None], list[REDStats]] | None = None
+
+    def set_red_view(self, view: Callable[[float | None], list[REDStats]] | None) -> None:
+        """Serve :meth:`red_figures` through ``view`` (``None``: this process's span processor).
+
+        Multiprocess mode sets it to merge every worker's window, as it sets the collection's
+        view (:meth:`Collection.set_view`) for the metrics.
+        """
+        self._red_view = view
+
+    def red_figures(self, now: float | None = None) -> list[REDStats]:
+        """RED figures at ``now``: the span processor's, or the service's in multiprocess mode."""
+        view = self._red_view
+        if view is None:
+            return self.span_processor.drain(now)
+        return view(now)
 
     def on_tick(self, name: str, consumer: Consumer) -> None:
         """Hand ``consumer`` each regular collection (see ``start_draining``'s ``collect_every``).
@@ -141,11 +157,11 @@ class Pipeline:
         now = self.clock() if now is None else now
         started = time.perf_counter()
         with self._lock:
-            points = self.writer.write(self.reader.collect_now(now=now), self.store, now)
+            points = self.writer.write(self.reader.collect_service(now=now), self.store, now)
             with handle_internal_errors("pipeline.system_aliases", logger):
                 points += write_system(self.store, now)
             with handle_internal_errors("pipeline.red", logger):
-                points += write_red(self.store, self.span_processor.drain(now), now)
+                points += write_red(self.store, self.red_figures(now), now)
             if self._last_prune is None or now - self._last_prune >= PRUNE_EVERY:
                 self._last_prune = now
                 self.store.prune(now)

@@ -74,6 +74,22 @@ class REDStats:
     p99: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class REDWindow:
+    """What the sliding window holds for one (route, method), before it becomes figures.
+
+    The multiprocess merge (:mod:`paca_otel.pipeline._mpred`) publishes these rather than
+    :class:`REDStats`: counts add up across workers, percentiles do not.
+    """
+
+    route: str
+    method: str | None
+    requests: int
+    errors: int
+    durations: Sequence[float]
+    """Seconds, ascending; at most ``max_samples``, evenly thinned from ``requests`` values."""
+
+
 class _Bucket:
     """What one drain saw for one (route, method): a slice of the sliding window."""
 
@@ -222,6 +238,18 @@ class REDSpanProcessor(SpanProcessor):
             return self._figures(now)
         return []  # only reached when an internal error was swallowed
 
+    def drain_windows(self, now: float | None = None) -> tuple[list[REDWindow], float]:
+        """Like :meth:`drain`, but the raw window per (route, method) and the seconds it spans.
+
+        ``requests / seconds`` is the rate :meth:`drain` reports; the seconds are shorter than
+        ``window`` while the processor is younger than it.
+        """
+        now = self._clock() if now is None else now
+        with self._drain_lock, handle_internal_errors("red_span_processor.drain", logger):
+            self._absorb(now)
+            return self._windows(), self._span_seconds(now)
+        return [], self.window  # only reached when an internal error was swallowed
+
     def _absorb(self, now: float) -> None:
         pending = self._pending
         fresh: dict[tuple[str, str | None], _Bucket] = {}
@@ -288,26 +316,38 @@ class REDSpanProcessor(SpanProcessor):
             )
         return safe
 
-    def _figures(self, now: float) -> list[REDStats]:
+    def _span_seconds(self, now: float) -> float:
         elapsed = now - self._started
-        span_s = min(self.window, elapsed) if elapsed > 0 else self.window
+        return min(self.window, elapsed) if elapsed > 0 else self.window
+
+    def _windows(self) -> list[REDWindow]:
+        return [
+            REDWindow(
+                route,
+                method,
+                sum(b.requests for b in window),
+                sum(b.errors for b in window),
+                self._thin([d for b in window for d in b.durations]),
+            )
+            for (route, method), window in sorted(self._buckets.items(), key=_sort_key)
+        ]
+
+    def _figures(self, now: float) -> list[REDStats]:
+        span_s = self._span_seconds(now)
         out: list[REDStats] = []
         all_durations: list[float] = []
         total_requests = total_errors = 0
-        for (route, method), window in sorted(self._buckets.items(), key=_sort_key):
-            requests = sum(b.requests for b in window)
-            errors = sum(b.errors for b in window)
-            durations = self._thin([d for b in window for d in b.durations])
-            all_durations.extend(durations)
-            total_requests += requests
-            total_errors += errors
+        for pair in self._windows():
+            all_durations.extend(pair.durations)
+            total_requests += pair.requests
+            total_errors += pair.errors
             out.append(
                 _stats(
-                    route,
-                    method,
-                    requests=requests,
-                    errors=errors,
-                    durations=durations,
+                    pair.route,
+                    pair.method,
+                    requests=pair.requests,
+                    errors=pair.errors,
+                    durations=pair.durations,
                     span_s=span_s,
                 )
             )

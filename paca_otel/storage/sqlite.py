@@ -57,15 +57,39 @@ _registry: dict[str, Database] = {}
 _registry_lock = threading.Lock()
 
 
+def _close_before_fork() -> None:
+    """In the parent, just before ``fork()``: close every file's connection (reopened on use).
+
+    SQLite keeps per-process state for each open file (its lock bookkeeping, the WAL index
+    mapping), and a child that inherits it cannot safely open the same file again: measured
+    under ``gunicorn --preload``, a worker's fresh connection waited out the whole busy budget
+    on locks only the parent's connection could release. With the connections closed across
+    the fork, the child inherits no SQLite state at all. Each file's lock stays held until the
+    fork is done, so no statement runs meanwhile; the parent reconnects on its next statement.
+    """
+    _registry_lock.acquire()
+    for db in _registry.values():
+        db._suspend_for_fork()
+
+
+def _after_fork_in_parent() -> None:
+    for db in _registry.values():
+        db._lock.release()
+    _registry_lock.release()
+
+
 def _forget_after_fork() -> None:
-    # A SQLite connection must not be used across fork(): a child opens its own. The parent's
-    # are left alone (closing them in the child could disturb the parent's file locks).
-    global _registry_lock  # noqa: PLW0603  # a lock held at fork time would stay held
+    # The child opens its own connections; the parent's (closed above) are not reused here.
+    global _registry_lock  # noqa: PLW0603  # held across the fork by _close_before_fork
     _registry_lock = threading.Lock()
     _registry.clear()
 
 
-os.register_at_fork(after_in_child=_forget_after_fork)
+os.register_at_fork(
+    before=_close_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_forget_after_fork,
+)
 
 
 def _count(operation: str) -> None:
@@ -162,15 +186,8 @@ class Database:
         #: Storage errors seen on this file (also in ``paca_otel.storage.errors``).
         self.errors = 0
         self._conn: sqlite3.Connection | None = None
-        try:
-            conn = sqlite3.connect(
-                self.path,
-                check_same_thread=False,  # one lock below serialises every thread's use
-                isolation_level=None,  # explicit BEGIN/COMMIT in transaction()
-                timeout=self.busy_timeout,
-            )
-        except sqlite3.Error as exc:
-            raise StorageError(_explain(self.path, exc, "open")) from None
+        self._reconnect = False  # closed across a fork(), reopened on the next statement
+        conn = self._connect()
         self._conn = conn
         try:
             if self.path != ":memory:":
@@ -198,9 +215,32 @@ class Database:
             self._conn = None
             raise
 
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            return sqlite3.connect(
+                self.path,
+                check_same_thread=False,  # one lock below serialises every thread's use
+                isolation_level=None,  # explicit BEGIN/COMMIT in transaction()
+                timeout=self.busy_timeout,
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(_explain(self.path, exc, "open")) from None
+
+    def _suspend_for_fork(self) -> None:
+        """Close the connection before a fork, holding the lock until it is done."""
+        self._lock.acquire()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+            self._reconnect = True
+
     # -- statements ----------------------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
+        if self._conn is None and self._reconnect:
+            self._conn = self._connect()  # WAL mode is a property of the file: it stays
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._reconnect = False
         if self._conn is None:
             msg = f"the alert state database at state_path={self.path!r} is closed"
             raise StorageError(msg)
@@ -384,7 +424,7 @@ class Database:
     @property
     def closed(self) -> bool:
         """Whether the connection is closed (every user closed it)."""
-        return self._conn is None
+        return self._conn is None and not self._reconnect
 
     def acquire(self) -> Database:
         """One more user of this connection (:func:`open_database` calls this)."""
@@ -396,7 +436,7 @@ class Database:
         """Release one user; the last one drains the writer and closes the connection."""
         with _registry_lock, self._lock:
             self._refs -= 1
-            if self._refs > 0 or self._conn is None:
+            if self._refs > 0 or self.closed:
                 return
             if _registry.get(self.path) is self:
                 del _registry[self.path]
@@ -404,6 +444,7 @@ class Database:
         if self._writer is not None:
             self._jobs.put(None)
         with self._lock:
+            self._reconnect = False
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None

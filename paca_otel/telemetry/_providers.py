@@ -116,7 +116,7 @@ def _metric_consumers(
 
         # No auto_describe: it would collect at registration, before the MeterProvider exists.
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(CollectionCollector(collection.collect_now))
+        registry.register(CollectionCollector(collection.collect_service))
     pushed: list[MetricExporter] = []
     for metric_exporter in _metric_exporters(settings):
         if isinstance(metric_exporter, MetricReader):  # a pull reader from an entry point

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 from opentelemetry.sdk.resources import Resource
@@ -12,9 +13,18 @@ from paca_otel.config import PacaOtelSettings
 _INSTANCE_ID = str(uuid.uuid4())  # one per process, stable across re-configuration
 
 
+def renew_instance_id() -> None:
+    """A forked child is another instance: called by set-up's after-fork rebuild."""
+    global _INSTANCE_ID  # noqa: PLW0603  # one id per process is the point
+    _INSTANCE_ID = str(uuid.uuid4())
+
+
 def _resource(settings: PacaOtelSettings) -> Resource:
-    attributes: dict[str, str] = {
+    # One instance per process: each worker of a service exports under its own id and pid
+    # (a forked child gets new ones, see setup._after_fork_in_child); the backend aggregates.
+    attributes: dict[str, str | int] = {
         "service.instance.id": _INSTANCE_ID,
+        "process.pid": os.getpid(),
         "telemetry.distro.name": "paca-otel",
         "telemetry.distro.version": __version__,
     }

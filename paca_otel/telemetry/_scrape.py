@@ -25,9 +25,9 @@ logger = logging.getLogger("paca_otel")
 
 
 def _scrape_endpoint(
-    registry: CollectorRegistry, settings: PacaOtelSettings
+    registry_of: Callable[[], CollectorRegistry | None], settings: PacaOtelSettings
 ) -> Callable[[Request], Awaitable[Response]]:
-    """A Starlette endpoint serving ``registry`` at an exact path (a mount would redirect).
+    """A Starlette endpoint serving ``registry_of()`` at an exact path (a mount would redirect).
 
     A scrape runs every metric callback (psutil included), so it runs in a worker thread.
     With ``metrics_auth`` it wants ``Authorization: Bearer <token>`` of any role (401, or 429
@@ -63,7 +63,7 @@ def _scrape_endpoint(
                 return Response("unauthorized\n", status_code=result.outcome.status,
                                 media_type="text/plain", headers=headers)  # fmt: skip
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        body = await run_in_threadpool(encoder, registry)
+        body = await run_in_threadpool(encoder, registry_of() or CollectorRegistry())
         return Response(body, media_type=content_type)
 
     return scrape

@@ -80,7 +80,7 @@ class Monitor:
         """The aliases and per-route RED figures now, for the dashboard's live feed."""
         telemetry = self.telemetry()
         snapshot = self.snapshot()
-        figures = telemetry.pipeline.span_processor.drain()
+        figures = telemetry.pipeline.red_figures()  # every worker's, in multiprocess mode
         routes = [f for f in figures if f.route is not None]
         return LiveSample(snapshot.timestamp, snapshot.aliases(), routes)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ from paca_otel.alerting.models import AlertEvent, AlertState
 from paca_otel.alerting.outbox import Outbox
 from tests._wait import wait_for
 from tests.alerting.test_channels import Receiver, event, notification
-from tests.peers import free_port, require_binary
+from tests.peers import ROOT, free_port, require_binary
 
 CONFIG = """\
 route:
@@ -156,3 +158,61 @@ def test_alertmanager_accepts_otel_attribute_names(
     assert alert["labels"]["cpu_mode"] == "idle"
     assert alert["labels"]["service_name"] == "shop"
     assert alert["annotations"]["runbook_url"] == "http://runbooks/x"
+
+
+@pytest.mark.peer("alertmanager")
+def test_same_alert_from_three_instances_is_one_notification(
+    alertmanager: tuple[str, Receiver],
+) -> None:
+    """Three processes sending one alert (same rule, same labels) give one webhook notification.
+
+    The path across hosts: every instance evaluates its own rules and Alertmanager
+    deduplicates identical alerts, so no coordination between instances is needed.
+    """
+    url, hook = alertmanager
+    senders = [
+        subprocess.Popen(  # our own interpreter and test script, no shell
+            [sys.executable, str(Path(__file__).with_name("alertmanager_sender.py")), url],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    try:
+        outputs = [sender.communicate(timeout=30)[0] for sender in senders]
+    finally:
+        for sender in senders:
+            if sender.poll() is None:
+                sender.kill()
+                sender.wait(10)
+    assert [out.strip().splitlines()[-1] for out in outputs] == ["sent"] * 3, outputs
+
+    def checkout_notifications() -> list[dict[str, Any]]:
+        with hook.lock:
+            return [
+                r["body"] for r in hook.requests
+                if r["body"].get("commonLabels", {}).get("alertname") == "CheckoutErrors"
+            ]  # fmt: skip
+
+    (first,) = wait_for(
+        lambda: checkout_notifications() or None, "the notification at the webhook", timeout=20
+    )
+    # group_wait and group_interval are 1 s: a duplicate would arrive within a few seconds.
+    time.sleep(4)
+    assert len(checkout_notifications()) == 1
+    assert first["status"] == "firing"
+    (alert,) = first["alerts"]
+    assert alert["labels"] == {
+        "alertname": "CheckoutErrors",
+        "severity": "critical",
+        "service": "shop",
+        "route": "/checkout",
+    }
+    (active,) = [
+        a for a in httpx.get(f"{url}/api/v2/alerts", timeout=5).json()
+        if a["labels"]["alertname"] == "CheckoutErrors"
+    ]  # fmt: skip
+    assert active["status"]["state"] == "active"

@@ -495,10 +495,12 @@ def test_killed_process_outbox_is_delivered_once_after_restart(tmp_path: Path) -
         assert entry.attempts >= 1  # the child tried while the receiver was down
         assert entry.idempotency_key == key
         dispatcher = Dispatcher(box, {"webhook": channel})
-        assert dispatcher.deliver_due(now=entry.next_attempt_at + 1) == 1
-        assert dispatcher.deliver_due(now=entry.next_attempt_at + 1000) == 0
+        # killed mid-attempt, the child may have left its claim: it lapses after one lease
+        due = max(entry.next_attempt_at, entry.claim_expires or 0.0)
+        assert dispatcher.deliver_due(now=due + 1) == 1
+        assert dispatcher.deliver_due(now=due + 1000) == 0
         assert box.enqueue(entry.notification) is False  # the engine re-sending after restart
-        assert dispatcher.deliver_due(now=entry.next_attempt_at + 2000) == 0
+        assert dispatcher.deliver_due(now=due + 2000) == 0
         assert receiver.keys == {key: 1}
         body = receiver.requests[0]["body"]
         assert body["idempotencyKey"] == key
@@ -568,20 +570,27 @@ def test_group_order_is_kept_across_retries(outbox: Outbox, clock: Clock) -> Non
 
 
 def test_dispatcher_survives_a_busy_file_and_marks_the_row_once_it_frees(tmp_path: Path) -> None:
-    """A busy file fails the 'delivered' mark: the worker lives on and finishes the row later."""
+    """A busy file fails the 'delivered' mark: the worker lives on, then re-claims the row."""
     path = tmp_path / "outbox.sqlite3"
     db = open_database(path, busy_timeout=0.05, retry_for=0.05)
     box = Outbox(database=db)
     db.close()
     box.enqueue(notification())
-    holder = sqlite3.connect(path, isolation_level=None, timeout=0)
-    holder.execute("BEGIN IMMEDIATE")  # a second connection holds the write lock
-    channel = Scripted()
+    # a second connection takes the write lock between the first send and its mark
+    holder = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
+
+    class LockAfterFirstSend(Scripted):
+        def send(self, notification: Notification) -> None:
+            super().send(notification)
+            if len(self.sent) == 1:
+                holder.execute("BEGIN IMMEDIATE")
+
+    channel = LockAfterFirstSend()
     dispatcher = Dispatcher(box, {"webhook": channel}, poll_interval=0.05)
     dispatcher.start()
     try:
-        # sent, not marked (busy), sent again: the worker lives
-        wait_until(lambda: len(channel.sent) >= 2, "a second send of the row", timeout=30)
+        wait_until(lambda: box.database.errors, "the mark to fail on the busy file", timeout=30)
+        assert box.pending_count() == 1  # sent, not marked: the worker lives and holds it
         holder.execute("ROLLBACK")
         holder.close()
         wait_until(lambda: not box.pending_count(), "the row to be marked", timeout=30)
@@ -589,6 +598,8 @@ def test_dispatcher_survives_a_busy_file_and_marks_the_row_once_it_frees(tmp_pat
     finally:
         dispatcher.stop()
         box.close()
+    # its own leftover claim does not lock the worker out: sent again, same key, then marked
+    assert len(channel.sent) == 2
     assert len({n.idempotency_key for n in channel.sent}) == 1
 
 

@@ -1,0 +1,282 @@
+"""Multiprocess mode (``multiprocess_dir``): /metrics scrape time and per-request overhead.
+
+(a) **Scrape.** Seven peer workers (real processes, ``configure(multiprocess_dir=...)``) each
+hold the same ~``--series`` Prometheus series (7 counters x 1000 label sets, 150 histograms of
+16 buckets, 100 gauges, plus the system gauges) with different values. Once each has published
+its file it is SIGSTOPped, so the measurement is not disturbed by their threads (a stopped
+process is alive: its gauges count). This process, the eighth worker, holds the same series and
+is scraped through prometheus_client's ``generate_latest``, the real ``/metrics`` path:
+
+* ``one process``: the exposition of its own collection (what a scrape costs without
+  multiprocess mode; the anchor);
+* ``8 workers merged``: the exposition of the merged view (collect, publish this worker's
+  file, read the peers' files, merge, translate).
+
+Rounds alternate; the median and best wall-clock ms are printed, with the thread's CPU ms
+(less sensitive to other processes on a shared machine), and the merged view's own parts.
+Goal: <= 100 ms for 8 workers x 10k series.
+
+(b) **Per request.** Two child processes run the same FastAPI app with paca-otel's full stack
+(``configure`` + ``instrument_fastapi``), called through ASGI directly (as
+``bench_fastapi.py``): one without ``multiprocess_dir``, one with it, sharing the directory with
+three idle peer workers. Rounds alternate between the two; the median ratio of the paired rounds
+is printed. Multiprocess mode adds nothing to the request path itself: what shows up is its
+background thread (publishing every second) stealing time from requests. Goal: <= +10 %.
+
+Run: ``python benchmarks/bench_multiprocess.py [--series 10000] [--rounds 15]
+[--requests 2000] [--only scrape|requests]``. Every child is stopped by its PID at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's paca_otel, as in the children (PYTHONPATH)
+COUNTERS = 7
+PER_METRIC = 1000
+HISTOGRAMS = 150
+GAUGES = 100
+
+
+def populate(meter_provider: Any, series: int, seed: int) -> None:
+    """Record about ``series`` Prometheus series (see the module docstring), values by seed."""
+    scale = series / 10_000
+    meter = meter_provider.get_meter("bench.app")
+    for k in range(COUNTERS):
+        counter = meter.create_counter(f"app.requests{k}")
+        for i in range(int(PER_METRIC * scale)):
+            counter.add(seed + i, {"route": f"/r{i}", "method": "GET"})
+    histogram = meter.create_histogram("app.duration", unit="s")
+    for i in range(int(HISTOGRAMS * scale)):
+        for j in range(3):
+            histogram.record(0.001 * (seed + i + j), {"route": f"/r{i}"})
+    gauge = meter.create_gauge("app.queue")
+    for i in range(int(GAUGES * scale)):
+        gauge.set(seed * i, {"queue": f"q{i}"})
+
+
+def configure(directory: str | None) -> Any:
+    import paca_otel
+
+    return paca_otel.configure(
+        service_name="bench",
+        multiprocess_dir=directory,
+        metrics_exporter="none",  # the scrape is timed through registries built here
+        traces_exporter="none",
+        logs_exporter="none",
+    )
+
+
+# ------------------------------------------------------------------------------ children
+
+
+def peer(directory: str, series: int, seed: int) -> None:
+    """A peer worker: record, publish, say ready, idle until stdin closes."""
+    telemetry = configure(directory)
+    populate(telemetry.meter_provider, series, seed)
+    telemetry.collection.collect_service()  # a merged view publishes this worker's file
+    print("ready", flush=True)
+    sys.stdin.read()
+
+
+def asgi_worker(directory: str | None) -> None:
+    """Answer ``round N`` with microseconds per request over N direct ASGI requests."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_fastapi import SCOPE, make_app, receive, send
+
+    import paca_otel
+
+    telemetry = configure(None if directory == "-" else directory)
+    app = make_app()
+    paca_otel.instrument_fastapi(
+        app, tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+
+    async def one_round(n: int) -> list[float]:
+        """Wall and process-CPU (every thread: the publisher too) microseconds per request."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(n):
+            await app(dict(SCOPE), receive, send)
+        return [(time.perf_counter() - wall) / n * 1e6, (time.process_time() - cpu) / n * 1e6]
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(one_round(500))  # warm-up
+    print("ready", flush=True)
+    for line in sys.stdin:
+        print(json.dumps(loop.run_until_complete(one_round(int(line.split()[1])))), flush=True)
+
+
+# -------------------------------------------------------------------------------- parent
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OTEL_SEMCONV_STABILITY_OPT_IN": "http"}
+    return subprocess.Popen(
+        [sys.executable, __file__, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def wait_ready(process: subprocess.Popen[str]) -> None:
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    if line != "ready":
+        sys.exit(f"a child did not start (said {line!r})")
+
+
+def stop(processes: list[subprocess.Popen[str]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGCONT)
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        for pipe in (process.stdin, process.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+def timed(func: Callable[[], object]) -> tuple[float, float]:
+    """Wall and thread-CPU milliseconds of one call."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    func()
+    return (time.perf_counter() - wall) * 1e3, (time.thread_time() - cpu) * 1e3
+
+
+def bench_scrape(series: int, rounds: int, workers: int) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from paca_otel.pipeline._prometheus import CollectionCollector
+    from paca_otel.pipeline.multiprocess import MultiprocessMetrics
+
+    with tempfile.TemporaryDirectory() as directory:
+        peers = [spawn("--peer", directory, str(series), str(s)) for s in range(1, workers)]
+        try:
+            for process in peers:
+                wait_ready(process)
+            for process in peers:
+                os.kill(process.pid, signal.SIGSTOP)
+            telemetry = configure(None)  # this worker: wired by hand to time the parts
+            populate(telemetry.meter_provider, series, 0)
+            shared = MultiprocessMetrics(telemetry.pipeline, directory)
+            shared.start()
+            single = CollectorRegistry(auto_describe=False)
+            single.register(CollectionCollector(telemetry.collection.collect_now))
+            merged = CollectorRegistry(auto_describe=False)
+            merged.register(CollectionCollector(telemetry.collection.collect_service))
+            lines = {
+                "one process": generate_latest(single).count(b"\n"),
+                f"{workers} workers merged": generate_latest(merged).count(b"\n"),
+            }
+            cases = {"one process": single, f"{workers} workers merged": merged}
+            results: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
+            parts: list[tuple[float, float]] = []
+            for _ in range(rounds):
+                for name, registry in cases.items():
+                    results[name].append(timed(lambda r=registry: generate_latest(r)))
+                    if registry is merged:
+                        parts.append(
+                            (shared.last_publish_seconds * 1e3, shared.last_merge_seconds * 1e3)
+                        )
+            shared.close()
+            telemetry.shutdown()
+        finally:
+            stop(peers)
+    print(f"\n(a) /metrics scrape, {workers} workers x ~{series} series, {rounds} rounds")
+    print(f"{'':24} {'lines':>6} {'median ms':>10} {'best ms':>8} {'cpu ms':>7}")
+    for name, values in results.items():
+        wall = [w for w, _ in values]
+        cpu = [c for _, c in values]
+        print(
+            f"{name:24} {lines[name]:6d} {statistics.median(wall):10.1f} {min(wall):8.1f} "
+            f"{statistics.median(cpu):7.1f}"
+        )
+    base = statistics.median(c for _, c in results["one process"])
+    top = statistics.median(c for _, c in results[f"{workers} workers merged"])
+    print(
+        f"merged view's own parts (median): publish {statistics.median(p for p, _ in parts):.1f}"
+        f" ms, read + merge {statistics.median(m for _, m in parts):.1f} ms; "
+        f"merged / one process (cpu): {top / base:.2f}x"
+    )
+    verdict = "meets" if top <= 100 else "MISSES"
+    print(f"merged scrape: {top:.0f} ms of CPU, {verdict} the goal of <= 100 ms")
+
+
+def bench_requests(rounds: int, requests: int) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        single = spawn("--asgi", "-")
+        multi = spawn("--asgi", directory)
+        peers = [spawn("--asgi", directory) for _ in range(3)]
+        children = [single, multi, *peers]
+        try:
+            for process in children:
+                wait_ready(process)
+            results: dict[str, list[list[float]]] = {"one process": [], "multiprocess_dir": []}
+            variants = list(zip(results, (single, multi), strict=True))
+            for r in range(rounds):
+                for name, process in variants if r % 2 == 0 else variants[::-1]:
+                    assert process.stdin is not None
+                    assert process.stdout is not None
+                    process.stdin.write(f"round {requests}\n")
+                    process.stdin.flush()
+                    results[name].append(json.loads(process.stdout.readline()))
+        finally:
+            stop(children)
+    print(f"\n(b) per request, {rounds} alternating rounds x {requests} direct ASGI requests")
+    print(f"{'':18} {'wall us (median, best)':>24} {'process cpu us (median, best)':>31}")
+    for name, values in results.items():
+        wall, cpu = [v[0] for v in values], [v[1] for v in values]
+        print(
+            f"{name:18} {statistics.median(wall):12.1f} {min(wall):11.1f} "
+            f"{statistics.median(cpu):18.1f} {min(cpu):12.1f}"
+        )
+    pairs = list(zip(results["multiprocess_dir"], results["one process"], strict=True))
+    wall_ratio = statistics.median(m[0] / s[0] for m, s in pairs)
+    cpu_ratio = statistics.median(m[1] / s[1] for m, s in pairs)
+    verdict = "meets" if cpu_ratio <= 1.10 else "MISSES"
+    print(
+        f"multiprocess / one process: wall {wall_ratio:.3f}x, process cpu {cpu_ratio:.3f}x "
+        f"({verdict} the goal of <= 1.10x)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--series", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--only", choices=("scrape", "requests"))
+    parser.add_argument("--peer", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--asgi", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.peer:
+        peer(args.peer[0], int(args.peer[1]), int(args.peer[2]))
+        return
+    if args.asgi:
+        asgi_worker(args.asgi)
+        return
+    print(json.dumps({"python": sys.version.split()[0], "cpus": os.cpu_count()}))
+    if args.only in (None, "scrape"):
+        bench_scrape(args.series, args.rounds, args.workers)
+    if args.only in (None, "requests"):
+        bench_requests(args.rounds, args.requests)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""SQLite files across a real os.fork(): the child opens the parent's file at once."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from paca_otel.storage import Database, open_database
+from tests._fork import fork_child, read_report, reap
+
+
+def test_forked_child_opens_a_file_the_parent_is_writing(tmp_path: Path) -> None:
+    """Forks taken while another thread writes: each child opens and writes the same file.
+
+    SQLite's per-process lock bookkeeping must not cross the fork: a child that inherited it
+    found the file locked by a connection only the parent had, until its busy budget ran out.
+    The parent reconnects after each fork and keeps writing.
+    """
+    path = tmp_path / "state.db"
+    db = open_database(path)
+    db.execute("CREATE TABLE t (who TEXT)")
+    stop = threading.Event()
+
+    def write() -> None:
+        while not stop.is_set():
+            with db.transaction() as conn:
+                conn.execute("INSERT INTO t VALUES ('parent')")
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+
+    def child(report_fd: int, go_fd: int) -> dict[str, Any]:
+        started = time.monotonic()
+        mine = Database(path, retry_for=2.0, open_retry_for=2.0)
+        mine.execute("INSERT INTO t VALUES ('child')")
+        return {"seconds": time.monotonic() - started, "fresh": mine is not db}
+
+    try:
+        reports = []
+        for _ in range(5):
+            pid, report_fd, go_w = fork_child(child)
+            try:
+                reports.append(read_report(report_fd))
+            finally:
+                assert reap(pid, go_w) == 0
+                os.close(report_fd)
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        writer.join(5)
+    assert all(r["fresh"] for r in reports)
+    assert max(r["seconds"] for r in reports) < 1.5, reports
+    rows = dict(db.fetchall("SELECT who, count(*) FROM t GROUP BY who"))
+    assert rows["child"] == 5
+    assert rows["parent"] > 5
+    db.close()
