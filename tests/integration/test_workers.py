@@ -129,13 +129,16 @@ class Service:
             return list(pool.map(lambda _: self.get(path, **kwargs), range(count)))
 
     def from_each_worker(
-        self, path: str, check: Callable[[httpx.Response], bool] = lambda r: True
+        self,
+        path: str,
+        check: Callable[[httpx.Response], bool] = lambda r: True,
+        **kwargs: Any,
     ) -> dict[int, httpx.Response]:
         """A response to ``path`` from every worker that passes ``check`` (bounded)."""
         seen: dict[int, httpx.Response] = {}
         deadline = time.monotonic() + 20
         while set(seen) != self.workers and time.monotonic() < deadline:
-            for response in self.spread(path, 12):
+            for response in self.spread(path, 12, **kwargs):
                 pid = int(response.headers["x-worker-pid"])
                 if response.status_code == 200 and check(response):
                     seen.setdefault(pid, response)
@@ -344,9 +347,9 @@ def test_rule_posted_to_one_worker_is_seen_by_all(service: Service) -> None:
     )
     assert created.status_code == 201, created.text
     time.sleep(EVALUATION_INTERVAL + 0.5)
-    answers = service.spread("/monitoring/api/v1/rules", 9, headers=auth)
-    assert {int(r.headers["x-worker-pid"]) for r in answers} >= {
-        int(created.headers["x-worker-pid"])
-    }
-    for response in answers:
+    # Every worker's first answer after the interval (a fixed number of requests may miss
+    # one worker: which one accepts a connection is up to the kernel and the load).
+    answers = service.from_each_worker("/monitoring/api/v1/rules", headers=auth)
+    assert int(created.headers["x-worker-pid"]) in answers
+    for response in answers.values():
         assert name in {rule["name"] for rule in response.json()}, response.headers
