@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -188,3 +189,89 @@ async def test_routes_read_the_root_of_the_app_they_serve() -> None:
     finally:
         telemetry.shutdown()
     assert not hasattr(app.state, "paca_otel_runtime")
+
+
+def test_forked_child_root_takes_over_rules_added_before_configure() -> None:
+    """Without telemetry, a child's default root builds its own alerting with the parent's rules.
+
+    Rules and silences an AlertManager added before anything was configured (gunicorn
+    ``--preload`` imports such a module in the master) reach the worker through the root's
+    snapshot; the parent's root is untouched and its lock is free again.
+    """
+    from paca_otel.runtime import default_runtime
+    from tests._fork import fork_child, read_report, reap
+
+    root = default_runtime()
+    alerts = AlertManager()
+    alerts.add_rule_sync("before_fork", "queue_depth > 10", "log", 60)
+    silence = alerts.silence({"alertname": "before_fork"}, duration=600)
+    parent_alerting, parent_store = root.alerting(), root.store
+
+    def child(report_fd: int, go_fd: int) -> dict[str, object]:
+        mine = default_runtime()
+        alerting = mine.alerting()
+        return {
+            "same_root": mine is root,
+            "new_alerting": alerting is not parent_alerting,
+            "new_store": mine.store is not parent_store,
+            "engine_reads_root_store": alerting.engine.store is mine.store,
+            "rules": sorted(alerting.engine.rules),
+            "silences": [s.id for s in alerting.engine.silences.all()],
+        }
+
+    pid, report_fd, go_w = fork_child(child)
+    try:
+        report = read_report(report_fd)
+    finally:
+        reap(pid, go_w)
+        os.close(report_fd)
+    assert report == {
+        "same_root": True,
+        "new_alerting": True,
+        "new_store": True,
+        "engine_reads_root_store": True,
+        "rules": ["before_fork"],
+        "silences": [silence],
+    }
+    assert root.alerting() is parent_alerting  # the parent keeps its own, lock released
+    assert root.store is parent_store
+
+
+def test_forked_child_independent_root_restarts_its_alerting() -> None:
+    """An independent root's alerting is handed over too, and runs on the rebuilt pipeline."""
+    import threading
+
+    from paca_otel.setup import configure
+    from tests._fork import fork_child, read_report, reap
+
+    mine = configure(
+        service_name="independent", metrics_exporter="none", system_metrics=False,
+        set_global=False,
+    )  # fmt: skip
+    try:
+        AlertManager(mine.runtime).add_rule_sync("only_there", "up > 0", "log")
+        parent_alerting = mine.runtime.attach(mine)
+
+        def child(report_fd: int, go_fd: int) -> dict[str, object]:
+            alerting = mine.runtime.alerting()
+            return {
+                "new_alerting": alerting is not parent_alerting,
+                "rules": sorted(alerting.engine.rules),
+                "one_store": mine.pipeline.store is mine.runtime.store is alerting.engine.store,
+                "evaluating": "paca-otel-rules" in {t.name for t in threading.enumerate()},
+            }
+
+        pid, report_fd, go_w = fork_child(child)
+        try:
+            report = read_report(report_fd)
+        finally:
+            reap(pid, go_w)
+            os.close(report_fd)
+        assert report == {
+            "new_alerting": True,
+            "rules": ["only_there"],
+            "one_store": True,
+            "evaluating": True,
+        }
+    finally:
+        mine.shutdown()
