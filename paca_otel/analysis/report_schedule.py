@@ -7,11 +7,18 @@ same retries, dead letters and idempotency keys. The report travels as one infor
 (``alertname="ServiceReport"``) whose annotations carry the summary and the Markdown text, which
 every built-in channel already knows how to show. Alertmanager is not a report channel (it
 would hold the report as a firing alert); naming it is a configuration error.
+
+Periods are aligned to a grid of ``every`` seconds since the epoch (a daily report covers one
+UTC day), not to when the process started. Every worker of a service (``uvicorn --workers``)
+runs a scheduler, and all of them then build the report of the same period, whose idempotency
+key (alert fingerprint + period end) is the same: the shared outbox keeps the first and ignores
+the others, so the service sends one report per period, whichever worker lives.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -118,8 +125,12 @@ class ReportScheduler:
                 self._on_sent()
         return stored
 
+    def next_due(self, now: float) -> float:
+        """The end of the period running at ``now``: the next multiple of ``every``."""
+        return (math.floor(now / self._every) + 1) * self._every
+
     def start(self) -> None:
-        """Send a report every ``every`` seconds from a daemon thread (first one after one)."""
+        """Send the report of each period, at its end, from a daemon thread."""
         if self._thread is not None:
             return
         self._thread = threading.Thread(target=self._run, name="paca-otel-report", daemon=True)
@@ -133,5 +144,9 @@ class ReportScheduler:
             thread.join(timeout=5.0)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._every):
-            self.send_now()
+        due = self.next_due(time.time())
+        while not self._stop.wait(max(0.0, due - time.time())):
+            if time.time() < due:  # woken early (clock adjusted): wait for the period's end
+                continue
+            self.send_now(due)
+            due = self.next_due(max(due, time.time()))

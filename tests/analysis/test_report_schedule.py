@@ -40,6 +40,29 @@ def test_send_now_enqueues_one_report_per_channel() -> None:
     outbox.close()
 
 
+def test_workers_sharing_an_outbox_send_each_period_once(tmp_path: Path) -> None:
+    """Schedulers of several workers build the same grid-aligned period: one report is stored."""
+    source = MemorySeriesSource()
+    source.add("cpu_usage", {}, [(1_000.0 + 60 * i, 20.0 + i / 10) for i in range(60)])
+    outboxes = [Outbox(tmp_path / "shared.sqlite3") for _ in range(3)]
+    schedulers = [
+        ReportScheduler(
+            lambda now: generate_report(source, 3600.0, now=now), outbox, ["log"], every=3600.0
+        )
+        for outbox in outboxes
+    ]
+    # Workers started at different times still agree on when the period ends.
+    due = {
+        scheduler.next_due(start)
+        for scheduler, start in zip(schedulers, (3_700, 5_000, 7_199), strict=True)
+    }
+    assert due == {7_200.0}
+    assert [scheduler.send_now(now=7_200.0) for scheduler in schedulers] == [1, 0, 0]
+    assert len(outboxes[0].pending_page("log")) == 1
+    for outbox in outboxes:
+        outbox.close()
+
+
 def test_alertmanager_is_not_a_report_channel() -> None:
     """Naming alertmanager for reports is a configuration error that says why."""
     with pytest.raises(ConfigError, match="alertmanager"):
