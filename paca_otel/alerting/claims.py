@@ -31,7 +31,10 @@ def _domain() -> str | None:
     pid = os.getpid()
     if pid not in _domains:
         try:
-            boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+            # bytes.decode("ascii") needs no codec module; read_text(encoding="ascii") imports
+            # encodings.ascii on first use, on the dispatcher's thread: a pre-fork server
+            # forking meanwhile leaves that module's import lock held forever in the child.
+            boot = Path("/proc/sys/kernel/random/boot_id").read_bytes().decode("ascii").strip()
             namespace = os.readlink("/proc/self/ns/pid")
         except (OSError, UnicodeDecodeError):
             _domains[pid] = None
