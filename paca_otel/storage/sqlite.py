@@ -35,6 +35,7 @@ import random
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -54,7 +55,9 @@ BUSY_TIMEOUT = 2.0
 OPEN_RETRY_FOR = 15.0
 
 _registry: dict[str, Database] = {}
+_memory: weakref.WeakSet[Database] = weakref.WeakSet()  # private in-memory ones, held at fork
 _registry_lock = threading.Lock()
+_held: list[Database] = []  # the in-memory databases whose locks a fork in progress holds
 
 
 def _close_before_fork() -> None:
@@ -66,13 +69,25 @@ def _close_before_fork() -> None:
     on locks only the parent's connection could release. With the connections closed across
     the fork, the child inherits no SQLite state at all. Each file's lock stays held until the
     fork is done, so no statement runs meanwhile; the parent reconnects on its next statement.
+
+    In-memory databases cannot be closed (their rows would go), but their locks are held across
+    the fork too, and none is created meanwhile: so no thread of ours is inside SQLite when the
+    process forks. A thread that is holds SQLite's process-wide mutexes (memory, page cache),
+    which then stay held in the child: measured, a preforked child's first ``sqlite3.connect``
+    hung forever behind the parent's rule engine writing its in-memory state.
     """
     _registry_lock.acquire()
     for db in _registry.values():
         db._suspend_for_fork()
+    _held[:] = list(_memory)
+    for db in _held:
+        db._lock.acquire()
 
 
 def _after_fork_in_parent() -> None:
+    for db in _held:
+        db._lock.release()
+    _held.clear()
     for db in _registry.values():
         db._lock.release()
     _registry_lock.release()
@@ -83,6 +98,9 @@ def _forget_after_fork() -> None:
     global _registry_lock  # noqa: PLW0603  # held across the fork by _close_before_fork
     _registry_lock = threading.Lock()
     _registry.clear()
+    for db in _held:  # held by this (the forking) thread: an inherited one stays usable
+        db._lock.release()
+    _held.clear()
 
 
 os.register_at_fork(
@@ -467,7 +485,10 @@ def open_database(
         StorageError: the file cannot be opened or is not a usable SQLite database.
     """
     if path is None or os.fspath(path) == ":memory:":
-        return Database(":memory:", busy_timeout=busy_timeout, retry_for=retry_for)
+        with _registry_lock:  # no connect() under way when a fork starts (see _close_before_fork)
+            db = Database(":memory:", busy_timeout=busy_timeout, retry_for=retry_for)
+            _memory.add(db)
+        return db
     key = os.path.realpath(os.fspath(path))
     with _registry_lock:
         found = _registry.get(key)
