@@ -57,3 +57,44 @@ def test_forked_child_opens_a_file_the_parent_is_writing(tmp_path: Path) -> None
     assert rows["child"] == 5
     assert rows["parent"] > 5
     db.close()
+
+
+def test_forked_child_opens_sqlite_while_the_parent_writes_in_memory() -> None:
+    """Forks taken while another thread writes an in-memory database: each child opens one.
+
+    A thread inside SQLite at the fork would leave SQLite's process-wide mutexes held in the
+    child, whose first connect would hang; the in-memory database's lock is held across it.
+    """
+    db = open_database(None)
+    db.execute("CREATE TABLE t (n INTEGER)")
+    stop = threading.Event()
+
+    def write() -> None:
+        while not stop.is_set():
+            with db.transaction() as conn:
+                conn.executemany("INSERT INTO t VALUES (?)", [(n,) for n in range(50)])
+                conn.execute("DELETE FROM t WHERE n < 25")
+            time.sleep(0)  # let the forking thread take the lock now and then
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+
+    def child(report_fd: int, go_fd: int) -> dict[str, Any]:
+        mine = open_database(None)
+        mine.execute("CREATE TABLE t (n INTEGER)")
+        inherited = db.fetchall("SELECT count(*) FROM t")[0][0]  # the parent's copy still works
+        mine.close()
+        return {"inherited_rows": inherited >= 0}
+
+    try:
+        for _ in range(15):
+            pid, report_fd, go_w = fork_child(child)
+            try:
+                assert read_report(report_fd) == {"inherited_rows": True}
+            finally:
+                assert reap(pid, go_w) == 0
+                os.close(report_fd)
+    finally:
+        stop.set()
+        writer.join(5)
+    db.close()
