@@ -81,3 +81,23 @@ def test_dispatcher_takes_back_the_rows_of_a_gone_holder_at_once() -> None:
     assert Dispatcher(box, {"webhook": channel}).deliver_due(now=T0 + 1) == 1
     assert len(channel.sent) == 1
     box.close()
+
+
+@linux
+def test_new_owner_imports_no_codec_module() -> None:
+    """The first owner id is made without a lazy import (a fork meanwhile would hang the child).
+
+    The dispatcher's thread makes it; a module that thread is importing when a pre-fork server
+    forks stays locked in the child.
+    """
+    code = (
+        "import sys\n"
+        "from paca_otel.alerting.claims import new_owner\n"
+        "before = set(sys.modules)\n"
+        "assert '@' in new_owner()\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert done.stdout.strip() == "[]"
