@@ -16,6 +16,13 @@ raise ``UnicodeEncodeError`` for the whole scrape, so such code points become U+
 On top of the exporter's rules, semconv ``*.count`` gauges are exposed as ``<stem>s``
 (``process_threads``): Prometheus reserves ``_count`` for histogram and summary samples, and
 ``promtool check metrics`` rejects it elsewhere. OTLP keeps the semconv names.
+
+Translation is the scrape's per-series work, so :class:`Translator` keeps what repeats between
+scrapes: a series' labels and rendered label strings, per metric, for as long as the SDK hands
+out the same attribute dict for it. The families it makes are
+:class:`~paca_otel.pipeline._promtext.PreparedFamily` objects, which
+:mod:`paca_otel.pipeline._promtext` writes directly and which build prometheus_client samples
+only when something reads them.
 """
 
 from __future__ import annotations

@@ -18,14 +18,16 @@ strings that :mod:`paca_otel.pipeline._prometheus` renders once per series and c
   prometheus_client chose, in registry order.
 * **prometheus_client still decides.** It negotiates (``choose_encoder``), escapes names
   (``escape_metric_name``/``escape_label_name``, called once per name to check that the
-  escaping leaves it as is) and formats values (``floatToGoString``). The hand-written part is
-  the HELP/TYPE/UNIT header and the sample line, as its encoders write them.
+  escaping leaves it as is) and formats values (``floatToGoString``, remembered per value:
+  most values are the same at the next scrape). The hand-written part is the HELP/TYPE/UNIT
+  header and the sample line, as its encoders write them.
 * **Same content.** A test renders rich data both ways and compares the parsed samples; the
   families still carry their samples (built when first read) for every other consumer.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -43,7 +45,23 @@ TEXT: Final = "text"
 OPENMETRICS: Final = "openmetrics"
 _EOF: Final = "# EOF\n"
 _go = cast(Callable[[float], str], floatToGoString)  # untyped in prometheus_client
+_formatted: dict[float, str] = {}
+_FORMATTED_MAX: Final = 1 << 17
 _LEGACY_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")  # prometheus_client's legacy rule
+
+
+def format_value(value: float) -> str:
+    """``floatToGoString(value)``, remembered: most values repeat from one scrape to the next.
+
+    Zeros (``0.0`` equals ``-0.0`` but they are written apart) and NaN (unequal to itself)
+    are not remembered.
+    """
+    text = _go(value)
+    if value and not math.isnan(value):
+        if len(_formatted) >= _FORMATTED_MAX:
+            _formatted.clear()
+        _formatted[value] = text
+    return text
 
 
 def escape_value(value: str) -> str:
@@ -178,11 +196,11 @@ class PreparedFamily(Metric):
         else:
             shown = f"{name}_total" if self.type == "counter" else name
             out.append(f"# HELP {shown} {doc}\n# TYPE {shown} {self.type}\n")
-        go = _go
+        known, fmt = _formatted.get, format_value
         for part in self.parts:
             if self.type != "histogram":
                 out += [
-                    f"{s.prefix}{go(p.value)}\n"
+                    f"{s.prefix}{known(p.value) or fmt(p.value)}\n"
                     for s, p in zip(part.series, part.points, strict=True)
                 ]
                 continue
@@ -190,9 +208,10 @@ class PreparedFamily(Metric):
                 total = 0.0
                 for prefix, count in zip(s.buckets, p.bucket_counts, strict=False):
                     total += count
-                    out.append(f"{prefix}{go(total)}\n")
+                    out.append(f"{prefix}{known(total) or fmt(total)}\n")
                 if s.with_sum and p.sum is not None:
-                    out.append(f"{s.prefix}{go(total)}\n{s.sum_prefix}{go(p.sum)}\n")
+                    count_text, sum_text = known(total) or fmt(total), fmt(p.sum)
+                    out.append(f"{s.prefix}{count_text}\n{s.sum_prefix}{sum_text}\n")
 
 
 def _histogram_samples(

@@ -34,7 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from paca_otel.pipeline._collection import Collection
 from paca_otel.pipeline._prometheus import CollectionCollector, exposition_name
-from paca_otel.pipeline._promtext import exposition
+from paca_otel.pipeline._promtext import exposition, format_value
 
 PROMETHEUS_2 = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
@@ -194,6 +194,19 @@ def test_label_values_are_escaped_and_values_go_formatted() -> None:
     assert '"cold"} -Inf\n' in text
     assert '"big"} 1.23456789e+08\n' in text
     assert "process_threads{" in text
+
+
+def test_remembered_values_are_written_as_first_formatted() -> None:
+    """Zeros keep their sign, ints read as floats, NaN and big values stay right on rescrapes."""
+    values = [0.0, -0.0, 7, 7.0, True, 10**21, 2**53 + 1, math.nan, 1234567.0, -1234567.0]
+    points = [_number({"i": str(i)}, v) for i, v in enumerate(values)]
+    data = MetricsData([ResourceMetrics(Resource({}), [ScopeMetrics(
+        InstrumentationScope("t"), [Metric("g", "", "", Gauge(points))], "")], "")])  # fmt: skip
+    registry = _registry(data)
+    for accept in ("", PROMETHEUS_2, ""):
+        _assert_same(registry, accept)
+    assert format_value(-0.0) == "-0.0"
+    assert format_value(0.0) == "0.0"
 
 
 def test_the_samples_match_the_otel_exporter() -> None:
