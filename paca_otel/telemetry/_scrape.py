@@ -29,14 +29,17 @@ def _scrape_endpoint(
 ) -> Callable[[Request], Awaitable[Response]]:
     """A Starlette endpoint serving ``registry_of()`` at an exact path (a mount would redirect).
 
-    A scrape runs every metric callback (psutil included), so it runs in a worker thread.
+    A scrape runs every metric callback (psutil included), so it runs in a worker thread. The
+    format is negotiated by prometheus_client; paca-otel's families are written by
+    :func:`~paca_otel.pipeline._promtext.exposition` (the cost of a scrape is there).
     With ``metrics_auth`` it wants ``Authorization: Bearer <token>`` of any role (401, or 429
     after too many failures from one address); Prometheus sends it with
     ``authorization: {credentials: <token>}`` in its scrape config.
     """
-    from prometheus_client.exposition import choose_encoder
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import Response
+
+    from paca_otel.pipeline._promtext import exposition
 
     guard = None
     if settings.metrics_auth:
@@ -62,8 +65,9 @@ def _scrape_endpoint(
                     headers = {"Retry-After": str(int(result.retry_after) + 1)}
                 return Response("unauthorized\n", status_code=result.outcome.status,
                                 media_type="text/plain", headers=headers)  # fmt: skip
-        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        body = await run_in_threadpool(encoder, registry_of() or CollectorRegistry())
+        registry = registry_of() or CollectorRegistry()
+        accept = request.headers.get("accept", "")
+        body, content_type = await run_in_threadpool(exposition, registry, accept)
         return Response(body, media_type=content_type)
 
     return scrape
