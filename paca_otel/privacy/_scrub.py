@@ -7,6 +7,9 @@ value detectors one list of compiled regexes. Keys repeat endlessly (the same do
 names on every span), so each key's verdict is cached in a bounded dict; string values that were
 found clean are cached in a bounded set, so a value seen before costs one set lookup. Caches are
 cleared wholesale when full: simpler than LRU, bounded, and a working set refills in a moment.
+Only values judged clean are cached, so the scrubber keeps no secret alive. A value not seen
+before meets a cheap test first (substring tests, no regex) that every built-in detector's match
+implies; only the few that pass it reach the detectors' regexes.
 
 Every ``scrub_*`` method returns the very object it was given when nothing matched, so callers
 copy only when a secret was found (the common case costs lookups, not allocations).
@@ -20,9 +23,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
+from itertools import filterfalse
 from typing import Any, Final
 
 from paca_otel.errors import ConfigError
@@ -110,6 +114,7 @@ _KEY_VALUE = re.compile(
 )
 
 _SCAN, _SENSITIVE, _ALLOWED = 0, 1, 2
+_SCALARS: Final = frozenset({int, float, bool})  # attribute values never scanned
 _MAX_DEPTH: Final = 64  # payload nesting beyond this is replaced: no real payload is that deep
 
 
@@ -208,11 +213,10 @@ class Scrubber:
             for i, p in enumerate(self.value_patterns)
         )
         self._custom = any(not builtin for builtin, _ in self._detectors)
-        # One search that every built-in detector's match implies: most clean strings stop
-        # here, one regex call instead of one per detector. Custom regexes always run.
-        builtins = [_CANDIDATES[p] for p in self.value_patterns if p in BUILTIN_DETECTORS]
-        self._candidate: re.Pattern[str] | None = (
-            re.compile("|".join(builtins)) if builtins else None
+        # One cheap test that every built-in detector's match implies: most clean strings stop
+        # here, without a regex. Custom regexes always run.
+        self._candidate: Callable[[str], bool] | None = _candidate_test(
+            frozenset(p for p in self.value_patterns if p in BUILTIN_DETECTORS)
         )
         self._key_verdicts: dict[str, int] = {}
         self._plain_keys: set[str] = set()
@@ -306,9 +310,12 @@ class Scrubber:
         """``text`` with every value-pattern match replaced; ``text`` itself when clean."""
         if text in self._clean or not self._detectors:
             return text
-        builtin = self._candidate is not None and self._candidate.search(text) is not None
+        builtin = self._candidate is not None and self._candidate(text)
         if not builtin and not self._custom:
-            self._remember(text)
+            clean = self._clean  # self._remember(text), inlined: the common case, per new value
+            if len(clean) >= self._cache_size:
+                clean.clear()
+            clean.add(text)
             return text
         result = text
         for is_builtin, detect in self._detectors:
@@ -338,36 +345,39 @@ class Scrubber:
         """Cheap test whether :meth:`scrub_mapping` could change ``attributes``.
 
         The fast path of the span exporter: when every key is a known plain key and every
-        value a known clean one, this is two C-level set passes.
+        value a known clean one, this is two C-level set passes (give it a ``dict``: a
+        ``dict``'s values are read in C, other mappings' one ``__getitem__`` at a time).
 
         Args:
             attributes: The mapping to test.
             values: Whether value patterns apply too (else keys only).
         """
-        if not all(map(self._plain_keys.__contains__, attributes)) and any(
+        if not self._plain_keys.issuperset(attributes) and any(
             self._verdict(key) != _SCAN for key in attributes
         ):
             return True
-        return values and self._values_dirty(attributes)
-
-    def _values_dirty(self, attributes: Mapping[str, object]) -> bool:
-        if not self._detectors:
+        if not values or not self._detectors:
             return False
-        values = list(map(attributes.__getitem__, attributes))
+        seen = attributes.values() if type(attributes) is dict else list(attributes.values())
         clean = self._clean
         try:
-            if clean.issuperset(values):  # one C-level pass: all seen before and clean
+            if clean.issuperset(seen):  # one C-level pass: all seen before and clean
                 return False
-            unseen = [value for value in values if value not in clean]
+            unseen: Iterable[object] = list(filterfalse(clean.__contains__, seen))
         except TypeError:  # an unhashable value (a list): judge one by one
-            unseen = values
+            unseen = seen
         for value in unseen:
-            if isinstance(value, str | tuple | list):
+            if type(value) in _SCALARS:  # never scanned, so clean
+                self._remember(value)
+            elif isinstance(value, str):
+                if self.scrub_text(value) is not value:  # remembered when clean
+                    return True
+            elif isinstance(value, tuple | list):
                 if self.scrub_value(value) is not value:
                     return True
                 if isinstance(value, tuple):
                     self._remember(value)
-            else:  # numbers, bools, bytes: never scanned, so clean
+            else:  # other objects (bytes...): never scanned either
                 self._remember(value)
         return False
 
@@ -375,8 +385,10 @@ class Scrubber:
         clean = self._clean
         if len(clean) >= self._cache_size:
             clean.clear()
-        with contextlib.suppress(TypeError):  # unhashable: simply not cached
+        try:  # noqa: SIM105  # contextlib.suppress costs two Python calls, on the hot path
             clean.add(value)
+        except TypeError:  # unhashable: simply not cached
+            pass
 
     def scrub_mapping(
         self, attributes: Mapping[str, object], *, values: bool = True
@@ -470,7 +482,8 @@ class Scrubber:
         return value
 
 
-# For each built-in detector, a regex that every one of its matches contains: cheap to search.
+# For each built-in detector, a regex that every one of its matches contains. Searched only in
+# non-ASCII text (Unicode digits and case folding); ASCII text gets the plain string tests below.
 _CANDIDATES: Final = {
     "card_number": r"\d[\d -]{12}",
     "bearer_credentials": r"(?i:bearer)\s",
@@ -479,6 +492,68 @@ _CANDIDATES: Final = {
     "url_credentials": "@",
     "paca_token": "paca_",
 }
+_DIGITS: Final = b"0123456789"
+
+
+def _candidate_test(names: frozenset[str]) -> Callable[[str], bool] | None:
+    """A test that is true for every text some detector in ``names`` could change.
+
+    Built once per scrubber. It may say yes to clean text (the detectors then decide), never no
+    to a secret. For ASCII text it is a few substring tests (C speed, no regex): 2 to 8 times
+    fewer instructions than one combined regex search, from "GET" to a browser's user agent
+    (the regex tries every alternative at every position). Each test follows
+    from its detector's regex: a card number has 13 or more ASCII digits; a bearer credential
+    is "bearer" (any case) plus a separator and 16 token characters; basic is "basic" plus a
+    separator and 6 base64 characters; key=value needs ``=`` or ``:``; URL credentials an
+    ``@``; a paca token "paca_". Non-ASCII text falls back to the candidate regex, since
+    ``\\d``, ``\\s`` and case-insensitive matching reach beyond ASCII there.
+    """
+    if not names:
+        return None
+    fallback = re.compile("|".join(_CANDIDATES[name] for name in sorted(names))).search
+    needles = [
+        needle
+        for name, needle in (
+            ("key_value", "="),
+            ("key_value", ":"),
+            ("url_credentials", "@"),
+            ("paca_token", "paca_"),
+        )
+        if name in names
+    ]
+    words = [
+        (word, size)
+        for name, word, size in (
+            ("basic_credentials", "basic", 12),
+            ("bearer_credentials", "bearer", 23),
+        )
+        if name in names
+    ]
+    card = "card_number" in names
+    # The shortest text any detector other than the substring ones can change.
+    shortest = min([size for _, size in words] + ([13] if card else []), default=sys.maxsize)
+    # Unrolled below (a loop costs twice as much on short texts): lists padded by repeating an
+    # entry, which changes no answer.
+    any_needle = bool(needles)
+    n1, n2, n3, n4 = (needles * 4)[:4] if needles else ("",) * 4
+    any_word = bool(words)
+    (w1, s1), (w2, s2) = (words * 2)[:2] if words else (("", 0),) * 2
+
+    def candidate(text: str) -> bool:
+        if any_needle and (n1 in text or n2 in text or n3 in text or n4 in text):
+            return True
+        size = len(text)
+        if size < shortest:
+            return False
+        if not text.isascii():
+            return fallback(text) is not None
+        if any_word:
+            lower = text.lower()
+            if (size >= s1 and w1 in lower) or (size >= s2 and w2 in lower):
+                return True
+        return card and size >= 13 and size - len(text.encode().translate(None, _DIGITS)) >= 13
+
+    return candidate
 
 
 def _is_basic_payload(encoded: str) -> bool:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -109,6 +110,63 @@ def test_clean_spans_pass_through_as_the_same_object() -> None:
     assert seen[0] is span
 
 
+class _PlainMapping(Mapping[str, object]):
+    """A mapping with no copy() of its own, as a hand-built ReadableSpan might carry."""
+
+    def __init__(self, data: dict[str, object]) -> None:
+        self.data = data
+
+    def __getitem__(self, key: str) -> object:
+        return self.data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+class _OddCopy(_PlainMapping):
+    """A mapping whose copy() is not a dict."""
+
+    def copy(self) -> _OddCopy:
+        return _OddCopy(dict(self.data))
+
+
+@pytest.mark.parametrize("mapping", [_PlainMapping, _OddCopy, dict])
+def test_spans_with_any_attribute_mapping_are_scrubbed(
+    mapping: Callable[[dict[str, object]], Mapping[str, Any]],
+) -> None:
+    """The cheap dict copy is an optimisation only: other mappings are scrubbed the same way."""
+    sink = InMemorySpanExporter()
+    wrapper = ScrubbingSpanExporter(sink, Scrubber())
+    dirty = ReadableSpan("x", attributes=mapping({"password": SECRET, "note": f"token={SECRET}"}))
+    clean = ReadableSpan("y", attributes=mapping({"url.path": "/a", "n": 1}))
+    for _ in range(2):  # the second time from the caches
+        sink.clear()
+        wrapper.export([dirty, clean])
+        out_dirty, out_clean = sink.get_finished_spans()
+        assert dict(out_dirty.attributes or {}) == {
+            "password": REDACTED,
+            "note": f"token={REDACTED}",
+        }
+        assert out_clean is clean
+
+
+def test_span_path_caches_stay_bounded() -> None:
+    """Thousands of spans with never-seen values and keys leave every cache within its bound."""
+    scrubber = Scrubber(cache_size=64)
+    wrapper = ScrubbingSpanExporter(InMemorySpanExporter(), scrubber)
+    spans = [
+        ReadableSpan(name="s", attributes={f"k{i % 200}": f"/items/{i}", "port": 20000 + i})
+        for i in range(3000)
+    ]
+    assert wrapper.export(spans) is SpanExportResult.SUCCESS
+    assert len(scrubber._clean) <= 64
+    assert len(scrubber._key_verdicts) <= 64
+    assert len(scrubber._plain_keys) <= 64
+
+
 def test_copy_keeps_every_other_field_and_drop_counts(
     tracer: Tracer, sink: InMemorySpanExporter
 ) -> None:
@@ -144,7 +202,7 @@ def test_scrub_failure_drops_the_batch_instead_of_leaking(
     sink = InMemorySpanExporter()
 
     class Broken(Scrubber):
-        def needs_scrub(self, attributes: Mapping[str, object]) -> bool:
+        def needs_scrub(self, attributes: Mapping[str, object], *, values: bool = True) -> bool:
             raise RuntimeError("boom")
 
     wrapper = ScrubbingSpanExporter(sink, Broken())
