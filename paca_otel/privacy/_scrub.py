@@ -304,6 +304,18 @@ class Scrubber:
         """Whether ``key`` matches a key pattern and is not on the allow-list."""
         return self._verdict(key) == _SENSITIVE
 
+    def known_clean(self) -> tuple[set[str], set[object]]:
+        """The live caches behind the fast path: keys known plain, values known clean.
+
+        For a caller with a loop of its own (the span exporter's batch): a mapping whose keys
+        are all in the first set and whose values are all in the second needs no scrubbing, by
+        key or by value; anything else goes through :meth:`needs_scrub`, which fills the
+        caches. The sets are updated in place (and cleared when full), never replaced, so one
+        call serves a whole batch. Read them, never change them. Neither holds a value found
+        sensitive.
+        """
+        return self._plain_keys, self._clean
+
     # -- values -----------------------------------------------------------------------------
 
     def scrub_text(self, text: str) -> str:

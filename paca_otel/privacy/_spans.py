@@ -135,8 +135,7 @@ class ScrubbingSpanExporter(SpanExporter):
         """Scrub ``spans`` (copying only those where something matched), then export them."""
         scrubbed: list[ReadableSpan] | None = None
         with handle_internal_errors("scrubbing spans", _logger):
-            scrub = self.scrub_span
-            scrubbed = [scrub(span) for span in spans]
+            scrubbed = self._scrub_batch(spans)
         if scrubbed is None:
             # No signal= here: the FAILURE below is what a counting exporter wrapper (see
             # signals/dropcount.py) records as the batch's loss.
@@ -154,13 +153,52 @@ class ScrubbingSpanExporter(SpanExporter):
 
     def scrub_span(self, span: ReadableSpan) -> ReadableSpan:
         """``span`` itself when nothing in it is sensitive, else a scrubbed copy."""
+        return self._scrub_batch((span,))[0]
+
+    def _scrub_batch(self, spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
+        """Each span as it is when clean, else its scrubbed copy.
+
+        The loop body is the fast path written out in full, with no call of our own but the
+        attribute copy: a span whose keys are all known plain and whose values are all known
+        clean, with no events, links or status description, costs the public reads plus two
+        C-level set tests. Calling a method per span instead cost about 200 ns more per span
+        (benchmarks/bench_scrub.py). Anything else goes to :meth:`_scrub_read`.
+        """
         scrubber = self._scrubber
         values = self._values
-        attributes: Mapping[str, object] = span.attributes  # type: ignore[assignment]  # never None on a ReadableSpan (an empty proxy at least)
-        if values:  # keys alone are read as fast through the proxy as from a copy
-            attributes = _snapshot(attributes)
-        events = span.events
-        links = span.links
+        plain_keys, clean_values = scrubber.known_clean()
+        out: list[ReadableSpan] = []
+        append = out.append
+        for span in spans:
+            attributes: Mapping[str, object] = span.attributes  # type: ignore[assignment]  # never None on a ReadableSpan (an empty proxy at least)
+            if values:  # keys alone are read as fast through the proxy as from a copy
+                attributes = _snapshot(attributes)
+            events = span.events
+            links = span.links
+            description = span.status.description
+            try:
+                known = (
+                    not events
+                    and not links
+                    and not description
+                    and plain_keys.issuperset(attributes)
+                    and (not values or clean_values.issuperset(attributes.values()))
+                )
+            except TypeError:  # an unhashable value (a list): judged below
+                known = False
+            append(span if known else self._scrub_read(span, attributes, events, links))
+        return out
+
+    def _scrub_read(
+        self,
+        span: ReadableSpan,
+        attributes: Mapping[str, object],
+        events: Sequence[Event],
+        links: Sequence[Link],
+    ) -> ReadableSpan:
+        """``span`` or its scrubbed copy, given the fields the batch loop has already read."""
+        scrubber = self._scrubber
+        values = self._values
         description = span.status.description
         if (
             not scrubber.needs_scrub(attributes, values=values)
