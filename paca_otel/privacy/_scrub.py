@@ -25,8 +25,7 @@ import base64
 import binascii
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
-from itertools import filterfalse
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, Final
 
 from paca_otel.errors import ConfigError
@@ -371,14 +370,29 @@ class Scrubber:
         if not values or not self._detectors:
             return False
         seen = attributes.values() if type(attributes) is dict else list(attributes.values())
-        clean = self._clean
         try:
-            if clean.issuperset(seen):  # one C-level pass: all seen before and clean
+            if self._clean.issuperset(seen):  # one C-level pass: all seen before and clean
                 return False
-            unseen: Iterable[object] = list(filterfalse(clean.__contains__, seen))
-        except TypeError:  # an unhashable value (a list): judge one by one
-            unseen = seen
-        for value in unseen:
+        except TypeError:  # an unhashable value (a list): judged one by one below
+            pass
+        return self.values_need_scrub(seen)
+
+    def values_need_scrub(self, values: Collection[object]) -> bool:
+        """Whether value patterns would change any of ``values``; those found clean are cached.
+
+        The slow half of :meth:`needs_scrub`, for a caller that has already found some value
+        not known clean (the span exporter's batch loop): values in the clean cache are skipped
+        one by one, the others judged.
+        """
+        if not self._detectors:
+            return False
+        clean = self._clean
+        for value in values:
+            try:
+                if value in clean:
+                    continue
+            except TypeError:  # an unhashable value (a list): judged below
+                pass
             if type(value) in _SCALARS:  # never scanned, so clean
                 self._remember(value)
             elif isinstance(value, str):
