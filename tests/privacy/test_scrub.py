@@ -259,6 +259,31 @@ def test_caches_hold_no_value_found_sensitive() -> None:
     assert {"/items/1", 3, True} <= scrubber._clean
 
 
+def test_values_need_scrub_judges_and_caches_only_clean_values() -> None:
+    """The slow half of needs_scrub: clean values are cached, a secret is reported, not kept."""
+    scrubber = Scrubber()
+    assert not scrubber.values_need_scrub(["/items/7", 3, ("x", "y"), ["a"], b"raw"])
+    _plain_keys, clean = scrubber.known_clean()
+    assert {"/items/7", 3, ("x", "y")} <= clean
+    assert scrubber.values_need_scrub(["/ok", f"token={SECRET}"])
+    assert not any(SECRET in str(value) for value in clean)
+    assert not Scrubber(value_patterns=()).values_need_scrub([f"token={SECRET}"])
+
+
+def test_known_clean_sets_are_live_and_never_replaced() -> None:
+    """One known_clean() call serves a whole batch: the sets fill and clear in place."""
+    scrubber = Scrubber(cache_size=4)
+    plain_keys, clean = scrubber.known_clean()
+    for i in range(20):
+        assert not scrubber.needs_scrub({f"k{i}": f"v{i}"})
+        assert len(plain_keys) <= 4
+        assert len(clean) <= 4
+    assert scrubber.known_clean()[0] is plain_keys
+    assert scrubber.known_clean()[1] is clean
+    assert "k19" in plain_keys
+    assert "v19" in clean
+
+
 @pytest.mark.parametrize(
     "attributes",
     [
