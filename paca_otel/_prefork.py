@@ -158,7 +158,7 @@ def _reinstrument(handle: Handle) -> None:
 
 def _take_over_port(handle: Handle, inherited: tuple[WSGIServer, threading.Thread]) -> None:
     """Serve the standalone Prometheus port here only if the parent no longer holds it."""
-    from prometheus_client import start_http_server
+    from paca_otel.telemetry._scrape import _serve_prometheus
 
     server, _thread = inherited
     server.server_close()  # this process's copy of the listening socket; the parent's stays open
@@ -166,9 +166,7 @@ def _take_over_port(handle: Handle, inherited: tuple[WSGIServer, threading.Threa
     if registry is None:
         return
     try:
-        handle._prometheus_server = start_http_server(
-            settings.prometheus_port, addr=settings.prometheus_host, registry=registry
-        )
+        handle._prometheus_server = _serve_prometheus(settings, registry)
     except OSError:
         logger.info(
             "paca-otel: pid %d leaves the Prometheus port %s:%s to its parent (pid %d), which "

@@ -26,7 +26,7 @@ class WebOptions(OptionGroup):
     )  # fmt: skip
     metrics_auth: bool = _env(
         "metrics_auth", default=False,
-        description="require a viewer token on the app's /metrics (Prometheus: authorization)",
+        description="require a token on /metrics, route or standalone (Prometheus: authorization)",
     )  # fmt: skip
     body_limit: int = _env(
         "body_limit", default=65_536, ge=1024, le=64 * 1024 * 1024,

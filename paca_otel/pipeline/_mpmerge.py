@@ -16,9 +16,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from operator import add
-from typing import Any
+from typing import Any, cast
 
+from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Gauge,
@@ -51,6 +53,7 @@ from paca_otel.pipeline._mpfile import (
 )
 
 _CUMULATIVE = AggregationTemporality.CUMULATIVE
+_NO_EXEMPLARS: tuple[Exemplar, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +232,19 @@ def to_schema(merged: Merged) -> tuple[Schema, list[float]]:
     return tuple(entries), values
 
 
+def _attribute_dicts(
+    points: dict[AttrKey, Any], cache: dict[AttrKey, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The attribute dict of every series in ``points``, each built once (kept in ``cache``)."""
+    found = list(map(cache.get, points))
+    if None in found:
+        found = [
+            d if d is not None else cache.setdefault(k, dict(k))
+            for k, d in zip(points, found, strict=True)
+        ]
+    return found  # type: ignore[return-value]  # the None entries were replaced
+
+
 def to_metrics_data(
     merged: Merged,
     resource: Resource,
@@ -247,35 +263,31 @@ def to_metrics_data(
     """
     start = merged.start_ns or time_ns
     cache: dict[AttrKey, dict[str, Any]] = {} if attributes is None else attributes
-
-    def attrs(key: AttrKey) -> dict[str, Any]:
-        found = cache.get(key)
-        if found is None:
-            found = cache[key] = dict(key)
-        return found
-
     scopes: dict[ScopeKey, list[Metric]] = {}
     for acc in merged.metrics.values():
         b = acc.block
         data: Sum | Gauge | Histogram
-        # Positional arguments: the data classes' field order (a third cheaper than keywords).
+        dicts = _attribute_dicts(acc.points, cache)
+        # Positional arguments in the data classes' field order, and one shared empty exemplar
+        # tuple: half the cost of keywords and a new list per point (10k points per view).
         if b.kind == HISTOGRAM:
             bounds = list(b.bounds)
             histogram_points = [
                 HistogramDataPoint(
-                    attrs(key), start, time_ns, int(h[0]), h[1], counts, bounds, h[2], h[3]
+                    attributes, start, time_ns, int(h[0]), h[1], [int(c) for c in h[4:]], bounds,
+                    h[2], h[3], _NO_EXEMPLARS,
                 )
-                for key, h in acc.points.items()
+                for attributes, h in zip(dicts, acc.points.values(), strict=True)
                 if isinstance(h, list)
-                for counts in ([int(c) for c in h[4:]],)
-            ]
+            ]  # fmt: skip
             data = Histogram(data_points=histogram_points, aggregation_temporality=_CUMULATIVE)
         else:
-            number_points = [
-                NumberDataPoint(attrs(key), start, time_ns, v)
-                for key, v in acc.points.items()
-                if not isinstance(v, list)
-            ]
+            n = len(dicts)
+            values = cast("Iterable[float]", acc.points.values())  # width 1 holds floats
+            number_points = list(
+                map(NumberDataPoint, dicts, repeat(start, n), repeat(time_ns, n), values,
+                    repeat(_NO_EXEMPLARS, n))
+            )  # fmt: skip
             if b.kind == GAUGE:
                 data = Gauge(data_points=number_points)
             else:

@@ -16,6 +16,13 @@ raise ``UnicodeEncodeError`` for the whole scrape, so such code points become U+
 On top of the exporter's rules, semconv ``*.count`` gauges are exposed as ``<stem>s``
 (``process_threads``): Prometheus reserves ``_count`` for histogram and summary samples, and
 ``promtool check metrics`` rejects it elsewhere. OTLP keeps the semconv names.
+
+Translation is the scrape's per-series work, so :class:`Translator` keeps what repeats between
+scrapes: a series' labels and rendered label strings, per metric, for as long as the SDK hands
+out the same attribute dict for it. The families it makes are
+:class:`~paca_otel.pipeline._promtext.PreparedFamily` objects, which
+:mod:`paca_otel.pipeline._promtext` writes directly and which build prometheus_client samples
+only when something reads them.
 """
 
 from __future__ import annotations
@@ -23,15 +30,15 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from itertools import chain
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Gauge,
     Histogram,
-    HistogramDataPoint,
     Metric,
     MetricsData,
     Sum,
@@ -47,6 +54,7 @@ from prometheus_client.metrics_core import Metric as Family
 from prometheus_client.registry import Collector
 
 from paca_otel._internal import warn_once
+from paca_otel.pipeline._promtext import Part, PreparedFamily, Series, render_series
 from paca_otel.signals.labels import safe_text
 
 logger = logging.getLogger("paca_otel.pipeline")
@@ -120,101 +128,214 @@ def _scope_labels(scope: InstrumentationScope) -> dict[str, str]:
     return labels
 
 
+def _kind(payload: object) -> str | None:
+    """The Prometheus type of an OTel payload (cumulative up-down sums are gauges)."""
+    if isinstance(payload, Sum):
+        delta = payload.aggregation_temporality != AggregationTemporality.CUMULATIVE
+        return "counter" if payload.is_monotonic or delta else "gauge"
+    if isinstance(payload, Gauge):
+        return "gauge"
+    if isinstance(payload, Histogram):
+        return "histogram"
+    return None
+
+
+_FACTORIES: dict[str, Callable[..., Family]] = {
+    "counter": CounterMetricFamily,
+    "gauge": GaugeMetricFamily,
+    "histogram": HistogramMetricFamily,
+}
+
+
+@dataclass(slots=True)
+class _Row:
+    """A series' translated labels, kept while the SDK hands out the same attribute dict."""
+
+    attributes: object  # held, so that its id() is not reused while cached
+    labels: dict[str, str]
+    keys: frozenset[str]
+    series: Series | None = None
+
+
+@dataclass(slots=True)
+class _MetricCache:
+    """What one metric's translation reuses across collections."""
+
+    scope: dict[str, str]
+    sample_base: str
+    keyset: frozenset[str] | None = None
+    label_keys: tuple[str, ...] = ()
+    rows: dict[int, _Row] = field(default_factory=dict)
+    keysets: dict[frozenset[str], frozenset[str]] = field(default_factory=dict)
+    attributes: list[object] | None = None  # the last collection's, point by point
+    series: list[Series] = field(default_factory=list)  # ... and their series
+
+
+class Translator:
+    """Translates collections into families, reusing per series what did not change.
+
+    A series' labels (scope labels, sanitised attribute names, escaped values) and its sample
+    line prefixes are rendered once and kept while the SDK hands out the same attribute dict
+    for it (the SDK keeps one per series; the multiprocess merge does too), so a collection
+    whose series did not change costs a dict lookup and a value format per series. Caches are
+    bounded by the collection's size. Not thread-safe: :class:`CollectionCollector` locks.
+    """
+
+    def __init__(self) -> None:
+        self._scopes: dict[tuple[object, ...], dict[str, str]] = {}
+        self._metrics: dict[tuple[object, ...], _MetricCache] = {}
+        self._names: dict[tuple[str, str, str], tuple[str, str] | None] = {}
+
+    def translate(self, data: MetricsData, *, target_info: bool = True) -> list[Family]:
+        """Translate one collection into Prometheus families (see the module docstring)."""
+        out: dict[tuple[str, str, str, str], PreparedFamily] = {}
+        info: dict[str, str] = {}
+        seen: set[tuple[object, ...]] = set()
+        for resource_metrics in data.resource_metrics:
+            info.update(
+                {
+                    label_name(k): _label_value(v)
+                    for k, v in resource_metrics.resource.attributes.items()
+                }
+            )
+            for scope_metrics in resource_metrics.scope_metrics:
+                scope_key, scope = self._scope(scope_metrics.scope)
+                for metric in scope_metrics.metrics:
+                    self._translate(metric, scope_key, scope, out, seen)
+        result: list[Family] = []
+        if target_info and data.resource_metrics:
+            target = InfoMetricFamily("target", "Target metadata", labels=list(info))
+            target.add_metric(labels=list(info), value=info)
+            result.append(target)
+        result.extend(out.values())
+        if len(self._metrics) > 2 * len(seen) + 64:  # metrics came and went
+            self._metrics = {k: v for k, v in self._metrics.items() if k in seen}
+            self._scopes.clear()
+            self._names.clear()
+        return result
+
+    def _scope(self, scope: InstrumentationScope) -> tuple[tuple[object, ...], dict[str, str]]:
+        attributes = scope.attributes
+        frozen = repr(sorted(attributes.items())) if attributes else ""
+        key = (scope.name, scope.version, scope.schema_url, frozen)
+        labels = self._scopes.get(key)
+        if labels is None:
+            labels = self._scopes[key] = _scope_labels(scope)
+        return key, labels
+
+    def _family_names(self, base: str, suffix: str, kind: str) -> tuple[str, str] | None:
+        """The sample base name and unit of a family, as prometheus_client names it."""
+        key = (base, suffix, kind)
+        if key not in self._names:
+            try:
+                client = _FACTORIES[kind](base, "", unit=suffix)
+            except ValueError:  # an empty name (a foreign multiprocess file, the raw API)
+                self._names[key] = None
+            else:
+                self._names[key] = (exposition_name(client.name, client.type), client.unit)
+        return self._names[key]
+
+    def _translate(
+        self,
+        metric: Metric,
+        scope_key: tuple[object, ...],
+        scope: dict[str, str],
+        out: dict[tuple[str, str, str, str], PreparedFamily],
+        seen: set[tuple[object, ...]],
+    ) -> None:
+        payload = metric.data
+        kind = _kind(payload)
+        base = metric_name(metric.name)
+        suffix = unit_suffix(metric.unit or "")
+        names = None if kind is None else self._family_names(base, suffix, kind)
+        if kind is None or names is None:
+            what = type(payload).__name__ if kind is None else "invalid name"
+            warn_once(
+                logger,
+                f"prometheus.unsupported.{what}",
+                "paca-otel: %s data (metric %r) has no Prometheus form; it is left out of /metrics",
+                what,
+                metric.name,
+            )
+            return
+        sample_base, unit = names
+        description = safe_text(metric.description or "")
+        family_key = (base, description, suffix, kind)
+        family = out.get(family_key)
+        if family is None:
+            family = out[family_key] = PreparedFamily(
+                sample_base, description, kind, unit, sample_base
+            )
+        cache_key = (scope_key, metric.name, metric.unit or "", kind)
+        seen.add(cache_key)
+        cache = self._metrics.get(cache_key)
+        if cache is None or cache.scope is not scope:
+            cache = self._metrics[cache_key] = _MetricCache(scope, sample_base)
+        points: Sequence[Any] = payload.data_points
+        family.parts.append(self._part(cache, kind, points))
+
+    def _part(self, cache: _MetricCache, kind: str, points: Sequence[Any]) -> Part:
+        """The points' series, rendered for the metric's label keys (reused when unchanged)."""
+        if kind != "histogram":  # the same series as last time: nothing to look up
+            attributes = [point.attributes for point in points]
+            if attributes == cache.attributes:
+                return Part(cache.label_keys, cache.series, points)
+        rows = self._rows(cache, points)
+        label_keys, base = cache.label_keys, cache.sample_base
+        series: list[Series] = []
+        if kind == "histogram":
+            for row, point in zip(rows, points, strict=True):
+                s, bounds = row.series, point.explicit_bounds
+                if s is None or s.label_keys is not label_keys or s.bounds != bounds:
+                    s = row.series = render_series(kind, base, row.labels, label_keys, bounds)
+                series.append(s)
+        else:
+            for row in rows:
+                s = row.series
+                if s is None or s.label_keys is not label_keys:
+                    s = row.series = render_series(kind, base, row.labels, label_keys)
+                series.append(s)
+            cache.attributes, cache.series = attributes, series
+        return Part(label_keys, series, points)
+
+    def _rows(self, cache: _MetricCache, points: Sequence[Any]) -> list[_Row]:
+        """The points' rows; updates the metric's label keys (every point's, sorted)."""
+        rows, found = cache.rows, []
+        keysets: dict[int, frozenset[str]] = {}
+        last: frozenset[str] | None = None
+        for point in points:
+            attributes = point.attributes
+            row = rows.get(id(attributes))
+            if row is None or row.attributes is not attributes:
+                labels = dict(cache.scope)
+                for key, value in (attributes or {}).items():
+                    labels[label_name(key)] = _label_value(value)
+                keys = frozenset(labels)
+                keys = cache.keysets.setdefault(keys, keys)
+                row = rows[id(attributes)] = _Row(attributes, labels, keys)
+            found.append(row)
+            if row.keys is not last:
+                last = keysets[id(row.keys)] = row.keys
+        union = frozenset().union(*keysets.values())
+        if union != cache.keyset:
+            cache.keyset, cache.label_keys = union, tuple(sorted(union))
+        if len(rows) > 2 * len(found) + 64:  # series came and went
+            cache.rows = {id(row.attributes): row for row in found}
+            cache.keysets = {row.keys: row.keys for row in found}
+        return found
+
+
 def families(data: MetricsData, *, target_info: bool = True) -> list[Family]:
     """Translate one collection into Prometheus families (see the module docstring)."""
-    out: dict[tuple[str, str, str, str], Family] = {}
-    info: dict[str, str] = {}
-    for resource_metrics in data.resource_metrics:
-        info.update(
-            {
-                label_name(k): _label_value(v)
-                for k, v in resource_metrics.resource.attributes.items()
-            }
-        )
-        for scope_metrics in resource_metrics.scope_metrics:
-            scope = _scope_labels(scope_metrics.scope)
-            for metric in scope_metrics.metrics:
-                _translate(metric, scope, out)
-    result: list[Family] = []
-    if target_info and data.resource_metrics:
-        target = InfoMetricFamily("target", "Target metadata", labels=list(info))
-        target.add_metric(labels=list(info), value=info)
-        result.append(target)
-    result.extend(_renamed(family) for family in out.values())
-    return result
-
-
-def _translate(
-    metric: Metric, scope: Mapping[str, str], out: dict[tuple[str, str, str, str], Family]
-) -> None:
-    name, description, payload = metric.name, safe_text(metric.description or ""), metric.data
-    base = metric_name(name)
-    suffix = unit_suffix(metric.unit or "")
-    factory: Callable[..., Family]
-    if isinstance(payload, Sum) and (
-        payload.is_monotonic or payload.aggregation_temporality != AggregationTemporality.CUMULATIVE
-    ):
-        factory = CounterMetricFamily
-    elif isinstance(payload, (Sum, Gauge)):
-        factory = GaugeMetricFamily
-    elif isinstance(payload, Histogram):
-        factory = HistogramMetricFamily
-    else:
-        warn_once(
-            logger,
-            f"prometheus.unsupported.{type(payload).__name__}",
-            "paca-otel: %s data (metric %r) has no Prometheus form; it is left out of /metrics",
-            type(payload).__name__,
-            name,
-        )
-        return
-    rows: list[dict[str, str]] = []
-    keys: set[str] = set()
-    for point in payload.data_points:
-        labels = dict(scope)
-        for key, value in (point.attributes or {}).items():
-            labels[label_name(key)] = _label_value(value)
-        keys.update(labels)
-        rows.append(labels)
-    label_keys = sorted(keys)
-    family_key = (base, description, suffix, factory.__name__)
-    family = out.get(family_key)
-    if family is None:
-        family = factory(base, description, labels=label_keys, unit=suffix)
-        out[family_key] = family
-    for data_point, labels in zip(payload.data_points, rows, strict=True):
-        values = [labels.get(k, "") for k in label_keys]
-        sample: Any = data_point
-        target: Any = family  # a counter, gauge or histogram family, chosen above
-        if isinstance(sample, HistogramDataPoint):
-            target.add_metric(
-                values, _buckets(sample.bucket_counts, sample.explicit_bounds), sample.sum
-            )
-        else:
-            target.add_metric(values, sample.value)
-
-
-def _buckets(counts: Sequence[int], bounds: Sequence[float]) -> list[tuple[str, float]]:
-    total = 0.0
-    buckets: list[tuple[str, float]] = []
-    for bound, count in zip(chain(bounds, ["+Inf"]), counts, strict=False):
-        total += count
-        buckets.append((f"{bound}", total))
-    return buckets
-
-
-def _renamed(family: Family) -> Family:
-    new = exposition_name(family.name, family.type)
-    if new == family.name:
-        return family
-    renamed = Family(new, family.documentation, family.type, family.unit)
-    for sample in family.samples:
-        renamed.samples.append(sample._replace(name=new + sample.name[len(family.name) :]))
-    return renamed
+    return Translator().translate(data, target_info=target_info)
 
 
 class CollectionCollector(Collector):
     """A prometheus_client collector serving the collection's latest data on each scrape.
+
+    Its families are :class:`~paca_otel.pipeline._promtext.PreparedFamily` objects, which
+    :func:`~paca_otel.pipeline._promtext.exposition` writes directly; translation state is
+    kept between scrapes (see :class:`Translator`).
 
     Args:
         source: Returns the data to expose (normally ``Collection.collect_service``: a fresh
@@ -224,8 +345,12 @@ class CollectionCollector(Collector):
 
     def __init__(self, source: Callable[[], MetricsData | None]) -> None:
         self._source = source
+        self._translator = Translator()
+        self._lock = threading.Lock()  # concurrent scrapes share the translator's caches
 
     def collect(self) -> Iterator[Family]:
         data = self._source()
         if data is not None:
-            yield from families(data)
+            with self._lock:
+                translated = self._translator.translate(data)
+            yield from translated

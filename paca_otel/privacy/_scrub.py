@@ -7,6 +7,9 @@ value detectors one list of compiled regexes. Keys repeat endlessly (the same do
 names on every span), so each key's verdict is cached in a bounded dict; string values that were
 found clean are cached in a bounded set, so a value seen before costs one set lookup. Caches are
 cleared wholesale when full: simpler than LRU, bounded, and a working set refills in a moment.
+Only values judged clean are cached, so the scrubber keeps no secret alive. A value not seen
+before meets a cheap test first (substring tests, no regex) that every built-in detector's match
+implies; only the few that pass it reach the detectors' regexes.
 
 Every ``scrub_*`` method returns the very object it was given when nothing matched, so callers
 copy only when a secret was found (the common case costs lookups, not allocations).
@@ -20,12 +23,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, Final
 
 from paca_otel.errors import ConfigError
+from paca_otel.privacy._candidate import candidate_test
 
 __all__ = [
     "BUILTIN_DETECTORS",
@@ -110,6 +113,7 @@ _KEY_VALUE = re.compile(
 )
 
 _SCAN, _SENSITIVE, _ALLOWED = 0, 1, 2
+_SCALARS: Final = frozenset({int, float, bool})  # attribute values never scanned
 _MAX_DEPTH: Final = 64  # payload nesting beyond this is replaced: no real payload is that deep
 
 
@@ -208,11 +212,10 @@ class Scrubber:
             for i, p in enumerate(self.value_patterns)
         )
         self._custom = any(not builtin for builtin, _ in self._detectors)
-        # One search that every built-in detector's match implies: most clean strings stop
-        # here, one regex call instead of one per detector. Custom regexes always run.
-        builtins = [_CANDIDATES[p] for p in self.value_patterns if p in BUILTIN_DETECTORS]
-        self._candidate: re.Pattern[str] | None = (
-            re.compile("|".join(builtins)) if builtins else None
+        # One cheap test that every built-in detector's match implies: most clean strings stop
+        # here, without a regex. Custom regexes always run.
+        self._candidate: Callable[[str], bool] | None = candidate_test(
+            frozenset(p for p in self.value_patterns if p in BUILTIN_DETECTORS)
         )
         self._key_verdicts: dict[str, int] = {}
         self._plain_keys: set[str] = set()
@@ -300,15 +303,30 @@ class Scrubber:
         """Whether ``key`` matches a key pattern and is not on the allow-list."""
         return self._verdict(key) == _SENSITIVE
 
+    def known_clean(self) -> tuple[set[str], set[object]]:
+        """The live caches behind the fast path: keys known plain, values known clean.
+
+        For a caller with a loop of its own (the span exporter's batch): a mapping whose keys
+        are all in the first set and whose values are all in the second needs no scrubbing, by
+        key or by value; anything else goes through :meth:`needs_scrub`, which fills the
+        caches. The sets are updated in place (and cleared when full), never replaced, so one
+        call serves a whole batch. Read them, never change them. Neither holds a value found
+        sensitive.
+        """
+        return self._plain_keys, self._clean
+
     # -- values -----------------------------------------------------------------------------
 
     def scrub_text(self, text: str) -> str:
         """``text`` with every value-pattern match replaced; ``text`` itself when clean."""
         if text in self._clean or not self._detectors:
             return text
-        builtin = self._candidate is not None and self._candidate.search(text) is not None
+        builtin = self._candidate is not None and self._candidate(text)
         if not builtin and not self._custom:
-            self._remember(text)
+            clean = self._clean  # self._remember(text), inlined: the common case, per new value
+            if len(clean) >= self._cache_size:
+                clean.clear()
+            clean.add(text)
             return text
         result = text
         for is_builtin, detect in self._detectors:
@@ -338,36 +356,54 @@ class Scrubber:
         """Cheap test whether :meth:`scrub_mapping` could change ``attributes``.
 
         The fast path of the span exporter: when every key is a known plain key and every
-        value a known clean one, this is two C-level set passes.
+        value a known clean one, this is two C-level set passes (give it a ``dict``: a
+        ``dict``'s values are read in C, other mappings' one ``__getitem__`` at a time).
 
         Args:
             attributes: The mapping to test.
             values: Whether value patterns apply too (else keys only).
         """
-        if not all(map(self._plain_keys.__contains__, attributes)) and any(
+        if not self._plain_keys.issuperset(attributes) and any(
             self._verdict(key) != _SCAN for key in attributes
         ):
             return True
-        return values and self._values_dirty(attributes)
+        if not values or not self._detectors:
+            return False
+        seen = attributes.values() if type(attributes) is dict else list(attributes.values())
+        try:
+            if self._clean.issuperset(seen):  # one C-level pass: all seen before and clean
+                return False
+        except TypeError:  # an unhashable value (a list): judged one by one below
+            pass
+        return self.values_need_scrub(seen)
 
-    def _values_dirty(self, attributes: Mapping[str, object]) -> bool:
+    def values_need_scrub(self, values: Collection[object]) -> bool:
+        """Whether value patterns would change any of ``values``; those found clean are cached.
+
+        The slow half of :meth:`needs_scrub`, for a caller that has already found some value
+        not known clean (the span exporter's batch loop): values in the clean cache are skipped
+        one by one, the others judged.
+        """
         if not self._detectors:
             return False
-        values = list(map(attributes.__getitem__, attributes))
         clean = self._clean
-        try:
-            if clean.issuperset(values):  # one C-level pass: all seen before and clean
-                return False
-            unseen = [value for value in values if value not in clean]
-        except TypeError:  # an unhashable value (a list): judge one by one
-            unseen = values
-        for value in unseen:
-            if isinstance(value, str | tuple | list):
+        for value in values:
+            try:
+                if value in clean:
+                    continue
+            except TypeError:  # an unhashable value (a list): judged below
+                pass
+            if type(value) in _SCALARS:  # never scanned, so clean
+                self._remember(value)
+            elif isinstance(value, str):
+                if self.scrub_text(value) is not value:  # remembered when clean
+                    return True
+            elif isinstance(value, tuple | list):
                 if self.scrub_value(value) is not value:
                     return True
                 if isinstance(value, tuple):
                     self._remember(value)
-            else:  # numbers, bools, bytes: never scanned, so clean
+            else:  # other objects (bytes...): never scanned either
                 self._remember(value)
         return False
 
@@ -375,8 +411,10 @@ class Scrubber:
         clean = self._clean
         if len(clean) >= self._cache_size:
             clean.clear()
-        with contextlib.suppress(TypeError):  # unhashable: simply not cached
+        try:  # noqa: SIM105  # contextlib.suppress costs two Python calls, on the hot path
             clean.add(value)
+        except TypeError:  # unhashable: simply not cached
+            pass
 
     def scrub_mapping(
         self, attributes: Mapping[str, object], *, values: bool = True
@@ -468,17 +506,6 @@ class Scrubber:
                 return type(value)(items) if isinstance(value, tuple) else items
             return value
         return value
-
-
-# For each built-in detector, a regex that every one of its matches contains: cheap to search.
-_CANDIDATES: Final = {
-    "card_number": r"\d[\d -]{12}",
-    "bearer_credentials": r"(?i:bearer)\s",
-    "basic_credentials": r"(?i:basic)\s",
-    "key_value": r"[=:]",
-    "url_credentials": "@",
-    "paca_token": "paca_",
-}
 
 
 def _is_basic_payload(encoded: str) -> bool:

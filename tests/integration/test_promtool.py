@@ -107,6 +107,33 @@ def test_undescribed_custom_metrics_pass_promtool() -> None:
     assert_lint_clean(exposition)
 
 
+def test_route_exposition_passes_promtool() -> None:
+    """What the app's /metrics route writes by hand (not prometheus_client) passes the lint."""
+    from paca_otel.pipeline._promtext import exposition
+
+    require_binary("promtool")
+    telemetry = configure(
+        service_name="paca-it-promtool",
+        traces_exporter="none",
+        metrics_exporter="prometheus",
+        logs_exporter="none",
+        logs=False,
+        prometheus_host="127.0.0.1",
+        prometheus_port=free_port(),
+        system_metrics=True,
+    )
+    collector = MetricsCollector()
+    collector.increment("orders_total", 3, {"shop": 'a"\\b'}, description="Orders placed.")
+    collector.observe("checkout_duration", 0.2, {"shop": "a"}, unit="s")
+    collector.set_gauge("queue_depth", 7, {"queue": "caf\u00e9"})
+    assert telemetry.prometheus_registry is not None
+    body, content_type = exposition(telemetry.prometheus_registry, "")
+    assert content_type.startswith("text/plain; version=0.0.4")
+    assert "checkout_duration_seconds_bucket" in body.decode()
+
+    assert_lint_clean(body.decode())
+
+
 def test_promtool_rejects_a_bad_exposition() -> None:
     """promtool flags a counter without ``_total``, so the passing checks above mean something."""
     bad = "# HELP orders Orders.\n# TYPE orders counter\norders 1\n"

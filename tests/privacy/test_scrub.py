@@ -6,11 +6,17 @@ import base64
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paca_otel.errors import ConfigError
-from paca_otel.privacy import DEFAULT_VALUE_PATTERNS, REDACTED, Scrubber, luhn_valid
+from paca_otel.privacy import (
+    BUILTIN_DETECTORS,
+    DEFAULT_VALUE_PATTERNS,
+    REDACTED,
+    Scrubber,
+    luhn_valid,
+)
 
 SECRET = "hunter2-s3cr3t-VALUE"
 CARD = "4111 1111 1111 1111"  # Visa's test number: Luhn-valid
@@ -229,6 +235,128 @@ def test_clean_values_are_cached_and_bounded() -> None:
     for i in range(100):
         scrubber.scrub_text(f"value {i}")
     assert len(scrubber._clean) <= 16
+
+
+def test_key_verdicts_are_stable_and_per_scrubber() -> None:
+    """A key's verdict never changes within a scrubber; new settings mean a new, empty cache."""
+    scrubber = Scrubber()
+    verdicts = [scrubber.is_sensitive_key(key) for key in ("x.custom", "db.password") * 3]
+    assert verdicts == [False, True] * 3
+    assert len(scrubber._key_verdicts) == 2
+    stricter = Scrubber(key_patterns=["custom"])
+    assert stricter.is_sensitive_key("x.custom")
+    assert not stricter.is_sensitive_key("db.password")
+    assert not scrubber.is_sensitive_key("x.custom")  # the first scrubber is unaffected
+
+
+def test_caches_hold_no_value_found_sensitive() -> None:
+    """Only values judged clean are cached: a secret is not kept in memory by the scrubber."""
+    scrubber = Scrubber()
+    scrubber.scrub_mapping({"note": f"token={SECRET}", "card": CARD, "password": SECRET})
+    for _ in range(2):  # judged, then answered from the cache
+        assert not scrubber.needs_scrub({"url.path": "/items/1", "n": 3, "ok": True})
+    assert not any(SECRET in str(value) or "4111" in str(value) for value in scrubber._clean)
+    assert {"/items/1", 3, True} <= scrubber._clean
+
+
+def test_values_need_scrub_judges_and_caches_only_clean_values() -> None:
+    """The slow half of needs_scrub: clean values are cached, a secret is reported, not kept."""
+    scrubber = Scrubber()
+    assert not scrubber.values_need_scrub(["/items/7", 3, ("x", "y"), ["a"], b"raw"])
+    _plain_keys, clean = scrubber.known_clean()
+    assert {"/items/7", 3, ("x", "y")} <= clean
+    assert scrubber.values_need_scrub(["/ok", f"token={SECRET}"])
+    assert not any(SECRET in str(value) for value in clean)
+    assert not Scrubber(value_patterns=()).values_need_scrub([f"token={SECRET}"])
+
+
+def test_known_clean_sets_are_live_and_never_replaced() -> None:
+    """One known_clean() call serves a whole batch: the sets fill and clear in place."""
+    scrubber = Scrubber(cache_size=4)
+    plain_keys, clean = scrubber.known_clean()
+    for i in range(20):
+        assert not scrubber.needs_scrub({f"k{i}": f"v{i}"})
+        assert len(plain_keys) <= 4
+        assert len(clean) <= 4
+    assert scrubber.known_clean()[0] is plain_keys
+    assert scrubber.known_clean()[1] is clean
+    assert "k19" in plain_keys
+    assert "v19" in clean
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"url.path": "/items/1", "server.port": 8000},
+        {"url.path": "/a", "tags": ("x", "y"), "ratio": 0.5},
+        {"url.path": "/a", "note": f"api_key={SECRET}"},
+        {"url.path": "/a", "list": ["x", f"Bearer {SECRET}-0123456789"]},
+        {"session_id": "abc"},
+        {},
+    ],
+)
+def test_needs_scrub_agrees_with_scrub_mapping(attributes: dict[str, object]) -> None:
+    """The fast test is true exactly when scrubbing changes the mapping, dict or not, twice."""
+    from types import MappingProxyType
+
+    scrubber = Scrubber()
+    changes = scrubber.scrub_mapping(attributes) is not attributes
+    for _ in range(2):  # the second time from the caches
+        assert scrubber.needs_scrub(attributes) is changes
+        assert scrubber.needs_scrub(MappingProxyType(attributes)) is changes
+
+
+# Pieces every built-in detector reacts to, and look-alikes: mixed case, Unicode digits and
+# whitespace, the long s and dotless i that case-insensitive regexes fold to s and i.
+_PIECES = [
+    "bearer", "BeArEr", "Bearer ", "basic", "BASIC ", "ba\u017fic ", "bas\u0131c ", "\u2003", " ",
+    "\t", "-", "=", ":", "@", "://", "paca_", "4", "1", "7", "\u0663", "\uff14",
+    "4111 1111 1111 1111", "5500-0000-0000-0004", "eyJhbGciOiJIUzI1NiJ9.c2Vj", "Ym9iOnB3MTI=",
+    "YWxpY2U6c2VjcmV0", "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ", "token", "\u00e9", "a", "/",
+]  # fmt: skip
+
+
+def _reference(scrubber: Scrubber, text: str) -> str:
+    """``text`` through every configured detector, with no pre-test in front."""
+    for _, detect in scrubber._detectors:
+        text = detect(text)
+    return text
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from(_PIECES), max_size=14).map("".join) | st.text(max_size=40),
+    st.sampled_from([*sorted(BUILTIN_DETECTORS), "defaults"]),
+)
+def test_candidate_test_never_hides_a_detector_match(text: str, name: str) -> None:
+    """The cheap test in front of the detectors lets through every text a detector changes."""
+    scrubber = Scrubber(value_patterns=DEFAULT_VALUE_PATTERNS if name == "defaults" else [name])
+    assert scrubber.scrub_text(text) == _reference(scrubber, text)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        # the shortest text each detector changes
+        ("bearer_credentials", "Bearer " + "a" * 16),
+        ("basic_credentials", "Basic YTpiYw"),  # base64 of "a:bc", unpadded
+        ("card_number", "4222222222222"),  # 13 digits, Luhn-valid
+        ("url_credentials", "s://b:p@h"),
+        ("paca_token", "paca_" + "A" * 43),
+        ("key_value", "token=x"),
+        ("key_value", "token:x"),
+        # case and Unicode: the detectors' regexes fold the long s, see Arabic-Indic digits
+        ("bearer_credentials", f"header BEARER {SECRET}-0123456789"),
+        ("basic_credentials", "ba\u017fic " + base64.b64encode(b"bob:pw12").decode()),
+        ("card_number", "card " + "\u0663" * 16),
+    ],
+)
+def test_candidate_test_edge_cases_match_the_detectors(name: str, text: str) -> None:
+    """Boundary lengths, upper case and non-ASCII text take the same road as without the test."""
+    for patterns in ([name], DEFAULT_VALUE_PATTERNS):
+        scrubber = Scrubber(value_patterns=patterns)
+        assert scrubber.scrub_text(text) == _reference(scrubber, text)
+    assert Scrubber(value_patterns=[name]).scrub_text(text) != text or name == "card_number"
 
 
 def test_labels_are_scrubbed_and_cached_per_label_set(scrubber: Scrubber) -> None:

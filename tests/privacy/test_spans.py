@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -72,6 +73,31 @@ def test_events_links_and_status_are_scrubbed(tracer: Tracer, sink: InMemorySpan
     assert exported.links[0].context == context
 
 
+@pytest.mark.parametrize("where", ["event", "link", "status"])
+def test_a_secret_in_one_place_only_is_found(where: str) -> None:
+    """A span whose attributes are known clean is still scrubbed when only an event, a link or
+    the status description holds the secret."""
+    finished = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(finished))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("parent") as parent:
+        pass
+    links = [Link(parent.get_span_context(), {"session": SECRET})] if where == "link" else []
+    with tracer.start_as_current_span("job", attributes={"n": 1}, links=links) as span:
+        if where == "event":
+            span.add_event("retry", {"exception.message": f"token={SECRET}"})
+        if where == "status":
+            span.set_status(Status(StatusCode.ERROR, f"token={SECRET}"))
+    sink = InMemorySpanExporter()
+    wrapper = ScrubbingSpanExporter(sink, Scrubber())
+    wrapper.export(finished.get_finished_spans()[:1])  # the parent: "n" unseen, so not cached
+    wrapper.export([ReadableSpan("warm", attributes={"n": 1})])  # now "n": 1 is known clean
+    wrapper.export(finished.get_finished_spans()[1:])
+    assert SECRET not in everything_emitted(sink.get_finished_spans()[-1:])
+    provider.shutdown()
+
+
 def test_keys_only_mode_leaves_attribute_values_but_scans_events() -> None:
     """attribute_values=False: attributes are scrubbed by key only; events still by value."""
     sink = InMemorySpanExporter()
@@ -109,6 +135,88 @@ def test_clean_spans_pass_through_as_the_same_object() -> None:
     assert seen[0] is span
 
 
+class _PlainMapping(Mapping[str, object]):
+    """A mapping with no copy() of its own, as a hand-built ReadableSpan might carry."""
+
+    def __init__(self, data: dict[str, object]) -> None:
+        self.data = data
+
+    def __getitem__(self, key: str) -> object:
+        return self.data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+class _OddCopy(_PlainMapping):
+    """A mapping whose copy() is not a dict."""
+
+    def copy(self) -> _OddCopy:
+        return _OddCopy(dict(self.data))
+
+
+@pytest.mark.parametrize("mapping", [_PlainMapping, _OddCopy, dict])
+def test_spans_with_any_attribute_mapping_are_scrubbed(
+    mapping: Callable[[dict[str, object]], Mapping[str, Any]],
+) -> None:
+    """The cheap dict copy is an optimisation only: other mappings are scrubbed the same way."""
+    sink = InMemorySpanExporter()
+    wrapper = ScrubbingSpanExporter(sink, Scrubber())
+    dirty = ReadableSpan("x", attributes=mapping({"password": SECRET, "note": f"token={SECRET}"}))
+    listed = ReadableSpan("l", attributes=mapping({"tags": ["a", f"token={SECRET}"]}))
+    clean = ReadableSpan("y", attributes=mapping({"url.path": "/a", "n": 1, "tags": ["a"]}))
+    for _ in range(2):  # the second time from the caches
+        sink.clear()
+        wrapper.export([dirty, listed, clean])
+        out_dirty, out_listed, out_clean = sink.get_finished_spans()
+        assert dict(out_dirty.attributes or {}) == {
+            "password": REDACTED,
+            "note": f"token={REDACTED}",
+        }
+        assert dict(out_listed.attributes or {}) == {"tags": ["a", f"token={REDACTED}"]}
+        assert out_clean is clean
+
+
+def test_span_path_caches_stay_bounded() -> None:
+    """Thousands of spans with never-seen values and keys leave every cache within its bound."""
+    scrubber = Scrubber(cache_size=64)
+    wrapper = ScrubbingSpanExporter(InMemorySpanExporter(), scrubber)
+    spans = [
+        ReadableSpan(name="s", attributes={f"k{i % 200}": f"/items/{i}", "port": 20000 + i})
+        for i in range(3000)
+    ]
+    assert wrapper.export(spans) is SpanExportResult.SUCCESS
+    assert len(scrubber._clean) <= 64
+    assert len(scrubber._key_verdicts) <= 64
+    assert len(scrubber._plain_keys) <= 64
+
+
+def test_clean_spans_with_events_links_and_status_pass_through() -> None:
+    """Events, links and a status description send a span the long way, which still copies
+    nothing when nothing matches."""
+    finished = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(finished))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("parent") as parent:
+        pass
+    link = Link(parent.get_span_context(), {"peer": "a"})
+    with tracer.start_as_current_span("job", links=[link]) as span:
+        span.add_event("retry", {"attempt": 2})
+        span.set_status(Status(StatusCode.ERROR, "upstream timed out"))
+    spans = finished.get_finished_spans()
+    sink = InMemorySpanExporter()
+    wrapper = ScrubbingSpanExporter(sink, Scrubber())
+    for _ in range(2):  # the second time from the caches
+        sink.clear()
+        wrapper.export(spans)
+        assert all(a is b for a, b in zip(sink.get_finished_spans(), spans, strict=True))
+    provider.shutdown()
+
+
 def test_copy_keeps_every_other_field_and_drop_counts(
     tracer: Tracer, sink: InMemorySpanExporter
 ) -> None:
@@ -144,7 +252,7 @@ def test_scrub_failure_drops_the_batch_instead_of_leaking(
     sink = InMemorySpanExporter()
 
     class Broken(Scrubber):
-        def needs_scrub(self, attributes: Mapping[str, object]) -> bool:
+        def needs_scrub(self, attributes: Mapping[str, object], *, values: bool = True) -> bool:
             raise RuntimeError("boom")
 
     wrapper = ScrubbingSpanExporter(sink, Broken())
