@@ -2,7 +2,7 @@
 
 Runs every detector in ``paca_otel.analysis.detectors.DETECTORS`` over the labelled NAB files
 (one fresh detector per file, rows in order), scores them with our own implementation of NAB's
-scoring (``paca_otel.analysis.nab``), and prints, per detector and cost profile, the
+scoring (``paca_otel.analysis._nab``), and prints, per detector and cost profile, the
 normalised score at the detector's default threshold (its ``is_anomaly`` flags, refractory
 period included) and at the single best threshold over the corpus (NAB's own convention).
 
@@ -33,9 +33,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from paca_otel.analysis.cli import read_series
-from paca_otel.analysis.detectors import DETECTORS, AnomalyDetector, AnomalyResult
-from paca_otel.analysis.nab import (
+from paca_otel.analysis._cli import read_series
+from paca_otel.analysis._nab import (
     PROFILES,
     STANDARD,
     CostProfile,
@@ -45,6 +44,7 @@ from paca_otel.analysis.nab import (
     score_detections,
     window_rows,
 )
+from paca_otel.analysis.detectors import DETECTORS, AnomalyDetector, AnomalyResult
 
 ROOT = Path(__file__).resolve().parent.parent
 CANDIDATES = (ROOT.parent / "shared/data/nab-dev", ROOT.parent.parent / "shared/data/nab-dev")

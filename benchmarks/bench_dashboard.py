@@ -21,7 +21,7 @@ import httpx
 import uvicorn
 from playwright.sync_api import sync_playwright
 
-from paca_otel.demo import create_app
+from paca_otel._demo import create_app
 from paca_otel.security import generate_token
 from tests.peers import free_port
 

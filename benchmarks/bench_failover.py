@@ -35,10 +35,10 @@ INTERVAL = 1.0  # seconds; the smallest evaluation interval the settings allow
 
 def worker(path: str, conn: Connection) -> None:
     """One worker: an engine over the shared file; reports each start of leading."""
-    from paca_otel.alerting.engine import RuleEngine
-    from paca_otel.alerting.outbox import Outbox
-    from paca_otel.alerting.rules import Rule
-    from paca_otel.pipeline.store import SeriesStore
+    from paca_otel.alerting._engine import RuleEngine
+    from paca_otel.delivery._outbox import Outbox
+    from paca_otel.pipeline._store import SeriesStore
+    from paca_otel.rules._rule import Rule
     from paca_otel.storage import open_database
 
     db = open_database(path)

@@ -6,7 +6,7 @@ Goals (issue 9): <= 2 bytes/sample on the system gauges at 10 s resolution (stre
 Gorilla's figure); >= 200k samples/s ingest; one series over 7 days at 10 s steps (60k
 points) queried in <= 50 ms.
 
-The series are generated to look like what ``paca_otel.signals.system`` records every 10 s
+The series are generated to look like what ``paca_otel.signals._system`` records every 10 s
 (no real day of data is at hand; the generators say what they model):
 
 - ``system.cpu.utilization`` per CPU and mode, with two-decimal noise (psutil's percentages
@@ -38,9 +38,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from paca_otel.analysis.chunks import encode_chunk
+from paca_otel.analysis._chunks import encode_chunk
+from paca_otel.analysis._tiers import parse_tiers
 from paca_otel.analysis.history import HistoryStore
-from paca_otel.analysis.tiers import parse_tiers
 
 Series = tuple[str, dict[str, str], list[float]]
 T0 = 1_699_999_200.0

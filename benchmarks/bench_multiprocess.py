@@ -198,9 +198,9 @@ def bench_scrape(series: int, rounds: int, workers: int) -> None:
     from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 
     from paca_otel.config import PacaOtelSettings
+    from paca_otel.pipeline._multiprocess import MultiprocessMetrics
     from paca_otel.pipeline._prometheus import CollectionCollector
     from paca_otel.pipeline._promtext import exposition
-    from paca_otel.pipeline.multiprocess import MultiprocessMetrics
     from paca_otel.telemetry._scrape import _serve_prometheus
 
     merged_name = f"{workers} workers merged"

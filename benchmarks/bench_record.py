@@ -8,7 +8,7 @@ over several repeats; the best repeat of each is reported (the least disturbed b
 
 Goal: the collector's overhead stays within 1.1x of the raw SDK call. The collector's side
 includes everything it adds per call: the cleaned-label-set cache lookup
-(``paca_otel.signals.labels``) and the value checks (bool, int64 range, finiteness).
+(``paca_otel.signals._labels``) and the value checks (bool, int64 range, finiteness).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from paca_otel.signals.metrics import MetricKind, MetricsCollector
+from paca_otel.signals._metrics import MetricKind, MetricsCollector
 
 LABELS: dict[str, str | int] = {"route": "/api/items", "method": "GET", "status": 200}
 

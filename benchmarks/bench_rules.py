@@ -21,10 +21,10 @@ import random
 import statistics
 import time
 
-from paca_otel.alerting.engine import RuleEngine
-from paca_otel.alerting.models import Notification
-from paca_otel.alerting.rules import Rule
-from paca_otel.pipeline.store import Labels, Matcher, SeriesStore
+from paca_otel.alerting._engine import RuleEngine
+from paca_otel.pipeline._store import Labels, Matcher, SeriesStore
+from paca_otel.rules._models import Notification
+from paca_otel.rules._rule import Rule
 
 METRICS = 10
 ZONES = ("eu-1", "eu-2", "us-1", "us-2")

@@ -2,7 +2,7 @@
 
 Two TracerProviders run side by side in one process: A has a BatchSpanProcessor to a no-op
 exporter (the anchor: what every user of the SDK already pays), B has the same plus
-:class:`~paca_otel.pipeline.spans.REDSpanProcessor`. Rounds alternate A and B so drift
+:class:`~paca_otel.pipeline._spans.REDSpanProcessor`. Rounds alternate A and B so drift
 (CPU frequency, GC) hits both; the best and median round of each are printed with the
 delta, plus the cost of one drain. The goal is a delta of at most ~1 us per span.
 
@@ -25,9 +25,9 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import SpanKind, Tracer
 
-from paca_otel.pipeline.aliases import write_red
-from paca_otel.pipeline.spans import REDSpanProcessor
-from paca_otel.pipeline.store import SeriesStore
+from paca_otel.pipeline._aliases import write_red
+from paca_otel.pipeline._spans import REDSpanProcessor
+from paca_otel.pipeline._store import SeriesStore
 
 ATTRS = {"http.route": "/items/{id}", "http.request.method": "GET"}
 

@@ -36,12 +36,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from paca_otel.alerting.dispatcher import Dispatcher
-from paca_otel.alerting.engine import RuleEngine
-from paca_otel.alerting.models import AlertEvent, AlertState, Notification, Severity
-from paca_otel.alerting.outbox import Outbox
-from paca_otel.alerting.rules import Rule
-from paca_otel.pipeline.store import SeriesStore
+from paca_otel.alerting._engine import RuleEngine
+from paca_otel.delivery._dispatcher import Dispatcher
+from paca_otel.delivery._outbox import Outbox
+from paca_otel.pipeline._store import SeriesStore
+from paca_otel.rules._models import AlertEvent, AlertState, Notification, Severity
+from paca_otel.rules._rule import Rule
 from paca_otel.storage import Codec, open_database
 
 KEY = base64.urlsafe_b64encode(os.urandom(32)).decode()

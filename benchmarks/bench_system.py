@@ -19,7 +19,7 @@ from collections.abc import Callable
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from paca_otel.signals.system import SystemMetrics
+from paca_otel.signals._system import SystemMetrics
 
 
 def count_points(reader: InMemoryMetricReader) -> tuple[float, int]:
@@ -42,8 +42,8 @@ def ours(per_cpu: bool, connections: bool, *, all_disks: bool = False) -> InMemo
     ``all_disks`` turns off the default node_exporter-style exclusion of loop/ram devices and
     partitions, so the data points are the same as contrib's.
     """
-    from paca_otel.signals.system import system_views
-    from paca_otel.signals.system_source import DEFAULT_DISK_EXCLUDE, PsutilSource
+    from paca_otel.signals._system import system_views
+    from paca_otel.signals._system_source import DEFAULT_DISK_EXCLUDE, PsutilSource
 
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader], views=system_views(), shutdown_on_exit=False)

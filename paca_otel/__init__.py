@@ -22,47 +22,47 @@ from paca_otel.errors import (
 )
 
 if TYPE_CHECKING:
-    from paca_otel.alerting.channels import NotificationChannel
-    from paca_otel.alerting.engine import ActiveAlert
-    from paca_otel.alerting.models import AlertEvent, AlertState, Notification, Severity
-    from paca_otel.alerting.rules import Rule, load_rules
+    from paca_otel._manager import AlertManager, MonitoringManager
+    from paca_otel._setup import Telemetry, configure, get_telemetry
+    from paca_otel._snapshot import MetricPoint, MetricsSnapshot
+    from paca_otel.alerting._engine import ActiveAlert
     from paca_otel.config import PacaOtelSettings
-    from paca_otel.manager import AlertManager, MonitoringManager
-    from paca_otel.setup import Telemetry, configure, get_telemetry
+    from paca_otel.delivery.channels import NotificationChannel
+    from paca_otel.rules._models import AlertEvent, AlertState, Notification, Severity
+    from paca_otel.rules._rule import Rule, load_rules
+    from paca_otel.signals._logs import JsonFormatter, install_logging
+    from paca_otel.signals._metrics import MetricKind, MetricsCollector
+    from paca_otel.signals._system import SystemMetrics
+    from paca_otel.signals._tracing import span, traced
     from paca_otel.signals.http_server import instrument_fastapi
-    from paca_otel.signals.logs import JsonFormatter, install_logging
-    from paca_otel.signals.metrics import MetricKind, MetricsCollector
-    from paca_otel.signals.system import SystemMetrics
-    from paca_otel.signals.tracing import span, traced
-    from paca_otel.snapshot import MetricPoint, MetricsSnapshot
 
 # Public name -> the module that defines it. Imported on first use (PEP 562), so that
 # ``import paca_otel`` stays cheap: a process that only records metrics never loads the
 # alerting channels, PromQL export or YAML.
 _LAZY: dict[str, str] = {
-    "NotificationChannel": "paca_otel.alerting.channels",
-    "ActiveAlert": "paca_otel.alerting.engine",
-    "AlertManager": "paca_otel.manager",
-    "AlertEvent": "paca_otel.alerting.models",
-    "AlertState": "paca_otel.alerting.models",
-    "Notification": "paca_otel.alerting.models",
-    "Severity": "paca_otel.alerting.models",
-    "Rule": "paca_otel.alerting.rules",
-    "load_rules": "paca_otel.alerting.rules",
+    "NotificationChannel": "paca_otel.delivery.channels",
+    "ActiveAlert": "paca_otel.alerting._engine",
+    "AlertManager": "paca_otel._manager",
+    "AlertEvent": "paca_otel.rules._models",
+    "AlertState": "paca_otel.rules._models",
+    "Notification": "paca_otel.rules._models",
+    "Severity": "paca_otel.rules._models",
+    "Rule": "paca_otel.rules._rule",
+    "load_rules": "paca_otel.rules._rule",
     "PacaOtelSettings": "paca_otel.config",
-    "MonitoringManager": "paca_otel.manager",
-    "Telemetry": "paca_otel.setup",
-    "configure": "paca_otel.setup",
-    "get_telemetry": "paca_otel.setup",
-    "JsonFormatter": "paca_otel.signals.logs",
-    "install_logging": "paca_otel.signals.logs",
-    "MetricKind": "paca_otel.signals.metrics",
-    "MetricsCollector": "paca_otel.signals.metrics",
-    "SystemMetrics": "paca_otel.signals.system",
-    "span": "paca_otel.signals.tracing",
-    "traced": "paca_otel.signals.tracing",
-    "MetricPoint": "paca_otel.snapshot",
-    "MetricsSnapshot": "paca_otel.snapshot",
+    "MonitoringManager": "paca_otel._manager",
+    "Telemetry": "paca_otel._setup",
+    "configure": "paca_otel._setup",
+    "get_telemetry": "paca_otel._setup",
+    "JsonFormatter": "paca_otel.signals._logs",
+    "install_logging": "paca_otel.signals._logs",
+    "MetricKind": "paca_otel.signals._metrics",
+    "MetricsCollector": "paca_otel.signals._metrics",
+    "SystemMetrics": "paca_otel.signals._system",
+    "span": "paca_otel.signals._tracing",
+    "traced": "paca_otel.signals._tracing",
+    "MetricPoint": "paca_otel._snapshot",
+    "MetricsSnapshot": "paca_otel._snapshot",
     "instrument_fastapi": "paca_otel.signals.http_server",
 }
 

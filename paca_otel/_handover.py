@@ -2,7 +2,7 @@
 
 A forked child cannot use the alerting runtime it inherits: its SQLite connection is closed
 across the fork (:mod:`paca_otel.storage`) and its threads (rule engine, dispatcher, report
-scheduler) did not survive. So each root (:class:`paca_otel.runtime.Runtime`) takes a
+scheduler) did not survive. So each root (:class:`paca_otel._runtime.Runtime`) takes a
 :class:`Handover` just before the fork, in the parent, where the threads that hold the
 engine's locks are alive to release them (in the child those locks may stay held forever).
 In the child the root leaves the inherited runtime behind, and the next one it builds (when
@@ -20,9 +20,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from paca_otel.alerting.channels import NotificationChannel
-    from paca_otel.alerting.rules import Rule
-    from paca_otel.alerting.state import SilenceRecord
+    from paca_otel.alerting._state import SilenceRecord
+    from paca_otel.delivery.channels import NotificationChannel
+    from paca_otel.rules._rule import Rule
 
 
 class Handover(NamedTuple):

@@ -7,7 +7,7 @@ only public alternative, a delegating provider installed once, would change what
 ``trace.get_tracer_provider()`` returns for every user (no more SDK ``TracerProvider`` to call
 ``add_span_processor`` on), so this module re-arms the guards instead, with a fallback: if the
 guards are not where they are expected, it changes nothing, warns once, and the first
-configuration's globals stay (each :class:`~paca_otel.setup.Telemetry` still works through its
+configuration's globals stay (each :class:`~paca_otel._setup.Telemetry` still works through its
 own providers). ``tests/test_otel_globals.py`` fails loudly when the hook moves.
 """
 

@@ -17,7 +17,7 @@ does not work there:
 
 **Decision: rebuild the handle in place, from the same settings, in an**
 ``os.register_at_fork(after_in_child=...)`` **hook** (:func:`rebuild`, called by
-:mod:`paca_otel.setup`). *In place*: the :class:`~paca_otel.setup.Telemetry` object that user
+:mod:`paca_otel._setup`). *In place*: the :class:`~paca_otel._setup.Telemetry` object that user
 code and ``MonitoringManager`` hold stays the same; its providers, pipeline, exporters, threads
 and Prometheus registry are new. The middleware is installed again on every instrumented app
 with the new providers, and the ``/metrics`` route reads the handle's current registry on each
@@ -28,7 +28,7 @@ handling still runs on the inherited providers (their batch processors and perio
 restart a thread, their resource gets a new ``service.instance.id``); they are left alone,
 neither used nor shut down, since a shutdown would flush through the parent's connections.
 The inherited handle's shutdown hooks are dropped (they belonged to the parent's alerting
-runtime). Before the rebuild, the handle's root (:class:`paca_otel.runtime.Runtime`) leaves
+runtime). Before the rebuild, the handle's root (:class:`paca_otel._runtime.Runtime`) leaves
 the parent's series store and alerting runtime behind; the handle's fork hooks run once it is
 rebuilt, and the root registers one that starts a fresh alerting runtime (own database
 connection, own threads) which takes over the rules, channels and silences of the parent's,
@@ -78,9 +78,9 @@ from paca_otel.config import PacaOtelSettings
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
-    from paca_otel.signals.logs import LoggingHandles
-    from paca_otel.signals.system import SystemMetrics
-    from paca_otel.signals.system_source import SystemSource
+    from paca_otel.signals._logs import LoggingHandles
+    from paca_otel.signals._system import SystemMetrics
+    from paca_otel.signals._system_source import SystemSource
 
 logger = logging.getLogger("paca_otel")
 
@@ -97,7 +97,7 @@ class Origin(NamedTuple):
 
 
 class Handle(Protocol):
-    """What the rebuild reads and replaces of a :class:`~paca_otel.setup.Telemetry` handle.
+    """What the rebuild reads and replaces of a :class:`~paca_otel._setup.Telemetry` handle.
 
     A protocol rather than an import of ``setup``, which calls :func:`rebuild` (no cycle).
     """
@@ -135,7 +135,7 @@ def rebuild(handle: H, build: Callable[[H], H]) -> None:
             setattr(handle, name, value)
     if had_system and handle.system is None and not handle.settings.sdk_disabled:
         # MonitoringManager.start_monitoring() added the gauges to a handle without them.
-        from paca_otel.signals.system import SystemMetrics
+        from paca_otel.signals._system import SystemMetrics
 
         handle.system = SystemMetrics(handle.meter_provider)
     _reinstrument(handle)

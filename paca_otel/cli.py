@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 
 from paca_otel._version import __version__
-from paca_otel.analysis.cli import add_parser as add_anomalies_parser
-from paca_otel.analysis.report_cli import add_parser as add_report_parser
+from paca_otel.analysis._cli import add_parser as add_anomalies_parser
+from paca_otel.analysis._report_cli import add_parser as add_report_parser
 from paca_otel.errors import PacaOtelError
 from paca_otel.security._cli import add_token_parser
 
@@ -19,7 +19,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from paca_otel.demo import create_app
+    from paca_otel._demo import create_app
 
     # Bind before anything starts: a busy port is one clear line (not a banner claiming the
     # demo runs, then uvicorn's error), and --port 0 shows the port actually chosen.
@@ -54,7 +54,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from paca_otel.web.app import serve
+    from paca_otel.web._app import serve
 
     return serve(host=args.host, port=args.port, prefix=args.prefix)
 
@@ -73,7 +73,7 @@ def _config(args: argparse.Namespace) -> int:
 
 def _rules(args: argparse.Namespace) -> int:
     if args.rules_command == "check":
-        from paca_otel.alerting.rules_cli import check, configured_channels
+        from paca_otel._rules_cli import check, configured_channels
         from paca_otel.config import load_settings
 
         try:
@@ -84,7 +84,7 @@ def _rules(args: argparse.Namespace) -> int:
             configured = None
         return check(args.file, configured=configured, custom_channels=args.channel)
     if args.rules_command == "export":
-        from paca_otel.alerting.rules_cli import EXIT_USAGE, export, load_name_map
+        from paca_otel._rules_cli import EXIT_USAGE, export, load_name_map
 
         name_map = None
         if args.name_map is not None:
@@ -94,7 +94,7 @@ def _rules(args: argparse.Namespace) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 return EXIT_USAGE
         return export(args.file, fmt=args.format, name_map=name_map)
-    from paca_otel.alerting.rule_tests import main as run_tests
+    from paca_otel.alerting._rule_tests import main as run_tests
 
     return run_tests(args.file)
 

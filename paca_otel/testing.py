@@ -28,11 +28,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from paca_otel import _internal
-from paca_otel.setup import Telemetry, configure, get_telemetry
-from paca_otel.signals.system_source import MemoryStats, StaticSource
+from paca_otel._setup import Telemetry, configure, get_telemetry
+from paca_otel.signals._system_source import MemoryStats, StaticSource
 
 if TYPE_CHECKING:
-    from paca_otel.alerting.models import Notification
+    from paca_otel.rules._models import Notification
 
 __all__ = [
     "CAPTURE_CHANNEL",
@@ -75,7 +75,7 @@ def reset() -> None:
     telemetry = get_telemetry()
     if telemetry is not None:
         telemetry.shutdown(timeout_millis=2_000)
-    from paca_otel import runtime
+    from paca_otel import _runtime as runtime
 
     runtime.reset()  # a fresh default root: no rules, alerts or series carried over
     _internal.reset_warnings()
@@ -121,7 +121,7 @@ def capture(**settings: Any) -> Iterator[Captured]:
     telemetry.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
     if telemetry.settings.logs:
         # With no log exporter configure() leaves the OTel bridge off; here it feeds ``logs``.
-        from paca_otel.signals.logs import install_logging
+        from paca_otel.signals._logs import install_logging
 
         telemetry.logging_handles = install_logging(
             logger_provider=telemetry.logger_provider,

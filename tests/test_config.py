@@ -141,7 +141,7 @@ def test_readme_documents_every_setting() -> None:
 
 def test_disk_exclude_default_matches_the_source_default() -> None:
     """The setting's default is the node_exporter-style exclusion PsutilSource uses."""
-    from paca_otel.signals.system_source import DEFAULT_DISK_EXCLUDE
+    from paca_otel.signals._system_source import DEFAULT_DISK_EXCLUDE
 
     assert load_settings().system_metrics_disk_exclude == DEFAULT_DISK_EXCLUDE
     with pytest.raises(ConfigError, match="system_metrics_disk_exclude"):

@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from paca_otel import AlertManager, configure, get_telemetry
-from paca_otel.runtime import default_runtime
+from paca_otel._runtime import default_runtime
 from tests._fork import fork_child, read_report, reap, wait_go
 from tests._wait import wait_for
 

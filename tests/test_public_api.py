@@ -37,7 +37,7 @@ def test_import_loads_no_alerting_export_or_yaml() -> None:
 
     code = (
         "import sys, paca_otel; heavy = [m for m in sys.modules if m in "
-        "('yaml', 'httpx', 'paca_otel.alerting.promql', 'paca_otel.alerting.channels', "
+        "('yaml', 'httpx', 'paca_otel.rules._promql', 'paca_otel.delivery.channels', "
         "'fastapi', 'opentelemetry.sdk.metrics')]; print(heavy)"
     )
     out = subprocess.run(

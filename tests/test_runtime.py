@@ -61,10 +61,10 @@ async def test_user_channel_added_after_start_receives_notifications() -> None:
 @pytest.mark.parametrize("seconds", [0.5, 1.0, 15.0, 86_400.0, 86_401.0, float("nan")])
 def test_settings_and_engine_take_the_same_evaluation_intervals(seconds: float) -> None:
     """evaluation_interval is checked once: settings and engine accept exactly the same values."""
-    from paca_otel.alerting.engine import RuleEngine
-    from paca_otel.alerting.outbox import Outbox
+    from paca_otel.alerting._engine import RuleEngine
     from paca_otel.config import load_settings
-    from paca_otel.pipeline.store import SeriesStore
+    from paca_otel.delivery._outbox import Outbox
+    from paca_otel.pipeline._store import SeriesStore
 
     def accepted(build: Callable[[], object]) -> bool:
         if 1.0 <= seconds <= 86_400.0:
@@ -87,8 +87,8 @@ def test_settings_and_engine_take_the_same_evaluation_intervals(seconds: float) 
 
 def test_one_root_owns_store_pipeline_engine_and_delivery() -> None:
     """configure() builds on the default root: one store feeds the pipeline and the engine."""
-    from paca_otel.runtime import default_runtime
-    from paca_otel.setup import configure
+    from paca_otel._runtime import default_runtime
+    from paca_otel._setup import configure
 
     telemetry = configure(metrics_exporter="none", system_metrics=False)
     root = default_runtime()
@@ -105,8 +105,8 @@ def test_one_root_owns_store_pipeline_engine_and_delivery() -> None:
 
 def test_independent_configure_has_its_own_store_engine_and_delivery() -> None:
     """configure(set_global=False) gets a root of its own; rules there stay out of the default."""
-    from paca_otel.runtime import default_runtime
-    from paca_otel.setup import configure, get_telemetry
+    from paca_otel._runtime import default_runtime
+    from paca_otel._setup import configure, get_telemetry
 
     main = configure(metrics_exporter="none", system_metrics=False)
     other = configure(
@@ -132,7 +132,7 @@ async def test_rules_added_before_configure_run_on_the_configured_state_file(
     tmp_path: Path,
 ) -> None:
     """An AlertManager used before anything is configured hands its rules to the live settings."""
-    from paca_otel.runtime import default_runtime
+    from paca_otel._runtime import default_runtime
 
     alerts = AlertManager()
     alerts.add_rule_sync("early", "up > 0", "send_email", 60)  # no smtp yet: logged stand-in
@@ -161,9 +161,9 @@ async def test_routes_read_the_root_of_the_app_they_serve() -> None:
     import httpx
     from fastapi import FastAPI
 
-    from paca_otel.runtime import default_runtime
+    from paca_otel._runtime import default_runtime
+    from paca_otel._setup import configure
     from paca_otel.security import generate_token, hash_token
-    from paca_otel.setup import configure
     from paca_otel.web.api import monitoring_router
 
     token = generate_token()
@@ -198,7 +198,7 @@ def test_forked_child_root_takes_over_rules_added_before_configure() -> None:
     ``--preload`` imports such a module in the master) reach the worker through the root's
     snapshot; the parent's root is untouched and its lock is free again.
     """
-    from paca_otel.runtime import default_runtime
+    from paca_otel._runtime import default_runtime
     from tests._fork import fork_child, read_report, reap
 
     root = default_runtime()
@@ -241,7 +241,7 @@ def test_forked_child_independent_root_restarts_its_alerting() -> None:
     """An independent root's alerting is handed over too, and runs on the rebuilt pipeline."""
     import threading
 
-    from paca_otel.setup import configure
+    from paca_otel._setup import configure
     from tests._fork import fork_child, read_report, reap
 
     mine = configure(

@@ -353,9 +353,9 @@ def test_webhook_credentials_never_reach_logs(
         SimpleLogRecordProcessor,
     )
 
-    from paca_otel.alerting.channels import WebhookChannel
-    from paca_otel.runtime import channels_from_settings
-    from tests.alerting.test_channels import Receiver, notification
+    from paca_otel._runtime import channels_from_settings
+    from paca_otel.delivery.channels import WebhookChannel
+    from tests.delivery.test_channels import Receiver, notification
 
     receiver = Receiver()
     host = receiver.url.removeprefix("http://")
@@ -392,7 +392,7 @@ def test_webhook_credentials_never_reach_logs(
 
 def test_independent_configure_leaves_the_global_handle_alone() -> None:
     """configure(set_global=False) with other settings neither replaces nor shuts the global."""
-    from paca_otel.setup import configure, get_telemetry
+    from paca_otel._setup import configure, get_telemetry
 
     main = configure(service_name="global-one", system_metrics=False, prometheus_port=0)
     other = configure(

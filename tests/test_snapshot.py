@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from paca_otel.pipeline.aliases import ALIASES
-from paca_otel.snapshot import MetricPoint, MetricsSnapshot, snapshot_from
+from paca_otel._snapshot import MetricPoint, MetricsSnapshot, snapshot_from
+from paca_otel.pipeline._aliases import ALIASES
 
 
 def test_empty_snapshot_has_every_alias_without_a_value() -> None:

@@ -2,7 +2,7 @@
 
 Each detector measures how far the newest value is from what it expected (its *raw*
 deviation, in robust standard deviations), then turns that into a *score* in [0, 1] with an
-:class:`~paca_otel.analysis.streaming.AnomalyLikelihood` and flags ``is_anomaly`` when the score
+:class:`~paca_otel.analysis._streaming.AnomalyLikelihood` and flags ``is_anomaly`` when the score
 reaches its ``threshold``. A point's score depends only on the points before and including it.
 Timestamps are seconds (any epoch); they place points in the seasonal profile, so gaps and
 irregular sampling do not shift it.
@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from paca_otel.analysis.streaming import (
+from paca_otel.analysis._streaming import (
     RAW_CAP,
     AnomalyLikelihood,
     RangeNovelty,
@@ -265,7 +265,7 @@ class SeasonalDetector(_Calibrated):
     Args:
         period: the season in seconds (default a day).
         smoothing: how fast the seasonal profile follows change (see
-            :class:`~paca_otel.analysis.streaming.SeasonalProfile`).
+            :class:`~paca_otel.analysis._streaming.SeasonalProfile`).
         window: points in the rolling median/MAD of the residuals.
         calibration: scoring and alerting settings (see :class:`Calibration`).
     """

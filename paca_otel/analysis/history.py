@@ -12,15 +12,15 @@ Data path and budgets (measured by ``benchmarks/bench_history.py``):
   wait in a bounded queue (``max_pending`` samples; beyond it chunks are dropped and counted
   in ``paca_otel.dropped{reason="history_write_backlog"}``) for the store's writer thread
   (its own, so an append never waits for the file's lock), which encodes them
-  (:mod:`paca_otel.analysis.chunks`), encrypts sensitive series and writes them in one
-  transaction (:mod:`paca_otel.analysis.history_table`). Out-of-order and duplicate samples
+  (:mod:`paca_otel.analysis._chunks`), encrypts sensitive series and writes them in one
+  transaction (:mod:`paca_otel.analysis._history_table`). Out-of-order and duplicate samples
   are dropped and counted. Budget: >= 200k samples/s.
 - **Query** reads a series' chunks from the file, the queue and the buffer, so the newest
   sample is visible at once, decodes them and rolls them up per step
-  (:mod:`paca_otel.analysis.rollup`). Budget: 60k points of one series in <= 50 ms.
+  (:mod:`paca_otel.analysis._rollup`). Budget: 60k points of one series in <= 50 ms.
 - **Maintenance** (:meth:`HistoryStore.run_maintenance`, or a background thread from
   :meth:`HistoryStore.start`) seals idle buffers, rolls each tier up into the next
-  (:mod:`paca_otel.analysis.tiers`) and deletes what is older than each tier's retention.
+  (:mod:`paca_otel.analysis._tiers`) and deletes what is older than each tier's retention.
 
 Timestamps are stored in milliseconds (sub-millisecond parts are rounded); values as the
 exact float64 given. One process writes a file's history (the one running the collection);
@@ -48,20 +48,20 @@ from typing import TYPE_CHECKING, Any
 
 from paca_otel._internal import drops, handle_internal_errors
 from paca_otel._labelregex import RegexSyntaxError, compile_label_regex, regex_fullmatch
-from paca_otel.analysis.chunks import TS_LIMIT, encode_chunk
-from paca_otel.analysis.history_reader import SampleBlock, SeriesSnapshot, fetch
-from paca_otel.analysis.history_table import ChunkRow, ChunkTable, SeriesRow, series_key
-from paca_otel.analysis.matchers import label_predicate
-from paca_otel.analysis.recording import CollectionRecorder
-from paca_otel.analysis.rollup import RangePoints, rollup
-from paca_otel.analysis.source import LabelMatcher, RangeSeries
-from paca_otel.analysis.tiers import (
+from paca_otel.analysis._chunks import TS_LIMIT, encode_chunk
+from paca_otel.analysis._history_reader import SampleBlock, SeriesSnapshot, fetch
+from paca_otel.analysis._history_table import ChunkRow, ChunkTable, SeriesRow, series_key
+from paca_otel.analysis._matchers import label_predicate
+from paca_otel.analysis._recording import CollectionRecorder
+from paca_otel.analysis._rollup import RangePoints, rollup
+from paca_otel.analysis._tiers import (
     DEFAULT_TIERS,
     DEFAULT_TIERS_TEXT,
     Tier,
     choose_tier,
     parse_tiers,
 )
+from paca_otel.analysis.source import LabelMatcher, RangeSeries
 from paca_otel.errors import ConfigError, PacaOtelError
 from paca_otel.storage import Codec, Database, StorageError, count_error, open_database
 
@@ -167,7 +167,7 @@ class HistoryStore:
             msg = f"chunk_span={chunk_span!r} must be 1..86400 seconds"
             raise ConfigError(msg)
         if not tiers or not tiers[0].raw:
-            msg = "tiers must start with the raw tier (see paca_otel.analysis.tiers.parse_tiers)"
+            msg = "tiers must start with the raw tier (see paca_otel.analysis._tiers.parse_tiers)"
             raise ConfigError(msg)
         self._codec = codec or Codec()
         self._sensitive = None
@@ -461,8 +461,8 @@ class HistoryStore:
         Step ``k`` covers ``[start + k*step, start + (k+1)*step)`` and is stamped with its
         start; its value is the mean of the samples inside, beside their min, max, sum and
         count. Steps without samples are left out. Older ranges come from coarser tiers
-        (:func:`~paca_otel.analysis.tiers.choose_tier`). The points are a
-        :class:`~paca_otel.analysis.rollup.RangePoints` (columns: ``.values``...).
+        (:func:`~paca_otel.analysis._tiers.choose_tier`). The points are a
+        :class:`~paca_otel.analysis._rollup.RangePoints` (columns: ``.values``...).
 
         Raises:
             HistoryError: a bad range or step; MatcherError: a bad matcher.

@@ -17,7 +17,7 @@ OpenTelemetry-to-Prometheus compatibility spec):
   ``<name>.sum`` to ``_count``/``_sum``, ``<name>.p50``/``.p95``/``.p99`` to
   ``histogram_quantile`` over the bucket rates;
 - paca-otel's aliases (``cpu_usage``, ``error_rate``, ``latency_p95``...) become the PromQL of
-  :mod:`paca_otel.alerting.promql_aliases`, the same text ``rules export`` writes.
+  :mod:`paca_otel.rules._promql_aliases`, the same text ``rules export`` writes.
 
 Prometheus answers with its instant value at each step (count 1), not a mean over the step,
 and at most 11,000 points per series per request, so long ranges are fetched in pieces.
@@ -39,12 +39,12 @@ from typing import Any
 
 import httpx
 
-from paca_otel.alerting import expr as rule_expr
-from paca_otel.alerting.promql_aliases import alias_promql
-from paca_otel.analysis.matchers import MATCH_OPS, MatcherError
+from paca_otel.analysis._matchers import MATCH_OPS, MatcherError
 from paca_otel.analysis.source import LabelMatcher, RangePoint, RangeSeries
 from paca_otel.errors import PacaOtelError
 from paca_otel.pipeline._prometheus import UNIT_SUFFIXES, label_name, metric_name, unit_suffix
+from paca_otel.rules import _expr as rule_expr
+from paca_otel.rules._promql_aliases import alias_promql
 
 __all__ = [
     "PrometheusSource",

@@ -7,12 +7,12 @@ to do about it, each suggestion tied to its evidence
 (:mod:`paca_otel.analysis.suggestions`).
 
 It reads history only through :class:`~paca_otel.analysis.source.SeriesSource` (the history
-store, a Prometheus server, or :class:`~paca_otel.analysis.memory_source.MemorySeriesSource`
+store, a Prometheus server, or :class:`~paca_otel.analysis._memory_source.MemorySeriesSource`
 in tests), and only the series the pipeline writes:
 
 - system: ``cpu_usage``, ``memory_usage``, ``disk_usage`` (percent, no labels);
 - requests, errors, latency: the RED aliases per ``route``/``method`` or the HTTP server
-  histogram (:mod:`paca_otel.analysis.red`);
+  histogram (:mod:`paca_otel.analysis._red`);
 - custom metrics: every other name the source lists (up to ``max_custom``), with the
   pipeline's own and histogram-derived series left out. A series that never decreases is
   read as a cumulative counter and analysed as its per-second rate.
@@ -28,9 +28,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 
-from paca_otel.alerting.models import AlertEvent
-from paca_otel.analysis.red import Period, RouteStats
-from paca_otel.analysis.report_model import (
+from paca_otel.analysis._red import Period, RouteStats
+from paca_otel.analysis._report_model import (
     AlertEntry,
     Chart,
     Evidence,
@@ -40,7 +39,7 @@ from paca_otel.analysis.report_model import (
     SLOEntry,
     scrub_report,
 )
-from paca_otel.analysis.report_steps import ReportBuilder
+from paca_otel.analysis._report_steps import ReportBuilder
 from paca_otel.analysis.routes import error_hotspots, latency_shifts, slowest_routes
 from paca_otel.analysis.slo import SLO, SLOStatus, slo_status
 from paca_otel.analysis.source import SeriesSource
@@ -52,6 +51,7 @@ from paca_otel.analysis.suggestions import (
     suggest,
 )
 from paca_otel.errors import ConfigError
+from paca_otel.rules._models import AlertEvent
 
 __all__ = ["generate_report"]
 
@@ -115,7 +115,7 @@ def generate_report(
         slos: objectives to measure over the period.
         thresholds: levels for findings and suggestions (default :class:`Thresholds`).
         scrub: applied to every string of the finished report (see
-            :func:`~paca_otel.analysis.report_model.scrub_report`): the privacy hook.
+            :func:`~paca_otel.analysis._report_model.scrub_report`): the privacy hook.
         title: the report's heading.
         max_custom: custom metric names analysed at most.
 

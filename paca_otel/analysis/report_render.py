@@ -1,9 +1,9 @@
-"""Render a :class:`~paca_otel.analysis.report_model.Report` as Markdown or JSON.
+"""Render a :class:`~paca_otel.analysis._report_model.Report` as Markdown or JSON.
 
 Markdown is what people paste into a ticket or a chat; JSON is for machines (the dashboard,
 a scheduled job). Both render exactly what the report holds: scrubbing happened when the
 report was built (``generate_report(..., scrub=...)``), so a renderer never sees raw text
-the scrubber did not. The HTML form lives in :mod:`paca_otel.analysis.report_html`.
+the scrubber did not. The HTML form lives in :mod:`paca_otel.analysis._report_html`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import math
 
-from paca_otel.analysis.report_model import Report
-from paca_otel.analysis.report_text import evidence_text, format_value, labels_text
+from paca_otel.analysis._report_model import Report
+from paca_otel.analysis._report_text import evidence_text, format_value, labels_text
 from paca_otel.analysis.suggestions import format_eta, format_span, format_time
 from paca_otel.errors import ConfigError
 
@@ -152,7 +152,7 @@ def render(report: Report, fmt: str) -> str:
     if fmt == "json":
         return render_json(report)
     if fmt == "html":
-        from paca_otel.analysis.report_html import render_html
+        from paca_otel.analysis._report_html import render_html
 
         return render_html(report)
     msg = f"report format {fmt!r} is not supported; choose one of: {', '.join(FORMATS)}"

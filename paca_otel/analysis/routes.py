@@ -1,6 +1,6 @@
 """Route analysis: the slowest routes, error hot spots and latency regressions.
 
-Built on the per-route RED figures of :mod:`paca_otel.analysis.red`. Each result carries the
+Built on the per-route RED figures of :mod:`paca_otel.analysis._red`. Each result carries the
 numbers that justify it, because reports turn them into suggestions with evidence:
 
 - *Slowest routes*: ranked by typical p95 (the median of the per-step p95 over the period,
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import median
 
+from paca_otel.analysis._red import Period, RouteStats, read_red
 from paca_otel.analysis.changepoints import change_points
-from paca_otel.analysis.red import Period, RouteStats, read_red
 from paca_otel.analysis.source import LabelMatcher, SeriesSource
 
 __all__ = [

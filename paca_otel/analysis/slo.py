@@ -1,7 +1,7 @@
 """Service level objectives from the RED figures, and their error budget over a period.
 
 Two kinds, both computed from what the pipeline already records
-(:mod:`paca_otel.analysis.red`):
+(:mod:`paca_otel.analysis._red`):
 
 - *Availability*: the share of requests that succeed (not 5xx / span ERROR), e.g. 99.9 %.
   The error budget is the ``1 - objective`` share of requests allowed to fail; budget
@@ -15,7 +15,7 @@ Two kinds, both computed from what the pipeline already records
   interpolation presented as a count.
 
 Burn-rate alert presets for availability objectives live in
-:mod:`paca_otel.analysis.slo_rules`.
+:mod:`paca_otel.analysis._slo_rules`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from paca_otel.analysis.red import Period, read_red
+from paca_otel.analysis._red import Period, read_red
 from paca_otel.analysis.source import LabelMatcher, SeriesSource
 from paca_otel.errors import ConfigError
 

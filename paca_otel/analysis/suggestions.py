@@ -2,7 +2,7 @@
 
 Each rule looks at one kind of observation (a forecast, a route regression, an SLO's
 budget...) and proposes an action only when a number crosses a stated threshold; the
-:class:`~paca_otel.analysis.report_model.Evidence` it attaches names the metric, its
+:class:`~paca_otel.analysis._report_model.Evidence` it attaches names the metric, its
 labels, the value, the threshold and the period. There is no advice without data: a
 service that is fine gets no suggestions.
 
@@ -29,8 +29,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from paca_otel.analysis.red import RouteStats
-from paca_otel.analysis.report_model import (
+from paca_otel.analysis._red import RouteStats
+from paca_otel.analysis._report_model import (
     AlertEntry,
     AnomalyEntry,
     Evidence,

@@ -105,7 +105,7 @@ class Collection(MetricReader):
     def set_view(self, view: View | None) -> None:
         """Serve :meth:`collect_service` through ``view`` (``None``: this process's data).
 
-        :class:`~paca_otel.pipeline.multiprocess.MultiprocessMetrics` sets it, so that the
+        :class:`~paca_otel.pipeline._multiprocess.MultiprocessMetrics` sets it, so that the
         consumers that speak for the service see every worker.
         """
         self._view = view

@@ -8,7 +8,7 @@ public ``export``/``force_flush``/``shutdown``, so OTLP receives exactly the num
 
 Exports run on this thread only, never on the request path. The exporters set-up builds count
 their failed batches themselves (``paca_otel.dropped{signal="metrics", reason="export_failed"}``,
-:mod:`paca_otel.signals.dropcount`); as the data is cumulative, the next export carries the
+:mod:`paca_otel.signals._dropcount`); as the data is cumulative, the next export carries the
 totals a failed one lost. The data is cumulative, the OTLP exporters' default temporality.
 """
 

@@ -1,7 +1,7 @@
 """One worker's published collection: the multiprocess file format, written and read.
 
 Each worker of a service writes its cumulative collection to a file of its own in the shared
-``multiprocess_dir`` (:mod:`paca_otel.pipeline.multiprocess` decides when, and merges). This
+``multiprocess_dir`` (:mod:`paca_otel.pipeline._multiprocess` decides when, and merges). This
 module is only the format: a collection flattened into a *schema* (which series exist: scope,
 metric, kind, unit, bucket bounds, attribute sets) and a flat array of float64 *values* in the
 schema's order, plus the worker's RED window section (:mod:`paca_otel.pipeline._mpred`).
@@ -70,7 +70,7 @@ HISTOGRAM: Final = 3
 """An explicit-bucket histogram; values are ``count, sum, min, max, *bucket_counts``."""
 _KINDS = frozenset({COUNTER, UPDOWN, GAUGE, HISTOGRAM})
 
-# How a metric is merged across workers (see paca_otel.pipeline.multiprocess).
+# How a metric is merged across workers (see paca_otel.pipeline._multiprocess).
 SUMMED: Final = 0
 """Added up over every worker that ever published, dead ones included (counters, histograms)."""
 LIVE_SUMMED: Final = 1

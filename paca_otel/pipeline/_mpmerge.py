@@ -5,7 +5,7 @@ not. Output: the merged series (:class:`Merged`), which become either the SDK's 
 :class:`~opentelemetry.sdk.metrics.export.MetricsData` (what ``/metrics``, the alerting store
 and ``get_current_metrics()`` read) or a schema and values again (the archive of dead workers).
 The rules per category are in :mod:`paca_otel.pipeline._mpfile` and the reasons in
-:mod:`paca_otel.pipeline.multiprocess`.
+:mod:`paca_otel.pipeline._multiprocess`.
 
 Cost is one dict operation per series per worker (plus one addition per bucket for
 histograms); nothing here allocates per series beyond the merged result itself.

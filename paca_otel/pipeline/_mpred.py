@@ -1,6 +1,6 @@
 """Service-wide RED figures: each worker's window, published and merged.
 
-The RED span processor (:mod:`paca_otel.pipeline.spans`) keeps each worker's last
+The RED span processor (:mod:`paca_otel.pipeline._spans`) keeps each worker's last
 ``window`` seconds of requests. Under ``uvicorn --workers N`` every worker sees about 1/N of
 the traffic, so ``error_rate`` judged on one worker is judged on a sample. Counts add up across
 workers, and so do rates (each over its own worker's span); percentiles do not. Each worker
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from paca_otel.pipeline._mpfile import FileFormatError
-from paca_otel.pipeline.spans import REDStats, REDWindow
+from paca_otel.pipeline._spans import REDStats, REDWindow
 
 RELATIVE_ACCURACY: Final = 0.01
 """Largest relative error of a percentile read from a sketch."""

@@ -55,7 +55,7 @@ from prometheus_client.registry import Collector
 
 from paca_otel._internal import warn_once
 from paca_otel.pipeline._promtext import Part, PreparedFamily, Series, render_series
-from paca_otel.signals.labels import safe_text
+from paca_otel.signals._labels import safe_text
 
 logger = logging.getLogger("paca_otel.pipeline")
 

@@ -138,7 +138,7 @@ class ScrubbingSpanExporter(SpanExporter):
             scrubbed = self._scrub_batch(spans)
         if scrubbed is None:
             # No signal= here: the FAILURE below is what a counting exporter wrapper (see
-            # signals/dropcount.py) records as the batch's loss.
+            # signals/_dropcount.py) records as the batch's loss.
             drops.add("scrub_failed", len(spans))
             return SpanExportResult.FAILURE
         return self._exporter.export(scrubbed)

@@ -10,6 +10,6 @@
 - :mod:`~paca_otel.telemetry._reachability`: the start-up probe of the OTLP collectors and the
   filter that keeps exporter failures to one warning.
 
-:mod:`paca_otel.setup` is the public facade (``configure``, ``get_telemetry``, ``Telemetry``)
+:mod:`paca_otel._setup` is the public facade (``configure``, ``get_telemetry``, ``Telemetry``)
 that composes them.
 """

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from paca_otel.config import PacaOtelSettings, Signal
 from paca_otel.errors import ConfigError
-from paca_otel.signals.dropcount import counting_metric_exporter
+from paca_otel.signals._dropcount import counting_metric_exporter
 
 
 def _entry_point(group: str, name: str) -> Any:

@@ -3,7 +3,7 @@
 The TracerProvider gets the sampler, the RED span processor and the (scrubbed, counted)
 exporters; the MeterProvider one collection that every metric consumer reads; the
 LoggerProvider the scrubber before its exporters. None registers the SDK's own atexit hook:
-the :class:`~paca_otel.setup.Telemetry` handle shuts them down, bounded, instead.
+the :class:`~paca_otel._setup.Telemetry` handle shuts them down, bounded, instead.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from paca_otel._internal import drops
 from paca_otel.config import PacaOtelSettings
-from paca_otel.signals.dropcount import CountingLogProcessor, CountingSpanProcessor
+from paca_otel.signals._dropcount import CountingLogProcessor, CountingSpanProcessor
 from paca_otel.telemetry._exporters import (
     _entry_point,
     _log_exporters,
@@ -35,7 +35,7 @@ from paca_otel.telemetry._exporters import (
 if TYPE_CHECKING:
     from paca_otel.pipeline._collection import Collection
     from paca_otel.pipeline._export import PeriodicExport
-    from paca_otel.pipeline.pipeline import Pipeline
+    from paca_otel.pipeline._pipeline import Pipeline
     from paca_otel.privacy import Scrubber
 
 
@@ -184,6 +184,6 @@ def _set_globals(
     metrics.set_meter_provider(meter_provider)
     set_logger_provider(logger_provider)
     drops.reset()  # the self-metric's counter belonged to the previous provider
-    from paca_otel.signals.metrics import rebind_global_collectors
+    from paca_otel.signals._metrics import rebind_global_collectors
 
     rebind_global_collectors()

@@ -13,7 +13,7 @@ import time
 
 from paca_otel._internal import drops
 from paca_otel.config import PacaOtelSettings, Signal, split_endpoint
-from paca_otel.signals.redact import redactor
+from paca_otel.signals._redact import redactor
 
 logger = logging.getLogger("paca_otel")
 

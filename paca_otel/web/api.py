@@ -1,7 +1,7 @@
 """The monitoring API mounted on a FastAPI app: ``monitoring_router()``, the rule body model,
 the dashboard page and its static files, and the first API's unversioned routes.
 
-Routes read the process's live state through :func:`paca_otel.web.deps.get_monitor` at
+Routes read the process's live state through :func:`paca_otel.web._deps.get_monitor` at
 request time, so the router can be mounted before ``configure()`` runs. Core calls run in a
 worker thread to keep the event loop free.
 """
@@ -16,13 +16,13 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Response, Security
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from paca_otel._snapshot import MetricsSnapshot
 from paca_otel.errors import PacaOtelError
 from paca_otel.security import Permission
-from paca_otel.snapshot import MetricsSnapshot
-from paca_otel.web.deps import MonitorDep, permission_extra, require
-from paca_otel.web.models import ErrorReply, Health
-from paca_otel.web.routing import GuardedRoute
-from paca_otel.web.rule_payload import RulePayload
+from paca_otel.web._deps import MonitorDep, permission_extra, require
+from paca_otel.web._models import ErrorReply, Health
+from paca_otel.web._routing import GuardedRoute
+from paca_otel.web._rule_payload import RulePayload
 
 __all__ = ["monitoring_router"]
 
@@ -34,11 +34,11 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
 def monitoring_router() -> APIRouter:
     """Routes under the prefix the caller chooses (the demo uses ``/monitoring``).
 
-    ``/api/v1/...`` is the versioned API (:mod:`paca_otel.web.v1`); ``/`` the dashboard;
+    ``/api/v1/...`` is the versioned API (:mod:`paca_otel.web._v1`); ``/`` the dashboard;
     ``/health`` liveness and readiness (public by default). The unversioned routes below are
     the first API's, kept as deprecated aliases behind the same tokens and roles.
     """
-    from paca_otel.web.v1 import call_core, health_response, v1_router
+    from paca_otel.web._v1 import call_core, health_response, v1_router
 
     router = APIRouter(tags=["monitoring"], route_class=GuardedRoute)
     router.include_router(v1_router(), prefix="/api/v1")
@@ -70,15 +70,15 @@ def monitoring_router() -> APIRouter:
 
     @router.get("/rules", **legacy(Permission.READ, "legacyRules"))
     async def rules(monitor: MonitorDep) -> list[dict[str, Any]]:
-        from paca_otel.manager import rule_payload
+        from paca_otel._manager import rule_payload
 
         return [rule_payload(rule) for rule in await call_core(monitor.rules)]
 
     @router.post("/rules", status_code=201, **legacy(Permission.WRITE_RULES, "legacyAddRule"))
     async def add_rule(monitor: MonitorDep, payload: RulePayload) -> dict[str, Any]:
         """Add or replace a rule (the first API's semantics; v1 refuses an existing name)."""
-        from paca_otel.manager import rule_payload
-        from paca_otel.web.v1 import rule_body
+        from paca_otel._manager import rule_payload
+        from paca_otel.web._v1 import rule_body
 
         data = rule_body(payload)
         try:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.alerting.test_channels import Receiver
+from tests.delivery.test_channels import Receiver
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ import threading
 import time
 from typing import Any
 
-from paca_otel.manager import AlertManager
-from paca_otel.runtime import default_runtime
+from paca_otel._manager import AlertManager
+from paca_otel._runtime import default_runtime
 
 
 class Watch:

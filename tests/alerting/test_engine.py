@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from paca_otel import testing
-from paca_otel.alerting.dispatcher import Dispatcher
-from paca_otel.alerting.engine import RuleEngine
-from paca_otel.alerting.models import AlertState, Notification
-from paca_otel.alerting.outbox import Outbox
-from paca_otel.alerting.rules import Rule
-from paca_otel.alerting.state import StateStore
+from paca_otel.alerting._engine import RuleEngine
+from paca_otel.alerting._state import StateStore
+from paca_otel.delivery._dispatcher import Dispatcher
+from paca_otel.delivery._outbox import Outbox
 from paca_otel.errors import ConfigError, RuleError, StorageError
-from paca_otel.pipeline.store import Matcher, SeriesStore
+from paca_otel.pipeline._store import Matcher, SeriesStore
+from paca_otel.rules._models import AlertState, Notification
+from paca_otel.rules._rule import Rule
 from paca_otel.storage import open_database
 from tests._wait import wait_until
 

@@ -7,10 +7,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paca_otel.alerting.engine import RuleEngine
-from paca_otel.alerting.models import AlertState
-from paca_otel.alerting.rules import Rule
-from paca_otel.pipeline.store import SeriesStore
+from paca_otel.alerting._engine import RuleEngine
+from paca_otel.pipeline._store import SeriesStore
+from paca_otel.rules._models import AlertState
+from paca_otel.rules._rule import Rule
 from tests.alerting.test_engine import HOST_A, HOST_B, Clock, Sink, make_engine, make_rule
 
 STEP = 15.0

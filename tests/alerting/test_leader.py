@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 
-from paca_otel.alerting.channels import WebhookChannel
-from paca_otel.alerting.dispatcher import Dispatcher
-from paca_otel.alerting.outbox import Outbox
+from paca_otel.delivery._dispatcher import Dispatcher
+from paca_otel.delivery._outbox import Outbox
+from paca_otel.delivery.channels import WebhookChannel
 from tests._wait import wait_for, wait_until
-from tests.alerting.test_channels import Receiver
+from tests.delivery.test_channels import Receiver
 from tests.peers import ROOT
 
 INTERVAL = 1.0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from paca_otel.alerting.lease import Lease, lease_timing
+from paca_otel.alerting._lease import Lease, lease_timing
 from paca_otel.errors import ConfigError
 from paca_otel.storage import Database, open_database
 from tests._wait import wait_until
@@ -134,7 +134,7 @@ def test_timing_guarantees_failover_within_two_intervals() -> None:
 _HOLDER = textwrap.dedent(
     """
     import sys, time
-    from paca_otel.alerting.lease import Lease
+    from paca_otel.alerting._lease import Lease
     from paca_otel.storage import open_database
     lease = Lease(open_database(sys.argv[1]), ttl=3600.0)
     assert lease.acquire()

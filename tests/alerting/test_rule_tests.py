@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from paca_otel.alerting.rule_tests import expand_values, parse_series, run_rule_tests
+from paca_otel.alerting._rule_tests import expand_values, parse_series, run_rule_tests
 from paca_otel.errors import RuleError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from paca_otel.alerting.engine import RuleEngine
-from paca_otel.alerting.models import AlertState, Notification
-from paca_otel.alerting.outbox import Outbox
-from paca_otel.pipeline.store import SeriesStore
+from paca_otel.alerting._engine import RuleEngine
+from paca_otel.delivery._outbox import Outbox
+from paca_otel.pipeline._store import SeriesStore
+from paca_otel.rules._models import AlertState, Notification
 from paca_otel.storage import open_database
 from tests._wait import wait_until
 from tests.alerting.test_engine import HOST_A, Clock, FakeChannel, Sink, make_rule

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from paca_otel.alerting.silences import matcher_holds, normalise_matchers
+from paca_otel.alerting._silences import matcher_holds, normalise_matchers
 from paca_otel.errors import RuleError
-from paca_otel.pipeline.store import Matcher
+from paca_otel.pipeline._store import Matcher
 
 
 @pytest.mark.timeout(20)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import random
 from functools import lru_cache
 
-from paca_otel.alerting.models import AlertEvent, AlertState, Severity
-from paca_otel.analysis.memory_source import MemorySeriesSource
+from paca_otel.analysis._memory_source import MemorySeriesSource
+from paca_otel.rules._models import AlertEvent, AlertState, Severity
 
 DAY = 86_400
 END = 1_780_012_800.0  # a Sunday at 00:00 UTC (2026-05-29)... any fixed epoch will do

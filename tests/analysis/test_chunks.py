@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paca_otel.analysis.chunks import TS_LIMIT, ChunkError, decode_chunk, encode_chunk
+from paca_otel.analysis._chunks import TS_LIMIT, ChunkError, decode_chunk, encode_chunk
 
 BASE = 1_700_000_000_000
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from paca_otel.analysis.cli import read_series
+from paca_otel.analysis._cli import read_series
 from paca_otel.cli import main
 
 

@@ -14,10 +14,10 @@ from opentelemetry.metrics import Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from paca_otel.analysis.chunks import encode_chunk
+from paca_otel.analysis._chunks import encode_chunk
+from paca_otel.analysis._matchers import MatcherError
+from paca_otel.analysis._rollup import RangePoints
 from paca_otel.analysis.history import HistoryError, HistoryStore, default_history_path
-from paca_otel.analysis.matchers import MatcherError
-from paca_otel.analysis.rollup import RangePoints
 from paca_otel.analysis.source import LabelMatcher, RangePoint, SeriesSource
 from paca_otel.config import load_settings
 from paca_otel.errors import ConfigError

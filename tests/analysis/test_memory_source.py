@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from paca_otel.analysis.memory_source import MemorySeriesSource
+from paca_otel.analysis._memory_source import MemorySeriesSource
 from paca_otel.analysis.source import LabelMatcher, SeriesSource
 from paca_otel.errors import ConfigError
 

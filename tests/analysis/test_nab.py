@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from paca_otel.analysis.nab import (
+from paca_otel.analysis._nab import (
     LOW_FN,
     LOW_FP,
     STANDARD,

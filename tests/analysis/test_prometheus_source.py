@@ -15,7 +15,8 @@ from collections.abc import Callable
 import pytest
 from opentelemetry import metrics
 
-from paca_otel.analysis.matchers import MatcherError
+from paca_otel._setup import configure
+from paca_otel.analysis._matchers import MatcherError
 from paca_otel.analysis.prometheus_source import (
     PrometheusSource,
     PrometheusSourceError,
@@ -24,7 +25,6 @@ from paca_otel.analysis.prometheus_source import (
     unit_suffix,
 )
 from paca_otel.analysis.source import LabelMatcher, RangeSeries, SeriesSource
-from paca_otel.setup import configure
 from tests.integration.conftest import (
     PrometheusServer,
     prometheus_server,  # noqa: F401  # the fixture, by name

@@ -6,7 +6,7 @@ from opentelemetry.metrics import Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from paca_otel.analysis.recording import CollectionRecorder
+from paca_otel.analysis._recording import CollectionRecorder
 
 
 def _by_name(samples: list[tuple[str, dict[str, str], float, float]]) -> dict[str, float]:

@@ -6,11 +6,11 @@ import math
 
 import pytest
 
-from paca_otel.analysis.memory_source import MemorySeriesSource
-from paca_otel.analysis.red import Period
+from paca_otel.analysis._memory_source import MemorySeriesSource
+from paca_otel.analysis._red import Period
+from paca_otel.analysis._report_model import Report, Suggestion
+from paca_otel.analysis._report_steps import nice_step
 from paca_otel.analysis.report import generate_report
-from paca_otel.analysis.report_model import Report, Suggestion
-from paca_otel.analysis.report_steps import nice_step
 from paca_otel.analysis.slo import SLO
 from paca_otel.analysis.suggestions import RULES
 from paca_otel.errors import ConfigError

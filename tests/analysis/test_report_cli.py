@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from paca_otel.analysis.report_cli import load_prometheus_source, parse_slo, write_report
+from paca_otel.analysis._report_cli import load_prometheus_source, parse_slo, write_report
 from paca_otel.cli import main
 from paca_otel.errors import ConfigError, RuleError
 from tests.analysis import scenario

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from paca_otel.analysis._report_html import svg_chart
+from paca_otel.analysis._report_model import Chart, Report
 from paca_otel.analysis.report import generate_report
-from paca_otel.analysis.report_html import svg_chart
-from paca_otel.analysis.report_model import Chart, Report
 from paca_otel.analysis.report_render import format_value, render
 from paca_otel.errors import ConfigError
 from tests.analysis import scenario

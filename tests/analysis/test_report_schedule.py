@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from paca_otel import MetricsCollector, MonitoringManager
-from paca_otel.alerting.outbox import Outbox
-from paca_otel.analysis.memory_source import MemorySeriesSource
+from paca_otel.analysis._memory_source import MemorySeriesSource
+from paca_otel.analysis._report_schedule import REPORT_RULE, ReportScheduler
 from paca_otel.analysis.report import generate_report
-from paca_otel.analysis.report_schedule import REPORT_RULE, ReportScheduler
+from paca_otel.delivery._outbox import Outbox
 from paca_otel.errors import ConfigError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from paca_otel.analysis.rollup import RangePoints, merge, rollup
+from paca_otel.analysis._rollup import RangePoints, merge, rollup
 from paca_otel.analysis.source import RangePoint
 
 

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from paca_otel.analysis.memory_source import MemorySeriesSource
-from paca_otel.analysis.red import Period, RouteStats, read_red
+from paca_otel.analysis._memory_source import MemorySeriesSource
+from paca_otel.analysis._red import Period, RouteStats, read_red
 from paca_otel.analysis.routes import (
     error_hotspots,
     latency_regressions,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from paca_otel.analysis.memory_source import MemorySeriesSource
-from paca_otel.analysis.red import Period
+from paca_otel.analysis._memory_source import MemorySeriesSource
+from paca_otel.analysis._red import Period
 from paca_otel.analysis.slo import SLO, slo_status
 from paca_otel.errors import ConfigError
 

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from paca_otel.alerting.engine import RuleEngine
-from paca_otel.alerting.models import Notification
-from paca_otel.alerting.promql import export_prometheus
-from paca_otel.alerting.rules import Rule, load_rules
+from paca_otel.alerting._engine import RuleEngine
+from paca_otel.analysis._slo_rules import PRESETS, burn_rate_rules, required_window, rules_yaml
 from paca_otel.analysis.slo import SLO
-from paca_otel.analysis.slo_rules import PRESETS, burn_rate_rules, required_window, rules_yaml
 from paca_otel.cli import main
 from paca_otel.errors import ConfigError
-from paca_otel.pipeline.store import SeriesStore
+from paca_otel.pipeline._store import SeriesStore
+from paca_otel.rules._models import Notification
+from paca_otel.rules._promql import export_prometheus
+from paca_otel.rules._rule import Rule, load_rules
 from tests.peers import require_binary
 
 STEP = 300.0  # collection and evaluation every 5 minutes: 3 days stay cheap to simulate

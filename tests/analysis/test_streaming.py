@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from paca_otel.analysis.streaming import (
+from paca_otel.analysis._streaming import (
     AnomalyLikelihood,
     RangeNovelty,
     RollingRobust,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from paca_otel.analysis.red import RouteStats
-from paca_otel.analysis.report_model import AlertEntry, ForecastEntry, TrendEntry
+from paca_otel.analysis._red import RouteStats
+from paca_otel.analysis._report_model import AlertEntry, ForecastEntry, TrendEntry
 from paca_otel.analysis.suggestions import Observations, Thresholds, format_eta, suggest
 
 START, END = 0.0, 86_400.0

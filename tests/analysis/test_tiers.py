@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from paca_otel.analysis.tiers import DEFAULT_TIERS, choose_tier, parse_tiers
+from paca_otel.analysis._tiers import DEFAULT_TIERS, choose_tier, parse_tiers
 from paca_otel.errors import ConfigError
 
 HOUR = 3_600_000

@@ -15,8 +15,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from paca_otel._setup import configure
 from paca_otel.security import generate_token, hash_token
-from paca_otel.setup import configure
 from tests.integration.conftest import PrometheusServer
 from tests.peers import free_port
 

@@ -12,8 +12,8 @@ import logging
 
 import pytest
 
-from paca_otel.setup import Telemetry, configure
-from paca_otel.signals.metrics import MetricsCollector
+from paca_otel._setup import Telemetry, configure
+from paca_otel.signals._metrics import MetricsCollector
 from tests.integration.conftest import RotelCollector, port_open, wait_until
 from tests.integration.otlp_receiver import OtlpReceiver
 from tests.peers import free_port

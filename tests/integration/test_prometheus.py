@@ -19,10 +19,10 @@ import httpx
 import pytest
 from fastapi import FastAPI, HTTPException
 
-from paca_otel.alerting.expr import parse
-from paca_otel.alerting.promql import to_promql
-from paca_otel.setup import configure
-from paca_otel.signals.metrics import MetricsCollector
+from paca_otel._setup import configure
+from paca_otel.rules._expr import parse
+from paca_otel.rules._promql import to_promql
+from paca_otel.signals._metrics import MetricsCollector
 from tests.integration.conftest import PrometheusServer, wait_until
 from tests.peers import free_port
 

@@ -15,8 +15,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from paca_otel.setup import configure
-from paca_otel.signals.metrics import MetricsCollector
+from paca_otel._setup import configure
+from paca_otel.signals._metrics import MetricsCollector
 from tests.peers import free_port, require_binary
 
 pytestmark = [pytest.mark.peer("prometheus"), pytest.mark.timeout(30)]

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.alerting.test_channels import Receiver
+from tests.delivery.test_channels import Receiver
 from tests.peers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,9 +20,9 @@ import pytest
 from fastapi import FastAPI
 
 from paca_otel import AlertManager, MonitoringManager, configure
+from paca_otel._runtime import default_runtime
 from paca_otel.errors import PacaOtelError, StorageError
-from paca_otel.runtime import default_runtime
-from paca_otel.signals.system_source import MemoryStats, StaticSource
+from paca_otel.signals._system_source import MemoryStats, StaticSource
 from tests._wait import async_wait_until
 from tests.peers import ROOT, free_port
 from tests.storage.faults import FAULTS, broken_state_file
@@ -172,7 +172,7 @@ async def test_start_monitoring_opens_the_state_file_off_the_event_loop(
     """start_monitoring() opens SQLite in a worker thread: a busy file cannot stall the loop."""
     import threading
 
-    from paca_otel import runtime as runtime_mod
+    from paca_otel import _runtime as runtime_mod
 
     loop_thread = threading.current_thread()
     opened_on: list[threading.Thread] = []

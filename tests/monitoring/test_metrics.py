@@ -8,8 +8,8 @@ import time
 import pytest
 
 from paca_otel import MetricsCollector, MetricsSnapshot, MonitoringManager
-from paca_otel.pipeline.aliases import ALIASES
-from paca_otel.signals.system_source import MemoryStats, StaticSource
+from paca_otel.pipeline._aliases import ALIASES
+from paca_otel.signals._system_source import MemoryStats, StaticSource
 
 
 async def test_seed_usage_start_record_read_stop() -> None:
@@ -176,7 +176,7 @@ async def test_str_is_a_short_summary_and_repr_stays_complete() -> None:
 async def test_first_cpu_usage_after_start_is_a_measurement() -> None:
     """The first cpu_usage right after start is measured over the CPU window, not since boot."""
     from paca_otel import configure
-    from paca_otel.signals.system_source import StaticSource as Source
+    from paca_otel.signals._system_source import StaticSource as Source
 
     born = time.monotonic()
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from paca_otel.pipeline.aliases import ALIASES, red_labels, write_red, write_system
-from paca_otel.pipeline.spans import REDStats
-from paca_otel.pipeline.store import Matcher, SeriesStore, labels_of
-from paca_otel.signals.system_aliases import cpu_percent, disk_percent, memory_percent
+from paca_otel.pipeline._aliases import ALIASES, red_labels, write_red, write_system
+from paca_otel.pipeline._spans import REDStats
+from paca_otel.pipeline._store import Matcher, SeriesStore, labels_of
+from paca_otel.signals._system_aliases import cpu_percent, disk_percent, memory_percent
 
 
 def test_aliases_table_lists_every_alias() -> None:

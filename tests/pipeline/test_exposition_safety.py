@@ -9,7 +9,7 @@ from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry, generate_latest
 
-from paca_otel.demo import create_app
+from paca_otel._demo import create_app
 from paca_otel.pipeline._collection import Collection
 from paca_otel.pipeline._prometheus import CollectionCollector, exposition_name
 

@@ -17,7 +17,7 @@ from paca_otel.pipeline._mpred import (
     section_of,
     sketch_of,
 )
-from paca_otel.pipeline.spans import REDSpanProcessor, REDWindow, percentile
+from paca_otel.pipeline._spans import REDSpanProcessor, REDWindow, percentile
 from tests.pipeline.test_spans import FakeClock, request
 
 

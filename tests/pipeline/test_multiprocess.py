@@ -23,10 +23,10 @@ from prometheus_client.parser import text_string_to_metric_families
 import paca_otel
 from paca_otel.pipeline._mpfile import decode
 from paca_otel.pipeline._mpred import RELATIVE_ACCURACY
+from paca_otel.pipeline._multiprocess import ARCHIVE, MultiprocessMetrics
+from paca_otel.pipeline._pipeline import Pipeline
 from paca_otel.pipeline._prometheus import CollectionCollector
-from paca_otel.pipeline.multiprocess import ARCHIVE, MultiprocessMetrics
-from paca_otel.pipeline.pipeline import Pipeline
-from paca_otel.pipeline.spans import percentile
+from paca_otel.pipeline._spans import percentile
 from tests._wait import wait_for
 from tests.peers import free_port
 

@@ -11,11 +11,11 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
-from paca_otel.alerting.engine import RuleEngine
-from paca_otel.alerting.outbox import Outbox
-from paca_otel.alerting.rules import Rule
-from paca_otel.pipeline.pipeline import Pipeline
-from paca_otel.pipeline.store import Matcher, SeriesStore
+from paca_otel.alerting._engine import RuleEngine
+from paca_otel.delivery._outbox import Outbox
+from paca_otel.pipeline._pipeline import Pipeline
+from paca_otel.pipeline._store import Matcher, SeriesStore
+from paca_otel.rules._rule import Rule
 
 
 class FakeClock:
@@ -128,7 +128,7 @@ def test_collect_without_providers_is_harmless() -> None:
 
 def test_real_system_gauges_feed_the_aliases() -> None:
     """With paca-otel's psutil gauges on the provider, cpu/memory/disk aliases are percents."""
-    system = pytest.importorskip("paca_otel.signals.system")
+    system = pytest.importorskip("paca_otel.signals._system")
     pipeline = Pipeline()
     meters = MeterProvider(metric_readers=[pipeline.reader])
     try:
@@ -149,7 +149,7 @@ def test_span_buffer_drains_without_alerting() -> None:
     """A configured process empties the RED span buffer on its own, alerting or not."""
     import time as _time
 
-    from paca_otel.setup import configure
+    from paca_otel._setup import configure
 
     telemetry = configure(set_global=False, system_metrics=False, metrics_exporter="none")
     try:

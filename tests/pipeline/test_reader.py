@@ -10,8 +10,8 @@ from opentelemetry.sdk.metrics import Histogram, MeterProvider
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 
 from paca_otel.pipeline._collection import Collection
-from paca_otel.pipeline.reader import StoreWriter, bucket_quantile
-from paca_otel.pipeline.store import Matcher, SeriesStore, labels_of
+from paca_otel.pipeline._reader import StoreWriter, bucket_quantile
+from paca_otel.pipeline._store import Matcher, SeriesStore, labels_of
 
 
 class StoreMetricReader(Collection):

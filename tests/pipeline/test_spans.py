@@ -10,7 +10,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from paca_otel._internal import drops
 from paca_otel.errors import ConfigError
-from paca_otel.pipeline.spans import OVERFLOW_ROUTE, REDSpanProcessor, REDStats, percentile
+from paca_otel.pipeline._spans import OVERFLOW_ROUTE, REDSpanProcessor, REDStats, percentile
 
 MS = 1_000_000  # nanoseconds
 
@@ -252,6 +252,6 @@ def test_routes_and_methods_become_safe_label_values(
 
 def test_route_limit_defaults_to_the_process_setting(clock: FakeClock) -> None:
     """Without an explicit limit the processor takes label_value_max_length at construction."""
-    from paca_otel.signals.labels import DEFAULT_LABEL_VALUE_MAX_LENGTH
+    from paca_otel.signals._labels import DEFAULT_LABEL_VALUE_MAX_LENGTH
 
     assert REDSpanProcessor(clock=clock).label_value_max_length == DEFAULT_LABEL_VALUE_MAX_LENGTH

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from paca_otel.errors import ConfigError, RuleError
-from paca_otel.pipeline.store import Matcher, SeriesStore, label_value, labels_of
+from paca_otel.pipeline._store import Matcher, SeriesStore, label_value, labels_of
 
 GET = labels_of({"route": "/a", "method": "GET"})
 POST = labels_of({"route": "/a", "method": "POST"})

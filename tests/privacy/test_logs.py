@@ -13,7 +13,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 
 from paca_otel.privacy import REDACTED, Scrubber, ScrubbingLogFilter, ScrubbingLogRecordProcessor
-from paca_otel.signals.logs import JsonFormatter, OTelBridgeHandler
+from paca_otel.signals._logs import JsonFormatter, OTelBridgeHandler
 
 SECRET = "hunter2-s3cr3t-VALUE"
 

@@ -71,8 +71,8 @@ def test_scrubbing_can_be_turned_off() -> None:
 
 def test_notification_payloads_are_scrubbed_before_they_are_stored() -> None:
     """An annotation holding a secret is scrubbed in the outbox, so no channel sends it."""
-    from paca_otel.alerting.models import AlertEvent, AlertState, Notification, Severity
-    from paca_otel.runtime import default_runtime
+    from paca_otel._runtime import default_runtime
+    from paca_otel.rules._models import AlertEvent, AlertState, Notification, Severity
 
     runtime = default_runtime().alerting()
     event = AlertEvent(

@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from paca_otel import _internal
-from paca_otel.signals.dropcount import CountingSpanProcessor
+from paca_otel.signals._dropcount import CountingSpanProcessor
 from tests.integration.conftest import wait_until
 
 
@@ -101,7 +101,7 @@ def test_failed_metric_exports_are_counted() -> None:
         PeriodicExportingMetricReader,
     )
 
-    from paca_otel.signals.dropcount import counting_metric_exporter
+    from paca_otel.signals._dropcount import counting_metric_exporter
 
     class Failing(MetricExporter):
         def export(

@@ -329,7 +329,7 @@ async def test_exclude_list_from_environment(
 
 async def test_excluded_requests_stay_out_of_red_figures() -> None:
     """The RED span processor (request rate, errors) never sees excluded requests."""
-    from paca_otel.pipeline.spans import REDSpanProcessor
+    from paca_otel.pipeline._spans import REDSpanProcessor
 
     red = REDSpanProcessor(window=60.0)
     tracer_provider = TracerProvider()

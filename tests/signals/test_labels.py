@@ -1,4 +1,4 @@
-"""Tests for paca_otel.signals.labels: the label rules, the cache and its bounds."""
+"""Tests for paca_otel.signals._labels: the label rules, the cache and its bounds."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 
 from paca_otel import _internal
 from paca_otel.errors import ConfigError
-from paca_otel.signals import labels as labels_mod
-from paca_otel.signals.labels import (
+from paca_otel.signals import _labels as labels_mod
+from paca_otel.signals._labels import (
     DEFAULT_LABEL_VALUE_MAX_LENGTH,
     KEY_MAX_LENGTH,
     LabelCleaner,

@@ -1,4 +1,4 @@
-"""Tests for paca_otel.signals.logs: JSON lines and the OTel log bridge (in-memory exporter)."""
+"""Tests for paca_otel.signals._logs: JSON lines and the OTel log bridge (in-memory exporter)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 
-from paca_otel.signals.logs import (
+from paca_otel.signals._logs import (
     JsonFormatter,
     LoggingHandles,
     OTelBridgeHandler,

@@ -1,4 +1,4 @@
-"""Tests for paca_otel.signals.metrics: MetricsCollector on a private SDK MeterProvider."""
+"""Tests for paca_otel.signals._metrics: MetricsCollector on a private SDK MeterProvider."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from paca_otel import _internal
 from paca_otel.errors import InstrumentKindConflictError, InvalidMetricNameError, MetricError
-from paca_otel.signals import metrics as metrics_mod
-from paca_otel.signals.labels import cache_key
-from paca_otel.signals.metrics import SECONDS_BUCKETS, MetricKind, MetricsCollector
+from paca_otel.signals import _metrics as metrics_mod
+from paca_otel.signals._labels import cache_key
+from paca_otel.signals._metrics import SECONDS_BUCKETS, MetricKind, MetricsCollector
 
 LABELS: dict[str, str | int] = {"route": "/items", "status": 200}
 
@@ -487,7 +487,7 @@ def test_label_limit_is_a_constructor_argument(provider: MeterProvider, reader: 
 
 def test_label_limit_follows_configure() -> None:
     """A collector on the global provider takes ``label_value_max_length`` from configure()."""
-    from paca_otel.setup import configure
+    from paca_otel._setup import configure
 
     collector = MetricsCollector()
     memory = InMemoryMetricReader()
@@ -539,7 +539,7 @@ async def test_surrogate_label_keeps_metrics_endpoints_serving() -> None:
     """With a lone surrogate in a label, /metrics and /monitoring/metrics answer 200."""
     import httpx
 
-    from paca_otel.demo import create_app
+    from paca_otel._demo import create_app
     from paca_otel.security import generate_token
 
     token = generate_token()  # the monitoring API needs one since issue 8

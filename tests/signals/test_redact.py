@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from paca_otel.config import load_settings
-from paca_otel.signals.redact import Redactor, redactor
+from paca_otel.signals._redact import Redactor, redactor
 
 
 def test_userinfo_and_query_are_redacted() -> None:

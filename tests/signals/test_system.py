@@ -1,4 +1,4 @@
-"""Tests for the system, process and container gauges (paca_otel.signals.system)."""
+"""Tests for the system, process and container gauges (paca_otel.signals._system)."""
 
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ from opentelemetry.sdk.metrics.export import (
 
 from paca_otel._internal import reset_warnings
 from paca_otel.errors import ConfigError
-from paca_otel.signals.cgroup import CgroupV2
-from paca_otel.signals.system import CPU_WINDOW, SystemMetrics
-from paca_otel.signals.system_aliases import seed_aliases
-from paca_otel.signals.system_source import (
+from paca_otel.signals._cgroup import CgroupV2
+from paca_otel.signals._system import CPU_WINDOW, SystemMetrics
+from paca_otel.signals._system_aliases import seed_aliases
+from paca_otel.signals._system_source import (
     FilesystemUsage,
     MemoryStats,
     ProcessStats,
@@ -491,8 +491,8 @@ _FORK_CHILD = """
 import os
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from paca_otel.signals.system import CPU_WINDOW, SystemMetrics
-from paca_otel.signals.system_source import PsutilSource
+from paca_otel.signals._system import CPU_WINDOW, SystemMetrics
+from paca_otel.signals._system_source import PsutilSource
 
 reader = InMemoryMetricReader()
 metrics = SystemMetrics(MeterProvider(metric_readers=[reader], shutdown_on_exit=False),
@@ -761,7 +761,7 @@ def test_psutil_source_leaves_out_loop_ram_and_partition_devices() -> None:
 
     import psutil
 
-    from paca_otel.signals.system_source import DEFAULT_DISK_EXCLUDE, PsutilSource
+    from paca_otel.signals._system_source import DEFAULT_DISK_EXCLUDE, PsutilSource
 
     every = set(psutil.disk_io_counters(perdisk=True) or {})
     kept = set(PsutilSource().disk_io())

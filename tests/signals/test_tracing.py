@@ -1,4 +1,4 @@
-"""Tests for paca_otel.signals.tracing: @traced and span() on a private TracerProvider."""
+"""Tests for paca_otel.signals._tracing: @traced and span() on a private TracerProvider."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode, Tracer
 
-from paca_otel.signals import tracing
-from paca_otel.signals.tracing import get_tracer, span, traced
+from paca_otel.signals import _tracing as tracing
+from paca_otel.signals._tracing import get_tracer, span, traced
 
 
 @pytest.fixture

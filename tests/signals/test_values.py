@@ -1,4 +1,4 @@
-"""Tests for paca_otel.signals.values: which values an instrument takes, and why not."""
+"""Tests for paca_otel.signals._values: which values an instrument takes, and why not."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fractions import Fraction
 
 import pytest
 
-from paca_otel.signals.values import INT_MAX, INT_MIN, number, rejection
+from paca_otel.signals._values import INT_MAX, INT_MIN, number, rejection
 
 
 class Size(IntEnum):

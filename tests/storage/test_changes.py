@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from paca_otel.storage import open_database
-from paca_otel.storage.changes import ChangeWatch, bump, prepare
+from paca_otel.storage._changes import ChangeWatch, bump, prepare
 
 
 def test_a_watch_reports_each_bumped_topic_once(tmp_path: Path) -> None:

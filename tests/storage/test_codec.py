@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from paca_otel.alerting.engine import RuleEngine
-from paca_otel.alerting.outbox import Outbox
-from paca_otel.alerting.rules import Rule
+from paca_otel.alerting._engine import RuleEngine
 from paca_otel.config import PacaOtelSettings
+from paca_otel.delivery._outbox import Outbox
 from paca_otel.errors import ConfigError, StorageError
-from paca_otel.pipeline.store import SeriesStore
+from paca_otel.pipeline._store import SeriesStore
+from paca_otel.rules._rule import Rule
 from paca_otel.storage import Codec, open_database
 
 KEY = base64.urlsafe_b64encode(os.urandom(32)).decode()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from paca_otel.alerting.outbox import Outbox
-from paca_otel.alerting.state import StateStore
+from paca_otel.alerting._state import StateStore
+from paca_otel.delivery._outbox import Outbox
 from paca_otel.errors import ConfigError, StorageError
 from paca_otel.storage import Database, open_database
 from tests.peers import ROOT
@@ -152,8 +152,8 @@ def test_three_processes_open_one_new_file_at_once(tmp_path: Path) -> None:
     path = tmp_path / "workers.sqlite3"
     code = (
         "import sys\n"
-        "from paca_otel.alerting.outbox import Outbox\n"
-        "from paca_otel.alerting.state import StateStore\n"
+        "from paca_otel.delivery._outbox import Outbox\n"
+        "from paca_otel.alerting._state import StateStore\n"
         "sys.stdin.readline()\n"  # start together
         "state = StateStore(sys.argv[1]); outbox = Outbox(sys.argv[1])\n"
         "state.close(); outbox.close(); print('ok')\n"

@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from paca_otel.demo import create_app
+from paca_otel._demo import create_app
 from paca_otel.security import Role, generate_token, hash_token
 from tests.peers import free_port
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from paca_otel.demo import create_app
+from paca_otel._demo import create_app
 from paca_otel.security import generate_token
 
 _TOKEN = generate_token()
@@ -90,7 +90,7 @@ async def test_rules_and_alerts_round_trip(client: httpx.AsyncClient) -> None:
 
 async def test_current_metrics_have_every_documented_alias(client: httpx.AsyncClient) -> None:
     """/monitoring/metrics carries each alias of the README's table, request ones included."""
-    from paca_otel.pipeline.aliases import ALIASES
+    from paca_otel.pipeline._aliases import ALIASES
 
     await client.get("/api/orders/1")
     snapshot = (await client.get("/monitoring/metrics")).json()

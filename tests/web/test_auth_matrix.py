@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from paca_otel.security import MINIMUM_ROLE, Permission, Role
-from paca_otel.web.routing import UNAUDITED
+from paca_otel.web._routing import UNAUDITED
 from tests.web.conftest import Served
 
 _PREFIX = "/monitoring"

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import uvicorn
 
-from paca_otel.demo import create_app
+from paca_otel._demo import create_app
 from paca_otel.security import generate_token
 from tests.peers import ROOT, free_port, require_binary
 

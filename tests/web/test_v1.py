@@ -250,7 +250,7 @@ def test_legacy_routes_need_a_token_too(served: Served) -> None:
 
 def test_event_stream_sends_samples_and_ends_on_disconnect(served: Served) -> None:
     """/events streams a sample with aliases and alerts; closing it frees its slot."""
-    from paca_otel.web.events import FEED
+    from paca_otel.web._events import FEED
 
     with (
         httpx.Client(base_url=served.url, headers=served.auth(Role.VIEWER), timeout=10) as http,
@@ -279,7 +279,7 @@ def test_openapi_names_every_operation_and_the_security_schemes(served: Served) 
 
 def test_api_output_scrubs_secret_labels(client: httpx.Client) -> None:
     """A metric label named api_key, or holding a bearer credential, never reaches a client."""
-    from paca_otel.signals.metrics import MetricsCollector
+    from paca_otel.signals._metrics import MetricsCollector
 
     secret = "sk_live_4242424242424242abcdef"
     MetricsCollector().set_gauge(
@@ -293,7 +293,7 @@ def test_api_output_scrubs_secret_labels(client: httpx.Client) -> None:
 def test_audit_store_keeps_retention_and_a_row_cap() -> None:
     """Rows older than the retention or past max_rows go; a secret in a target is scrubbed."""
     from paca_otel.security import AuditRecord
-    from paca_otel.web.audit import AuditLog, AuditQuery
+    from paca_otel.web._audit import AuditLog, AuditQuery
 
     log = AuditLog(None, retention=3600, max_rows=3, prune_every=0)
     try:
@@ -325,7 +325,7 @@ async def test_readiness_probe_is_a_503_until_ready() -> None:
 
 async def test_serve_app_turns_cors_on_only_for_listed_origins() -> None:
     """create_monitoring_app(cors_origins=...) answers a preflight from a listed origin only."""
-    from paca_otel.web.app import create_monitoring_app
+    from paca_otel.web._app import create_monitoring_app
 
     app = create_monitoring_app(cors_origins="https://ops.example", metrics_exporter="none")
     preflight = {"Access-Control-Request-Method": "GET"}

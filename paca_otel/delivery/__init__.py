@@ -1,0 +1,1 @@
+"""Notifications out: grouping, the durable outbox, the dispatcher, claims, channels."""

@@ -1,0 +1,1 @@
+"""Alert rules: expressions, their evaluation, the Rule model and its YAML, PromQL export."""
