@@ -16,7 +16,7 @@ does not work there:
   before it (the parent reconnects on its next statement), so the child inherits none.
 
 **Decision: rebuild the handle in place, from the same settings, in an**
-``os.register_at_fork(after_in_child=...)`` **hook** (:func:`rebuild`, called by
+``os.register_at_fork(after_in_child=...)`` **hook** (``Telemetry.rebuild_after_fork``, called by
 :mod:`paca_otel._setup`). *In place*: the :class:`~paca_otel._setup.Telemetry` object that user
 code and ``MonitoringManager`` hold stays the same; its providers, pipeline, exporters, threads
 and Prometheus registry are new. The middleware is installed again on every instrumented app
@@ -65,27 +65,24 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from prometheus_client import CollectorRegistry
 
-from paca_otel._internal import handle_internal_errors
 from paca_otel.config import PacaOtelSettings
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
-    from paca_otel.signals._logs import LoggingHandles
-    from paca_otel.signals._system import SystemMetrics
     from paca_otel.signals._system_source import SystemSource
 
 logger = logging.getLogger("paca_otel")
 
 #: Fields of the handle the rebuild keeps rather than taking from the new build.
-_KEPT = frozenset({"settings", "_apps", "_origin", "_fork_hooks"})
+KEPT = frozenset({"settings", "_apps", "_origin", "_fork_hooks"})
 
 
 class Origin(NamedTuple):
@@ -96,77 +93,30 @@ class Origin(NamedTuple):
     set_global: bool = True
 
 
-class Handle(Protocol):
-    """What the rebuild reads and replaces of a :class:`~paca_otel._setup.Telemetry` handle.
-
-    A protocol rather than an import of ``setup``, which calls :func:`rebuild` (no cycle).
-    """
-
-    settings: PacaOtelSettings
-    tracer_provider: TracerProvider
-    meter_provider: MeterProvider
-    prometheus_registry: CollectorRegistry | None
-    system: SystemMetrics | None
-    logging_handles: LoggingHandles | None
-    _prometheus_server: tuple[WSGIServer, threading.Thread] | None
-    _apps: list[Any]
-    _origin: Origin
-    _fork_hooks: dict[str, Callable[[Any], object]]
-
-
-H = TypeVar("H", bound=Handle)
-
-
-def rebuild(handle: H, build: Callable[[H], H]) -> None:
-    """Give ``handle`` new providers, pipeline, exporters, threads and servers in this child.
-
-    Args:
-        handle: A live handle inherited across ``fork()``.
-        build: Builds the parts from the handle's settings and origin without serving
-            anything or registering an exit hook (``setup._rebuild_parts``).
-    """
-    inherited_server = handle._prometheus_server
-    had_system = handle.system is not None
-    if handle.logging_handles is not None:  # its handlers feed the parent's logger provider
-        handle.logging_handles.uninstall()
-    fresh = build(handle)
-    for name, value in vars(fresh).items():  # a dataclass's fields, new ones of every part
-        if name not in _KEPT:
-            setattr(handle, name, value)
-    if had_system and handle.system is None and not handle.settings.sdk_disabled:
-        # MonitoringManager.start_monitoring() added the gauges to a handle without them.
-        from paca_otel.signals._system import SystemMetrics
-
-        handle.system = SystemMetrics(handle.meter_provider)
-    _reinstrument(handle)
-    if inherited_server is not None:
-        _take_over_port(handle, inherited_server)
-    for name, hook in list(handle._fork_hooks.items()):
-        with handle_internal_errors(f"fork_hook.{name}", logger):
-            hook(handle)
-
-
-def _reinstrument(handle: Handle) -> None:
+def reinstrument(
+    apps: Iterable[Any], tracer_provider: TracerProvider, meter_provider: MeterProvider
+) -> None:
     """Point the middleware of every instrumented app at the handle's new providers."""
     from paca_otel.signals.http_server import instrument_fastapi
 
-    for app in handle._apps:
-        instrument_fastapi(
-            app, tracer_provider=handle.tracer_provider, meter_provider=handle.meter_provider
-        )
+    for app in apps:
+        instrument_fastapi(app, tracer_provider=tracer_provider, meter_provider=meter_provider)
 
 
-def _take_over_port(handle: Handle, inherited: tuple[WSGIServer, threading.Thread]) -> None:
+def take_over_port(
+    settings: PacaOtelSettings,
+    registry: CollectorRegistry | None,
+    inherited: tuple[WSGIServer, threading.Thread],
+) -> tuple[WSGIServer, threading.Thread] | None:
     """Serve the standalone Prometheus port here only if the parent no longer holds it."""
     from paca_otel.telemetry._scrape import _serve_prometheus
 
     server, _thread = inherited
     server.server_close()  # this process's copy of the listening socket; the parent's stays open
-    settings, registry = handle.settings, handle.prometheus_registry
     if registry is None:
-        return
+        return None
     try:
-        handle._prometheus_server = _serve_prometheus(settings, registry)
+        return _serve_prometheus(settings, registry)
     except OSError:
         logger.info(
             "paca-otel: pid %d leaves the Prometheus port %s:%s to its parent (pid %d), which "
@@ -176,3 +126,4 @@ def _take_over_port(handle: Handle, inherited: tuple[WSGIServer, threading.Threa
             settings.prometheus_port,
             os.getppid(),
         )
+        return None

@@ -138,6 +138,35 @@ class Telemetry:
         """
         self._fork_hooks[name] = hook
 
+    def rebuild_after_fork(self, build: Callable[[Telemetry], Telemetry]) -> None:
+        """Take new providers, pipeline, exporters, threads and servers in a forked child.
+
+        ``build`` makes the parts from this handle's settings and origin without serving
+        anything; the handle itself (what user code holds) stays. See :mod:`paca_otel._prefork`.
+        """
+        inherited_server = self._prometheus_server
+        had_system = self.system is not None
+        if self.logging_handles is not None:  # its handlers feed the parent's logger provider
+            self.logging_handles.uninstall()
+        fresh = build(self)
+        for name, value in vars(fresh).items():  # a dataclass's fields, new ones of every part
+            if name not in _prefork.KEPT:
+                setattr(self, name, value)
+        if had_system and self.system is None and not self.settings.sdk_disabled:
+            # MonitoringManager.start_monitoring() added the gauges to a handle without them.
+            from paca_otel.signals._system import SystemMetrics
+
+            self.system = SystemMetrics(self.meter_provider)
+        _prefork.reinstrument(self._apps, self.tracer_provider, self.meter_provider)
+        if inherited_server is not None:
+            registry = self.prometheus_registry
+            self._prometheus_server = _prefork.take_over_port(
+                self.settings, registry, inherited_server
+            )
+        for name, hook in list(self._fork_hooks.items()):
+            with handle_internal_errors(f"fork_hook.{name}", logger):
+                hook(self)
+
     def force_flush(self, timeout_millis: int = 5_000) -> bool:
         """Export what is buffered now; False if some provider did not finish in time.
 
@@ -356,7 +385,7 @@ def _after_fork_in_child() -> None:
         if handle.is_shutdown:
             continue
         with handle_internal_errors("fork_rebuild", logger):
-            _prefork.rebuild(handle, _rebuild_parts)
+            handle.rebuild_after_fork(_rebuild_parts)
             if handle.runtime is default:
                 _workers.announce(handle.settings)
 

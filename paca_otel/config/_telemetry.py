@@ -28,7 +28,7 @@ _SIGNAL_EXPORTERS: dict[str, frozenset[str]] = {
     "metrics": frozenset({"otlp", "prometheus", "console", "none"}),
     "logs": frozenset({"otlp", "console", "none"}),
 }
-_SAMPLERS = frozenset(
+BUILTIN_SAMPLERS = frozenset(
     {
         "always_on",
         "always_off",
@@ -410,4 +410,4 @@ def allowed_exporters(signal: str) -> tuple[str, ...]:
 
 def allowed_samplers() -> tuple[str, ...]:
     """Sampler names: the spec's built-ins plus ``opentelemetry_traces_sampler`` entry points."""
-    return tuple(sorted(_SAMPLERS | _entry_point_names("opentelemetry_traces_sampler")))
+    return tuple(sorted(BUILTIN_SAMPLERS | _entry_point_names("opentelemetry_traces_sampler")))

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from paca_otel._internal import drops
 from paca_otel.config import PacaOtelSettings
+from paca_otel.config._telemetry import BUILTIN_SAMPLERS
 from paca_otel.signals._dropcount import CountingLogProcessor, CountingSpanProcessor
 from paca_otel.telemetry._exporters import (
     _entry_point,
@@ -139,7 +140,7 @@ def _metric_consumers(
 def _sampler(settings: PacaOtelSettings) -> sampling.Sampler:
     ratio = 1.0 if settings.traces_sampler_arg is None else settings.traces_sampler_arg
     name = settings.traces_sampler
-    if name not in _BUILTIN_SAMPLERS:
+    if name not in BUILTIN_SAMPLERS:
         # The SDK's convention for plug-in samplers: the factory gets the argument (or None).
         factory = _entry_point("opentelemetry_traces_sampler", name)
         arg = None if settings.traces_sampler_arg is None else str(settings.traces_sampler_arg)
@@ -153,18 +154,6 @@ def _sampler(settings: PacaOtelSettings) -> sampling.Sampler:
     else:
         root = sampling.ALWAYS_ON
     return sampling.ParentBased(root) if name.startswith("parentbased_") else root
-
-
-_BUILTIN_SAMPLERS = frozenset(
-    {
-        "always_on",
-        "always_off",
-        "traceidratio",
-        "parentbased_always_on",
-        "parentbased_always_off",
-        "parentbased_traceidratio",
-    }
-)
 
 
 def _set_globals(
