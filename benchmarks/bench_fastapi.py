@@ -18,7 +18,8 @@ rotel (started on 127.0.0.1, stopped by its PID). Goals: paca full stack <= 2.0x
 <= 2.5x over OTLP.
 
 Run: ``python benchmarks/bench_fastapi.py [--otlp] [--rounds N] [--requests N]
-[--profile VARIANT]`` (``--profile`` prints a cProfile of one variant instead).
+[--profile VARIANT]`` (``--profile`` prints a cProfile of one variant instead;
+``BENCH_PROFILE_DUMP=FILE`` also writes it for ``pstats``).
 """
 
 from __future__ import annotations
@@ -328,6 +329,8 @@ def profile(app: App, requests: int) -> None:
     profiler.disable()
     loop.close()
     stats = pstats.Stats(profiler)
+    if os.environ.get("BENCH_PROFILE_DUMP"):
+        stats.dump_stats(os.environ["BENCH_PROFILE_DUMP"])
     stats.sort_stats("tottime").print_stats(30)
 
 

@@ -94,13 +94,19 @@ class Origin(NamedTuple):
 
 
 def reinstrument(
-    apps: Iterable[Any], tracer_provider: TracerProvider, meter_provider: MeterProvider
+    apps: Iterable[Any],
+    tracer_provider: TracerProvider,
+    meter_provider: MeterProvider,
+    *,
+    gc_freeze: bool,
 ) -> None:
     """Point the middleware of every instrumented app at the handle's new providers."""
     from paca_otel.signals.http_server import instrument_fastapi
 
     for app in apps:
-        instrument_fastapi(app, tracer_provider=tracer_provider, meter_provider=meter_provider)
+        instrument_fastapi(
+            app, tracer_provider=tracer_provider, meter_provider=meter_provider, gc_freeze=gc_freeze
+        )
 
 
 def take_over_port(

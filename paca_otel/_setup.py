@@ -117,7 +117,10 @@ class Telemetry:
         from paca_otel.signals.http_server import instrument_fastapi
 
         instrument_fastapi(
-            app, tracer_provider=self.tracer_provider, meter_provider=self.meter_provider
+            app,
+            tracer_provider=self.tracer_provider,
+            meter_provider=self.meter_provider,
+            gc_freeze=self.settings.gc_freeze,
         )
         if metrics_path and self.prometheus_registry is not None:
             # The route reads the handle's registry per scrape: a forked child rebuilds it.
@@ -157,7 +160,9 @@ class Telemetry:
             from paca_otel.signals._system import SystemMetrics
 
             self.system = SystemMetrics(self.meter_provider)
-        _prefork.reinstrument(self._apps, self.tracer_provider, self.meter_provider)
+        _prefork.reinstrument(
+            self._apps, self.tracer_provider, self.meter_provider, gc_freeze=self.settings.gc_freeze
+        )
         if inherited_server is not None:
             registry = self.prometheus_registry
             self._prometheus_server = _prefork.take_over_port(

@@ -37,6 +37,12 @@ class SignalOptions(OptionGroup):
         default=r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$",
         description="regex of block devices not reported (node_exporter's default; '' = all)",
     )  # fmt: skip
+    gc_freeze: bool = _env(
+        "gc_freeze", default=True,
+        description="at the first served request, gc.freeze() the start-up heap (unless "
+        "something froze it already): full GC pauses of a FastAPI app drop from 25-60 ms to a "
+        "few ms",
+    )  # fmt: skip
     shutdown_timeout: float = _env(
         "shutdown_timeout", default=5.0, gt=0,
         description="seconds `shutdown()` may take to flush before giving up",
