@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from paca_otel.errors import PacaOtelError
 
 if TYPE_CHECKING:
-    from paca_otel._runtime import AlertingRuntime, Runtime, Telemetry
+    from paca_otel._alerting_runtime import AlertingRuntime, Telemetry
+    from paca_otel._runtime import Runtime
     from paca_otel._snapshot import MetricsSnapshot
     from paca_otel.alerting._state import ActiveAlert, SilenceRecord
     from paca_otel.config import PacaOtelSettings
@@ -192,7 +193,7 @@ class Monitor:
 
     def health(self) -> dict[str, Any]:
         """Readiness of each part: exporters, channels, series store, storage."""
-        from paca_otel._runtime import alert_state_path
+        from paca_otel._alerting_runtime import alert_state_path
 
         try:
             telemetry = self.telemetry()
