@@ -8,6 +8,10 @@ never reached for: the engine gets the store, the outbox as its notification sin
 dispatcher's ``wake``, a clock and the storage connection; the web facade gets the root itself
 through its FastAPI dependency.
 
+What a higher layer builds per root (the API's access control: tokens, failed-auth limiter,
+sessions, audit log) is kept in :meth:`Runtime.component`: built once, closed with the root.
+The root holds it without importing that layer, so dependencies keep pointing one way.
+
 Why a root apart from :class:`~paca_otel._setup.Telemetry`: the seed lets an ``AlertManager``
 add rules before anything is configured, so the rules need an owner that exists before the
 providers do and outlives a re-configuration (``configure()`` with new settings replaces the
@@ -16,7 +20,7 @@ telemetry of the same root, keeping its series, rules and alert state).
 :func:`default_runtime` is the process's one default instance and the only global of the
 wiring; ``configure()`` binds its telemetry to it, ``MonitoringManager``, ``AlertManager`` and
 the API use it unless given another. ``configure(set_global=False)`` builds an independent
-root (its own store, engine and delivery) that leaves the default one alone.
+root (its own store, engine, delivery and components) that leaves the default one alone.
 
 Across ``fork()`` (gunicorn ``--preload``) a root hands its alerting over: ``setup``'s at-fork
 hooks call :meth:`Runtime.before_fork` and the ``after_fork_*`` methods, and the child's root
@@ -30,7 +34,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from paca_otel._alerting_runtime import AlertingRuntime, Telemetry
 from paca_otel._handover import Handover
@@ -41,6 +45,8 @@ if TYPE_CHECKING:
     from paca_otel.analysis._report_model import Report
 
 logger = logging.getLogger("paca_otel.alerts")
+
+C = TypeVar("C")
 
 _lock = threading.Lock()
 _default: Runtime | None = None
@@ -94,6 +100,7 @@ class Runtime:
         self._env: tuple[float, PacaOtelSettings] | None = None
         self._report: tuple[Telemetry, float, Report] | None = None
         self._handover: Handover | None = None  # what a forked child's alerting takes over
+        self._components: dict[type[object], object] = {}
 
     # ---------------------------------------------------------------- telemetry
 
@@ -163,6 +170,28 @@ class Runtime:
                     self._handover = None
                 self._alerting = alerting
             return self._alerting
+
+    # ---------------------------------------------------------------- components
+
+    def component(self, kind: type[C], build: Callable[[], C] | None = None) -> C:
+        """This root's one ``kind``, built by ``build`` (default: ``kind()``) on first use.
+
+        For collaborators a higher layer owns per root (the API's access control), which the
+        root must not import. Keyed by the class, so the answer is typed without a cast.
+        Built once under the root's lock; :meth:`close` closes it (its ``close()``, if any)
+        and forgets it. A forked child keeps it (the audit log's storage reopens itself there);
+        one with an ``after_fork_in_child()`` method is told, to renew a lock of its own.
+        """
+        found = self._components.get(kind)  # no lock once built: routes ask on the event loop
+        if found is None:
+            with self._lock:
+                found = self._components.get(kind)
+                if found is None:
+                    found = self._components[kind] = (build or kind)()
+        if not isinstance(found, kind):  # a build that returned another type
+            msg = f"component {kind.__name__} was built as {type(found).__name__}"
+            raise TypeError(msg)
+        return found
 
     def attach(self, telemetry: Telemetry) -> AlertingRuntime:
         """Evaluate against ``telemetry``'s pipeline and start delivery (``start_monitoring``).
@@ -252,14 +281,26 @@ class Runtime:
         self.store.max_window = inherited.max_window
         self._alerting = None
         self._report = None
+        for component in list(self._components.values()):
+            renew = getattr(component, "after_fork_in_child", None)
+            if callable(renew):
+                renew()
 
     def close(self) -> None:
-        """Stop and forget the alerting runtime (its rules and alerts, unless stored)."""
+        """Stop and forget the alerting runtime (rules and alerts, unless stored) and components.
+
+        Each component with a ``close()`` is closed; a later :meth:`component` builds anew.
+        """
         with self._lock:
             alerting, self._alerting = self._alerting, None
             self._report = None
+            components, self._components = list(self._components.values()), {}
         if alerting is not None:
             alerting.close()
+        for component in components:
+            close = getattr(component, "close", None)
+            if callable(close):
+                close()
 
 
 def default_runtime() -> Runtime:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from paca_otel.errors import PacaOtelError
+from paca_otel.web._access import AccessSlot
 
 if TYPE_CHECKING:
     from paca_otel._alerting_runtime import AlertingRuntime, Telemetry
@@ -68,6 +69,10 @@ class Monitor:
     def settings(self) -> PacaOtelSettings:
         """The live settings, or the environment's when nothing is configured yet."""
         return self._root.settings
+
+    def access_slot(self) -> AccessSlot:
+        """The root's access control holder: its tokens, limiter, sessions and audit log."""
+        return self._root.component(AccessSlot)
 
     # ---------------------------------------------------------------- metrics
 
