@@ -25,7 +25,6 @@ class _App:
 
     http: httpx.AsyncClient
     token: str
-    entry: str
 
     def auth(self, token: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token or self.token}"}
@@ -38,6 +37,7 @@ class _App:
 
 
 def _entry(name: str) -> tuple[str, str]:
+    """A fresh admin token called ``name`` and its ``api_tokens`` entry."""
     token = generate_token()
     return token, f"{name}:admin:{hash_token(token)}"
 
@@ -57,7 +57,7 @@ async def _independent_app(name: str, token: tuple[str, str]) -> AsyncIterator[_
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield _App(http, token[0], token[1])
+            yield _App(http, token[0])
     finally:
         telemetry.shutdown()
 
