@@ -17,8 +17,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from paca_otel._runtime import AlertingRuntime, Runtime, default_runtime
-from paca_otel._runtime import Telemetry as BoundTelemetry
+from paca_otel._alerting_runtime import AlertingRuntime
+from paca_otel._alerting_runtime import Telemetry as BoundTelemetry
+from paca_otel._runtime import Runtime, default_runtime
 from paca_otel._setup import Telemetry, configure, get_telemetry
 from paca_otel._snapshot import MetricsSnapshot, snapshot_from
 from paca_otel.alerting._engine import ActiveAlert

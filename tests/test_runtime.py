@@ -1,4 +1,4 @@
-"""The composition root and its alerting runtime: attach/detach, user channels, independence."""
+"""The composition root, its alerting runtime and components: channels, independence, fork."""
 
 from __future__ import annotations
 
@@ -275,3 +275,80 @@ def test_forked_child_independent_root_restarts_its_alerting() -> None:
         }
     finally:
         mine.shutdown()
+
+
+class _Part:
+    """A component a higher layer would keep on a root: counts closes and forks."""
+
+    def __init__(self) -> None:
+        self.closed = 0
+        self.forked = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def after_fork_in_child(self) -> None:
+        self.forked += 1
+
+
+def test_component_is_built_once_per_root_and_closed_with_it() -> None:
+    """component() builds a kind once per root; close() closes it and a later call rebuilds."""
+    from paca_otel._runtime import Runtime
+
+    root, other = Runtime(), Runtime()
+    built: list[_Part] = []
+
+    def build() -> _Part:
+        built.append(_Part())
+        return built[-1]
+
+    part = root.component(_Part, build)
+    assert root.component(_Part, build) is part
+    assert root.component(_Part) is part  # the kind is the key, the builder only a default
+    assert other.component(_Part) is not part
+    assert len(built) == 1
+    root.close()
+    assert part.closed == 1
+    assert root.component(_Part) is not part
+    root.close()
+    assert part.closed == 1  # forgotten: closed once
+    other.close()
+
+
+def test_component_of_an_independent_root_closes_with_its_telemetry() -> None:
+    """An independent root closes with its telemetry, and its components with it."""
+    from paca_otel._setup import configure
+
+    telemetry = configure(metrics_exporter="none", system_metrics=False, set_global=False)
+    part = telemetry.runtime.component(_Part)
+    telemetry.shutdown()
+    assert part.closed == 1
+
+
+def test_component_built_by_the_wrong_type_is_refused() -> None:
+    """A builder returning another type fails at once instead of handing out a mistyped part."""
+    from paca_otel._runtime import Runtime
+
+    with pytest.raises(TypeError, match="_Part was built as str"):
+        Runtime().component(_Part, lambda: "not a part")  # type: ignore[arg-type, return-value]
+
+
+def test_forked_child_keeps_the_roots_components_and_tells_them() -> None:
+    """A component survives fork() like module state did, and hears after_fork_in_child."""
+    from paca_otel._runtime import default_runtime
+    from tests._fork import fork_child, read_report, reap
+
+    part = default_runtime().component(_Part)
+
+    def child(report_fd: int, go_fd: int) -> dict[str, object]:
+        mine = default_runtime().component(_Part)
+        return {"same": mine is part, "forked": mine.forked, "closed": mine.closed}
+
+    pid, report_fd, go_w = fork_child(child)
+    try:
+        report = read_report(report_fd)
+    finally:
+        reap(pid, go_w)
+        os.close(report_fd)
+    assert report == {"same": True, "forked": 1, "closed": 0}
+    assert part.forked == 0  # the parent's is untouched

@@ -353,8 +353,8 @@ def test_webhook_credentials_never_reach_logs(
         SimpleLogRecordProcessor,
     )
 
-    from paca_otel._runtime import channels_from_settings
     from paca_otel.delivery.channels import WebhookChannel
+    from paca_otel.delivery.channels._configured import channels_from_settings
     from tests.delivery.test_channels import Receiver, notification
 
     receiver = Receiver()

@@ -1,9 +1,11 @@
 """Access control of the monitoring API: who is calling, what they may do, and sign-in sessions.
 
 Built once per settings object from :mod:`paca_otel.security`'s primitives (token registry,
-constant-time verification, roles, failed-auth limiter) and kept for the process, so the
-limiter's memory survives from request to request. The FastAPI dependencies in
-:mod:`paca_otel.web._deps` adapt it to requests; this module knows nothing of FastAPI.
+constant-time verification, roles, failed-auth limiter) and kept by the composition root the
+API serves (an :class:`AccessSlot`, one per root), so the limiter's memory survives from request
+to request and independent roots share no tokens, sessions or audit log. The FastAPI
+dependencies in :mod:`paca_otel.web._deps` adapt it to requests; this module knows nothing of
+FastAPI.
 
 Dashboard sessions: signing in with a token creates a random session id (256 bits) held in
 memory with the token's name and role and a CSRF token. The browser keeps the session id in an
@@ -38,14 +40,7 @@ from paca_otel.web._audit import AuditLog
 if TYPE_CHECKING:
     from paca_otel.config import PacaOtelSettings
 
-__all__ = [
-    "SESSION_COOKIE",
-    "AccessControl",
-    "Principal",
-    "Session",
-    "access_for",
-    "current_access",
-]
+__all__ = ["SESSION_COOKIE", "AccessControl", "AccessSlot", "Principal", "Session"]
 
 SESSION_COOKIE: Final = "paca_session"
 CSRF_HEADER: Final = "x-csrf-token"
@@ -167,10 +162,8 @@ class AccessControl:
         self.audit.close()
 
 
-_current: AccessControl | None = None
-
-
 def _key(settings: PacaOtelSettings) -> tuple[object, ...]:
+    """The settings an :class:`AccessControl` is built from: a change means a new one."""
     return (
         settings.api_tokens, settings.public_routes, settings.auth_failure_limit,
         settings.auth_failure_window, settings.state_path, settings.audit_retention,
@@ -178,24 +171,48 @@ def _key(settings: PacaOtelSettings) -> tuple[object, ...]:
     )  # fmt: skip
 
 
-_current_lock = threading.Lock()
+class AccessSlot:
+    """The access control of one composition root, rebuilt when its settings change.
 
-
-def current_access(settings: PacaOtelSettings) -> AccessControl | None:
-    """The process's access control if it was built for these settings (no I/O), else None."""
-    found = _current
-    return found if found is not None and _key(found.settings) == _key(settings) else None
-
-
-def access_for(settings: PacaOtelSettings) -> AccessControl:
-    """The process's access control for ``settings``, rebuilt when the settings change.
-
-    Building opens the audit table (SQLite): call it from a worker thread (``access``).
+    The root keeps one (``Runtime.component(AccessSlot)``, reached through the facade), so the
+    limiter's memory, the sessions and the audit log belong to that root: two apps on
+    independent roots (``configure(set_global=False)``) accept only their own tokens and audit
+    into their own logs. The root closes it with itself.
     """
-    global _current  # one limiter and session table per process and settings
-    with _current_lock:
-        if _current is None or _key(_current.settings) != _key(settings):
-            old, _current = _current, AccessControl(settings)
-            if old is not None:
-                old.close()
-        return _current
+
+    def __init__(self) -> None:
+        self._current: AccessControl | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"AccessSlot({self._current!r})"
+
+    def current(self, settings: PacaOtelSettings) -> AccessControl | None:
+        """The access control if it was built for these settings (no I/O, no lock), else None."""
+        found = self._current
+        return found if found is not None and _key(found.settings) == _key(settings) else None
+
+    def for_settings(self, settings: PacaOtelSettings) -> AccessControl:
+        """The access control for ``settings``, rebuilt (the old one closed) when they changed.
+
+        Building opens the audit table (SQLite): call it from a worker thread (``access``).
+        """
+        with self._lock:
+            old = self._current
+            if old is not None and _key(old.settings) == _key(settings):
+                return old
+            self._current = fresh = AccessControl(settings)
+        if old is not None:
+            old.close()
+        return fresh
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: a new lock (a thread of the parent may have held this one)."""
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the access control's audit log and forget it."""
+        with self._lock:
+            old, self._current = self._current, None
+        if old is not None:
+            old.close()

@@ -27,8 +27,6 @@ from paca_otel.web._access import (
     SESSION_COOKIE,
     AccessControl,
     Principal,
-    access_for,
-    current_access,
 )
 from paca_otel.web._facade import Monitor
 
@@ -64,14 +62,15 @@ MonitorDep = Annotated[Monitor, Depends(get_monitor)]
 
 
 async def access(monitor: Monitor) -> AccessControl:
-    """The access control for the monitor's current settings (shared by the process).
+    """The access control of the monitor's root for its current settings.
 
     Built in a worker thread the first time (it opens the audit table), then a lookup.
     """
+    slot = monitor.access_slot()
     settings = monitor.settings()
-    found = current_access(settings)
+    found = slot.current(settings)
     if found is None:
-        found = await run_in_threadpool(access_for, settings)
+        found = await run_in_threadpool(slot.for_settings, settings)
     return found
 
 

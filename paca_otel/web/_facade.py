@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from paca_otel.errors import PacaOtelError
+from paca_otel.web._access import AccessSlot
 
 if TYPE_CHECKING:
-    from paca_otel._runtime import AlertingRuntime, Runtime, Telemetry
+    from paca_otel._alerting_runtime import AlertingRuntime, Telemetry
+    from paca_otel._runtime import Runtime
     from paca_otel._snapshot import MetricsSnapshot
     from paca_otel.alerting._state import ActiveAlert, SilenceRecord
     from paca_otel.config import PacaOtelSettings
@@ -67,6 +69,10 @@ class Monitor:
     def settings(self) -> PacaOtelSettings:
         """The live settings, or the environment's when nothing is configured yet."""
         return self._root.settings
+
+    def access_slot(self) -> AccessSlot:
+        """The root's access control holder: its tokens, limiter, sessions and audit log."""
+        return self._root.component(AccessSlot)
 
     # ---------------------------------------------------------------- metrics
 
@@ -192,7 +198,7 @@ class Monitor:
 
     def health(self) -> dict[str, Any]:
         """Readiness of each part: exporters, channels, series store, storage."""
-        from paca_otel._runtime import alert_state_path
+        from paca_otel._alerting_runtime import alert_state_path
 
         try:
             telemetry = self.telemetry()

@@ -172,7 +172,7 @@ async def test_start_monitoring_opens_the_state_file_off_the_event_loop(
     """start_monitoring() opens SQLite in a worker thread: a busy file cannot stall the loop."""
     import threading
 
-    from paca_otel import _runtime as runtime_mod
+    from paca_otel import _alerting_runtime as runtime_mod
 
     loop_thread = threading.current_thread()
     opened_on: list[threading.Thread] = []
