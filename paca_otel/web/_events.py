@@ -30,12 +30,17 @@ __all__ = ["INTERVAL", "MAX_STREAMS", "LiveFeed"]
 INTERVAL: Final = 1.0
 """Seconds between events on a stream."""
 MAX_STREAMS: Final = 32
-"""Streams served at once by one process."""
+"""Streams served at once by one composition root (one per process, unless
+``configure(set_global=False)`` builds more)."""
 _FRESH_FOR: Final = 0.5  # a sample this young is shared instead of collecting again
 
 
 class LiveFeed:
-    """Builds samples (shared between streams) and counts open streams."""
+    """Builds samples (shared between streams) and counts open streams.
+
+    One per composition root (``Monitor.component(LiveFeed)``), so a sample of one root never
+    reaches a stream of another.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -69,10 +74,16 @@ class LiveFeed:
             self.streams += 1
             return True
 
-    def close(self) -> None:
+    def release(self) -> None:
         """Release a stream slot."""
         with self._lock:
             self.streams -= 1
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: a fresh lock (a parent thread may hold this one), no streams."""
+        self._lock = threading.Lock()
+        self._last = None
+        self.streams = 0
 
     async def stream(self, request: Request, monitor: Monitor) -> AsyncIterator[str]:
         """The event stream of one client (call :meth:`try_open` first)."""
@@ -87,8 +98,4 @@ class LiveFeed:
                     yield f"event: sample\ndata: {event.model_dump_json()}\n\n"
                 await asyncio.sleep(INTERVAL)
         finally:
-            self.close()
-
-
-FEED = LiveFeed()
-"""The process's live feed."""
+            self.release()

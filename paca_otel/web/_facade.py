@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from paca_otel.errors import PacaOtelError
 from paca_otel.web._access import AccessSlot
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from paca_otel.pipeline._store import Series
     from paca_otel.rules._models import AlertEvent
     from paca_otel.rules._rule import Rule
+
+C = TypeVar("C")
 
 
 class NotConfiguredError(PacaOtelError):
@@ -73,6 +75,10 @@ class Monitor:
     def access_slot(self) -> AccessSlot:
         """The root's access control holder: its tokens, limiter, sessions and audit log."""
         return self._root.component(AccessSlot)
+
+    def component(self, kind: type[C]) -> C:
+        """The root's one ``kind`` (built as ``kind()`` on first use): the API's per-root parts."""
+        return self._root.component(kind)
 
     # ---------------------------------------------------------------- metrics
 

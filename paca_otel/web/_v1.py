@@ -28,7 +28,7 @@ from paca_otel.web._deps import (
     permission_extra,
     require,
 )
-from paca_otel.web._events import FEED
+from paca_otel.web._events import LiveFeed
 from paca_otel.web._facade import Monitor, NotConfiguredError
 from paca_otel.web._models import (
     Alert,
@@ -472,10 +472,11 @@ def v1_router() -> APIRouter:  # noqa: PLR0915  # one flat list of routes reads 
         ),
     )  # fmt: skip
     async def stream_events(request: Request, monitor: MonitorDep) -> StreamingResponse:
-        if not FEED.try_open():
+        feed = monitor.component(LiveFeed)
+        if not feed.try_open():
             raise HTTPException(503, detail="too many live streams open; retry later")
         return StreamingResponse(
-            FEED.stream(request, monitor),
+            feed.stream(request, monitor),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )

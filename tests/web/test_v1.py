@@ -250,7 +250,13 @@ def test_legacy_routes_need_a_token_too(served: Served) -> None:
 
 def test_event_stream_sends_samples_and_ends_on_disconnect(served: Served) -> None:
     """/events streams a sample with aliases and alerts; closing it frees its slot."""
-    from paca_otel.web._events import FEED
+    from starlette.requests import Request
+
+    from paca_otel.web._deps import get_monitor
+    from paca_otel.web._events import LiveFeed
+
+    # the app's own root's feed (a Request over the app is what get_monitor reads)
+    feed = get_monitor(Request({"type": "http", "app": served.app})).component(LiveFeed)
 
     with (
         httpx.Client(base_url=served.url, headers=served.auth(Role.VIEWER), timeout=10) as http,
@@ -263,7 +269,8 @@ def test_event_stream_sends_samples_and_ends_on_disconnect(served: Served) -> No
                 break
         assert "cpu_usage" in sample["aliases"]
         assert isinstance(sample["alerts"], list)
-    _until(lambda: FEED.streams == 0)
+        assert feed.streams == 1  # counted by the root that serves the app
+    _until(lambda: feed.streams == 0)
 
 
 def test_openapi_names_every_operation_and_the_security_schemes(served: Served) -> None:
