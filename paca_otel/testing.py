@@ -108,9 +108,14 @@ class Captured:
 
 @contextmanager
 def capture(**settings: Any) -> Iterator[Captured]:
-    """Configure paca-otel with in-memory exporters for the duration of the block."""
+    """Configure paca-otel with in-memory exporters for the duration of the block.
+
+    ``gc_freeze`` defaults to off here: a frozen heap is never collected for cycles, and in a
+    test session it would hold whatever garbage the earlier tests left (apps pass it on).
+    """
     spans = InMemorySpanExporter()
     reader = InMemoryMetricReader()
+    settings.setdefault("gc_freeze", False)
     settings.setdefault("metrics_exporter", "none")
     settings.setdefault("traces_exporter", "none")
     settings.setdefault("logs_exporter", "none")

@@ -52,3 +52,25 @@ async def test_capotel_fixture_captures_every_signal_and_notifications(
     assert [s.name for s in capotel.spans.get_finished_spans()] == ["checkout"]
     assert "orders_placed" in capotel.metric_names()
     assert capotel.notifications[0].events[0].rule == "orders"
+
+
+async def test_capture_leaves_the_collector_unfrozen() -> None:
+    """A test session's heap is not frozen by an app captured in it (gc_freeze defaults off)."""
+    import gc
+
+    import httpx
+    from fastapi import FastAPI
+
+    gc.unfreeze()
+    app = FastAPI()
+
+    @app.get("/x")
+    async def x() -> str:
+        return "x"
+
+    with testing.capture(app=app, system_metrics=False) as captured:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            assert (await http.get("/x")).status_code == 200
+        assert captured.telemetry.settings.gc_freeze is False
+    assert gc.get_freeze_count() == 0
