@@ -101,11 +101,8 @@ from paca_otel._internal import handle_internal_errors
 from paca_otel._version import __version__
 from paca_otel.errors import ConfigError
 from paca_otel.signals._cgroup import CgroupSample, CgroupV2
-from paca_otel.signals._system_source import (
-    ProcessStats,
-    PsutilSource,
-    SystemSource,
-)
+from paca_otel.signals._system_source import PsutilSource, SystemSource
+from paca_otel.signals._system_stats import ProcessStats
 
 SYSTEM_METER: Final = "paca_otel.system"
 """The meter (instrumentation scope) every system gauge is registered on."""
