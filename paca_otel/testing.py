@@ -29,7 +29,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from paca_otel import _internal
 from paca_otel._setup import Telemetry, configure, get_telemetry
-from paca_otel.signals._system_source import MemoryStats, StaticSource
+from paca_otel.signals._system_source import StaticSource
+from paca_otel.signals._system_stats import MemoryStats
 
 if TYPE_CHECKING:
     from paca_otel.rules._models import Notification

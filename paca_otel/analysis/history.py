@@ -10,11 +10,10 @@ Data path and budgets (measured by ``benchmarks/bench_history.py``):
 - **Append** puts a sample in its series' in-memory buffer (one lock, no I/O, no encoding).
   A buffer is sealed at ``chunk_samples`` samples or ``chunk_span`` seconds; sealed chunks
   wait in a bounded queue (``max_pending`` samples; beyond it chunks are dropped and counted
-  in ``paca_otel.dropped{reason="history_write_backlog"}``) for the store's writer thread
-  (its own, so an append never waits for the file's lock), which encodes them
-  (:mod:`paca_otel.analysis._chunks`), encrypts sensitive series and writes them in one
-  transaction (:mod:`paca_otel.analysis._history_table`). Out-of-order and duplicate samples
-  are dropped and counted. Budget: >= 200k samples/s.
+  in ``paca_otel.dropped{reason="history_write_backlog"}``) for the store's own writer
+  thread, which encodes them, encrypts sensitive series and writes them in one transaction
+  (:mod:`paca_otel.analysis._history_writer`). Out-of-order and duplicate samples are dropped
+  and counted. Budget: >= 200k samples/s.
 - **Query** reads a series' chunks from the file, the queue and the buffer, so the newest
   sample is visible at once, decodes them and rolls them up per step
   (:mod:`paca_otel.analysis._rollup`). Budget: 60k points of one series in <= 50 ms.
@@ -39,7 +38,6 @@ import math
 import os
 import threading
 import time
-from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,9 +46,10 @@ from typing import TYPE_CHECKING, Any
 
 from paca_otel._internal import drops, handle_internal_errors
 from paca_otel._labelregex import RegexSyntaxError, compile_label_regex, regex_fullmatch
-from paca_otel.analysis._chunks import TS_LIMIT, encode_chunk
-from paca_otel.analysis._history_reader import SampleBlock, SeriesSnapshot, fetch
-from paca_otel.analysis._history_table import ChunkRow, ChunkTable, SeriesRow, series_key
+from paca_otel.analysis._chunks import TS_LIMIT
+from paca_otel.analysis._history_reader import fetch
+from paca_otel.analysis._history_table import ChunkTable, series_key
+from paca_otel.analysis._history_writer import NEVER, ChunkWriter, Series, roll_up
 from paca_otel.analysis._matchers import label_predicate
 from paca_otel.analysis._recording import CollectionRecorder
 from paca_otel.analysis._rollup import RangePoints, rollup
@@ -96,33 +95,6 @@ def default_history_path() -> Path:
         os.path.expanduser("~"), ".local", "share"
     )
     return Path(base) / "paca-otel" / "history.sqlite3"
-
-
-class _Series:
-    """One series: identity, open buffer, sealed buffers not yet written, tier progress."""
-
-    __slots__ = (
-        "key", "labels", "last_ms", "name", "pending", "progress", "sealed_ms", "sensitive",
-        "times", "values",
-    )  # fmt: skip
-
-    def __init__(self, key: str, name: str, labels: dict[str, str], sensitive: bool) -> None:
-        self.key = key
-        self.name = name
-        self.labels = labels
-        self.sensitive = sensitive
-        self.times = array("q")  # 16 bytes a sample buffered (a list would take ~70)
-        self.values = array("d")
-        self.last_ms = _NEVER  # newest sample appended: older ones are out of order
-        self.sealed_ms = _NEVER  # newest sample sealed: buckets up to it are complete
-        self.pending: list[SampleBlock] = []
-        self.progress: dict[int, int] = {}
-
-    def row(self) -> SeriesRow:
-        return (self.key, self.name, self.labels, self.sensitive)
-
-
-_NEVER = -(1 << 62)
 
 
 class HistoryStore:
@@ -185,14 +157,8 @@ class HistoryStore:
         self.max_pending = max_pending
         self._clock = clock
         self._lock = threading.Lock()
-        self._series: dict[tuple[str, tuple[tuple[str, str], ...]], _Series] = {}
-        self._by_name: dict[str, list[_Series]] = {}
-        self._queue: list[tuple[_Series, SampleBlock]] = []
-        self._queued_samples = 0
-        self._wake = threading.Event()  # set when chunks are queued: the writer wakes
-        self._writer: threading.Thread | None = None
-        self._closing = False
-        self._write_lock = threading.Lock()  # one batch at a time (writer thread, maintenance)
+        self._series: dict[tuple[str, tuple[tuple[str, str], ...]], Series] = {}
+        self._by_name: dict[str, list[Series]] = {}
         self._recorder = CollectionRecorder()
         #: What the last :meth:`run_maintenance` did (None: it has not run).
         self.last_maintenance: MaintenanceReport | None = None
@@ -203,6 +169,7 @@ class HistoryStore:
         self._db: Database = open_database(path)
         try:
             self._table = ChunkTable(self._db, self._codec)
+            self._writer = ChunkWriter(self._table, self._lock)
             self._load()
         except BaseException:
             self._db.close()
@@ -237,18 +204,18 @@ class HistoryStore:
     def _load(self) -> None:
         rows, ends, progress = self._table.load()
         for key, name, labels, sensitive in rows:
-            series = _Series(key, name, dict(labels), sensitive)
-            series.last_ms = series.sealed_ms = ends.get(key, _NEVER)
+            series = Series(key, name, dict(labels), sensitive)
+            series.last_ms = series.sealed_ms = ends.get(key, NEVER)
             series.progress = progress.get(key, {})
             self._index(series)
 
-    def _index(self, series: _Series) -> None:
+    def _index(self, series: Series) -> None:
         self._series[(series.name, tuple(sorted(series.labels.items())))] = series
         self._by_name.setdefault(series.name, []).append(series)
 
     def _new_series(
         self, key: tuple[str, tuple[tuple[str, str], ...]], sensitive: bool
-    ) -> _Series | None:
+    ) -> Series | None:
         name, items = key
         if not isinstance(name, str) or not name:
             msg = f"history series name must be a non-empty string, got {name!r}"
@@ -268,7 +235,7 @@ class HistoryStore:
             self._drop("history_series_limit")
             return None
         labels = dict(items)
-        series = _Series(series_key(self._codec, name, labels), name, labels, sensitive)
+        series = Series(series_key(self._codec, name, labels), name, labels, sensitive)
         self._index(series)
         return series
 
@@ -367,69 +334,14 @@ class HistoryStore:
                     self._drop("history_bad_sample")
         return kept
 
-    def _seal(self, series: _Series) -> None:
+    def _seal(self, series: Series) -> None:
         """Move the open buffer to the writer's queue (lock held); drop it if that is full."""
-        chunk = SampleBlock(series.times, series.values)
-        series.times, series.values = array("q"), array("d")
-        series.sealed_ms = chunk.times[-1]
+        chunk = series.seal()
         count = len(chunk.times)
-        if self._queued_samples + count > self.max_pending:
+        if self._writer.queued_samples + count > self.max_pending:
             self._drop("history_write_backlog", count)
             return
-        series.pending.append(chunk)
-        self._queue.append((series, chunk))
-        self._queued_samples += count
-        # no file lock here: the writer may hold it for a whole transaction
-        self._wake.set()
-        if self._writer is None or not self._writer.is_alive():  # first seal, or after fork
-            self._writer = threading.Thread(
-                target=self._write_loop, name="paca-otel-history-writer", daemon=True
-            )
-            self._writer.start()
-
-    def _write_loop(self) -> None:
-        """The store's writer thread: writes queued chunks whenever some are sealed."""
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            if self._closing:
-                return
-            try:
-                with handle_internal_errors("history_write", _logger):
-                    self._write_queue()
-            except StorageError as exc:  # re-queued; retried at the next seal or flush
-                count_error("history_write", exc)
-
-    def _write_queue(self) -> None:
-        """Encode and write every queued chunk in one transaction (the writer thread)."""
-        with self._write_lock:
-            with self._lock:
-                batch, self._queue = self._queue, []
-                rows = [(series.row(), chunk) for series, chunk in batch]
-            if not batch:
-                return
-            try:
-                self._table.write(
-                    [
-                        (
-                            row,
-                            0,
-                            chunk.times[0],
-                            chunk.times[-1],
-                            len(chunk.times),
-                            encode_chunk(chunk.times, [chunk.values]),
-                        )
-                        for row, chunk in rows
-                    ]
-                )
-            except StorageError:
-                with self._lock:  # stays queued for the next write; readers still see it
-                    self._queue[:0] = batch
-                raise
-            with self._lock:
-                for series, chunk in batch:
-                    series.pending.remove(chunk)
-                    self._queued_samples -= len(chunk.times)
+        self._writer.put(series, chunk)
 
     def flush(self) -> None:
         """Seal every buffer and write everything queued, on the caller's thread.
@@ -443,7 +355,7 @@ class HistoryStore:
             for series in self._series.values():
                 if series.times:
                     self._seal(series)
-        self._write_queue()
+        self._writer.write()
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -487,7 +399,7 @@ class HistoryStore:
         tier = choose_tier(self.tiers, _millis(self._clock(), "clock"), start_ms, step_ms)
         with self._lock:
             found = [
-                (series.labels, self._snapshot(series))
+                (series.labels, series.snapshot())
                 for series in self._by_name.get(name, ())
                 if match(series.labels)
             ]
@@ -500,15 +412,6 @@ class HistoryStore:
                 points = RangePoints(rollup(columns, step_ms, start_ms))
                 result.append(RangeSeries(name, dict(labels), points))
         return result
-
-    @staticmethod
-    def _snapshot(series: _Series) -> SeriesSnapshot:
-        return SeriesSnapshot(
-            series.key,
-            tuple(series.pending),
-            SampleBlock(array("q", series.times), array("d", series.values)),
-            dict(series.progress),
-        )
 
     # -- maintenance ------------------------------------------------------------------------
 
@@ -529,7 +432,7 @@ class HistoryStore:
                 if series.times and now_ms - series.times[0] >= self._span_ms:
                     self._seal(series)
                     sealed += 1
-        self._write_queue()
+        self._writer.write()
         points = sum(self._downsample(index, now_ms) for index in range(1, len(self.tiers)))
         deleted, forgotten = self._expire(now_ms)
         report = MaintenanceReport(sealed, points, deleted, forgotten)
@@ -539,39 +442,20 @@ class HistoryStore:
     def _downsample(self, index: int, now_ms: int) -> int:
         """Roll tier ``index - 1`` up into tier ``index`` as far as it is complete."""
         width = self.tiers[index].resolution_ms
-        finer = self.tiers[index - 1].resolution_ms
         with self._lock:
             todo = [
-                (series.row(), self._snapshot(series), series.sealed_ms, series.last_ms)
+                (series.row(), series.snapshot(), series.sealed_ms, series.last_ms)
                 for series in self._series.values()
             ]
-        chunks: list[ChunkRow] = []
-        progress: list[tuple[SeriesRow, int, int]] = []
-        for row, snap, sealed_ms, last_ms in todo:
-            if index > 1:
-                limit = snap.progress.get(finer)
-            elif not snap.buffer.times and now_ms - last_ms >= self._span_ms:
-                limit = now_ms  # idle for a chunk span: its last bucket is complete too
-            else:
-                limit = sealed_ms + 1  # buckets up to the newest sealed sample are complete
-            if limit is None or limit <= _NEVER + 1:
-                continue
-            limit -= limit % width
-            first = snap.progress.get(width, _NEVER)
-            if first >= limit:
-                continue
-            rolled = rollup(
-                fetch(
-                    self._table, self.tiers, snap, tier=index - 1, start_ms=first, end_ms=limit - 1
-                ),
-                width,
-            )
-            stamps = rolled[0]
-            for at in range(0, len(stamps), self.chunk_samples):
-                piece = slice(at, at + self.chunk_samples)
-                data = encode_chunk(stamps[piece], [column[piece] for column in rolled[1:]])
-                chunks.append((row, width, stamps[at], stamps[piece][-1], len(stamps[piece]), data))
-            progress.append((row, width, limit))
+        chunks, progress = roll_up(
+            self._table,
+            self.tiers,
+            index,
+            todo,
+            now_ms=now_ms,
+            span_ms=self._span_ms,
+            chunk_samples=self.chunk_samples,
+        )
         if not progress:
             return 0
         self._table.write(chunks, progress)
@@ -642,10 +526,7 @@ class HistoryStore:
         try:
             self.flush()
         finally:
-            self._closing = True
-            self._wake.set()
-            if self._writer is not None:
-                self._writer.join(10.0)
+            self._writer.close()
             self._db.close()
 
     def __repr__(self) -> str:

@@ -50,6 +50,7 @@ __all__ = [
     "DEFAULT_LABEL_VALUE_MAX_LENGTH",
     "AttributeValue",
     "LabelCleaner",
+    "Labels",
     "cache_key",
     "label_value_max_length",
     "safe_text",
@@ -71,6 +72,9 @@ KEY_MAX_LENGTH = 255
 
 _INT_MIN = -(2**63)
 _INT_MAX = 2**63 - 1
+
+Labels = Mapping[str, str | int | float | bool]
+"""Metric attributes: string keys, primitive values (what OTel metric attributes allow)."""
 
 AttributeValue = str | bool | int | float | tuple[str, ...] | tuple[bool, ...] | tuple[int, ...]
 """What a cleaned label value is (OTel's attribute value types)."""

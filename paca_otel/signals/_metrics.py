@@ -21,17 +21,14 @@ is seen for the first time.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 import math
 import re
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable
 from enum import Enum
-from time import perf_counter
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, cast
 
 from opentelemetry import metrics
 from opentelemetry.context import Context
@@ -41,7 +38,8 @@ from opentelemetry.util.types import Attributes
 from paca_otel import _internal
 from paca_otel.errors import InstrumentKindConflictError, InvalidMetricNameError, MetricError
 from paca_otel.signals import _values as values
-from paca_otel.signals._labels import LabelCleaner, safe_text
+from paca_otel.signals._labels import LabelCleaner, Labels, safe_text
+from paca_otel.signals._timer import Timer
 
 
 class Gauge(Protocol):
@@ -56,14 +54,9 @@ class Gauge(Protocol):
     ) -> None: ...
 
 
-__all__ = ["SECONDS_BUCKETS", "Labels", "MetricKind", "MetricsCollector", "Timer"]
+__all__ = ["SECONDS_BUCKETS", "MetricKind", "MetricsCollector"]
 
 _logger = logging.getLogger("paca_otel.signals.metrics")
-
-Labels = Mapping[str, str | int | float | bool]
-"""Metric attributes: string keys, primitive values (what OTel metric attributes allow)."""
-
-_F = TypeVar("_F", bound=Callable[..., Any])
 
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.\-/]{0,254}")
 _NAME_RULE = (
@@ -556,64 +549,3 @@ def _coerce_kind(kind: MetricKind | str) -> MetricKind:
     except ValueError:
         msg = f"unknown metric kind {kind!r}: allowed kinds are {_ALLOWED_KINDS}"
         raise MetricError(msg) from None
-
-
-class Timer:
-    """Measures wall-clock seconds into a histogram, as a context manager or a decorator.
-
-    As a context manager one ``Timer`` times one block at a time (nested or concurrent use of
-    the *same* object mixes up start times; ``collector.timer(...)`` per block is the idiom).
-    As a decorator every call is timed independently, so it is safe under threads and tasks.
-    With ``histogram=None`` it only measures (``collector.timer`` does so when it refused the
-    labels); ``labels`` are passed to the SDK as given, so build timers with
-    :meth:`MetricsCollector.timer`, which cleans them.
-    """
-
-    __slots__ = ("_histogram", "_labels", "_start", "elapsed")
-
-    def __init__(self, histogram: Histogram | None, labels: Labels | None = None) -> None:
-        self._histogram = histogram
-        self._labels = labels
-        self._start = 0.0
-        self.elapsed: float | None = None
-        """Seconds the last timed block took (``None`` until one finished)."""
-
-    def _record(self, seconds: float) -> None:
-        self.elapsed = seconds
-        if self._histogram is None:  # its labels were refused: measure, record nothing
-            return
-        with _internal.handle_internal_errors("metrics.timer"):
-            self._histogram.record(seconds, self._labels)
-
-    def __enter__(self) -> Timer:
-        self._start = perf_counter()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._record(perf_counter() - self._start)
-
-    def __call__(self, func: _F) -> _F:
-        """Decorate ``func`` (sync or async) so that every call is timed."""
-        record = self._record
-        if inspect.iscoroutinefunction(func):
-            async_func = cast("Callable[..., Awaitable[Any]]", func)
-
-            @functools.wraps(func)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                start = perf_counter()
-                try:
-                    return await async_func(*args, **kwargs)
-                finally:
-                    record(perf_counter() - start)
-
-            return cast("_F", async_wrapper)
-
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            start = perf_counter()
-            try:
-                return func(*args, **kwargs)
-            finally:
-                record(perf_counter() - start)
-
-        return cast("_F", wrapper)

@@ -22,14 +22,9 @@ Instruments (observable; G gauge, C counter, U up-down counter), by attribute se
   system.network.packet.dropped (C, {packet}).
 * ``network.transport`` [+ ``network.connection.state``]: system.network.connection.count
   (U, {connection}), opt-in.
-* ``cpu.mode`` (user, system): process.cpu.utilization (G, 1), process.cpu.time (C, s);
-  ``process.context_switch.type``: process.context_switches (C, {context_switch}).
-* none: process.memory.usage, process.memory.virtual (U, By), process.thread.count
-  (U, {thread}), process.unix.file_descriptor.count (U, {file_descriptor}),
-  container.cpu.usage (G, {cpu}), container.cpu.utilization (G, 1), container.memory.usage
-  and container.memory.working_set (U, By), container.memory.utilization (G, 1).
-* ``cpython.gc.generation``: cpython.gc.collections (C, {collection}),
-  cpython.gc.collected_objects and cpython.gc.uncollectable_objects (C, {object}).
+* ``process.*`` and ``cpython.gc.*``: see :mod:`paca_otel.signals._system_process`;
+  ``container.*`` (cgroup v2): see :mod:`paca_otel.signals._system_container`. They share
+  this module's snapshot and attribute cache.
 
 Notes on choices:
 
@@ -41,12 +36,6 @@ Notes on choices:
 * ``system.network.connection.count`` (the current name of the deprecated
   ``system.network.connections``) is opt-in: ``connections=True``. Counted through netlink
   on Linux (~0.5 ms); psutil elsewhere costs ~10 ms or more per collection.
-* Container gauges read cgroup v2 (``cgroup_root``): ``container.cpu.usage`` and
-  ``container.memory.usage`` / ``.working_set`` are semantic conventions;
-  ``container.cpu.utilization`` (CPUs used / ``cpu.max`` quota) and
-  ``container.memory.utilization`` (working set / ``memory.max``, what the OOM killer and
-  kubelet eviction act on) are paca-otel names, registered only when the limit is not
-  ``max``. No cgroup v2 (v1 hosts, macOS): no container instruments.
 
 CPU utilisation is always measured over at least :data:`CPU_WINDOW` (100 ms) of wall time:
 the first CPU sample is taken at construction, and a first collection that comes sooner waits
@@ -68,20 +57,24 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from opentelemetry import metrics
-from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+from opentelemetry.metrics import (
+    Asynchronous,
+    CallbackOptions,
+    MeterProvider,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+    Observation,
+)
 from opentelemetry.sdk.metrics import Exemplar, ExemplarReservoir
 from opentelemetry.sdk.metrics.view import View
 from opentelemetry.semconv._incubating.attributes.cpu_attributes import CPU_LOGICAL_NUMBER, CPU_MODE
-from opentelemetry.semconv._incubating.attributes.cpython_attributes import CPYTHON_GC_GENERATION
 from opentelemetry.semconv._incubating.attributes.disk_attributes import DISK_IO_DIRECTION
 from opentelemetry.semconv._incubating.attributes.network_attributes import (
     NETWORK_CONNECTION_STATE,
     NETWORK_INTERFACE_NAME,
     NETWORK_IO_DIRECTION,
     NETWORK_TRANSPORT,
-)
-from opentelemetry.semconv._incubating.attributes.process_attributes import (
-    PROCESS_CONTEXT_SWITCH_TYPE,
 )
 from opentelemetry.semconv._incubating.attributes.system_attributes import (
     SYSTEM_DEVICE,
@@ -91,33 +84,21 @@ from opentelemetry.semconv._incubating.attributes.system_attributes import (
     SYSTEM_MEMORY_STATE,
     SYSTEM_PAGING_STATE,
 )
-from opentelemetry.semconv._incubating.metrics import container_metrics as cm
-from opentelemetry.semconv._incubating.metrics import cpython_metrics as gm
-from opentelemetry.semconv._incubating.metrics import process_metrics as pm
 from opentelemetry.semconv._incubating.metrics import system_metrics as sm
 from opentelemetry.util.types import Attributes
 
 from paca_otel._internal import handle_internal_errors
 from paca_otel._version import __version__
 from paca_otel.errors import ConfigError
-from paca_otel.signals._cgroup import CgroupSample, CgroupV2
-from paca_otel.signals._system_source import (
-    ProcessStats,
-    PsutilSource,
-    SystemSource,
-)
+from paca_otel.signals._cgroup import CgroupSample
+from paca_otel.signals._system_container import ContainerGauges, container_specs
+from paca_otel.signals._system_process import PROCESS_SPECS, ProcessGauges
+from paca_otel.signals._system_source import PsutilSource, SystemSource
 
 SYSTEM_METER: Final = "paca_otel.system"
 """The meter (instrumentation scope) every system gauge is registered on."""
 
-__all__ = [
-    "CONTAINER_CPU_UTILIZATION",
-    "CONTAINER_MEMORY_UTILIZATION",
-    "SystemMetrics",
-]
-
-CONTAINER_CPU_UTILIZATION: Final = "container.cpu.utilization"
-CONTAINER_MEMORY_UTILIZATION: Final = "container.memory.utilization"
+__all__ = ["SystemMetrics"]
 
 # Below this many seconds between snapshots, counters have not moved (10 ms clock ticks):
 # keep the previous value rather than divide noise by almost nothing.
@@ -126,10 +107,10 @@ _MIN_INTERVAL: Final = 0.05
 CPU_WINDOW: Final = 0.1
 """Seconds of wall time every CPU utilisation is measured over, at least (10 clock ticks)."""
 
-_GAUGE, _COUNTER, _UPDOWN = "gauge", "counter", "updown"
+_GAUGE, _COUNTER, _UPDOWN = ObservableGauge, ObservableCounter, ObservableUpDownCounter
 
 # (instrument name, kind, unit, description)
-_SYSTEM_SPECS: Final = (
+_SYSTEM_SPECS: Final[tuple[tuple[str, type[Asynchronous], str, str], ...]] = (
     (sm.SYSTEM_CPU_UTILIZATION, _GAUGE, "1", "Share of CPU time in each mode."),
     (sm.SYSTEM_CPU_TIME, _COUNTER, "s", "CPU seconds in each mode."),
     (sm.SYSTEM_MEMORY_USAGE, _UPDOWN, "By", "Physical memory by state."),
@@ -150,37 +131,6 @@ _SYSTEM_SPECS: Final = (
 _CONNECTION_SPEC: Final = (
     (sm.SYSTEM_NETWORK_CONNECTION_COUNT, _UPDOWN, "{connection}", "Inet connections by state."),
 )
-_PROCESS_SPECS: Final = (
-    (pm.PROCESS_CPU_UTILIZATION, _GAUGE, "1", "CPU time of this process per available CPU."),
-    (pm.PROCESS_CPU_TIME, _COUNTER, "s", "CPU seconds of this process by mode."),
-    (pm.PROCESS_CONTEXT_SWITCHES, _COUNTER, "{context_switch}", "Context switches by type."),
-    (pm.PROCESS_MEMORY_USAGE, _UPDOWN, "By", "Resident memory of this process."),
-    (pm.PROCESS_MEMORY_VIRTUAL, _UPDOWN, "By", "Virtual memory of this process."),
-    (pm.PROCESS_THREAD_COUNT, _UPDOWN, "{thread}", "Threads of this process."),
-    (pm.PROCESS_UNIX_FILE_DESCRIPTOR_COUNT, _UPDOWN, "{file_descriptor}", "Open descriptors."),
-    (gm.CPYTHON_GC_COLLECTIONS, _COUNTER, "{collection}", "Collections per GC generation."),
-    (gm.CPYTHON_GC_COLLECTED_OBJECTS, _COUNTER, "{object}", "Objects collected per generation."),
-    (gm.CPYTHON_GC_UNCOLLECTABLE_OBJECTS, _COUNTER, "{object}", "Uncollectable objects found."),
-)
-_CONTAINER_CPU_SPECS: Final = (
-    (cm.CONTAINER_CPU_USAGE, _GAUGE, "{cpu}", "CPUs used by the container's cgroup."),
-)
-_CONTAINER_CPU_LIMIT_SPECS: Final = (
-    (CONTAINER_CPU_UTILIZATION, _GAUGE, "1", "Container CPU use against its cpu.max quota."),
-)
-_CONTAINER_MEMORY_SPECS: Final = (
-    (cm.CONTAINER_MEMORY_USAGE, _UPDOWN, "By", "Memory charged to the container."),
-    (cm.CONTAINER_MEMORY_WORKING_SET, _UPDOWN, "By", "Container memory minus inactive cache."),
-)
-_CONTAINER_MEMORY_LIMIT_SPECS: Final = (
-    (CONTAINER_MEMORY_UTILIZATION, _GAUGE, "1", "Container working set against memory.max."),
-)
-
-_PROC_USER: Final = {CPU_MODE: "user"}
-_PROC_SYSTEM: Final = {CPU_MODE: "system"}
-_VOLUNTARY: Final = {PROCESS_CONTEXT_SWITCH_TYPE: "voluntary"}
-_INVOLUNTARY: Final = {PROCESS_CONTEXT_SWITCH_TYPE: "involuntary"}
-
 _Observations = dict[str, list[Observation]]
 _Callback = Callable[[CallbackOptions], Iterable[Observation]]
 
@@ -234,19 +184,16 @@ def _cumulative_shares(cur: Mapping[str, float]) -> dict[str, float]:
     return {mode: v / total for mode, v in cur.items()} if total > 0 else {}
 
 
-def _specs(connections: bool, cgroup: CgroupSample | None) -> list[tuple[str, str, str, str]]:
+def _specs(
+    connections: bool, cgroup: CgroupSample | None
+) -> list[tuple[str, type[Asynchronous], str, str]]:
     """The instruments to register: container ones only for what this cgroup exposes."""
-    specs = [*_SYSTEM_SPECS, *(_CONNECTION_SPEC if connections else ()), *_PROCESS_SPECS]
-    if cgroup is not None:
-        if cgroup.cpu_usage_seconds is not None:
-            specs.extend(_CONTAINER_CPU_SPECS)
-            if cgroup.cpu_limit is not None:
-                specs.extend(_CONTAINER_CPU_LIMIT_SPECS)
-        if cgroup.memory_current is not None:
-            specs.extend(_CONTAINER_MEMORY_SPECS)
-            if cgroup.memory_limit is not None:
-                specs.extend(_CONTAINER_MEMORY_LIMIT_SPECS)
-    return specs
+    return [
+        *_SYSTEM_SPECS,
+        *(_CONNECTION_SPEC if connections else ()),
+        *PROCESS_SPECS,
+        *container_specs(cgroup),
+    ]
 
 
 class _View:
@@ -316,21 +263,16 @@ class SystemMetrics:
         self._cpu_measured = False  # whether any utilisation was measured yet
         self._cpu: _CpuState = ({}, {})
         self._percpu: list[_CpuState] = []
-        self._proc_prev: tuple[ProcessStats, float] | None = None
-        self._proc_last: tuple[float, float] | None = None
-        self._cg_prev: tuple[float, float] | None = None
-        self._cg_cpu_last: float | None = None
-        self._cgroup = CgroupV2(cgroup_root)
+        self._process = ProcessGauges(self._source, self._a, _MIN_INTERVAL)
+        self._container = ContainerGauges(cgroup_root, _MIN_INTERVAL)
         sample: CgroupSample | None = None
         with handle_internal_errors("system_metrics.prime"):
             if per_cpu:
                 self._percpu = [(dict(c), {}) for c in self._source.per_cpu_times()]
             else:
                 self._cpu = (dict(self._source.cpu_times()), {})
-            self._proc_prev = (self._source.process(), now)
-            sample = self._cgroup.sample() if self._cgroup.available else None
-            if sample is not None and sample.cpu_usage_seconds is not None:
-                self._cg_prev = (sample.cpu_usage_seconds, now)
+            self._process.prime(now)
+            sample = self._container.prime(now)
 
         specs = _specs(connections, sample)
         self._use_cgroup = sample is not None
@@ -400,12 +342,12 @@ class SystemMetrics:
         with handle_internal_errors("system_metrics.network"):
             self._observe_network(out)
         with handle_internal_errors("system_metrics.process"):
-            self._observe_process(out, now)
+            self._process.observe(out, now)
         with handle_internal_errors("system_metrics.gc"):
-            self._observe_gc(out)
+            self._process.observe_gc(out)
         if self._use_cgroup:
             with handle_internal_errors("system_metrics.cgroup"):
-                self._observe_cgroup(out, self._cgroup.sample(), now)
+                self._container.observe(out, now)
         return out
 
     def _a(self, *pairs: str | int) -> Attributes:
@@ -550,82 +492,6 @@ class SystemMetrics:
                 )
                 for (transport, state), count in self._source.connections().items()
             ]
-
-    def _observe_process(self, out: _Observations, now: float) -> None:
-        p = self._source.process()
-        ncpu = max(self._source.cpu_count(), 1)
-        prev, prev_at = self._proc_prev or (p, now)
-        elapsed = now - prev_at
-        restarted = (
-            p.pid != prev.pid or p.cpu_user < prev.cpu_user or p.cpu_system < prev.cpu_system
-        )
-        if restarted or (elapsed < _MIN_INTERVAL and self._proc_last is None):
-            # A new process (fork) or no time elapsed yet: the average since it started.
-            span = max(p.uptime, _MIN_INTERVAL) * ncpu
-            user, system = p.cpu_user / span, p.cpu_system / span
-            self._proc_prev = (p, now)
-        elif elapsed < _MIN_INTERVAL and self._proc_last is not None:
-            user, system = self._proc_last
-        else:
-            span = elapsed * ncpu
-            user = (p.cpu_user - prev.cpu_user) / span
-            system = (p.cpu_system - prev.cpu_system) / span
-            self._proc_prev = (p, now)
-        user, system = min(max(user, 0.0), 1.0), min(max(system, 0.0), 1.0)
-        self._proc_last = (user, system)
-        out[pm.PROCESS_CPU_UTILIZATION] = [
-            Observation(user, _PROC_USER),
-            Observation(system, _PROC_SYSTEM),
-        ]
-        out[pm.PROCESS_CPU_TIME] = [
-            Observation(p.cpu_user, _PROC_USER),
-            Observation(p.cpu_system, _PROC_SYSTEM),
-        ]
-        out[pm.PROCESS_CONTEXT_SWITCHES] = [
-            Observation(p.voluntary_switches, _VOLUNTARY),
-            Observation(p.involuntary_switches, _INVOLUNTARY),
-        ]
-        out[pm.PROCESS_MEMORY_USAGE] = [Observation(p.rss)]
-        out[pm.PROCESS_MEMORY_VIRTUAL] = [Observation(p.vms)]
-        out[pm.PROCESS_THREAD_COUNT] = [Observation(p.threads)]
-        if p.fds is not None:
-            out[pm.PROCESS_UNIX_FILE_DESCRIPTOR_COUNT] = [Observation(p.fds)]
-
-    def _observe_gc(self, out: _Observations) -> None:
-        collections: list[Observation] = []
-        collected: list[Observation] = []
-        uncollectable: list[Observation] = []
-        for gen, g in enumerate(self._source.gc_stats()):
-            attrs = self._a(CPYTHON_GC_GENERATION, gen)
-            collections.append(Observation(g.collections, attrs))
-            collected.append(Observation(g.collected, attrs))
-            uncollectable.append(Observation(g.uncollectable, attrs))
-        out[gm.CPYTHON_GC_COLLECTIONS] = collections
-        out[gm.CPYTHON_GC_COLLECTED_OBJECTS] = collected
-        out[gm.CPYTHON_GC_UNCOLLECTABLE_OBJECTS] = uncollectable
-
-    def _observe_cgroup(self, out: _Observations, s: CgroupSample, now: float) -> None:
-        if s.cpu_usage_seconds is not None:
-            cores: float | None = self._cg_cpu_last
-            prev = self._cg_prev
-            if prev is None or s.cpu_usage_seconds < prev[0]:
-                self._cg_prev = (s.cpu_usage_seconds, now)
-            elif now - prev[1] >= _MIN_INTERVAL:
-                cores = (s.cpu_usage_seconds - prev[0]) / (now - prev[1])
-                self._cg_prev = (s.cpu_usage_seconds, now)
-                self._cg_cpu_last = cores
-            if cores is not None:
-                out[cm.CONTAINER_CPU_USAGE] = [Observation(cores)]
-                if s.cpu_limit:
-                    out[CONTAINER_CPU_UTILIZATION] = [Observation(cores / s.cpu_limit)]
-        if s.memory_current is not None:
-            out[cm.CONTAINER_MEMORY_USAGE] = [Observation(s.memory_current)]
-            if s.memory_working_set is not None:
-                out[cm.CONTAINER_MEMORY_WORKING_SET] = [Observation(s.memory_working_set)]
-                if s.memory_limit:
-                    out[CONTAINER_MEMORY_UTILIZATION] = [
-                        Observation(s.memory_working_set / s.memory_limit)
-                    ]
 
 
 class _NoExemplars(ExemplarReservoir):

@@ -8,7 +8,8 @@ observations; this module only *reads* them. Two readers live here:
 * :class:`StaticSource`, a ``/proc``-like fake with plain mutable fields, for deterministic
   tests (re-exported by ``paca_otel.testing``); it counts the calls it gets.
 
-Container limits (cgroup v2) are read by :mod:`paca_otel.signals._cgroup`.
+Container limits (cgroup v2) are read by :mod:`paca_otel.signals._cgroup`; the records the
+readers return are in :mod:`paca_otel.signals._system_stats`.
 
 The source speaks semantic-convention vocabulary already (``cpu.mode`` names, memory states),
 so a fake does not have to know psutil's field names.
@@ -30,100 +31,16 @@ from typing import Protocol, runtime_checkable
 
 import psutil
 
-__all__ = [
-    "DiskIO",
-    "FilesystemUsage",
-    "GcGeneration",
-    "MemoryStats",
-    "NetworkIO",
-    "ProcessStats",
-    "PsutilSource",
-    "StaticSource",
-    "SystemSource",
-]
+from paca_otel.signals._system_stats import (
+    DiskIO,
+    FilesystemUsage,
+    GcGeneration,
+    MemoryStats,
+    NetworkIO,
+    ProcessStats,
+)
 
-
-@dataclass(frozen=True, slots=True)
-class MemoryStats:
-    """Physical memory or swap: ``total`` bytes and bytes per ``system.*.state``."""
-
-    total: int
-    states: Mapping[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class DiskIO:
-    """Cumulative I/O counters of one block device since boot."""
-
-    read_bytes: int
-    write_bytes: int
-    read_count: int
-    write_count: int
-    read_time: float = 0.0
-    """Seconds spent in reads (summed over parallel requests)."""
-    write_time: float = 0.0
-    busy_time: float = 0.0
-    """Seconds the device was busy (wall clock); 0 where the OS does not tell."""
-
-
-@dataclass(frozen=True, slots=True)
-class FilesystemUsage:
-    """Space on one mounted filesystem; ``reserved`` is what only root may use."""
-
-    device: str
-    mountpoint: str
-    fstype: str
-    total: int
-    used: int
-    free: int
-
-    @property
-    def reserved(self) -> int:
-        """Bytes neither used nor available to unprivileged users (ext4's root reserve)."""
-        return max(self.total - self.used - self.free, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class NetworkIO:
-    """Cumulative counters of one network interface since boot."""
-
-    bytes_sent: int
-    bytes_recv: int
-    errors_out: int
-    errors_in: int
-    packets_sent: int = 0
-    packets_recv: int = 0
-    dropped_out: int = 0
-    dropped_in: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessStats:
-    """The current process: cumulative CPU seconds, memory, threads, descriptors.
-
-    ``uptime`` (seconds since the process started) lets the first utilisation value be an
-    average since start instead of a meaningless 0.
-    """
-
-    pid: int
-    cpu_user: float
-    cpu_system: float
-    rss: int
-    vms: int
-    threads: int
-    fds: int | None
-    uptime: float
-    voluntary_switches: int = 0
-    involuntary_switches: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class GcGeneration:
-    """``gc.get_stats()`` of one generation."""
-
-    collections: int
-    collected: int
-    uncollectable: int
+__all__ = ["PsutilSource", "StaticSource", "SystemSource"]
 
 
 @runtime_checkable

@@ -11,7 +11,8 @@ import asyncio
 import sys
 
 from paca_otel import AlertManager, MonitoringManager, configure
-from paca_otel.signals._system_source import MemoryStats, StaticSource
+from paca_otel.signals._system_source import StaticSource
+from paca_otel.signals._system_stats import MemoryStats
 
 
 async def main(state_path: str, url: str) -> None:

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from paca_otel import AlertManager, MonitoringManager, PacaOtelError, RuleError, configure
-from paca_otel.signals._system_source import MemoryStats, StaticSource
+from paca_otel.signals._system_source import StaticSource
+from paca_otel.signals._system_stats import MemoryStats
 from tests._wait import async_wait_until
 from tests.peers import free_port
 

@@ -22,7 +22,8 @@ from fastapi import FastAPI
 from paca_otel import AlertManager, MonitoringManager, configure
 from paca_otel._runtime import default_runtime
 from paca_otel.errors import PacaOtelError, StorageError
-from paca_otel.signals._system_source import MemoryStats, StaticSource
+from paca_otel.signals._system_source import StaticSource
+from paca_otel.signals._system_stats import MemoryStats
 from tests._wait import async_wait_until
 from tests.peers import ROOT, free_port
 from tests.storage.faults import FAULTS, broken_state_file

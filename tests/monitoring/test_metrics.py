@@ -9,7 +9,8 @@ import pytest
 
 from paca_otel import MetricsCollector, MetricsSnapshot, MonitoringManager
 from paca_otel.pipeline._aliases import ALIASES
-from paca_otel.signals._system_source import MemoryStats, StaticSource
+from paca_otel.signals._system_source import StaticSource
+from paca_otel.signals._system_stats import MemoryStats
 
 
 async def test_seed_usage_start_record_read_stop() -> None:

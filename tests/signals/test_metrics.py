@@ -19,7 +19,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from paca_otel import _internal
 from paca_otel.errors import InstrumentKindConflictError, InvalidMetricNameError, MetricError
-from paca_otel.signals import _metrics as metrics_mod
+from paca_otel.signals import _timer as timer_mod
 from paca_otel.signals._labels import cache_key
 from paca_otel.signals._metrics import SECONDS_BUCKETS, MetricKind, MetricsCollector
 
@@ -571,9 +571,9 @@ def test_default_collector_uses_global_meter() -> None:
 
 @pytest.fixture
 def fake_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """perf_counter() of the metrics module returns the next queued value."""
+    """perf_counter() of the timer module returns the next queued value."""
     ticks: list[float] = []
-    monkeypatch.setattr(metrics_mod, "perf_counter", lambda: ticks.pop(0))
+    monkeypatch.setattr(timer_mod, "perf_counter", lambda: ticks.pop(0))
     return ticks
 
 

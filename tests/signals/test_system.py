@@ -26,14 +26,8 @@ from paca_otel.errors import ConfigError
 from paca_otel.signals._cgroup import CgroupV2
 from paca_otel.signals._system import CPU_WINDOW, SystemMetrics
 from paca_otel.signals._system_aliases import seed_aliases
-from paca_otel.signals._system_source import (
-    FilesystemUsage,
-    MemoryStats,
-    ProcessStats,
-    PsutilSource,
-    StaticSource,
-    SystemSource,
-)
+from paca_otel.signals._system_source import PsutilSource, StaticSource, SystemSource
+from paca_otel.signals._system_stats import FilesystemUsage, MemoryStats, ProcessStats
 
 
 class FakeClock:

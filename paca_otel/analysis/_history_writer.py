@@ -1,0 +1,212 @@
+"""How a series' samples reach the file: open buffer, sealed chunks, writer thread, roll-ups.
+
+:class:`~paca_otel.analysis.history.HistoryStore` decides what is kept (arguments, series
+limits, sensitivity, the backlog bound, retention) and answers queries; this module is the
+path to the file that those decisions feed, the counterpart of
+:mod:`paca_otel.analysis._history_reader`:
+
+- a :class:`Series` buffers appended samples in arrays (16 bytes a sample);
+- a sealed buffer waits in the :class:`ChunkWriter`'s queue for the store's own writer thread,
+  so an append never waits for the file's lock; the thread encodes the chunks
+  (:mod:`paca_otel.analysis._chunks`) and writes them in one transaction
+  (:mod:`paca_otel.analysis._history_table`, which encrypts sensitive series);
+- :func:`roll_up` makes the chunks that downsampling writes into a coarser tier, only over
+  buckets whose samples are all sealed.
+
+Everything here runs under the store's lock where it touches a series or the queue, and
+without it where it encodes or writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from array import array
+from collections.abc import Iterable, Sequence
+
+from paca_otel._internal import handle_internal_errors
+from paca_otel.analysis._chunks import encode_chunk
+from paca_otel.analysis._history_reader import SampleBlock, SeriesSnapshot, fetch
+from paca_otel.analysis._history_table import ChunkRow, ChunkTable, SeriesRow
+from paca_otel.analysis._rollup import rollup
+from paca_otel.analysis._tiers import Tier
+from paca_otel.storage import StorageError, count_error
+
+__all__ = ["NEVER", "ChunkWriter", "Series", "roll_up"]
+
+_logger = logging.getLogger("paca_otel.analysis.history")
+
+NEVER = -(1 << 62)
+"""A time before every sample: a series' newest sample or tier progress when it has none."""
+
+
+class Series:
+    """One series: identity, open buffer, sealed buffers not yet written, tier progress."""
+
+    __slots__ = (
+        "key", "labels", "last_ms", "name", "pending", "progress", "sealed_ms", "sensitive",
+        "times", "values",
+    )  # fmt: skip
+
+    def __init__(self, key: str, name: str, labels: dict[str, str], sensitive: bool) -> None:
+        self.key = key
+        self.name = name
+        self.labels = labels
+        self.sensitive = sensitive
+        self.times = array("q")  # 16 bytes a sample buffered (a list would take ~70)
+        self.values = array("d")
+        self.last_ms = NEVER  # newest sample appended: older ones are out of order
+        self.sealed_ms = NEVER  # newest sample sealed: buckets up to it are complete
+        self.pending: list[SampleBlock] = []
+        self.progress: dict[int, int] = {}
+
+    def row(self) -> SeriesRow:
+        return (self.key, self.name, self.labels, self.sensitive)
+
+    def seal(self) -> SampleBlock:
+        """Close the open buffer and start a new one (the store's lock held)."""
+        chunk = SampleBlock(self.times, self.values)
+        self.times, self.values = array("q"), array("d")
+        self.sealed_ms = chunk.times[-1]
+        return chunk
+
+    def snapshot(self) -> SeriesSnapshot:
+        """What a reader needs of this series (the store's lock held)."""
+        return SeriesSnapshot(
+            self.key,
+            tuple(self.pending),
+            SampleBlock(array("q", self.times), array("d", self.values)),
+            dict(self.progress),
+        )
+
+
+class ChunkWriter:
+    """The queue of sealed chunks and the store's writer thread that empties it.
+
+    Args:
+        table: Where the chunks go.
+        lock: The store's lock, which guards the queue and every series' ``pending``.
+    """
+
+    def __init__(self, table: ChunkTable, lock: threading.Lock) -> None:
+        self._table = table
+        self._lock = lock
+        self._queue: list[tuple[Series, SampleBlock]] = []
+        #: Samples in the queue (the store bounds it by ``max_pending``).
+        self.queued_samples = 0
+        self._wake = threading.Event()  # set when chunks are queued: the writer wakes
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self._write_lock = threading.Lock()  # one batch at a time (writer thread, maintenance)
+
+    def put(self, series: Series, chunk: SampleBlock) -> None:
+        """Queue a sealed ``chunk`` of ``series`` and wake the writer (the store's lock held)."""
+        series.pending.append(chunk)
+        self._queue.append((series, chunk))
+        self.queued_samples += len(chunk.times)
+        # no file lock here: the writer may hold it for a whole transaction
+        self._wake.set()
+        if self._thread is None or not self._thread.is_alive():  # first seal, or after fork
+            self._thread = threading.Thread(
+                target=self._write_loop, name="paca-otel-history-writer", daemon=True
+            )
+            self._thread.start()
+
+    def _write_loop(self) -> None:
+        """The store's writer thread: writes queued chunks whenever some are sealed."""
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closing:
+                return
+            try:
+                with handle_internal_errors("history_write", _logger):
+                    self.write()
+            except StorageError as exc:  # re-queued; retried at the next seal or flush
+                count_error("history_write", exc)
+
+    def write(self) -> None:
+        """Encode and write every queued chunk in one transaction (the writer thread)."""
+        with self._write_lock:
+            with self._lock:
+                batch, self._queue = self._queue, []
+                rows = [(series.row(), chunk) for series, chunk in batch]
+            if not batch:
+                return
+            try:
+                self._table.write(
+                    [
+                        (
+                            row,
+                            0,
+                            chunk.times[0],
+                            chunk.times[-1],
+                            len(chunk.times),
+                            encode_chunk(chunk.times, [chunk.values]),
+                        )
+                        for row, chunk in rows
+                    ]
+                )
+            except StorageError:
+                with self._lock:  # stays queued for the next write; readers still see it
+                    self._queue[:0] = batch
+                raise
+            with self._lock:
+                for series, chunk in batch:
+                    series.pending.remove(chunk)
+                    self.queued_samples -= len(chunk.times)
+
+    def close(self) -> None:
+        """Stop the writer thread; what is still queued stays so (flush before)."""
+        self._closing = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10.0)
+
+
+def roll_up(
+    table: ChunkTable,
+    tiers: Sequence[Tier],
+    index: int,
+    todo: Iterable[tuple[SeriesRow, SeriesSnapshot, int, int]],
+    *,
+    now_ms: int,
+    span_ms: int,
+    chunk_samples: int,
+) -> tuple[list[ChunkRow], list[tuple[SeriesRow, int, int]]]:
+    """The chunks rolling tier ``index - 1`` up into tier ``index``, and the new progress.
+
+    Args:
+        todo: ``(row, snapshot, sealed_ms, last_ms)`` of each series, taken under the lock.
+        now_ms: The maintenance pass's time.
+        span_ms: A series idle for this long has its last bucket complete too.
+        chunk_samples: Points per written chunk.
+    """
+    width = tiers[index].resolution_ms
+    finer = tiers[index - 1].resolution_ms
+    chunks: list[ChunkRow] = []
+    progress: list[tuple[SeriesRow, int, int]] = []
+    for row, snap, sealed_ms, last_ms in todo:
+        if index > 1:
+            limit = snap.progress.get(finer)
+        elif not snap.buffer.times and now_ms - last_ms >= span_ms:
+            limit = now_ms  # idle for a chunk span: its last bucket is complete too
+        else:
+            limit = sealed_ms + 1  # buckets up to the newest sealed sample are complete
+        if limit is None or limit <= NEVER + 1:
+            continue
+        limit -= limit % width
+        first = snap.progress.get(width, NEVER)
+        if first >= limit:
+            continue
+        rolled = rollup(
+            fetch(table, tiers, snap, tier=index - 1, start_ms=first, end_ms=limit - 1),
+            width,
+        )
+        stamps = rolled[0]
+        for at in range(0, len(stamps), chunk_samples):
+            piece = slice(at, at + chunk_samples)
+            data = encode_chunk(stamps[piece], [column[piece] for column in rolled[1:]])
+            chunks.append((row, width, stamps[at], stamps[piece][-1], len(stamps[piece]), data))
+        progress.append((row, width, limit))
+    return chunks, progress
