@@ -85,3 +85,14 @@ def reap(pid: int, go_w: int) -> int:
 def wait_go(go_fd: int) -> None:
     """In the child: block until the parent closes the pipe (bounded)."""
     select.select([go_fd], [], [], CHILD_TIMEOUT)
+
+
+def run_forked(child: Callable[[int, int], dict[str, Any]]) -> tuple[dict[str, Any], int]:
+    """Fork, run ``child`` there, and return its report and exit code once it is reaped."""
+    pid, report_fd, go_w = fork_child(child)
+    try:
+        report = read_report(report_fd)
+    finally:
+        code = reap(pid, go_w)
+        os.close(report_fd)
+    return report, code

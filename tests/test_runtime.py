@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from paca_otel import AlertManager, ConfigError, MonitoringManager, Notification
+from tests._fork import run_forked
 from tests._wait import async_wait_until
 
 
@@ -199,7 +199,6 @@ def test_forked_child_root_takes_over_rules_added_before_configure() -> None:
     snapshot; the parent's root is untouched and its lock is free again.
     """
     from paca_otel._runtime import default_runtime
-    from tests._fork import fork_child, read_report, reap
 
     root = default_runtime()
     alerts = AlertManager()
@@ -219,12 +218,7 @@ def test_forked_child_root_takes_over_rules_added_before_configure() -> None:
             "silences": [s.id for s in alerting.engine.silences.all()],
         }
 
-    pid, report_fd, go_w = fork_child(child)
-    try:
-        report = read_report(report_fd)
-    finally:
-        reap(pid, go_w)
-        os.close(report_fd)
+    report, _ = run_forked(child)
     assert report == {
         "same_root": True,
         "new_alerting": True,
@@ -242,7 +236,6 @@ def test_forked_child_independent_root_restarts_its_alerting() -> None:
     import threading
 
     from paca_otel._setup import configure
-    from tests._fork import fork_child, read_report, reap
 
     mine = configure(
         service_name="independent", metrics_exporter="none", system_metrics=False,
@@ -261,12 +254,7 @@ def test_forked_child_independent_root_restarts_its_alerting() -> None:
                 "evaluating": "paca-otel-rules" in {t.name for t in threading.enumerate()},
             }
 
-        pid, report_fd, go_w = fork_child(child)
-        try:
-            report = read_report(report_fd)
-        finally:
-            reap(pid, go_w)
-            os.close(report_fd)
+        report, _ = run_forked(child)
         assert report == {
             "new_alerting": True,
             "rules": ["only_there"],
@@ -336,7 +324,6 @@ def test_component_built_by_the_wrong_type_is_refused() -> None:
 def test_forked_child_keeps_the_roots_components_and_tells_them() -> None:
     """A component survives fork() like module state did, and hears after_fork_in_child."""
     from paca_otel._runtime import default_runtime
-    from tests._fork import fork_child, read_report, reap
 
     part = default_runtime().component(_Part)
 
@@ -344,11 +331,6 @@ def test_forked_child_keeps_the_roots_components_and_tells_them() -> None:
         mine = default_runtime().component(_Part)
         return {"same": mine is part, "forked": mine.forked, "closed": mine.closed}
 
-    pid, report_fd, go_w = fork_child(child)
-    try:
-        report = read_report(report_fd)
-    finally:
-        reap(pid, go_w)
-        os.close(report_fd)
+    report, _ = run_forked(child)
     assert report == {"same": True, "forked": 1, "closed": 0}
     assert part.forked == 0  # the parent's is untouched

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from paca_otel.storage import Database, open_database
-from tests._fork import fork_child, read_report, reap
+from tests._fork import run_forked
 
 
 def test_forked_child_opens_a_file_the_parent_is_writing(tmp_path: Path) -> None:
@@ -41,12 +40,9 @@ def test_forked_child_opens_a_file_the_parent_is_writing(tmp_path: Path) -> None
     try:
         reports = []
         for _ in range(5):
-            pid, report_fd, go_w = fork_child(child)
-            try:
-                reports.append(read_report(report_fd))
-            finally:
-                assert reap(pid, go_w) == 0
-                os.close(report_fd)
+            report, code = run_forked(child)
+            reports.append(report)
+            assert code == 0
             time.sleep(0.02)
     finally:
         stop.set()
@@ -88,12 +84,7 @@ def test_forked_child_opens_sqlite_while_the_parent_writes_in_memory() -> None:
 
     try:
         for _ in range(15):
-            pid, report_fd, go_w = fork_child(child)
-            try:
-                assert read_report(report_fd) == {"inherited_rows": True}
-            finally:
-                assert reap(pid, go_w) == 0
-                os.close(report_fd)
+            assert run_forked(child) == ({"inherited_rows": True}, 0)
     finally:
         stop.set()
         writer.join(5)
