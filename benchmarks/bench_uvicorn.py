@@ -14,8 +14,10 @@ SDK providers) and ``contrib`` (``FastAPIInstrumentor`` on SDK
 providers), for reference.
 
 Run: ``python benchmarks/bench_uvicorn.py [--seconds 8] [--connections 16] [--runs 3]``;
-``BENCH_GC_FREEZE=1`` calls ``gc.freeze()`` in every server after start-up (the p99 of the
-instrumented servers is mostly full-collection pauses, printed at the end).
+The paca variants freeze the start-up heap out of the cyclic GC at their first request
+(``gc_freeze``, on by default: without it their p99 is mostly 25-60 ms full-collection pauses,
+printed at the end); ``BENCH_GC_FREEZE=1`` calls ``gc.freeze()`` in every server after
+start-up, the others included.
 Servers are stopped by their PID at the end.
 """
 
