@@ -44,7 +44,13 @@ if TYPE_CHECKING:
     from paca_otel.pipeline._collection import Collection
     from paca_otel.pipeline._pipeline import Pipeline
 
-__all__ = ["MULTIPROCESS_STATE_FILE", "AlertingRuntime", "Telemetry", "alert_state_path"]
+__all__ = [
+    "MULTIPROCESS_STATE_FILE",
+    "AlertingRuntime",
+    "Telemetry",
+    "alert_state_path",
+    "rules_file_origin",
+]
 
 logger = logging.getLogger("paca_otel.alerts")
 
@@ -85,6 +91,16 @@ def alert_state_path(settings: PacaOtelSettings) -> Path | None:
     if settings.multiprocess_dir is not None:
         return settings.multiprocess_dir / MULTIPROCESS_STATE_FILE
     return None
+
+
+def rules_file_origin(path: str | os.PathLike[str]) -> str:
+    """The origin stored with the rules of the rules file at ``path``: ``file:<absolute path>``.
+
+    Absolute so that workers started from other directories agree; symbolic links are not
+    resolved, since a Kubernetes ConfigMap's file links into a directory renamed at each
+    update, and the file must keep owning its rules across updates.
+    """
+    return "file:" + os.path.abspath(os.fspath(path))
 
 
 class AlertingRuntime:
@@ -129,7 +145,10 @@ class AlertingRuntime:
     def load_rules_file(self, path: str | os.PathLike[str]) -> list[Rule]:
         """Add every rule of a YAML rule file, channel names resolved as ``add_rule`` does.
 
-        All rules are checked before the first is added, so a bad file changes nothing.
+        All rules are checked before the first is added, so a bad file changes nothing. The
+        file owns its rules: those stored from an earlier load of it (:func:`rules_file_origin`)
+        that it no longer has are removed, from every worker sharing the state file. Rules
+        from code or the API are never removed here, nor a file rule the API edited since.
 
         Raises:
             RuleError: the file is missing, not YAML, or a rule is invalid (the message names
@@ -139,8 +158,17 @@ class AlertingRuntime:
             rule.model_copy(update={"channels": [self.channel_for(c) for c in rule.channels]})
             for rule in load_rules(Path(path))
         ]
+        origin = rules_file_origin(path)
         for rule in rules:
-            self.engine.add_rule(rule)
+            self.engine.add_rule(rule, origin=origin)
+        gone = self.engine.remove_rules_from(origin, (rule.name for rule in rules))
+        if gone:
+            logger.info(
+                "paca-otel: removed %d rule(s) no longer in %s: %s",
+                len(gone),
+                os.fspath(path),
+                ", ".join(gone),
+            )
         return rules
 
     def _build(self, database: Database, codec: Codec) -> tuple[Outbox, Dispatcher, RuleEngine]:
@@ -281,7 +309,12 @@ class AlertingRuntime:
     def handover(self) -> Handover:
         """A snapshot of the user channels, rules and silences a successor takes over."""
         engine = self.engine
-        return Handover(dict(self.channels), list(engine.rules.values()), engine.silences.all())
+        return Handover(
+            dict(self.channels),
+            list(engine.rules.values()),
+            engine.silences.all(),
+            dict(engine.origins),
+        )
 
     def take_over(self, old: AlertingRuntime | Handover) -> None:
         """Adopt the rules, user channels and silences ``old`` collected before it ever ran.
@@ -293,7 +326,7 @@ class AlertingRuntime:
             if name not in self.channels or isinstance(self.channels[name], UnconfiguredChannel):
                 self.add_channel(name, channel)
         for rule in given.rules:
-            self.engine.add_rule(rule)
+            self.engine.add_rule(rule, origin=given.origins.get(rule.name))
         silences = self.engine.silences
         for record in given.silences:
             # Same ids: an id AlertManager.silence() returned before start must keep working.

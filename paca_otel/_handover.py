@@ -31,6 +31,8 @@ class Handover(NamedTuple):
     channels: dict[str, NotificationChannel]
     rules: list[Rule]
     silences: list[SilenceRecord]
+    #: Origins of the rules from a rules file (``file:<path>``), so the file keeps owning them.
+    origins: dict[str, str]
 
 
 def import_what_threads_need() -> None:

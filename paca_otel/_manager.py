@@ -430,7 +430,8 @@ class AlertManager:
         """Load every rule of a YAML rule file (see ``paca-otel rules check``).
 
         Channel names are resolved as in :meth:`add_rule_sync` (``send_email`` is ``email``;
-        an unconfigured built-in channel logs), all before the first rule is added.
+        an unconfigured built-in channel logs), all before the first rule is added. The file
+        owns its rules: a rule an earlier load of it added that it no longer has is removed.
         """
         return self.runtime.load_rules_file(path)
 

@@ -171,6 +171,7 @@ class RuleEngine(NotificationPolicy, SharedState):
         self._lock = threading.RLock()  # in-memory state only: never held around I/O
         self._cycle_lock = threading.Lock()  # one evaluation cycle at a time
         self._rules: dict[str, Rule] = {}
+        self._origins: dict[str, str] = {}  # where rules from a file came from (file:<path>)
         # parsed condition and clear condition per rule, read once (pydantic attrs are slow)
         self._exprs: dict[str, tuple[Expr, Expr | None]] = {}
         self._alerts: dict[str, dict[Labels, AlertRecord]] = {}
@@ -234,8 +235,19 @@ class RuleEngine(NotificationPolicy, SharedState):
             msg = f"{where} names unknown channel(s) {unknown}; configured: {sorted(self.channels)}"
             raise RuleError(msg)
 
-    def add_rule(self, rule: Rule) -> None:
+    @property
+    def origins(self) -> Mapping[str, str]:
+        """Where the rules that came from a rules file came from, by name (a snapshot)."""
+        with self._lock:
+            return dict(self._origins)
+
+    def add_rule(self, rule: Rule, *, origin: str | None = None) -> None:
         """Add ``rule``, or replace the rule of the same name keeping its alerts' state.
+
+        Args:
+            rule: The rule.
+            origin: ``file:<path>`` for a rule from a rules file (which then owns it, see
+                :meth:`remove_rules_from`); ``None`` for one from code or the API.
 
         Raises:
             RuleError: the rule routes to a channel that is not configured.
@@ -245,8 +257,28 @@ class RuleEngine(NotificationPolicy, SharedState):
         with self._lock:
             self._rules[rule.name] = rule
             self._exprs[rule.name] = (rule.expr, rule.clear_expr)
+            if origin is None:  # last write wins: code or the API owns it now
+                self._origins.pop(rule.name, None)
+            else:
+                self._origins[rule.name] = origin
         if self._rule_store is not None:  # every worker sharing the file picks it up
-            self._rule_store.put_later(rule)
+            self._rule_store.put_later(rule, origin)
+
+    def remove_rules_from(self, origin: str, keep: Iterable[str]) -> list[str]:
+        """Remove the rules of ``origin`` not named in ``keep``; return their names, sorted.
+
+        What a rules file does when it is loaded: it owns its rules, so one deleted from the
+        file goes (from every worker, as :meth:`remove_rule` does it) instead of firing on.
+        """
+        kept = set(keep)
+        with self._lock:
+            gone = sorted(n for n, o in self._origins.items() if o == origin and n not in kept)
+            for name in gone:
+                self._drop_rule(name)
+        if self._rule_store is not None:
+            for name in gone:
+                self._rule_store.delete_later(name)
+        return gone
 
     def remove_rule(self, name: str) -> None:
         """Remove a rule and forget its alerts (without resolved notifications).
@@ -258,13 +290,18 @@ class RuleEngine(NotificationPolicy, SharedState):
             if name not in self._rules:
                 msg = f"no rule named {name!r}; rules: {sorted(self._rules)}"
                 raise RuleError(msg)
-            del self._rules[name]
-            del self._exprs[name]
-            for record in self._alerts.pop(name, {}).values():
-                self._forget(record)
-            # written by the next cycle (or close): no I/O here, callers may be on the loop
+            self._drop_rule(name)
         if self._rule_store is not None:
             self._rule_store.delete_later(name)
+
+    def _drop_rule(self, name: str) -> None:
+        """Forget rule ``name`` and its alerts in memory (the caller holds the lock)."""
+        del self._rules[name]
+        del self._exprs[name]
+        self._origins.pop(name, None)
+        for record in self._alerts.pop(name, {}).values():
+            self._forget(record)
+        # written by the next cycle (or close): no I/O here, callers may be on the loop
 
     # ------------------------------------------------------------------ evaluation
     def bind_collector(self, collect: Callable[[float], None] | None) -> None:

@@ -14,6 +14,12 @@ engine writes each change here and re-reads the table when its ``rules`` change 
   adding the same rule from code at start converge on one row without making each other reload.
 - Last write wins: a worker that restarts and adds a rule from code replaces an API edit of
   it; a rule removed through the API comes back when code adds it again.
+- Each rule keeps its origin: ``file:<absolute path>`` for a rule from a rules file, ``NULL``
+  for one from code or the API. A rules file owns its rules: loading it removes the stored
+  rules of that origin it no longer has (``AlertingRuntime.load_rules_file``), so a rule
+  deleted from the file goes at the next deploy instead of firing on from here. Whoever wrote
+  a rule last owns it: an API edit of a file rule makes it the API's, which no file load
+  removes. Rows stored before origins existed (schema 1) have none, like API rules.
 - Payloads go through the storage codec (JSON, encrypted with ``storage_key``); the name
   column holds the codec's index of the name.
 """
@@ -22,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 from paca_otel._internal import warn_once
 from paca_otel.errors import PacaOtelError
@@ -30,7 +36,7 @@ from paca_otel.rules._rule import Rule
 from paca_otel.storage import Codec, Database
 from paca_otel.storage._changes import bump, prepare
 
-__all__ = ["MIGRATIONS", "RULES_TOPIC", "RuleStore"]
+__all__ = ["MIGRATIONS", "RULES_TOPIC", "RuleStore", "StoredRule"]
 
 logger = logging.getLogger("paca_otel.alerting")
 
@@ -41,11 +47,24 @@ CREATE TABLE IF NOT EXISTS rules (
 )
 """
 
+# Version 2: where each rule came from (encoded like ``data``: a file path is not secret, but
+# with ``storage_key`` nothing about a rule is stored in clear); NULL: code or the API.
+_ORIGIN = "ALTER TABLE rules ADD COLUMN origin TEXT"
+
 #: Schema steps of the ``rules`` component (see ``Database.migrate``).
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _ORIGIN)
 
 #: The change topic of the ``rules`` table.
 RULES_TOPIC = "rules"
+
+_ORIGIN_CONTEXT = "rules.origin"  # the codec context of the origin column
+
+
+class StoredRule(NamedTuple):
+    """A stored rule and its origin (``file:<path>``; ``None``: code or the API)."""
+
+    rule: Rule
+    origin: str | None
 
 
 def rule_data(rule: Rule) -> dict[str, Any]:
@@ -69,20 +88,20 @@ class RuleStore:
         self.codec = codec
         self._lock = threading.Lock()
         # changes queued on the writer thread, by name (None: a removal), each with its token
-        self._pending: dict[str, tuple[object, Rule | None]] = {}
+        self._pending: dict[str, tuple[object, StoredRule | None]] = {}
         self._failed: set[str] = set()  # names whose write failed, still in the overlay
         db.migrate("rules", MIGRATIONS)
         prepare(db)
 
-    def put_later(self, rule: Rule) -> None:
-        """Store ``rule`` (replacing the one of its name) on the writer thread."""
-        self._queue(rule.name, rule)
+    def put_later(self, rule: Rule, origin: str | None = None) -> None:
+        """Store ``rule`` from ``origin`` (replacing the one of its name) on the writer thread."""
+        self._queue(rule.name, StoredRule(rule, origin))
 
     def delete_later(self, name: str) -> None:
         """Remove the rule ``name`` on the writer thread."""
         self._queue(name, None)
 
-    def _queue(self, name: str, rule: Rule | None) -> None:
+    def _queue(self, name: str, rule: StoredRule | None) -> None:
         token = object()
         with self._lock:
             self._pending[name] = (token, rule)
@@ -111,32 +130,45 @@ class RuleStore:
         for name, rule in failed:
             self._queue(name, rule)
 
-    def _write(self, name: str, rule: Rule | None) -> None:
+    def _write(self, name: str, stored: StoredRule | None) -> None:
         key = self.codec.index(name)
         with self.db.transaction("rule write") as conn:
-            row = conn.execute("SELECT data FROM rules WHERE name = ?", (key,)).fetchone()
-            if rule is None:
+            row = conn.execute("SELECT data, origin FROM rules WHERE name = ?", (key,)).fetchone()
+            if stored is None:
                 if row is None:
                     return
                 conn.execute("DELETE FROM rules WHERE name = ?", (key,))
             else:
-                data = rule_data(rule)
-                if row is not None and self._decoded(row[0]) == data:
+                data = rule_data(stored.rule)
+                same = row is not None and self._decoded(row[0]) == data
+                if same and self._origin(row[1]) == stored.origin:
                     return  # the same rule: every worker adding it at start converges here
+                origin = stored.origin
                 conn.execute(
-                    "INSERT OR REPLACE INTO rules (name, data) VALUES (?, ?)",
-                    (key, self.codec.encode(data, "rules")),
+                    "INSERT OR REPLACE INTO rules (name, data, origin) VALUES (?, ?, ?)",
+                    (
+                        key,
+                        self.codec.encode(data, "rules"),
+                        None if origin is None else self.codec.encode(origin, _ORIGIN_CONTEXT),
+                    ),
                 )
             bump(conn, (RULES_TOPIC,))
 
-    def _decoded(self, stored: str | bytes) -> Any:
+    def _origin(self, stored: str | bytes | None) -> str | None:
+        """A row's origin; one that does not decode counts as none (never removed by a file)."""
+        if stored is None:
+            return None
+        origin = self._decoded(stored, _ORIGIN_CONTEXT)
+        return origin if isinstance(origin, str) else None
+
+    def _decoded(self, stored: str | bytes, context: str = "rules") -> Any:
         try:
-            return self.codec.decode(stored, "rules")
+            return self.codec.decode(stored, context)
         except (PacaOtelError, ValueError):
             return None
 
-    def load(self) -> dict[str, Rule]:
-        """The stored rules by name, with this process's queued changes on top.
+    def load(self) -> dict[str, StoredRule]:
+        """The stored rules and their origins by name, with this process's queued changes on top.
 
         A row that does not decode or validate (written by a newer paca-otel, another storage
         key) is skipped with a warning: one bad rule must not stop a worker.
@@ -144,15 +176,15 @@ class RuleStore:
         Raises:
             StorageError: the file cannot be read.
         """
-        rows = self.db.fetchall("SELECT data FROM rules ORDER BY rowid")
-        rules: dict[str, Rule] = {}
-        for (stored,) in rows:
+        rows = self.db.fetchall("SELECT data, origin FROM rules ORDER BY rowid")
+        rules: dict[str, StoredRule] = {}
+        for stored, origin in rows:
             try:
                 rule = Rule(**self.codec.decode(stored, "rules"))
             except (PacaOtelError, ValueError, TypeError) as exc:
                 warn_once(logger, "stored_rule", "skipping a stored rule that is unusable: %s", exc)
                 continue
-            rules[rule.name] = rule
+            rules[rule.name] = StoredRule(rule, self._origin(origin))
         with self._lock:
             pending = dict(self._pending)
         for name, (_, queued) in pending.items():

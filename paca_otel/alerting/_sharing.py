@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from paca_otel._internal import warn_once
 from paca_otel.alerting._lease import Lease, lease_timing
-from paca_otel.alerting._rule_store import RULES_TOPIC, RuleStore
+from paca_otel.alerting._rule_store import RULES_TOPIC, RuleStore, StoredRule
 from paca_otel.alerting._silences import Silences
 from paca_otel.alerting._state import ALERTS_TOPIC, SILENCES_TOPIC, AlertRecord, StateStore
 from paca_otel.alerting._writeback import WriteBack
@@ -67,6 +67,7 @@ class SharedState:
     _lock: threading.RLock
     _cycle_lock: threading.Lock
     _rules: dict[str, Rule]
+    _origins: dict[str, str]
     _exprs: dict[str, tuple[Expr, Expr | None]]
     _alerts: dict[str, dict[Labels, AlertRecord]]
     _history: deque[AlertEvent]
@@ -123,13 +124,15 @@ class SharedState:
             self.reload_alerts()
         self._watch.seen(changed)
 
-    def _install_rules(self, rules: Mapping[str, Rule]) -> None:
-        """Make ``rules`` this engine's rule set; alerts of removed rules are forgotten.
+    def _install_rules(self, stored: Mapping[str, StoredRule]) -> None:
+        """Make ``stored`` this engine's rule set; alerts of removed rules are forgotten.
 
         A rule routed to a channel this worker lacks is kept (the outbox holds its
         notifications for a worker that has the channel), with one warning.
         """
+        rules = {name: rule for name, (rule, _) in stored.items()}
         with self._lock:
+            self._origins = {n: o for n, (_, o) in stored.items() if o is not None}
             for name in [n for n in self._rules if n not in rules]:
                 del self._rules[name]
                 del self._exprs[name]

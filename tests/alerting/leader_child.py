@@ -10,6 +10,8 @@ one JSON command per stdin line with one JSON line:
   first after that, its rules, silences and active alerts;
 - ``{"op": "feed", "name": N, "value": V}``: append a point to its store;
 - ``{"op": "add_rule", "rule": {...}}``: ``AlertManager.add_rule_data``, the API's path;
+- ``{"op": "load_rules_file", "path": P}``: ``AlertManager.add_rules_from_file``, what
+  ``rules_file`` does at start; replies the file's rule names;
 - ``{"op": "silence", "matchers": {...}, "duration": S}``: a silence; replies its id.
 """
 
@@ -99,6 +101,8 @@ def main() -> None:
             runtime.engine.store.append(command["name"], (), command["value"], time.time())
         elif op == "add_rule":
             reply = alerts.add_rule_data(command["rule"]).name
+        elif op == "load_rules_file":
+            reply = [rule.name for rule in alerts.add_rules_from_file(command["path"])]
         elif op == "silence":
             reply = alerts.silence(command["matchers"], duration=command["duration"])
         print(json.dumps({"reply": reply}), flush=True)

@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -218,3 +219,40 @@ def test_rules_and_silences_from_any_worker_reach_every_worker(
     time.sleep(INTERVAL)
     assert sent(receiver) == Counter({"Always": 1, "Added": 1})
     assert all(count == 1 for count in receiver.keys.values())
+
+
+def rules_version(path: Path) -> int:
+    """The shared ``rules`` change counter: how often a write changed the stored rules."""
+    with sqlite3.connect(path) as conn:
+        row = conn.execute("SELECT version FROM changes WHERE topic = 'rules'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_workers_loading_one_rules_file_store_it_once_and_prune_it_once(
+    service: tuple[list[Worker], Outbox], tmp_path: Path
+) -> None:
+    """Every worker loads the same file (as at a deploy): its rules are written once, a rule
+    deleted from it is removed from every worker with one write, and then nothing is written."""
+    workers, _ = service
+    state = tmp_path / "alerting.sqlite3"
+    rules = tmp_path / "rules.yaml"
+
+    def load(*names: str) -> None:
+        body = "".join(f"  - alert: {name}\n    expr: up > 99\n" for name in names)
+        rules.write_text(f"groups:\n- name: g\n  rules:\n{body}")
+        for worker in workers:
+            assert worker.call("load_rules_file", path=str(rules)) == list(names)
+
+    def everywhere(names: list[str]) -> bool:
+        return all(w.status()["rules"] == names for w in workers)
+
+    wait_until(lambda: rules_version(state) == 2, "the two rules from code stored")
+    start = 2
+    load("Kept", "Dropped")
+    wait_until(lambda: everywhere(["Always", "Dropped", "Kept", "Slow"]), "the file's rules")
+    wait_until(lambda: rules_version(state) == start + 2, "the file's two rules stored")
+    load("Kept")
+    wait_until(lambda: everywhere(["Always", "Kept", "Slow"]), "the dropped rule gone")
+    wait_until(lambda: rules_version(state) == start + 3, "the one removal stored")
+    time.sleep(2 * INTERVAL)  # two more cycles and refreshes of every worker: no churn
+    assert rules_version(state) == start + 3
