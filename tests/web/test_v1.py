@@ -266,10 +266,12 @@ def test_event_stream_sends_samples_and_ends_on_disconnect(served: Served) -> No
         for line in stream.iter_lines():
             if line.startswith("data: "):
                 sample = json.loads(line[6:])
+                # read while the stream is surely open: leaving iter_lines closes the response
+                open_streams = feed.streams
                 break
         assert "cpu_usage" in sample["aliases"]
         assert isinstance(sample["alerts"], list)
-        assert feed.streams == 1  # counted by the root that serves the app
+        assert open_streams == 1  # counted by the root that serves the app
     _until(lambda: feed.streams == 0)
 
 
