@@ -49,7 +49,7 @@ from paca_otel._labelregex import RegexSyntaxError, compile_label_regex, regex_f
 from paca_otel.analysis._chunks import TS_LIMIT
 from paca_otel.analysis._history_reader import fetch
 from paca_otel.analysis._history_table import ChunkTable, series_key
-from paca_otel.analysis._history_writer import NEVER, ChunkWriter, Series, roll_up
+from paca_otel.analysis._history_writer import NEVER, ChunkWriter, Series, downsample
 from paca_otel.analysis._matchers import label_predicate
 from paca_otel.analysis._recording import CollectionRecorder
 from paca_otel.analysis._rollup import RangePoints, rollup
@@ -433,41 +433,23 @@ class HistoryStore:
                     self._seal(series)
                     sealed += 1
         self._writer.write()
-        points = sum(self._downsample(index, now_ms) for index in range(1, len(self.tiers)))
+        points = sum(
+            downsample(
+                self._table,
+                self.tiers,
+                index,
+                self._series,
+                self._lock,
+                now_ms=now_ms,
+                span_ms=self._span_ms,
+                chunk_samples=self.chunk_samples,
+            )
+            for index in range(1, len(self.tiers))
+        )
         deleted, forgotten = self._expire(now_ms)
         report = MaintenanceReport(sealed, points, deleted, forgotten)
         self.last_maintenance = report
         return report
-
-    def _downsample(self, index: int, now_ms: int) -> int:
-        """Roll tier ``index - 1`` up into tier ``index`` as far as it is complete."""
-        width = self.tiers[index].resolution_ms
-        with self._lock:
-            todo = [
-                (series.row(), series.snapshot(), series.sealed_ms, series.last_ms)
-                for series in self._series.values()
-            ]
-        chunks, progress = roll_up(
-            self._table,
-            self.tiers,
-            index,
-            todo,
-            now_ms=now_ms,
-            span_ms=self._span_ms,
-            chunk_samples=self.chunk_samples,
-        )
-        if not progress:
-            return 0
-        self._table.write(chunks, progress)
-        with self._lock:
-            for (key, name, labels, _), _, limit in progress:
-                series = self._series.get((name, tuple(sorted(labels.items()))))
-                if series is not None and series.key == key:
-                    series.progress[width] = limit
-                    # a late sample in a rolled-up bucket would never reach this tier: it is
-                    # refused (and counted) as out of order instead of silently lost later
-                    series.last_ms = max(series.last_ms, limit - 1)
-        return sum(chunk[4] for chunk in chunks)
 
     def _expire(self, now_ms: int) -> tuple[int, int]:
         """Delete chunks past retention; forget series left with no data anywhere."""
