@@ -20,7 +20,12 @@ mode lets one worker at a time record:
   the catalog (series, roll-up progress) when the recorder added series or rolled up. Chunks
   are read from the file at every query anyway, so a reader sees a sample once the recorder
   sealed and wrote it: at most :data:`SEAL_EVERY` seconds plus one tick after it was
-  collected. The recorder itself answers from its buffers too, without lag.
+  collected (plus up to a second for the other workers' numbers to reach the merged view).
+  The recorder itself answers from its buffers too, without lag. A reader refuses direct
+  ``append`` calls (counted in ``paca_otel.dropped{reason="history_not_recorder"}``).
+- **The price.** Raw chunks hold a minute of samples (6 at the default 10 s interval) rather
+  than up to ``chunk_samples``: the raw tier takes more rows and compresses less; the coarser
+  tiers are rolled up from it as before.
 
 A forked child must not think it holds its parent's lock: ``flock`` locks belong to the open
 file, which a fork shares, so the child closes its inherited descriptors (never unlocking: that

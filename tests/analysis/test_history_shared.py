@@ -21,6 +21,7 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 
+from paca_otel import configure, get_telemetry
 from paca_otel.analysis import _history_shared
 from paca_otel.analysis._history_shared import SEAL_EVERY, RecorderLock
 from paca_otel.analysis.history import HistoryStore, default_history_path
@@ -258,6 +259,47 @@ def test_a_forked_child_does_not_hold_its_parents_lock(tmp_path: Path) -> None:
     lock.release()
     assert other.acquire()
     other.release()
+
+
+def test_a_preforked_worker_records_once_the_parent_lets_go(tmp_path: Path) -> None:
+    """gunicorn --preload: the configured parent records; its forked child has a store of its
+    own that does not, and takes over at a tick once the parent shuts down."""
+    telemetry = configure(
+        service_name="mph-prefork",
+        multiprocess_dir=tmp_path / "mp",
+        history_enabled=True,
+        history_interval=0.1,
+        system_metrics=False,
+        metrics_exporter="none",
+        traces_exporter="none",
+        logs_exporter="none",
+    )
+    parent = telemetry.history
+    assert parent is not None
+    telemetry.meter_provider.get_meter("t").create_counter("c").add(1)  # a tick needs data
+    wait_for(lambda: parent.recording or None, "the parent to record", timeout=TIMEOUT)
+
+    def child(report: int, go: int) -> dict[str, Any]:
+        rebuilt = get_telemetry()
+        history = rebuilt.history
+        assert history is not None
+        rebuilt.meter_provider.get_meter("t").create_counter("c").add(1)
+        first = {"own_store": history is not parent, "recording": history.recording}
+        os.write(report, json.dumps(first).encode() + b"\n")
+        deadline = time.monotonic() + 10
+        while not history.recording and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return {"recording": history.recording}
+
+    pid, report_fd, go_w = fork_child(child)
+    try:
+        assert read_report(report_fd) == {"own_store": True, "recording": False}
+        assert parent.recording
+        telemetry.shutdown()
+        assert read_report(report_fd) == {"recording": True}
+    finally:
+        os.close(report_fd)
+        assert reap(pid, go_w) == 0
 
 
 def test_the_path_and_the_mode_follow_multiprocess_dir(tmp_path: Path) -> None:
