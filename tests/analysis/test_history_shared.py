@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,36 +23,20 @@ from paca_otel.analysis._history_shared import SEAL_EVERY, RecorderLock
 from paca_otel.analysis.history import HistoryStore, default_history_path
 from paca_otel.config import load_settings
 from paca_otel.errors import ConfigError
+from tests._children import ROOT, TIMEOUT, Child
 from tests._fork import fork_child, read_report, reap
 from tests._wait import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).with_name("history_child.py")
-TIMEOUT = 30.0
 SEAL = 0.5  # the children's stand-in for SEAL_EVERY
 
 
-@dataclass
-class Worker:
-    """One child worker: its process and its stdout lines."""
+class Worker(Child):
+    """One child worker of the service, with history on."""
 
-    process: subprocess.Popen[str]
-    n: int
-    lines: queue.Queue[str] = field(default_factory=queue.Queue)
-    pump: threading.Thread | None = None
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def command(self, line: str) -> Any:
-        assert self.process.stdin is not None
-        self.process.stdin.write(line + "\n")
-        self.process.stdin.flush()
-        try:
-            return json.loads(self.lines.get(timeout=TIMEOUT))
-        except queue.Empty:
-            pytest.fail(f"worker {self.pid} said nothing for {TIMEOUT} s")
+    def __init__(self, directory: Path, n: int, env: dict[str, str]) -> None:
+        super().__init__([sys.executable, str(CHILD), str(directory), str(SEAL), str(n)], env)
+        self.n = n
 
     def recording(self) -> bool:
         return bool(self.command("state")["recording"])
@@ -66,12 +46,6 @@ class Worker:
         found = self.command("query")
         assert len(found) <= 1, found  # one series: the workers' values are summed
         return [(at, value) for at, value in found[0]["points"]] if found else []
-
-
-def _pump(worker: Worker) -> None:
-    assert worker.process.stdout is not None
-    for line in worker.process.stdout:
-        worker.lines.put(line.strip())
 
 
 @pytest.fixture
@@ -84,33 +58,15 @@ def start_workers(tmp_path: Path) -> Iterator[Callable[..., list[Worker]]]:
     def start(*counts: int) -> list[Worker]:
         workers = []
         for n in counts:
-            process = subprocess.Popen(
-                [sys.executable, str(CHILD), str(tmp_path / "mp"), str(SEAL), str(n)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                cwd=ROOT,
-                env=env,
-            )
-            worker = Worker(process, n)
-            started.append(worker)
-            worker.pump = threading.Thread(target=_pump, args=(worker,), daemon=True)
-            worker.pump.start()
-            workers.append(worker)
+            started.append(Worker(tmp_path / "mp", n, env))
+            workers.append(started[-1])
         for worker in workers:
-            assert worker.lines.get(timeout=TIMEOUT) == "ready"
+            worker.wait_ready()
         return workers
 
     yield start
     for worker in started:
-        if worker.process.poll() is None:
-            os.kill(worker.pid, signal.SIGKILL)
-        worker.process.wait(timeout=TIMEOUT)
-        if worker.pump is not None:
-            worker.pump.join(timeout=TIMEOUT)
-        for pipe in (worker.process.stdin, worker.process.stdout):
-            if pipe is not None:
-                pipe.close()
+        worker.stop()
 
 
 def recorder_of(workers: list[Worker]) -> Worker | None:
