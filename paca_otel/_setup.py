@@ -19,6 +19,7 @@ collector reachability) are the private modules of :mod:`paca_otel.telemetry`.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import sys
@@ -408,6 +409,24 @@ os.register_at_fork(
 )
 
 
+def _start_history(telemetry: Telemetry) -> float | None:
+    """Open the history (``history_enabled``) and feed it at each tick; the tick's interval."""
+    settings, pipeline = telemetry.settings, telemetry.pipeline
+    if not settings.history_enabled:
+        return None
+    from paca_otel.analysis.history import HistoryStore
+
+    every = settings.history_interval
+    history = telemetry.history = HistoryStore.from_settings(settings)
+    if history.shared:  # multiprocess_dir: one worker records the service's view
+        service = functools.partial(pipeline.reader.collect_service, max_age=every / 2)
+        pipeline.on_tick("history", lambda _, at: history.record_service(service, at))
+    else:
+        pipeline.on_tick("history", history.record_metrics_data)
+    history.start()
+    return every
+
+
 def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to one
     settings: PacaOtelSettings,
     root: Runtime,
@@ -484,15 +503,7 @@ def _build(  # noqa: PLR0917  # private; mirrors configure()'s parameters one to
     redactor.register(settings)
     if metric_export is not None:
         metric_export.start()
-    collect_every = None
-    if settings.history_enabled:
-        from paca_otel.analysis.history import HistoryStore
-
-        telemetry.history = HistoryStore.from_settings(settings)
-        pipeline.on_tick("history", telemetry.history.record_metrics_data)
-        telemetry.history.start()
-        collect_every = settings.history_interval
-    pipeline.start_draining(collect_every=collect_every)
+    pipeline.start_draining(collect_every=_start_history(telemetry))
     if settings.multiprocess_dir is not None:  # /metrics, alerting, snapshots: every worker
         from paca_otel.pipeline._multiprocess import MultiprocessMetrics
 

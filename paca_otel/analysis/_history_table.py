@@ -12,6 +12,11 @@ is the only one that knows the SQL. Everything goes through the storage layer
   tier (``tier`` is the resolution in ms, 0 for raw). A sensitive series' chunk is the
   codec's AES-GCM ciphertext (bound to this table) of the chunk in base64.
 - ``history_progress``: per series and tier, up to where (exclusive, ms) it is rolled up.
+
+A *shared* table (several processes on one file, see :mod:`paca_otel.analysis._history_shared`)
+also bumps the ``history`` change counter (:mod:`paca_otel.storage._changes`) in every
+transaction that adds or forgets series or writes roll-up progress, so readers reload their
+catalog only then.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from paca_otel.storage import Codec, Database
+from paca_otel.storage._changes import bump, prepare
 
-__all__ = ["ChunkRow", "ChunkTable", "SeriesRow", "series_key"]
+__all__ = ["TOPIC", "ChunkRow", "ChunkTable", "SeriesRow", "series_key"]
 
 _COMPONENT = "history"
 _MIGRATIONS = [
@@ -55,6 +61,8 @@ _MIGRATIONS = [
     ) WITHOUT ROWID
     """
 ]
+#: The change counter of a shared file (see :mod:`paca_otel.storage._changes`).
+TOPIC = "history"
 _CHUNKS = "history_chunks"  # the codec's context (associated data) of encrypted chunks
 _SERIES = "history_series"
 _ENCRYPTED = b"PE1"
@@ -76,37 +84,52 @@ class ChunkTable:
     Args:
         db: The file (from :func:`~paca_otel.storage.open_database`); migrated here.
         codec: Encrypts labels and sensitive chunks.
+        shared: Other processes read the file: bump the change counter for them.
     """
 
-    def __init__(self, db: Database, codec: Codec) -> None:
+    def __init__(self, db: Database, codec: Codec, *, shared: bool = False) -> None:
         self.db = db
         self.codec = codec
+        self.shared = shared
         self._ids: dict[str, int] = {}
         self._ids_lock = threading.Lock()
         db.migrate(_COMPONENT, _MIGRATIONS)
+        if shared:
+            prepare(db)
 
-    def load(self) -> tuple[list[SeriesRow], dict[str, int], dict[str, dict[int, int]]]:
-        """Every series, where its raw data ends (ms), and its roll-up progress per tier."""
+    def load(
+        self, *, ends: bool = True, known: Mapping[str, Mapping[str, str]] | None = None
+    ) -> tuple[list[SeriesRow], dict[str, int], dict[str, dict[int, int]]]:
+        """Every series, where its raw data ends (ms), and its roll-up progress per tier.
+
+        Args:
+            ends: Also read where each series' raw data ends (a scan of the chunks' index).
+            known: Labels already decoded, by key (a reader's reload decodes new series only).
+        """
         rows = self.db.fetchall("SELECT id, key, name, labels, sensitive FROM history_series")
-        ends = dict(
+        end_rows = (
             self.db.fetchall(
                 "SELECT series_id, max(end_ms) FROM history_chunks"
                 " WHERE tier = 0 GROUP BY series_id"
             )
+            if ends
+            else []
         )
         progress_rows = self.db.fetchall("SELECT series_id, tier, until_ms FROM history_progress")
         keys = {series_id: key for series_id, key, *_ in rows}
         with self._ids_lock:
-            self._ids.update((key, series_id) for series_id, key in keys.items())
+            self._ids = {key: series_id for series_id, key in keys.items()}
+        known = known or {}
+        decode = self.codec.decode
         series = [
-            (key, name, self.codec.decode(labels, _SERIES), bool(sensitive))
+            (key, name, known[key] if key in known else decode(labels, _SERIES), bool(sensitive))
             for _, key, name, labels, sensitive in rows
         ]
         progress: dict[str, dict[int, int]] = {}
         for series_id, tier, until in progress_rows:
             if series_id in keys:
                 progress.setdefault(keys[series_id], {})[tier] = until
-        return series, {keys[i]: end for i, end in ends.items() if i in keys}, progress
+        return series, {keys[i]: end for i, end in end_rows if i in keys}, progress
 
     def write(
         self, chunks: Sequence[ChunkRow], progress: Sequence[tuple[SeriesRow, int, int]] = ()
@@ -117,6 +140,7 @@ class ChunkTable:
             for series, tier, start, end, count, data in chunks
         ]
         with self.db.transaction("history write") as conn:
+            known = len(self._ids)
             rows = [
                 (self._id(conn, series), tier, start, end, count, data)
                 for series, tier, start, end, count, data in prepared
@@ -128,6 +152,8 @@ class ChunkTable:
                 "INSERT OR REPLACE INTO history_progress VALUES (?, ?, ?)",
                 [(self._id(conn, series), tier, until) for series, tier, until in progress],
             )
+            if self.shared and (progress or len(self._ids) != known):
+                bump(conn, [TOPIC])
 
     def _id(self, conn: Any, series: SeriesRow) -> int:
         key, name, labels, sensitive = series
@@ -195,6 +221,8 @@ class ChunkTable:
                     conn.execute("DELETE FROM history_progress WHERE series_id = ?", (series_id,))
                     with self._ids_lock:
                         del self._ids[key]
+                    if self.shared:
+                        bump(conn, [TOPIC])
 
     def _protect(self, sensitive: bool, data: bytes) -> bytes:
         if not sensitive:

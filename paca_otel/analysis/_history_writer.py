@@ -10,8 +10,8 @@ path to the file that those decisions feed, the counterpart of
   so an append never waits for the file's lock; the thread encodes the chunks
   (:mod:`paca_otel.analysis._chunks`) and writes them in one transaction
   (:mod:`paca_otel.analysis._history_table`, which encrypts sensitive series);
-- :func:`roll_up` makes the chunks that downsampling writes into a coarser tier, only over
-  buckets whose samples are all sealed.
+- :func:`downsample` writes the chunks that :func:`roll_up` makes of a tier into the next,
+  coarser one, only over buckets whose samples are all sealed.
 
 Everything here runs under the store's lock where it touches a series or the queue, and
 without it where it encodes or writes.
@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from paca_otel._internal import handle_internal_errors
 from paca_otel.analysis._chunks import encode_chunk
@@ -32,7 +32,7 @@ from paca_otel.analysis._rollup import rollup
 from paca_otel.analysis._tiers import Tier
 from paca_otel.storage import StorageError, count_error
 
-__all__ = ["NEVER", "ChunkWriter", "Series", "roll_up"]
+__all__ = ["NEVER", "ChunkWriter", "Series", "downsample", "roll_up"]
 
 _logger = logging.getLogger("paca_otel.analysis.history")
 
@@ -210,3 +210,42 @@ def roll_up(
             chunks.append((row, width, stamps[at], stamps[piece][-1], len(stamps[piece]), data))
         progress.append((row, width, limit))
     return chunks, progress
+
+
+def downsample(
+    table: ChunkTable,
+    tiers: Sequence[Tier],
+    index: int,
+    catalog: Mapping[tuple[str, tuple[tuple[str, str], ...]], Series],
+    lock: threading.Lock,
+    *,
+    now_ms: int,
+    span_ms: int,
+    chunk_samples: int,
+) -> int:
+    """Roll tier ``index - 1`` up into tier ``index`` as far as it is complete; points written.
+
+    Args:
+        catalog: The store's series by name and sorted labels, guarded by ``lock``.
+    """
+    width = tiers[index].resolution_ms
+    with lock:
+        todo = [
+            (series.row(), series.snapshot(), series.sealed_ms, series.last_ms)
+            for series in catalog.values()
+        ]
+    chunks, progress = roll_up(
+        table, tiers, index, todo, now_ms=now_ms, span_ms=span_ms, chunk_samples=chunk_samples
+    )
+    if not progress:
+        return 0
+    table.write(chunks, progress)
+    with lock:
+        for (key, name, labels, _), _, limit in progress:
+            series = catalog.get((name, tuple(sorted(labels.items()))))
+            if series is not None and series.key == key:
+                series.progress[width] = limit
+                # a late sample in a rolled-up bucket would never reach this tier: it is
+                # refused (and counted) as out of order instead of silently lost later
+                series.last_ms = max(series.last_ms, limit - 1)
+    return sum(chunk[4] for chunk in chunks)

@@ -171,7 +171,7 @@ def _command(args: argparse.Namespace) -> int:
     from paca_otel.config import load_settings
 
     settings = load_settings(**({"history_path": args.history} if args.history else {}))
-    path = Path(settings.history_path or default_history_path())
+    path = Path(settings.history_path or default_history_path(settings.multiprocess_dir))
     if not path.is_file():
         msg = (
             f"no metric history at {path}: run the service with history_enabled=True "

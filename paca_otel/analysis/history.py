@@ -23,7 +23,9 @@ Data path and budgets (measured by ``benchmarks/bench_history.py``):
 
 Timestamps are stored in milliseconds (sub-millisecond parts are rounded); values as the
 exact float64 given. One process writes a file's history (the one running the collection);
-others may read it.
+others may read it. With ``shared=True`` (``multiprocess_dir``: the workers of a service share
+one file) the workers elect the one that records the service-wide view, and the others read
+what it writes, up to a minute late (:mod:`paca_otel.analysis._history_shared`).
 
 Sensitive series (``append(..., sensitive=True)``, or names matching ``sensitive``) have their
 chunks encrypted with the storage layer's :class:`~paca_otel.storage.Codec`
@@ -48,8 +50,9 @@ from paca_otel._internal import drops, handle_internal_errors
 from paca_otel._labelregex import RegexSyntaxError, compile_label_regex, regex_fullmatch
 from paca_otel.analysis._chunks import TS_LIMIT
 from paca_otel.analysis._history_reader import fetch
+from paca_otel.analysis._history_shared import SharedFile
 from paca_otel.analysis._history_table import ChunkTable, series_key
-from paca_otel.analysis._history_writer import NEVER, ChunkWriter, Series, roll_up
+from paca_otel.analysis._history_writer import NEVER, ChunkWriter, Series, downsample
 from paca_otel.analysis._matchers import label_predicate
 from paca_otel.analysis._recording import CollectionRecorder
 from paca_otel.analysis._rollup import RangePoints, rollup
@@ -89,8 +92,13 @@ class MaintenanceReport:
     forgotten_series: int
 
 
-def default_history_path() -> Path:
-    """``$XDG_DATA_HOME/paca-otel/history.sqlite3`` (``~/.local/share`` without the variable)."""
+def default_history_path(multiprocess_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``$XDG_DATA_HOME/paca-otel/history.sqlite3`` (``~/.local/share`` without the variable).
+
+    With ``multiprocess_dir``, ``history.sqlite3`` in it: the workers of the service share it.
+    """
+    if multiprocess_dir is not None:
+        return Path(multiprocess_dir) / "history.sqlite3"
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(
         os.path.expanduser("~"), ".local", "share"
     )
@@ -111,6 +119,9 @@ class HistoryStore:
         max_series: Series kept; new ones beyond it are dropped and counted.
         max_pending: Sealed samples waiting for the writer; beyond it chunks are dropped.
         clock: Seconds since the epoch (a fake one in tests).
+        shared: Several processes use ``path`` (multiprocess mode): the one holding the lock
+            file beside it records (:meth:`record_service`); the others refuse appends and
+            read what it writes (see :mod:`paca_otel.analysis._history_shared`).
 
     Raises:
         ConfigError: a bad argument or ``sensitive`` pattern, or ``sensitive`` without an
@@ -129,6 +140,7 @@ class HistoryStore:
         max_series: int = 100_000,
         max_pending: int = 2_000_000,
         clock: Callable[[], float] = time.time,
+        shared: bool = False,
     ) -> None:
         if isinstance(chunk_samples, bool) or not (
             isinstance(chunk_samples, int) and 2 <= chunk_samples <= 65_536
@@ -166,22 +178,33 @@ class HistoryStore:
         self.dropped: Counter[str] = Counter()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._shared: SharedFile | None = None
         self._db: Database = open_database(path)
         try:
-            self._table = ChunkTable(self._db, self._codec)
+            if shared and not self._db.shared:
+                msg = "a shared history needs a file, not an in-memory database"
+                raise ConfigError(msg)
+            self._table = ChunkTable(self._db, self._codec, shared=shared)
             self._writer = ChunkWriter(self._table, self._lock)
-            self._load()
+            if shared:  # a reader does not need where series end
+                self._shared = SharedFile(self._db)
+                self._shared.refresh(self._reload_catalog, force=True)
+            else:
+                self._reload()
         except BaseException:
             self._db.close()
             raise
 
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> HistoryStore:
-        """The store of ``history_path`` (unset: :func:`default_history_path`),
-        ``history_tiers``, ``history_sensitive`` and ``storage_key``."""
-        path = getattr(settings, "history_path", None) or default_history_path()
+        """The store of ``history_path`` (unset: :func:`default_history_path`, in
+        ``multiprocess_dir`` if set), ``history_tiers``, ``history_sensitive`` and
+        ``storage_key``; shared (one recorder) with ``multiprocess_dir`` and a file."""
+        directory = getattr(settings, "multiprocess_dir", None)
+        path = getattr(settings, "history_path", None) or default_history_path(directory)
         if os.fspath(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs.setdefault("shared", directory is not None)
         text = getattr(settings, "history_tiers", None) or DEFAULT_TIERS_TEXT
         return cls(
             path,
@@ -190,6 +213,16 @@ class HistoryStore:
             sensitive=getattr(settings, "history_sensitive", None),
             **kwargs,
         )
+
+    @property
+    def shared(self) -> bool:
+        """Whether several processes share the file (one records, see :meth:`record_service`)."""
+        return self._shared is not None
+
+    @property
+    def recording(self) -> bool:
+        """Whether this process writes the file: always, unless shared and another records."""
+        return self._shared is None or self._shared.lock.held
 
     # -- catalog ----------------------------------------------------------------------------
 
@@ -201,17 +234,28 @@ class HistoryStore:
             )
             raise ConfigError(msg)
 
-    def _load(self) -> None:
-        rows, ends, progress = self._table.load()
+    def _reload(self, *, ends: bool = True) -> None:
+        """Read the catalog from the file (at start; in shared mode, when it changed)."""
+        with self._lock:
+            known = {series.key: series.labels for series in self._series.values()}
+        rows, last, progress = self._table.load(ends=ends, known=known)
+        fresh: list[Series] = []
         for key, name, labels, sensitive in rows:
             series = Series(key, name, dict(labels), sensitive)
-            series.last_ms = series.sealed_ms = ends.get(key, NEVER)
+            series.last_ms = series.sealed_ms = last.get(key, NEVER)
             series.progress = progress.get(key, {})
-            self._index(series)
+            fresh.append(series)
+        with self._lock:
+            self._series, self._by_name = {}, {}
+            for series in fresh:
+                self._index(series)
 
     def _index(self, series: Series) -> None:
         self._series[(series.name, tuple(sorted(series.labels.items())))] = series
         self._by_name.setdefault(series.name, []).append(series)
+
+    def _reload_catalog(self) -> None:
+        self._reload(ends=False)
 
     def _new_series(
         self, key: tuple[str, tuple[tuple[str, str], ...]], sensitive: bool
@@ -241,6 +285,8 @@ class HistoryStore:
 
     def names(self) -> list[str]:
         """The metric names held (written, queued or buffered), sorted."""
+        if self._shared is not None:
+            self._shared.refresh(self._reload_catalog)
         with self._lock:
             return sorted(self._by_name)
 
@@ -273,6 +319,9 @@ class HistoryStore:
             HistoryError: a bad name, label, timestamp or value.
             ConfigError: ``sensitive`` without ``storage_key``.
         """
+        if self._shared is not None and not self._shared.lock.held:
+            self._drop("history_not_recorder")  # shared, and another process records
+            return False
         ms = _millis(timestamp)
         if type(value) is not float:
             value = _float(value)
@@ -334,6 +383,33 @@ class HistoryStore:
                     self._drop("history_bad_sample")
         return kept
 
+    def record_service(
+        self, collect: Callable[[], MetricsData | None], timestamp: float | None = None
+    ) -> int:
+        """A shared store's tick: record ``collect()`` (the service's view) if this process may.
+
+        Each call first tries to become the recorder; a process that does not record returns
+        0 without calling ``collect``. The recorder seals its buffers every
+        :data:`~paca_otel.analysis._history_shared.SEAL_EVERY` seconds, so that the others
+        read its samples. Without ``shared``: :meth:`record_metrics_data` of ``collect()``.
+        """
+        shared = self._shared
+        if shared is not None:
+            shared.elect(self._reload)
+            if not shared.lock.held:
+                return 0
+        data = collect()
+        kept = 0 if data is None else self.record_metrics_data(data, timestamp)
+        if shared is not None and shared.seal_due():
+            self._seal_open()
+        return kept
+
+    def _seal_open(self) -> None:
+        with self._lock:
+            for series in self._series.values():
+                if series.times:
+                    self._seal(series)
+
     def _seal(self, series: Series) -> None:
         """Move the open buffer to the writer's queue (lock held); drop it if that is full."""
         chunk = series.seal()
@@ -351,10 +427,7 @@ class HistoryStore:
         Raises:
             StorageError: the file cannot be written (the chunks stay queued).
         """
-        with self._lock:
-            for series in self._series.values():
-                if series.times:
-                    self._seal(series)
+        self._seal_open()
         self._writer.write()
 
     # -- reads ------------------------------------------------------------------------------
@@ -379,6 +452,8 @@ class HistoryStore:
         Raises:
             HistoryError: a bad range or step; MatcherError: a bad matcher.
         """
+        if self._shared is not None:
+            self._shared.refresh(self._reload_catalog)
         start_ms, end_ms = _millis(start, "start"), _millis(end, "end")
         if isinstance(step, bool) or not (
             isinstance(step, int | float) and math.isfinite(step) and step > 0
@@ -426,6 +501,9 @@ class HistoryStore:
             now: Seconds since the epoch (default: the store's clock).
         """
         now_ms = _millis(self._clock() if now is None else now, "now")
+        if not self.recording:  # shared, and the recorder maintains the file
+            self.last_maintenance = MaintenanceReport(0, 0, 0, 0)
+            return self.last_maintenance
         sealed = 0
         with self._lock:
             for series in self._series.values():
@@ -433,41 +511,23 @@ class HistoryStore:
                     self._seal(series)
                     sealed += 1
         self._writer.write()
-        points = sum(self._downsample(index, now_ms) for index in range(1, len(self.tiers)))
+        points = sum(
+            downsample(
+                self._table,
+                self.tiers,
+                index,
+                self._series,
+                self._lock,
+                now_ms=now_ms,
+                span_ms=self._span_ms,
+                chunk_samples=self.chunk_samples,
+            )
+            for index in range(1, len(self.tiers))
+        )
         deleted, forgotten = self._expire(now_ms)
         report = MaintenanceReport(sealed, points, deleted, forgotten)
         self.last_maintenance = report
         return report
-
-    def _downsample(self, index: int, now_ms: int) -> int:
-        """Roll tier ``index - 1`` up into tier ``index`` as far as it is complete."""
-        width = self.tiers[index].resolution_ms
-        with self._lock:
-            todo = [
-                (series.row(), series.snapshot(), series.sealed_ms, series.last_ms)
-                for series in self._series.values()
-            ]
-        chunks, progress = roll_up(
-            self._table,
-            self.tiers,
-            index,
-            todo,
-            now_ms=now_ms,
-            span_ms=self._span_ms,
-            chunk_samples=self.chunk_samples,
-        )
-        if not progress:
-            return 0
-        self._table.write(chunks, progress)
-        with self._lock:
-            for (key, name, labels, _), _, limit in progress:
-                series = self._series.get((name, tuple(sorted(labels.items()))))
-                if series is not None and series.key == key:
-                    series.progress[width] = limit
-                    # a late sample in a rolled-up bucket would never reach this tier: it is
-                    # refused (and counted) as out of order instead of silently lost later
-                    series.last_ms = max(series.last_ms, limit - 1)
-        return sum(chunk[4] for chunk in chunks)
 
     def _expire(self, now_ms: int) -> tuple[int, int]:
         """Delete chunks past retention; forget series left with no data anywhere."""
@@ -527,6 +587,8 @@ class HistoryStore:
             self.flush()
         finally:
             self._writer.close()
+            if self._shared is not None:  # after the flush: the next recorder reads it all
+                self._shared.lock.release()
             self._db.close()
 
     def __repr__(self) -> str:

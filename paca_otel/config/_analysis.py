@@ -21,7 +21,10 @@ class AnalysisOptions(OptionGroup):
     )  # fmt: skip
     history_path: Path | None = _env(
         "history_path", default=None,
-        description="history file (none: $XDG_DATA_HOME/paca-otel/history.sqlite3)",
+        description=(
+            "history file (none: history.sqlite3 in multiprocess_dir if set, else"
+            " $XDG_DATA_HOME/paca-otel/history.sqlite3)"
+        ),
     )  # fmt: skip
     history_interval: float = _env(
         "history_interval", default=10.0, gt=0,

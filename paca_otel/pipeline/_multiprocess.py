@@ -35,9 +35,10 @@ one collection (:mod:`paca_otel.pipeline._collection`), so a scrape, an alert ru
   worker, contains every worker's contribution at least as new as any earlier one did.
 
 Not merged, on purpose: OTLP export stays per worker (each exports its own data under its own
-``service.instance.id``; the collector and the backend aggregate, the OTel way), and so does
-the history store's tick (one writer per history file; merging it belongs with the alerting
-leader that owns the shared state). The merged view's resource drops ``service.instance.id``:
+``service.instance.id``; the collector and the backend aggregate, the OTel way). The metric
+history records the merged view: one elected worker writes it to ``history.sqlite3`` in the
+directory and the others read it (:mod:`paca_otel.analysis._history_shared`). The merged view's
+resource drops ``service.instance.id``:
 it describes the service, not one worker. Files of another host in the directory are ignored
 (a pid cannot be checked across hosts): use one directory per host.
 

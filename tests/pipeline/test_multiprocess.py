@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
-import queue
 import signal
-import subprocess
 import sys
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +23,7 @@ from paca_otel.pipeline._multiprocess import ARCHIVE, MultiprocessMetrics
 from paca_otel.pipeline._pipeline import Pipeline
 from paca_otel.pipeline._prometheus import CollectionCollector
 from paca_otel.pipeline._spans import percentile
+from tests._children import Child
 from tests._wait import wait_for
 from tests.peers import free_port
 
@@ -37,31 +34,14 @@ TIMEOUT = 30.0
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
-@dataclass
-class Worker:
+class Worker(Child):
     """One child worker: its process, its /metrics port and its stdout lines."""
 
-    process: subprocess.Popen[str]
-    port: int
-    n: int
-    lines: queue.Queue[str] = field(default_factory=queue.Queue)
-    pump: threading.Thread | None = None
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def read(self) -> Any:
-        try:
-            return json.loads(self.lines.get(timeout=TIMEOUT))
-        except queue.Empty:
-            pytest.fail(f"worker {self.pid} said nothing for {TIMEOUT} s")
-
-    def command(self, line: str) -> Any:
-        assert self.process.stdin is not None
-        self.process.stdin.write(line + "\n")
-        self.process.stdin.flush()
-        return self.read()
+    def __init__(self, directory: Path, port: int, n: int) -> None:
+        argv = [sys.executable, str(CHILD), str(directory), str(port), str(n)]
+        super().__init__(argv, {**os.environ, "PYTHONPATH": str(ROOT)})
+        self.port = port
+        self.n = n
 
     def scrape(self) -> Samples:
         """GET /metrics and parse it as Prometheus does."""
@@ -75,12 +55,6 @@ class Worker:
         return samples
 
 
-def _pump(worker: Worker) -> None:
-    assert worker.process.stdout is not None
-    for line in worker.process.stdout:
-        worker.lines.put(line.strip())
-
-
 @pytest.fixture
 def start_workers(tmp_path: Path) -> Iterator[Callable[..., list[Worker]]]:
     """Start child workers sharing ``tmp_path/mp``; each is killed by its PID at the end."""
@@ -89,34 +63,15 @@ def start_workers(tmp_path: Path) -> Iterator[Callable[..., list[Worker]]]:
     def start(*counts: int) -> list[Worker]:
         workers = []
         for n in counts:
-            port = free_port()
-            process = subprocess.Popen(
-                [sys.executable, str(CHILD), str(tmp_path / "mp"), str(port), str(n)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-            )
-            worker = Worker(process, port, n)
-            started.append(worker)
-            worker.pump = threading.Thread(target=_pump, args=(worker,), daemon=True)
-            worker.pump.start()
-            workers.append(worker)
+            started.append(Worker(tmp_path / "mp", free_port(), n))
+            workers.append(started[-1])
         for worker in workers:
-            assert worker.lines.get(timeout=TIMEOUT) == "ready"
+            worker.wait_ready()
         return workers
 
     yield start
     for worker in started:
-        if worker.process.poll() is None:
-            os.kill(worker.pid, signal.SIGKILL)
-        worker.process.wait(timeout=TIMEOUT)
-        if worker.pump is not None:
-            worker.pump.join(timeout=TIMEOUT)
-        for pipe in (worker.process.stdin, worker.process.stdout):
-            if pipe is not None:
-                pipe.close()
+        worker.stop()
 
 
 def _one(samples: Samples, name: str, **labels: str) -> float:
