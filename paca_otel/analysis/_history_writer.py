@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from paca_otel._internal import handle_internal_errors
 from paca_otel.analysis._chunks import encode_chunk
@@ -249,3 +249,41 @@ def downsample(
                 # refused (and counted) as out of order instead of silently lost later
                 series.last_ms = max(series.last_ms, limit - 1)
     return sum(chunk[4] for chunk in chunks)
+
+
+class MaintenanceThread:
+    """The daemon thread that runs a store's maintenance every ``interval`` seconds.
+
+    Its errors are counted, never raised: a failing pass (the file busy, a bug) must not end
+    the thread, since the next pass may succeed.
+    """
+
+    def __init__(self, run: Callable[[], object]) -> None:
+        self._run_once = run
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, interval: float) -> None:
+        """Start the thread, unless it runs already."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._loop, args=(interval,), name="paca-otel-history", daemon=True
+        )
+        self._thread.start()
+
+    def _loop(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                with handle_internal_errors("history_maintenance", _logger):
+                    self._run_once()
+            except StorageError as exc:
+                count_error("history_maintenance", exc)
+
+    def stop(self, timeout: float) -> None:
+        """Stop the thread (waits up to ``timeout`` for a running pass)."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)

@@ -52,7 +52,13 @@ from paca_otel.analysis._chunks import TS_LIMIT
 from paca_otel.analysis._history_reader import fetch
 from paca_otel.analysis._history_shared import SharedFile
 from paca_otel.analysis._history_table import ChunkTable, series_key
-from paca_otel.analysis._history_writer import NEVER, ChunkWriter, Series, downsample
+from paca_otel.analysis._history_writer import (
+    NEVER,
+    ChunkWriter,
+    MaintenanceThread,
+    Series,
+    downsample,
+)
 from paca_otel.analysis._matchers import label_predicate
 from paca_otel.analysis._recording import CollectionRecorder
 from paca_otel.analysis._rollup import RangePoints, rollup
@@ -65,7 +71,7 @@ from paca_otel.analysis._tiers import (
 )
 from paca_otel.analysis.source import LabelMatcher, RangeSeries
 from paca_otel.errors import ConfigError, PacaOtelError
-from paca_otel.storage import Codec, Database, StorageError, count_error, open_database
+from paca_otel.storage import Codec, Database, open_database
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricsData
@@ -176,8 +182,7 @@ class HistoryStore:
         self.last_maintenance: MaintenanceReport | None = None
         #: Samples dropped, by reason (also counted in ``paca_otel.dropped``).
         self.dropped: Counter[str] = Counter()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._maintainer = MaintenanceThread(self.run_maintenance)
         self._shared: SharedFile | None = None
         self._db: Database = open_database(path)
         try:
@@ -557,28 +562,11 @@ class HistoryStore:
         ):
             msg = f"interval={interval!r} must be more than 0 and at most 86400 seconds"
             raise ConfigError(msg)
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, args=(float(interval),), name="paca-otel-history", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            try:
-                with handle_internal_errors("history_maintenance", _logger):
-                    self.run_maintenance()
-            except StorageError as exc:
-                count_error("history_maintenance", exc)
+        self._maintainer.start(float(interval))
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the maintenance thread (waits up to ``timeout`` for a running pass)."""
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout)
+        self._maintainer.stop(timeout)
 
     def close(self) -> None:
         """Stop maintenance, write everything buffered, stop the writer, release the file."""
