@@ -26,6 +26,7 @@ from paca_otel.web._access import (
     CSRF_HEADER,
     SESSION_COOKIE,
     AccessControl,
+    AccessSlot,
     Principal,
 )
 from paca_otel.web._facade import Monitor
@@ -66,7 +67,7 @@ async def access(monitor: Monitor) -> AccessControl:
 
     Built in a worker thread the first time (it opens the audit table), then a lookup.
     """
-    slot = monitor.access_slot()
+    slot = monitor.component(AccessSlot)
     settings = monitor.settings()
     found = slot.current(settings)
     if found is None:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from paca_otel.errors import PacaOtelError
-from paca_otel.web._access import AccessSlot
 
 if TYPE_CHECKING:
     from paca_otel._alerting_runtime import AlertingRuntime, Telemetry
@@ -72,12 +71,9 @@ class Monitor:
         """The live settings, or the environment's when nothing is configured yet."""
         return self._root.settings
 
-    def access_slot(self) -> AccessSlot:
-        """The root's access control holder: its tokens, limiter, sessions and audit log."""
-        return self._root.component(AccessSlot)
-
     def component(self, kind: type[C]) -> C:
-        """The root's one ``kind`` (built as ``kind()`` on first use): the API's per-root parts."""
+        """The root's one ``kind`` (built as ``kind()`` on first use): the API's per-root parts,
+        such as its access control (``AccessSlot``) and live feed (``LiveFeed``)."""
         return self._root.component(kind)
 
     # ---------------------------------------------------------------- metrics
