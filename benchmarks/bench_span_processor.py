@@ -1,12 +1,15 @@
 """Per-span cost of the RED span processor, measured against the SDK span alone.
 
-Two TracerProviders run side by side in one process: A has a BatchSpanProcessor to a no-op
-exporter (the anchor: what every user of the SDK already pays), B has the same plus
-:class:`~paca_otel.pipeline._spans.REDSpanProcessor`. Rounds alternate A and B so drift
-(CPU frequency, GC) hits both; the best and median round of each are printed with the
-delta, the median of the per-round (paired) deltas, the processor's own ``on_end`` called
-alone on one finished span (what it adds above the SDK's dispatch to a second processor), plus
-the cost of one drain. The goal is a delta of at most ~1 us per span.
+Three TracerProviders run side by side in one process: A has a BatchSpanProcessor to a no-op
+exporter (the anchor: what every user of the SDK already pays); B has the same plus
+:class:`~paca_otel.pipeline._spans.REDSpanProcessor` registered as a second processor (what
+adding it to one's own provider costs); C has both behind one
+:class:`~paca_otel.telemetry._fanout.SpanFanOut`, the way ``paca_otel.configure()`` registers
+its own processors. Rounds rotate A, B and C so drift (CPU frequency, GC) hits all; the best
+and median round of each are printed with the deltas to A, the medians of the per-round
+(paired) deltas, the processor's own ``on_end`` called alone on one finished span (what it
+adds above the SDK's dispatch), plus the cost of one drain. The goal is a delta of at most
+~1 us per span.
 
 Run: ``python benchmarks/bench_span_processor.py [spans_per_round] [rounds]`` (defaults 20000
 and 15).
@@ -31,6 +34,7 @@ from opentelemetry.trace import SpanKind, Tracer
 from paca_otel.pipeline._aliases import write_red
 from paca_otel.pipeline._spans import REDSpanProcessor
 from paca_otel.pipeline._store import SeriesStore
+from paca_otel.telemetry._fanout import SpanFanOut
 
 ATTRS = {"http.route": "/items/{id}", "http.request.method": "GET"}
 
@@ -45,13 +49,17 @@ class NullExporter(SpanExporter):
         return None
 
 
-def make_tracer(*, red: REDSpanProcessor | None) -> tuple[TracerProvider, Tracer]:
+def make_tracer(
+    *, red: REDSpanProcessor | None, fan_out: bool = False
+) -> tuple[TracerProvider, Tracer]:
     provider = TracerProvider()
-    provider.add_span_processor(
-        BatchSpanProcessor(NullExporter(), max_queue_size=1_000_000, max_export_batch_size=4096)
-    )
-    if red is not None:
-        provider.add_span_processor(red)
+    batch = BatchSpanProcessor(NullExporter(), max_queue_size=1_000_000, max_export_batch_size=4096)
+    if red is not None and fan_out:
+        provider.add_span_processor(SpanFanOut([red, batch]))
+    else:
+        provider.add_span_processor(batch)
+        if red is not None:
+            provider.add_span_processor(red)
     return provider, provider.get_tracer("bench")
 
 
@@ -97,36 +105,44 @@ def main(argv: list[str]) -> None:
     n = int(argv[1]) if len(argv) > 1 else 20_000
     rounds = int(argv[2]) if len(argv) > 2 else 15
     red = REDSpanProcessor(max_pending=n * 2)
-    provider_a, tracer_a = make_tracer(red=None)
-    provider_b, tracer_b = make_tracer(red=red)
+    red_c = REDSpanProcessor(max_pending=n * 2)
+    providers = {
+        "A": make_tracer(red=None),
+        "B": make_tracer(red=red),
+        "C": make_tracer(red=red_c, fan_out=True),
+    }
     store = SeriesStore()
-    one_round(tracer_a, 2_000)  # warm-up both paths
-    one_round(tracer_b, 2_000)
+    for _, tracer in providers.values():  # warm-up every path
+        one_round(tracer, 2_000)
     write_red(store, red.drain(time.time()), time.time())
-    a: list[float] = []
-    b: list[float] = []
+    red_c.drain(time.time())
+    times: dict[str, list[float]] = {name: [] for name in providers}
     drain_ms: list[float] = []
-    for _ in range(rounds):
-        gc.collect()
-        a.append(one_round(tracer_a, n))
-        provider_a.force_flush()
-        gc.collect()
-        b.append(one_round(tracer_b, n))
-        provider_b.force_flush()
+    names = list(providers)
+    for r in range(rounds):
+        for name in names[r % 3 :] + names[: r % 3]:
+            provider, tracer = providers[name]
+            gc.collect()
+            times[name].append(one_round(tracer, n))
+            provider.force_flush()
         started = time.perf_counter()
         write_red(store, red.drain(time.time()), time.time())
         drain_ms.append((time.perf_counter() - started) * 1e3)
-    provider_a.shutdown()
-    provider_b.shutdown()
+        red_c.drain(time.time())
+    for provider, _ in providers.values():
+        provider.shutdown()
+    a = times["A"]
     print(f"spans/round={n} rounds={rounds} python={sys.version.split()[0]}")
-    print(f"{'':28}{'best':>9}{'median':>9}  us/span")
-    print(f"{'SDK + BatchSpanProcessor':28}{min(a):9.2f}{statistics.median(a):9.2f}")
-    print(f"{'  + REDSpanProcessor':28}{min(b):9.2f}{statistics.median(b):9.2f}")
-    delta_best = min(b) - min(a)
-    delta_median = statistics.median(b) - statistics.median(a)
-    print(f"{'delta':28}{delta_best:9.2f}{delta_median:9.2f}")
-    paired = statistics.median(y - x for x, y in zip(a, b, strict=True))
-    print(f"{'median of paired deltas':28}{paired:18.2f}")
+    print(f"{'':38}{'best':>9}{'median':>9}{'paired delta':>14}  us/span")
+    labels = {
+        "A": "SDK + BatchSpanProcessor",
+        "B": "  + REDSpanProcessor (2nd processor)",
+        "C": "  + RED in one SpanFanOut (configure)",
+    }
+    for name, label in labels.items():
+        b = times[name]
+        paired = statistics.median(y - x for x, y in zip(a, b, strict=True))
+        print(f"{label:38}{min(b):9.2f}{statistics.median(b):9.2f}{paired:14.2f}")
     print(f"{'on_end alone, one span':28}{on_end_alone():18.2f}")
     print(f"drain of {n} spans: median {statistics.median(drain_ms):.2f} ms")
 

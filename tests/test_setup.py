@@ -213,8 +213,7 @@ def test_console_exporters() -> None:
     from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
     tel = configure(traces_exporter="console", **_quiet())
-    processors = tel.tracer_provider._active_span_processor._span_processors
-    found = [getattr(getattr(p, "exporter", None), "wrapped", None) for p in processors]
+    found = [getattr(getattr(p, "exporter", None), "wrapped", None) for p in _processors(tel)]
     assert any(isinstance(e, ConsoleSpanExporter) for e in found), found
 
 
@@ -237,10 +236,16 @@ def test_store_bounds_apply_even_when_the_store_already_exists() -> None:
 # --- issue 6: OTel conventions, secrets in logs ----------------------------------------------
 
 
+def _processors(tel: object) -> list[object]:
+    """The span processors on the handle's provider, ours out of their fan-out (reads SDK
+    internals: test only)."""
+    registered = tel.tracer_provider._active_span_processor._span_processors  # type: ignore[attr-defined]  # test introspection
+    return [p for r in registered for p in getattr(r, "processors", (r,))]
+
+
 def _span_exporters(tel: object) -> list[object]:
-    """The exporters behind the handle's batch processors (reads SDK internals: test only)."""
-    processors = tel.tracer_provider._active_span_processor._span_processors  # type: ignore[attr-defined]  # test introspection
-    exporters = [p.exporter for p in processors if hasattr(p, "exporter")]
+    """The exporters behind the handle's batch processors."""
+    exporters = [p.exporter for p in _processors(tel) if hasattr(p, "exporter")]
     return [getattr(e, "wrapped", e) for e in exporters]  # behind the privacy scrubber
 
 

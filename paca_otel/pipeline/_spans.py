@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
 
 from paca_otel._internal import drops, handle_internal_errors, warn_once
@@ -187,8 +186,8 @@ class REDSpanProcessor(SpanProcessor):
 
     # ------------------------------------------------------------ the hot path
 
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """Nothing to do when a span starts: RED needs finished spans only."""
+    # No on_start: RED needs finished spans only, and a processor that does not override it
+    # is skipped at start by telemetry/_fanout.py.
 
     def on_end(self, span: ReadableSpan) -> None:
         """Buffer the few fields RED needs; never raises, never blocks."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
-from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
@@ -25,7 +24,7 @@ from opentelemetry.sdk._logs.export import (
     LogRecordExportResult,
 )
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from paca_otel._internal import drops
@@ -98,8 +97,8 @@ class CountingSpanProcessor(SpanProcessor):
             _CountingSpanExporter(exporter, self._queue), max_queue_size=max_queue_size, **kwargs
         )
 
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        self._batch.on_start(span, parent_context)
+    # No on_start: a batch processor acts on finished spans only (the SDK's does nothing at
+    # start), and a processor without one is skipped at start (telemetry/_fanout.py).
 
     def on_end(self, span: ReadableSpan) -> None:
         if span.context is not None and span.context.trace_flags.sampled:

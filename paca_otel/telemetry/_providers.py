@@ -32,6 +32,7 @@ from paca_otel.telemetry._exporters import (
     _metric_exporters,
     _span_exporters,
 )
+from paca_otel.telemetry._fanout import SpanFanOut
 
 if TYPE_CHECKING:
     from paca_otel.pipeline._collection import Collection
@@ -50,16 +51,16 @@ def _tracer_provider(
     # The SDK's own atexit hooks would shut down a second time after ours (and warn); the
     # handle registers one bounded atexit shutdown instead.
     provider = TracerProvider(resource=resource, sampler=_sampler(settings), shutdown_on_exit=False)
-    provider.add_span_processor(pipeline.span_processor)
+    # Ours share one processor slot (see telemetry/_fanout.py); the user's come after it.
+    ours: list[SpanProcessor] = [pipeline.span_processor]
     for exporter in _span_exporters(settings):
         if scrubber is not None:  # scrubbed on the export thread, off the request path
             from paca_otel.privacy import ScrubbingSpanExporter
 
-            provider.add_span_processor(
-                CountingSpanProcessor(ScrubbingSpanExporter(exporter, scrubber))
-            )
+            ours.append(CountingSpanProcessor(ScrubbingSpanExporter(exporter, scrubber)))
         else:
-            provider.add_span_processor(CountingSpanProcessor(exporter))
+            ours.append(CountingSpanProcessor(exporter))
+    provider.add_span_processor(SpanFanOut(ours))
     for processor in extra:
         provider.add_span_processor(processor)
     return provider
