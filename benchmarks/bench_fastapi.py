@@ -13,9 +13,9 @@ by a bare wrapper with no semconv logic: what any such middleware pays the SDK),
 the paca-otel full stack: ``paca_otel.configure(...)`` (RED span processor, the snapshot,
 alerting and Prometheus readers, system gauges) with ``instrument_fastapi`` on its
 providers. Spans are exported in-process (a batch processor to a no-op exporter) by default;
-``--otlp`` exports the spans of the paca full stack and of contrib over OTLP/gRPC to a local
-rotel (started on 127.0.0.1, stopped by its PID). Goals: paca full stack <= 2.0x in-process,
-<= 2.5x over OTLP.
+``--otlp`` exports the spans of the paca full stack, of contrib and of the SDK floor over
+OTLP/gRPC to a local rotel (started on 127.0.0.1, stopped by its PID). Goals: paca full
+stack <= 2.0x in-process, <= 2.5x over OTLP.
 
 Run: ``python benchmarks/bench_fastapi.py [--otlp] [--rounds N] [--requests N]
 [--profile VARIANT]`` (``--profile`` prints a cProfile of one variant instead;
@@ -166,10 +166,11 @@ def build_variants(otlp_endpoint: str | None) -> dict[str, App]:
 
     from opentelemetry import metrics, trace
 
-    tracer_provider, meter_provider = sdk_providers()
-    variants["SDK floor: bare span + histogram"] = sdk_floor(
-        make_app(), tracer_provider, meter_provider
-    )
+    for label, exporter in [("SDK floor: bare span + histogram", None)] + (
+        [("SDK floor, spans over OTLP", _otlp_exporter(otlp_endpoint))] if otlp_endpoint else []
+    ):
+        tracer_provider, meter_provider = sdk_providers(exporter)
+        variants[label] = sdk_floor(make_app(), tracer_provider, meter_provider)
 
     app = make_app()  # the middleware's own Python: no-op providers record nothing
     instrument_fastapi(
