@@ -225,7 +225,7 @@ def sdk_floor(app: App, tracer_provider: TracerProvider, meter_provider: Any) ->
     histogram = meter_provider.get_meter("floor").create_histogram(
         "http.server.request.duration", "s", explicit_bucket_boundaries_advisory=DURATION_BUCKETS
     )
-    start_attributes = {
+    start_attributes: dict[str, Any] = {
         "http.request.method": "GET",
         "url.scheme": "http",
         "url.path": "/items/42",
@@ -237,7 +237,7 @@ def sdk_floor(app: App, tracer_provider: TracerProvider, meter_provider: Any) ->
         "user_agent.original": "bench/1.0",
         "network.protocol.version": "1.1",
     }
-    end_attributes = {"http.route": "/items/{item_id}", "http.response.status_code": 200}
+    end_attributes: dict[str, Any] = {"http.route": "/items/{item_id}", "http.response.status_code": 200}
     metric_attributes = {
         "http.request.method": "GET",
         "url.scheme": "http",
