@@ -237,7 +237,10 @@ def sdk_floor(app: App, tracer_provider: TracerProvider, meter_provider: Any) ->
         "user_agent.original": "bench/1.0",
         "network.protocol.version": "1.1",
     }
-    end_attributes: dict[str, Any] = {"http.route": "/items/{item_id}", "http.response.status_code": 200}
+    end_attributes: dict[str, Any] = {
+        "http.route": "/items/{item_id}",
+        "http.response.status_code": 200,
+    }
     metric_attributes = {
         "http.request.method": "GET",
         "url.scheme": "http",
