@@ -452,13 +452,17 @@ class _Request:
         self.status: int | None = None
         self.start = 0.0
 
-    async def send_status(self, message: Message) -> None:
-        """Note the status (and run response hooks) on ``http.response.start``, then send."""
+    def send_status(self, message: Message) -> Awaitable[None]:
+        """Note the status (and run response hooks) on ``http.response.start``, then send.
+
+        A plain function returning the server's ``send`` awaitable, which the app awaits: a
+        coroutine of its own would add a frame to every ``send`` for nothing.
+        """
         if message["type"] == "http.response.start":
             self.status = message["status"]
             if self.span is not None and self.middleware.on_response:
                 self.middleware.response_started(self.span, self.scope, message)
-        await self.send(message)
+        return self.send(message)
 
 
 def _url(scheme: str, host: bytes | None, scope: Scope) -> str:
