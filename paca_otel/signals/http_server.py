@@ -241,11 +241,6 @@ class ServerMiddleware:
         request = _Request(self, scope, send, method, scheme)
         version = request.version = scope.get("http_version")
         request.root_path = scope.get("root_path", "")
-        active = self._active.get((method, scheme))
-        if active is None:
-            active = self._new_active(method, scheme)
-        active.value += 1
-        request.active = active
         if self._tracing:
             parent = self._extract(headers, getter=ASGI_GETTER)
             attributes: dict[str, Any] = {
@@ -288,6 +283,12 @@ class ServerMiddleware:
             request.token = otel_context.attach(trace.set_span_in_context(span, parent))
             if self._request_hook is not None and span.is_recording():
                 _call_hook(self._request_hook, span, scope)
+        # Counted last, once nothing above can raise: a failed start counts no request.
+        active = self._active.get((method, scheme))
+        if active is None:
+            active = self._new_active(method, scheme)
+        active.value += 1
+        request.active = active
         request.start = perf_counter()
         return request
 
