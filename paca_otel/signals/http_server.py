@@ -19,7 +19,8 @@ side), with these decisions taken once, at set-up:
   the full template through the public ``matches()`` API, cached per mount path;
 - one exclude list (regexes searched in ``scheme://host/path``, the semantics of
   ``opentelemetry.util.http.get_excluded_urls``) keeps a request out of spans and metrics,
-  and so out of the RED figures and alerts built from them;
+  and so out of the RED figures and alerts built from them; its decision is remembered per
+  (scheme, Host, path) in a bounded memo (``_http_options.ExcludedUrls``);
 - at the first request the start-up heap is frozen out of the cyclic GC
   (``signals/_gcfreeze.py``): full collections of a FastAPI heap pause 25-60 ms, and the spans
   waiting for export would otherwise trigger them.
@@ -233,18 +234,13 @@ class ServerMiddleware:
             elif name == b"user-agent":
                 user_agent = value
         scheme = scope.get("scheme") or "http"
-        if self._excluded is not None and self._excluded.url_disabled(_url(scheme, host, scope)):
+        if self._excluded is not None and self._excluded.request_disabled(scheme, host, scope):
             return None
         raw_method = scope["method"]
         method = _KNOWN_METHODS.get(raw_method) or _other_method(raw_method)
         request = _Request(self, scope, send, method, scheme)
         version = request.version = scope.get("http_version")
         request.root_path = scope.get("root_path", "")
-        active = self._active.get((method, scheme))
-        if active is None:
-            active = self._new_active(method, scheme)
-        active.value += 1
-        request.active = active
         if self._tracing:
             parent = self._extract(headers, getter=ASGI_GETTER)
             attributes: dict[str, Any] = {
@@ -287,6 +283,12 @@ class ServerMiddleware:
             request.token = otel_context.attach(trace.set_span_in_context(span, parent))
             if self._request_hook is not None and span.is_recording():
                 _call_hook(self._request_hook, span, scope)
+        # Counted last, once nothing above can raise: a failed start counts no request.
+        active = self._active.get((method, scheme))
+        if active is None:
+            active = self._new_active(method, scheme)
+        active.value += 1
+        request.active = active
         request.start = perf_counter()
         return request
 
@@ -452,23 +454,17 @@ class _Request:
         self.status: int | None = None
         self.start = 0.0
 
-    async def send_status(self, message: Message) -> None:
-        """Note the status (and run response hooks) on ``http.response.start``, then send."""
+    def send_status(self, message: Message) -> Awaitable[None]:
+        """Note the status (and run response hooks) on ``http.response.start``, then send.
+
+        A plain function returning the server's ``send`` awaitable, which the app awaits: a
+        coroutine of its own would add a frame to every ``send`` for nothing.
+        """
         if message["type"] == "http.response.start":
             self.status = message["status"]
             if self.span is not None and self.middleware.on_response:
                 self.middleware.response_started(self.span, self.scope, message)
-        await self.send(message)
-
-
-def _url(scheme: str, host: bytes | None, scope: Scope) -> str:
-    """``scheme://host/path``, the string contrib's exclude lists are searched in."""
-    if host is not None:
-        authority = host.decode("latin-1")
-    else:
-        server = scope.get("server") or ("0.0.0.0", 80)
-        authority = server[0] if server[1] == 80 else f"{server[0]}:{server[1]}"
-    return f"{scheme}://{authority}{scope['path']}"
+        return self.send(message)
 
 
 def _other_method(raw_method: str) -> str:

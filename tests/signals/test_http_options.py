@@ -32,6 +32,41 @@ def test_default_list_matches_only_the_service_own_endpoints(url: str, excluded:
     assert excludes.url_disabled(url) is excluded
 
 
+@pytest.mark.parametrize(
+    ("scheme", "host", "path", "excluded"),
+    [
+        ("http", b"svc", "/health", True),
+        ("https", b"svc:8443", "/docs/oauth2-redirect", True),
+        ("http", b"svc", "/api/metrics", False),
+        ("http", None, "/metrics", True),  # no Host header: the socket's address
+        ("http", None, "/items/1", False),
+        ("http", b"svc", "/x" * 300 + "/healthz", True),  # too long to remember
+        ("http", b"svc", "/x" * 300, False),
+    ],
+)
+def test_request_decision_is_the_url_search_and_stays_so_when_remembered(
+    scheme: str, host: bytes | None, path: str, excluded: bool
+) -> None:
+    """request_disabled answers as url_disabled on scheme://host/path, first time and later."""
+    excludes = exclude_list(None)
+    assert excludes is not None
+    scope = {"path": path, "server": ("10.0.0.1", 8000)}
+    authority = host.decode() if host is not None else "10.0.0.1:8000"
+    assert excludes.url_disabled(f"{scheme}://{authority}{path}") is excluded
+    for _ in range(2):
+        assert excludes.request_disabled(scheme, host, scope) is excluded
+
+
+def test_remembered_decisions_are_bounded_and_stay_right() -> None:
+    """Past the memory's bound (it is cleared), requests are still decided correctly."""
+    excludes = exclude_list([r"/private/"])
+    assert excludes is not None
+    for round_ in range(2):
+        for i in range(3000):
+            path = f"/private/{i}" if i % 2 else f"/public/{i}"
+            assert excludes.request_disabled("http", b"svc", {"path": path}) is bool(i % 2), round_
+
+
 def test_fastapi_variable_wins_over_the_generic_one(monkeypatch: pytest.MonkeyPatch) -> None:
     """OTEL_PYTHON_FASTAPI_EXCLUDED_URLS beats OTEL_PYTHON_EXCLUDED_URLS; both replace defaults."""
     monkeypatch.setenv("OTEL_PYTHON_EXCLUDED_URLS", "generic")

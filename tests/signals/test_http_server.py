@@ -207,6 +207,27 @@ async def test_active_requests_counts_requests_in_flight(sdk: Sdk) -> None:
     assert [point.value for point in sdk.points("http.server.active_requests")] == [0]
 
 
+async def test_failed_request_start_counts_no_request_in_flight(
+    sdk: Sdk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An internal error while starting (a propagator that raises) serves the request
+    unmeasured and leaves no request counted in http.server.active_requests."""
+
+    def broken_extract(*args: Any, **kwargs: Any) -> Any:
+        msg = "propagator bug"
+        raise RuntimeError(msg)
+
+    monkeypatch.setenv("PACA_OTEL_RAISE_INTERNAL", "0")
+    monkeypatch.setattr("opentelemetry.propagate.extract", broken_extract)
+    app = build_app()
+    instrument_fastapi(app, tracer_provider=sdk.tracer_provider, meter_provider=sdk.meter_provider)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        assert (await http.get("/api/items/7")).status_code == 200
+    assert sdk.finished() == []
+    assert sum(point.value for point in sdk.points("http.server.active_requests")) == 0
+
+
 async def test_exception_is_recorded_and_sets_error_status(
     client: httpx.AsyncClient, sdk: Sdk
 ) -> None:
