@@ -39,7 +39,7 @@ OVERFLOW_ROUTE = "__other__"
 """The route reported for requests beyond ``max_routes`` distinct (route, method) pairs."""
 
 # route, span name, method, HTTP status, span status code, duration in ns
-_Sample = tuple[Any, str, Any, Any, StatusCode, int]
+_Sample = tuple[Any, str | None, Any, Any, StatusCode, int]
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -196,21 +196,25 @@ class REDSpanProcessor(SpanProcessor):
             # read-only view over the SDK's BoundedAttributes, where every ``get`` is a Python
             # call (a miss a caught KeyError); its public ``copy()`` is a dict copied in C, and
             # the three or four lookups below are C calls on it: ~120 ns less per span.
-            view: Any = span.attributes or _EMPTY
+            view: Any = span.attributes
             try:
                 raw: Mapping[str, Any] = view.copy()
-            except AttributeError:  # a Mapping without copy(): read it as it is
-                raw = view
+            except AttributeError:  # None, or a Mapping without copy(): read it as it is
+                raw = view or _EMPTY
             route = raw.get("http.route")
-            if route is None and span.kind is not _SERVER:
-                return
+            # The span name is the route only without http.route: read it only then.
+            name = None
+            if route is None:
+                if span.kind is not _SERVER:
+                    return
+                name = span.name
             pending = self._pending
             if len(pending) == self.max_pending:
                 self.dropped += 1  # approximate under threads; reported at drain
             pending.append(
                 (
                     route,
-                    span.name,
+                    name,
                     raw.get("http.request.method") or raw.get("http.method"),
                     raw.get("http.response.status_code") or raw.get("http.status_code"),
                     span.status.status_code,
@@ -261,7 +265,7 @@ class REDSpanProcessor(SpanProcessor):
         for _ in range(len(pending)):
             route, name, method, http_status, status, duration_ns = pending.popleft()
             key = (
-                self._label(str(route) if route is not None else name),
+                self._label(str(route) if route is not None else name or ""),
                 self._label(str(method)) if method else None,
             )
             bucket = fresh.get(key)
