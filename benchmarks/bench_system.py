@@ -176,25 +176,41 @@ def snapshot_only(rounds: int) -> None:
 def sdk_floor(rounds: int) -> None:
     """The OTel SDK's own cost for our data points: callbacks that return ready observations.
 
-    This is the floor no psutil-side work can go below; ours = floor + snapshot.
+    The same instrument kinds (gauge, counter, up-down counter), meter and view as ours, so the
+    SDK does exactly the work it does for our gauges, minus the psutil side. This is the floor
+    no psutil-side work can go below; ours = floor + snapshot.
     """
     from opentelemetry.metrics import CallbackOptions, Observation
+    from opentelemetry.sdk.metrics.export import Gauge, Sum
+
+    from paca_otel.signals._system import SYSTEM_METER, system_views
 
     source = InMemoryMetricReader()
     SystemMetrics(MeterProvider(metric_readers=[source], shutdown_on_exit=False), snapshot_ttl=0.0)
     data = source.get_metrics_data()
     assert data is not None
     reader = InMemoryMetricReader()
-    meter = MeterProvider(metric_readers=[reader], shutdown_on_exit=False).get_meter("floor")
-    for metric in data.resource_metrics[0].scope_metrics[0].metrics:
-        ready = [Observation(p.value, p.attributes) for p in metric.data.data_points]  # type: ignore[union-attr]  # number points only
+    provider = MeterProvider(metric_readers=[reader], views=system_views(), shutdown_on_exit=False)
+    meter = provider.get_meter(SYSTEM_METER)
+    for scope in data.resource_metrics[0].scope_metrics:
+        for metric in scope.metrics:
+            ready = [Observation(p.value, p.attributes) for p in metric.data.data_points]  # type: ignore[union-attr]  # number points only
 
-        def callback(
-            options: CallbackOptions, ready: list[Observation] = ready
-        ) -> list[Observation]:
-            return ready
+            def callback(
+                options: CallbackOptions, ready: list[Observation] = ready
+            ) -> list[Observation]:
+                return ready
 
-        meter.create_observable_gauge(metric.name + ".floor", callbacks=[callback])
+            kind = metric.data
+            create: Callable[..., object]
+            if isinstance(kind, Sum) and kind.is_monotonic:
+                create = meter.create_observable_counter
+            elif isinstance(kind, Sum):
+                create = meter.create_observable_up_down_counter
+            else:
+                assert isinstance(kind, Gauge)
+                create = meter.create_observable_gauge
+            create(metric.name, callbacks=[callback], unit=metric.unit or "")
     count_points(reader)
     timings = [count_points(reader)[0] for _ in range(rounds)]
     points = count_points(reader)[1]
