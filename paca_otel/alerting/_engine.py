@@ -17,10 +17,11 @@ in-memory decisions. Collection, enqueueing and state writes run outside it
 alert counts as notified in storage only once its notification is in the outbox: until then
 its ``last_notified`` is unconfirmed and written as it was before (a crash re-notifies
 instead of losing the page); a notification storage refused is retried next cycle. With the
-state in a file, a cycle's changed alert rows are written *before* its notifications are
-enqueued (deletions after): whoever evaluates next (this process after a crash, or another
-worker taking over) finds the start times of what was notified, so it re-decides the same
-idempotency keys and the outbox keeps one notification of each.
+state in a file, a cycle's changed alert rows and flap entries are written *before* its
+notifications are enqueued (deletions after): whoever evaluates next (this process after a
+crash, or another worker taking over) finds the start times of what was notified, so it
+re-decides the same idempotency keys and the outbox keeps one notification of each, and it
+keeps muting the alerts that were flapping.
 
 When cycles run is ``_scheduler.py``'s decision; with the state in a file, the workers sharing
 it elect one leader to evaluate (``_lease.py``), and the others read back rules, silences and
@@ -377,14 +378,14 @@ class RuleEngine(NotificationPolicy, SharedState):
         if notifications and self._state.shared:
             # rows first (see the module docstring): a successor re-decides the same keys
             with self._lock:
-                self._writeback.owe(self._take_rows(deletes=False), [])
+                self._owe_state([], deletes=False)
             ok = self._writeback.flush()
         sent, dropped, ok = self._writeback.enqueue(notifications, store=ok)
         if sent and self._wake is not None:
             self._wake()
         with self._lock:
             self._settle_marks(dropped)
-            self._writeback.owe(self._take_rows(), events)
+            self._owe_state(events)
         if ok and self._writeback.flush():
             try:
                 self.silences.gc(at)
@@ -585,7 +586,7 @@ class RuleEngine(NotificationPolicy, SharedState):
             self._writeback.enqueue([])
             with self._lock:
                 self._settle_marks(set())
-                self._writeback.owe(self._take_rows(), [])
+                self._owe_state([])
             self._writeback.flush()
 
     def close(self) -> None:

@@ -6,6 +6,9 @@ notified unless it is silenced or flapping; a firing one is repeated after the r
 owed goes out as :class:`~paca_otel.delivery._notify.Outgoing` items that ``delivery/_notify.py``
 groups.
 
+Flap entries are owed to storage with the alert rows (:meth:`NotificationPolicy._owe_state`),
+so the muting outlives the process that decided it.
+
 The policy also keeps the bookkeeping that makes "notified" true only in storage once it is:
 a mark is *unconfirmed* until the notification is in the outbox (``_writeback.py`` retries it);
 stored rows carry the alert's ``last_notified`` from before the mark until then.
@@ -179,10 +182,14 @@ class NotificationPolicy:
                     found.append(event)
         return found
 
-    def _take_rows(self, *, deletes: bool = True) -> dict[str, dict[str, object] | None]:
-        """Changed alert rows as stored (unconfirmed marks as before them); ``None``: delete.
+    def _owe_state(self, events: list[AlertEvent], *, deletes: bool = True) -> None:
+        """Owe the write-back changed alert rows and flap entries, and ``events``.
 
-        With ``deletes=False`` only the upserts are taken; the deletions stay owed.
+        Rows are as stored (unconfirmed marks as before them); ``None`` deletes. With
+        ``deletes=False`` only the upserts are taken; the deletions stay owed (they are
+        written after the cycle's notifications are enqueued, see the engine's docstring).
+        Flap entries travel with the rows so a restart or a new leader keeps muting a
+        flapping alert.
         """
         rows: dict[str, dict[str, object] | None] = {}
         if deletes:
@@ -195,4 +202,4 @@ class NotificationPolicy:
             rows[fp] = row
             self._deleted.discard(fp)  # stored again: a deletion owed from before is void
         self._dirty.clear()
-        return rows
+        self._writeback.owe(rows, events, self._flaps.take(deletes=deletes))

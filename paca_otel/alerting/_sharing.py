@@ -7,16 +7,17 @@ back from the file when its change counters move (:mod:`paca_otel.storage._chang
 - **rules** (``_rule_store.py``): a rule added through any worker is evaluated by the leader
   and listed by every worker at their next tick;
 - **silences**: one made through any worker applies at the leader's next evaluation;
-- **alert records and history** (followers only): ``active_alerts()`` and ``history()`` of
-  any worker show the service's state as the leader last wrote it (a firing alert's ``value``
-  is the one of its last transition, not of the last evaluation: the leader writes rows on
-  transitions only).
+- **alert records, flap entries and history** (followers only): ``active_alerts()`` and
+  ``history()`` of any worker show the service's state as the leader last wrote it (a firing
+  alert's ``value`` is the one of its last transition, not of the last evaluation: the leader
+  writes rows on transitions only).
 
-A worker that becomes leader reloads the alert records before its first evaluation
-(:meth:`SharedState.reload_alerts`): pending alerts keep their ``for`` timers and firing ones
-their notification times, and what it re-decides carries the start times, hence the
-idempotency keys, its predecessor used. A leader that loses its lease reloads too, dropping
-what it had decided but not written.
+A worker that becomes leader reloads the alert records and flap entries before its first
+evaluation (:meth:`SharedState.reload_alerts`): pending alerts keep their ``for`` timers,
+firing ones their notification times, flapping ones stay muted until they settle (and are
+announced then), and what it re-decides carries the start times, hence the idempotency keys,
+its predecessor used. A leader that loses its lease reloads too, dropping what it had decided
+but not written.
 
 A mixin of :class:`~paca_otel.alerting._engine.RuleEngine`, which owns the attributes declared
 below; with an in-memory state there is nobody to share with and none of this runs.
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING
 from paca_otel._internal import warn_once
 from paca_otel.alerting._lease import Lease, lease_timing
 from paca_otel.alerting._rule_store import RULES_TOPIC, RuleStore, StoredRule
-from paca_otel.alerting._silences import Silences
+from paca_otel.alerting._silences import FlapDetector, Silences
 from paca_otel.alerting._state import ALERTS_TOPIC, SILENCES_TOPIC, AlertRecord, StateStore
 from paca_otel.alerting._writeback import WriteBack
 from paca_otel.delivery._notify import Notifier
@@ -57,6 +58,7 @@ class SharedState:
 
     # owned and set by RuleEngine.__init__
     channels: dict[str, NotificationChannel]
+    clock: Callable[[], float]
     evaluation_interval: float
     silences: Silences
     _state: StateStore
@@ -71,6 +73,7 @@ class SharedState:
     _exprs: dict[str, tuple[Expr, Expr | None]]
     _alerts: dict[str, dict[Labels, AlertRecord]]
     _history: deque[AlertEvent]
+    _flaps: FlapDetector
     _dirty: dict[str, AlertRecord]
     _deleted: set[str]
     _unconfirmed: dict[str, tuple[AlertRecord, float | None]]
@@ -79,7 +82,7 @@ class SharedState:
         raise NotImplementedError
 
     def _load_stored(self, clock: Callable[[], float]) -> Lease | None:
-        """Read rules (when shared), silences, alert records and history; the lease if shared.
+        """Read rules (when shared), silences, alerts, flaps and history; the lease if shared.
 
         Raises:
             StorageError: the file cannot be read.
@@ -155,7 +158,7 @@ class SharedState:
                     )
 
     def reload_alerts(self) -> None:
-        """Replace alert records and history by the stored ones; drop what is owed in memory.
+        """Replace alert records, flap entries and history by the stored ones; drop what is owed.
 
         Called when this worker becomes leader (its ``for`` timers come from the file), when
         it stops leading, and on a follower whenever the leader wrote.
@@ -169,14 +172,17 @@ class SharedState:
     def _restore(self) -> None:
         """:meth:`reload_alerts` for a caller holding the cycle lock."""
         records = self._state.load_alerts()
+        flaps = self._state.load_flaps()
         size = self._history.maxlen
         history = self._state.load_history(size or 0)
+        now = self.clock()
         alerts: dict[str, dict[Labels, AlertRecord]] = {}
         for record in records:
             alerts.setdefault(record.rule, {})[record.labels] = record
         with self._lock:
             self._alerts = alerts
             self._history = deque(history, maxlen=size)
+            self._flaps.load(flaps, now)
             self._dirty.clear()
             self._deleted.clear()
             self._unconfirmed.clear()

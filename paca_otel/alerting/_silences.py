@@ -7,7 +7,12 @@ regexes are fully anchored, and a missing label matches like the empty string.
 
 The flap detector is the automatic counterpart: an alert that fires and resolves more than
 ``threshold`` times within ``window`` seconds is muted after one summary notification, until a
-whole window passes without a change (Nagios' flap detection, simplified).
+whole window passes without a change (Nagios' flap detection, simplified). Its entries are
+alert state like the alert rows: the detector tracks which ones changed, the engine's write-back
+stores them in the state file (``_writeback.py``), and an engine that starts or takes over as
+leader loads them (``_sharing.py``). Without that, a restart (gunicorn ``--max-requests``
+recycles the leader routinely) would forget a flapping alert: a new storm, and never the
+"stopped flapping" announcement.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from paca_otel._labelregex import LabelRegex, RegexSyntaxError, compile_label_regex, regex_fullmatch
 from paca_otel.alerting._state import SilenceRecord, StateStore
@@ -262,9 +268,32 @@ class Flap:
     flapping: bool = False
     last_event: AlertEvent | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form (JSON-ready), for the ``flaps`` table."""
+        return {
+            "rule": self.rule,
+            "times": list(self.times),
+            "flapping": self.flapping,
+            "last_event": None if self.last_event is None else self.last_event.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Flap:
+        """Inverse of :meth:`to_dict`."""
+        event = data.get("last_event")
+        return cls(
+            rule=str(data["rule"]),
+            times=deque(float(t) for t in data.get("times", ())),
+            flapping=bool(data.get("flapping", False)),
+            last_event=None if event is None else AlertEvent.from_dict(dict(event)),
+        )
+
 
 class FlapDetector:
-    """Counts each alert's state changes in a sliding window; owned by the engine's thread.
+    """Counts each alert's state changes in a sliding window; used under the engine's lock.
+
+    It remembers which entries changed since :meth:`take` (the engine owes them to storage
+    after the cycle, outside its lock) and :meth:`load` replaces its content by stored entries.
 
     Args:
         threshold: More changes than this within ``window`` make an alert flapping.
@@ -275,6 +304,7 @@ class FlapDetector:
         self.threshold = threshold
         self.window = window
         self._flaps: dict[str, Flap] = {}
+        self._changed: set[str] = set()  # fingerprints to store (or delete) since last taken
 
     def note(self, fp: str, rule: str, event: AlertEvent, now: float) -> bool:
         """Record a transition of alert ``fp``; ``True`` if it starts flapping with this one."""
@@ -283,6 +313,7 @@ class FlapDetector:
             flap = self._flaps[fp] = Flap(rule=rule)
         flap.times.append(now)
         flap.last_event = event
+        self._changed.add(fp)
         self._trim(flap, now)
         if not flap.flapping and len(flap.times) > self.threshold:
             flap.flapping = True
@@ -310,8 +341,38 @@ class FlapDetector:
             if flap.times:
                 continue
             del self._flaps[fp]
+            self._changed.add(fp)
             if flap.flapping:
                 yield fp, flap
+
+    def take(self, *, deletes: bool = True) -> dict[str, dict[str, Any] | None]:
+        """Entries changed since the last call, as stored (``None``: settled, delete it).
+
+        With ``deletes=False`` only the upserts are taken and the deletions stay owed (the
+        engine writes a settled entry's deletion only after its announcement is enqueued, so
+        a successor that finds no entry has nothing left to announce).
+        """
+        taken: dict[str, dict[str, Any] | None] = {}
+        for fp in list(self._changed):
+            flap = self._flaps.get(fp)
+            if flap is None and not deletes:
+                continue
+            taken[fp] = None if flap is None else flap.to_dict()
+            self._changed.discard(fp)
+        return taken
+
+    def load(self, entries: Mapping[str, Mapping[str, Any]], now: float) -> None:
+        """Replace every entry by ``entries`` (stored payloads), dropping times out of the window.
+
+        An entry left with no time in the window is kept: the next :meth:`settle` announces it
+        if it was flapping and owes its deletion, as if this process had watched it all along.
+        Nothing loaded is owed to storage again.
+        """
+        flaps = {fp: Flap.from_dict(data) for fp, data in entries.items()}
+        for flap in flaps.values():
+            self._trim(flap, now)
+        self._flaps = flaps
+        self._changed.clear()
 
     def _trim(self, flap: Flap, now: float) -> None:
         while flap.times and flap.times[0] <= now - self.window:

@@ -1,17 +1,19 @@
-"""Durable alert state: the engine's alerts, silences and history in the shared SQLite file.
+"""Durable alert state: the engine's alerts, flap entries, silences and history in SQLite.
 
 The rule engine writes through here after every evaluation cycle, so a process that restarts
 (a deploy, a crash) picks up pending alerts with their ``for`` timers and firing alerts with the
 time they were last notified, instead of re-paging everyone or forgetting a half-elapsed
-``for``. With no path the same code runs on ``:memory:``, so tests and the durable mode share
-one code path.
+``for``. Flap entries (an alert's recent state changes, see ``_silences.py``) are kept for the
+same reason: a flapping alert stays muted across a restart or a change of leader instead of
+starting a new storm, and its "stopped flapping" announcement still comes. With no path the
+same code runs on ``:memory:``, so tests and the durable mode share one code path.
 
 The file is the one :mod:`paca_otel.storage` connection of ``state_path`` (the outbox shares
 it); payloads go through the storage codec (JSON, encrypted with ``storage_key``). Nothing
 here runs under the engine's lock: the engine snapshots what changed and writes it afterwards.
 
-Several workers of one service share the file: one (the leader) writes alerts and history,
-any may write silences. Each write bumps its topic's change counter (``alerts`` or
+Several workers of one service share the file: one (the leader) writes alerts, flap entries
+and history, any may write silences. Each write bumps its topic's change counter (``alerts`` or
 ``silences``, see :mod:`paca_otel.storage._changes`) in the same transaction, so the other
 workers re-read a table only when it changed.
 """
@@ -48,8 +50,17 @@ CREATE TABLE IF NOT EXISTS history (
 )
 """
 
+# step 2: the flap detector's entries (payload: times in the window, flag, last event)
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS flaps (
+    fingerprint TEXT PRIMARY KEY,
+    rule TEXT NOT NULL,
+    data TEXT NOT NULL
+)
+"""
+
 #: Schema steps of the ``alert_state`` component (see ``Database.migrate``).
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
 
 #: History rows kept on disk; older ones are trimmed on write so the file stays small.
 HISTORY_LIMIT = 1_000
@@ -205,7 +216,7 @@ def _event_dict(event: AlertEvent) -> dict[str, Any]:
 
 
 class StateStore:
-    """Alerts, silences and event history in SQLite (a file, or ``:memory:``).
+    """Alerts, flap entries, silences and event history in SQLite (a file, or ``:memory:``).
 
     Args:
         path: The SQLite file (``None``: in memory); opened through
@@ -272,6 +283,34 @@ class StateStore:
         """Every alert saved by a previous engine on this file."""
         rows = self.db.fetchall("SELECT data FROM alerts ORDER BY rowid")
         return [AlertRecord.from_dict(self.codec.decode(row[0], "alerts")) for row in rows]
+
+    # flap entries ---------------------------------------------------------------------------
+    def write_flaps(self, changes: Mapping[str, Mapping[str, Any] | None]) -> None:
+        """Upsert flap entries (``fingerprint -> payload``), delete ``None`` ones, atomically.
+
+        They belong to the alert state the leader writes, so they bump the same change counter
+        as alert rows: followers re-read both together.
+        """
+        if not changes:
+            return
+        upserts = [
+            (fp, self.codec.index(str(data["rule"])), self.codec.encode(dict(data), "flaps"))
+            for fp, data in changes.items()
+            if data is not None
+        ]
+        deletes = [(fp,) for fp, data in changes.items() if data is None]
+        with self.db.transaction("flap state write") as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO flaps (fingerprint, rule, data) VALUES (?, ?, ?)", upserts
+            )
+            conn.executemany("DELETE FROM flaps WHERE fingerprint = ?", deletes)
+            if self.shared:
+                bump(conn, (ALERTS_TOPIC,))
+
+    def load_flaps(self) -> dict[str, dict[str, Any]]:
+        """Every flap entry on file: ``fingerprint -> payload`` as given to :meth:`write_flaps`."""
+        rows = self.db.fetchall("SELECT fingerprint, data FROM flaps ORDER BY rowid")
+        return {str(row[0]): self.codec.decode(row[1], "flaps") for row in rows}
 
     # silences -------------------------------------------------------------------------------
     def save_silence(self, silence: SilenceRecord) -> None:

@@ -1,4 +1,5 @@
-"""What the rule engine owes storage: notifications to enqueue, alert rows and history to write.
+"""What the rule engine owes storage: notifications to enqueue; alert rows, flap entries and
+history to write.
 
 The engine decides under its lock and writes after releasing it (readers on the event loop wait
 on that lock, so it never covers I/O). Writing may fail: the file is busy for longer than the
@@ -7,8 +8,8 @@ evaluation loop:
 
 - a notification that could not be enqueued stays here and is enqueued first in the next cycle
   (the same object, so the same idempotency key: the outbox sends it once);
-- alert rows and history events stay here (newest row per alert, bounded history) and are
-  written by the next cycle that reaches the file;
+- alert rows, flap entries and history events stay here (newest row or entry per alert,
+  bounded history) and are written by the next cycle that reaches the file;
 - each failure is counted (``paca_otel.storage.errors``, :attr:`WriteBack.errors`) and warned
   about once.
 
@@ -53,6 +54,7 @@ class WriteBack:
         self.sink = sink
         self._lock = threading.Lock()  # guards the buffers: the engine thread vs close()
         self._rows: dict[str, Mapping[str, Any] | None] = {}
+        self._flaps: dict[str, Mapping[str, Any] | None] = {}
         self._history: deque[AlertEvent] = deque(maxlen=HISTORY_LIMIT)
         self._retry: deque[Notification] = deque()
         #: Storage operations that failed (each is retried).
@@ -62,11 +64,18 @@ class WriteBack:
 
     # -- owed (cheap, in memory; the engine calls these under its lock) ---------------------
 
-    def owe(self, rows: Mapping[str, Mapping[str, Any] | None], events: list[AlertEvent]) -> None:
-        """Alert rows (``None``: delete) and history events to write at the next flush."""
+    def owe(
+        self,
+        rows: Mapping[str, Mapping[str, Any] | None],
+        events: list[AlertEvent],
+        flaps: Mapping[str, Mapping[str, Any] | None] | None = None,
+    ) -> None:
+        """Alert rows and flap entries (``None``: delete) and history events for the next flush."""
         with self._lock:
             self._rows.update(rows)
             self._history.extend(events)
+            if flaps:
+                self._flaps.update(flaps)
 
     def owed_fingerprints(self) -> set[str]:
         """Alerts in a notification that is waiting for a retry."""
@@ -84,6 +93,7 @@ class WriteBack:
         """Forget everything owed (this process stopped leading: the new leader decides anew)."""
         with self._lock:
             self._rows.clear()
+            self._flaps.clear()
             self._history.clear()
             self._retry.clear()
 
@@ -135,18 +145,23 @@ class WriteBack:
         return sent, dropped, ok
 
     def flush(self) -> bool:
-        """Write owed rows and history; keep them for the next flush on failure."""
+        """Write owed rows, flap entries and history; keep them for the next flush on failure."""
         with self._lock:
             rows, self._rows = self._rows, {}
+            flaps, self._flaps = self._flaps, {}
             events = list(self._history)
             self._history.clear()
+        rows_written = False
         try:
             self.state.write_alerts(rows)
+            rows_written = True
+            self.state.write_flaps(flaps)
         except StorageError as exc:
-            self._error("alert_state_write", exc)
+            self._error("flap_state_write" if rows_written else "alert_state_write", exc)
             with self._lock:
-                for fp, row in rows.items():
-                    self._rows.setdefault(fp, row)  # a newer row owed meanwhile wins
+                if not rows_written:
+                    _keep(self._rows, rows)
+                _keep(self._flaps, flaps)
                 self._history.extendleft(reversed(events))
             return False
         try:
@@ -161,3 +176,11 @@ class WriteBack:
     def _error(self, operation: str, exc: StorageError) -> None:
         self.errors += 1
         count_error(operation, exc)
+
+
+def _keep(
+    buffer: dict[str, Mapping[str, Any] | None], owed: Mapping[str, Mapping[str, Any] | None]
+) -> None:
+    """Put back what a failed write owed; a newer row or entry owed meanwhile wins."""
+    for fp, row in owed.items():
+        buffer.setdefault(fp, row)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paca_otel.alerting._engine import RuleEngine
+from paca_otel.alerting._state import StateStore
 from paca_otel.pipeline._store import SeriesStore
 from paca_otel.rules._models import AlertState
 from paca_otel.rules._rule import Rule
 from tests.alerting.test_engine import HOST_A, HOST_B, Clock, Sink, make_engine, make_rule
+
+WINDOW = 300.0
 
 STEP = 15.0
 HOUR_STEPS = 240  # one simulated hour at 15 s
@@ -142,3 +147,73 @@ def test_flapping_summary_respects_silences() -> None:
         engine.evaluate_once()
         clock.t += 15
     assert sink.notifications == []
+
+
+def kinds_of(sink: Sink) -> list[str]:
+    return [str(n.extra.get("kind", "notify")) for n in sink.notifications]
+
+
+def feed(engine: RuleEngine, store: SeriesStore, clock: Clock, values: list[float]) -> None:
+    """One evaluation per value, ``STEP`` seconds apart."""
+    for value in values:
+        store.append("mem", HOST_A, value, clock.t)
+        engine.evaluate_once()
+        clock.t += STEP
+
+
+def test_a_flapping_alert_stays_muted_under_a_new_engine_on_the_same_file(tmp_path: Path) -> None:
+    """Flap state is in the state file: a restart sends no new storm, and "settled" comes once."""
+    path = tmp_path / "state.sqlite3"
+    store, sink, clock = SeriesStore(), Sink(), Clock()
+    kw: dict[str, Any] = {"state_path": path, "flap_threshold": 2, "flap_window": WINDOW}
+    first = RuleEngine(store, outbox=sink, clock=clock, **kw)
+    first.add_rule(make_rule())
+    feed(first, store, clock, [95, 50, 95])  # fire, resolve, fire: the third change flaps
+    assert kinds_of(sink) == ["notify", "notify", "flapping"]
+    first.close()
+
+    second = RuleEngine(store, outbox=sink, clock=clock, **kw)
+    second.add_rule(make_rule())
+    assert [a.flapping for a in second.active_alerts()] == [True]
+    feed(second, store, clock, [50, 95, 50, 95])  # still flapping: nothing is sent
+    assert kinds_of(sink) == ["notify", "notify", "flapping"]
+    feed(second, store, clock, [95] * int(WINDOW / STEP + 2))  # quiet for a window
+    assert kinds_of(sink) == ["notify", "notify", "flapping", "settled"]
+    assert sink.notifications[-1].status is AlertState.FIRING
+    second.close()
+    state = StateStore(path)
+    assert state.load_flaps() == {}  # settled: deleted from the file
+    state.close()
+
+
+def test_a_flap_entry_the_file_refuses_is_kept_and_written_by_a_later_cycle(
+    tmp_path: Path,
+) -> None:
+    """A failed flap write raises nothing into the evaluation, is counted, and is retried."""
+    path = tmp_path / "state.sqlite3"
+    engine, store, sink, clock = make_engine(
+        make_rule(), state_path=path, flap_threshold=2, flap_window=WINDOW
+    )
+    with sqlite3.connect(path) as conn:  # the file refuses flap entries, and only them
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON flaps BEGIN SELECT RAISE(ABORT, 'no'); END"
+        )
+    feed(engine, store, clock, [95, 50, 95])
+    assert engine.storage_errors >= 3  # one per cycle, none raised
+    assert sink.notifications == []  # a cycle that met an error enqueues next time
+    state = StateStore(path)
+    try:
+        assert [r.state for r in state.load_alerts()] == [AlertState.FIRING]  # rows went in
+        assert state.load_flaps() == {}
+        with sqlite3.connect(path) as conn:
+            conn.execute("DROP TRIGGER refuse")
+        errors = engine.storage_errors
+        feed(engine, store, clock, [95])
+        assert engine.storage_errors == errors
+        ((fp, entry),) = state.load_flaps().items()
+        assert (entry["flapping"], len(entry["times"])) == (True, 3)
+        assert [a.fingerprint for a in engine.active_alerts() if a.flapping] == [fp]
+        assert "flapping" in kinds_of(sink)
+    finally:
+        state.close()
+        engine.close()

@@ -196,6 +196,38 @@ def test_a_new_leader_keeps_the_for_timers_of_its_predecessor(shared: Any) -> No
     assert second.sink.states() == [("firing",)]
 
 
+def test_a_new_leader_keeps_a_flapping_alert_muted_and_announces_when_it_settles(
+    shared: Any,
+) -> None:
+    """Flap state passes with the lease: no new storm from the successor, one "settled"."""
+    _, clock, _ = shared
+    kw = {"flap_threshold": 2, "flap_window": 300.0}
+    first, second = spawn(shared, **kw), spawn(shared, **kw)
+    first.engine.add_rule(make_rule())
+    first.settle()
+    for value in (95, 50, 95):  # fire, resolve, fire: the third change flaps
+        first.tick(value)
+        second.tick(None)  # a follower: reads back what the leader wrote
+        clock.t += INTERVAL
+    assert [n.extra.get("kind", "notify") for n in first.sink.notifications] == [
+        "notify",
+        "notify",
+        "flapping",
+    ]
+    assert [a.flapping for a in second.engine.active_alerts()] == [True]
+    clock.t += TTL  # the first worker is dead: it renews no more
+    for value in (50, 95, 50, 95):
+        second.tick(value)
+        clock.t += INTERVAL
+    assert second.engine.leading
+    assert second.sink.notifications == []  # still flapping under the new leader
+    for _ in range(22):  # quiet for the 300 s window
+        second.tick(95)
+        clock.t += INTERVAL
+    assert [n.extra.get("kind") for n in second.sink.notifications] == ["settled"]
+    assert second.sink.notifications[0].status is AlertState.FIRING
+
+
 class _Crash(BaseException):
     """Stands for SIGKILL: raised past every handler, it ends the cycle where it stands."""
 

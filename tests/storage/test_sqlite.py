@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from paca_otel.alerting._state import StateStore
+from paca_otel.alerting._state import MIGRATIONS, StateStore
 from paca_otel.delivery._outbox import Outbox
 from paca_otel.errors import ConfigError, StorageError
 from paca_otel.storage import Database, open_database
@@ -153,7 +153,7 @@ def test_three_processes_open_one_new_file_at_once(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from paca_otel.delivery._outbox import Outbox\n"
-        "from paca_otel.alerting._state import StateStore\n"
+        "from paca_otel.alerting._state import MIGRATIONS, StateStore\n"
         "sys.stdin.readline()\n"  # start together
         "state = StateStore(sys.argv[1]); outbox = Outbox(sys.argv[1])\n"
         "state.close(); outbox.close(); print('ok')\n"
@@ -224,7 +224,7 @@ def test_closed_database_raises_storage_error(tmp_path: Path) -> None:
 
 
 def test_file_from_before_schema_versions_opens_with_its_rows(tmp_path: Path) -> None:
-    """A state file written before the storage layer existed is adopted as version 1."""
+    """A state file written before the storage layer existed is adopted and upgraded."""
     path = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(path)
     conn.executescript(
@@ -240,5 +240,5 @@ def test_file_from_before_schema_versions_opens_with_its_rows(tmp_path: Path) ->
     conn.close()
     state = StateStore(path)
     assert [s.id for s in state.load_silences()] == ["s1"]
-    assert state.db.version("alert_state") == 1
+    assert state.db.version("alert_state") == len(MIGRATIONS)
     state.close()
