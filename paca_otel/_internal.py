@@ -61,17 +61,30 @@ class _Drops:
         """Look the counter up again on next use (after the global provider changed)."""
         self._counter = None
 
+    def bind(self) -> None:
+        """Create the counter on the global provider now (``configure`` just installed it).
+
+        Drops are often counted while a handle shuts down (an exporter's last export fails):
+        a first lookup then would ask a provider already shut down, which the SDK answers
+        with a warning and a no-op meter.
+        """
+        self._counter = self._create()
+
     def add(self, reason: str, amount: int = 1, *, signal: str | None = None) -> None:
         """Count ``amount`` dropped items; ``signal`` (traces/metrics/logs) for lost telemetry."""
         counter = self._counter
         if counter is None:
-            counter = self._counter = metrics.get_meter("paca_otel").create_counter(
-                "paca_otel.dropped",
-                unit="{item}",
-                description="Items paca-otel dropped instead of raising into the application.",
-            )
+            counter = self._counter = self._create()
         counter.add(
             amount, {"reason": reason} if signal is None else {"reason": reason, "signal": signal}
+        )
+
+    @staticmethod
+    def _create() -> metrics.Counter:
+        return metrics.get_meter("paca_otel").create_counter(
+            "paca_otel.dropped",
+            unit="{item}",
+            description="Items paca-otel dropped instead of raising into the application.",
         )
 
 

@@ -429,3 +429,17 @@ def test_exemplars_are_off_unless_something_exports_them(
     assert _exemplar_filter(otlp) is None
     monkeypatch.setenv("OTEL_METRICS_EXEMPLAR_FILTER", "always_on")
     assert _exemplar_filter(prometheus_only) is None
+
+
+def test_drops_counted_during_shutdown_do_not_ask_a_shut_down_provider(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The drop counter exists from configure on: an exporter failing during shutdown counts
+    its loss without the SDK's "A shutdown MeterProvider can not provide a Meter" warning."""
+    from paca_otel._internal import drops
+
+    tel = configure(**_quiet())
+    tel.meter_provider.shutdown()
+    with caplog.at_level(logging.WARNING):
+        drops.add("export_failure_log")
+    assert not [r for r in caplog.records if "shutdown" in r.getMessage()], caplog.text

@@ -173,7 +173,7 @@ def _set_globals(
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
     set_logger_provider(logger_provider)
-    drops.reset()  # the self-metric's counter belonged to the previous provider
+    drops.bind()  # the self-metric's counter belonged to the previous provider
     from paca_otel.signals._metrics import rebind_global_collectors
 
     rebind_global_collectors()
