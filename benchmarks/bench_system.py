@@ -3,7 +3,10 @@
 Both run on this machine in this run, each on its own MeterProvider + InMemoryMetricReader,
 collected alternately so that load changes hit both alike. Printed: milliseconds per
 collection (median and p90), data points per collection, and the ratio contrib / ours.
-Goal: ours <= 1 ms per collection with at least contrib's data points.
+Goal: ours <= 1 ms per collection with at least contrib's data points. The last section
+interleaves ours with its two parts, the OTel SDK's share (the same observations, ready, through
+the same meter, view and instrument kinds) and our psutil snapshot, and prints what is left:
+our own glue.
 
 Run: ``python benchmarks/bench_system.py [--rounds N]``.
 """
@@ -151,29 +154,41 @@ def main(argv: list[str] | None = None) -> None:
         cheap,
         args.rounds,
     )
-    snapshot_only(args.rounds)
-    sdk_floor(args.rounds)
+    print("-- ours and its parts, interleaved")
+    breakdown(args.rounds)
 
 
-def snapshot_only(rounds: int) -> None:
-    """Our snapshot alone (psutil reads + observation building), without the OTel SDK."""
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+def breakdown(rounds: int) -> None:
+    """Ours against its two parts, interleaved collection by collection (the machine's speed
+    drifts, so parts measured minutes apart do not add up): the SDK's share (the floor) and
+    the psutil side (our snapshot: psutil reads + observation building, without the SDK)."""
+    readers = {
+        "paca-otel SystemMetrics (default)": ours(per_cpu=False, connections=False),
+        "OTel SDK floor (ready observations, no psutil)": floor_reader(),
+    }
+    provider = MeterProvider(metric_readers=[InMemoryMetricReader()], shutdown_on_exit=False)
     with tempfile.TemporaryDirectory() as no_cgroup:
         gauges = SystemMetrics(provider, snapshot_ttl=0.0, cgroup_root=no_cgroup)
     build: Callable[[float], object] = gauges._build
-    timings = []
+    results: dict[str, tuple[list[float], int]] = {name: ([], 0) for name in readers}
+    snapshot: list[float] = []
+    for reader in readers.values():
+        count_points(reader)
     for _ in range(rounds):
+        for name, reader in readers.items():
+            elapsed, points = count_points(reader)
+            results[name][0].append(elapsed)
+            results[name] = (results[name][0], points)
         start = time.perf_counter()
         build(time.monotonic())
-        timings.append(time.perf_counter() - start)
-    print(
-        f"{'paca-otel snapshot only (no SDK, default)':<44} "
-        f"{statistics.median(timings) * 1e3:8.3f} ms"
-    )
+        snapshot.append(time.perf_counter() - start)
+    medians = [report(name, timings, n) for name, (timings, n) in results.items()]
+    part = statistics.median(snapshot) * 1e3
+    print(f"{'paca-otel snapshot only (no SDK, default)':<46} {part:8.3f} ms")
+    print(f"  ours - floor - snapshot: {medians[0] - medians[1] - part:+.3f} ms (our glue)")
 
 
-def sdk_floor(rounds: int) -> None:
+def floor_reader() -> InMemoryMetricReader:
     """The OTel SDK's own cost for our data points: callbacks that return ready observations.
 
     The same instrument kinds (gauge, counter, up-down counter), meter and view as ours, so the
@@ -211,10 +226,7 @@ def sdk_floor(rounds: int) -> None:
                 assert isinstance(kind, Gauge)
                 create = meter.create_observable_gauge
             create(metric.name, callbacks=[callback], unit=metric.unit or "")
-    count_points(reader)
-    timings = [count_points(reader)[0] for _ in range(rounds)]
-    points = count_points(reader)[1]
-    report("OTel SDK floor (ready observations, no psutil)", timings, points)
+    return reader
 
 
 if __name__ == "__main__":
