@@ -257,21 +257,7 @@ class StateStore:
     # alerts ---------------------------------------------------------------------------------
     def write_alerts(self, changes: Mapping[str, Mapping[str, Any] | None]) -> None:
         """Upsert alert rows (``fingerprint -> to_dict()``) and delete ``None`` ones, atomically."""
-        if not changes:
-            return
-        upserts = [
-            (fp, self.codec.index(str(data["rule"])), self.codec.encode(dict(data), "alerts"))
-            for fp, data in changes.items()
-            if data is not None
-        ]
-        deletes = [(fp,) for fp, data in changes.items() if data is None]
-        with self.db.transaction("alert state write") as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO alerts (fingerprint, rule, data) VALUES (?, ?, ?)", upserts
-            )
-            conn.executemany("DELETE FROM alerts WHERE fingerprint = ?", deletes)
-            if self.shared:
-                bump(conn, (ALERTS_TOPIC,))
+        self._write_by_fingerprint("alerts", changes)
 
     def save_alerts(self, records: list[AlertRecord], deleted: list[str]) -> None:
         """Upsert ``records`` and delete ``deleted`` fingerprints in one transaction."""
@@ -291,19 +277,27 @@ class StateStore:
         They belong to the alert state the leader writes, so they bump the same change counter
         as alert rows: followers re-read both together.
         """
+        self._write_by_fingerprint("flaps", changes)
+
+    def _write_by_fingerprint(
+        self, table: str, changes: Mapping[str, Mapping[str, Any] | None]
+    ) -> None:
+        """Upsert and delete (``None``) rows of ``table`` (``alerts`` or ``flaps``) atomically."""
         if not changes:
             return
         upserts = [
-            (fp, self.codec.index(str(data["rule"])), self.codec.encode(dict(data), "flaps"))
+            (fp, self.codec.index(str(data["rule"])), self.codec.encode(dict(data), table))
             for fp, data in changes.items()
             if data is not None
         ]
         deletes = [(fp,) for fp, data in changes.items() if data is None]
-        with self.db.transaction("flap state write") as conn:
+        # ``table`` is one of two constants, never input: formatting it into the SQL is safe.
+        with self.db.transaction(f"{table} write") as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO flaps (fingerprint, rule, data) VALUES (?, ?, ?)", upserts
+                f"INSERT OR REPLACE INTO {table} (fingerprint, rule, data) VALUES (?, ?, ?)",
+                upserts,
             )
-            conn.executemany("DELETE FROM flaps WHERE fingerprint = ?", deletes)
+            conn.executemany(f"DELETE FROM {table} WHERE fingerprint = ?", deletes)
             if self.shared:
                 bump(conn, (ALERTS_TOPIC,))
 
