@@ -1,17 +1,17 @@
 """Per-span cost of the RED span processor, measured against the SDK span alone.
 
-Three TracerProviders run side by side in one process: A has a BatchSpanProcessor to a no-op
+Four TracerProviders run side by side in one process: A has a BatchSpanProcessor to a no-op
 exporter (the anchor: what every user of the SDK already pays); B has the same plus
 :class:`~paca_otel.pipeline._spans.REDSpanProcessor` registered as a second processor (what
 adding it to one's own provider costs); C has both behind one
 :class:`~paca_otel.telemetry._fanout.SpanFanOut`, the way ``paca_otel.configure()`` registers
-its own processors. Rounds rotate A, B and C so drift (CPU frequency, GC) hits all; the best
-and median round of each are printed with the deltas to A, the medians of the per-round
-(paired) deltas, the processor's own ``on_end`` called alone on one finished span (what it
-adds above the SDK's dispatch), plus the cost of one drain. The goal is a delta of at most
-~1 us per span.
+its own processors; D is C with RED replaced by :class:`PublicReads`, the public reads RED
+needs and one append, with no logic: the floor of any such processor. Printed: the best and
+median round of each, the medians of the per-round (paired) deltas to A, RED's ``on_end``
+called alone on one finished span (what it adds above the SDK's dispatch, with a hot cache),
+and the cost of one drain. The goal is a delta of at most ~1 us per span.
 
-Rounds are short (200 spans) and many (1,500), rotating A, B and C, and the delta is the median
+Rounds are short (200 spans) and many (1,500), rotating A to D, and the delta is the median
 of per-round paired deltas: on this shared machine, speed drifts by tens of percent within
 seconds, and rounds of 20,000 spans gave deltas from 0.05 to 2.8 us for the same code.
 
@@ -25,9 +25,10 @@ import gc
 import statistics
 import sys
 import time
+from collections import deque
 from collections.abc import Sequence
 
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SpanExporter,
@@ -53,8 +54,20 @@ class NullExporter(SpanExporter):
         return None
 
 
+class PublicReads(SpanProcessor):
+    """The floor of any RED processor: the public reads RED needs (attributes, status, start
+    and end time) and one append of them, with no logic at all."""
+
+    def __init__(self) -> None:
+        self.pending: deque[object] = deque(maxlen=1_000_000)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        raw = span.attributes.copy()  # type: ignore[union-attr]  # a MappingProxyType here
+        self.pending.append((raw, span.status.status_code, span.end_time, span.start_time))
+
+
 def make_tracer(
-    *, red: REDSpanProcessor | None, fan_out: bool = False
+    *, red: SpanProcessor | None, fan_out: bool = False
 ) -> tuple[TracerProvider, Tracer]:
     provider = TracerProvider()
     batch = BatchSpanProcessor(NullExporter(), max_queue_size=1_000_000, max_export_batch_size=4096)
@@ -110,10 +123,12 @@ def main(argv: list[str]) -> None:
     rounds = int(argv[2]) if len(argv) > 2 else 1_500
     red = REDSpanProcessor(max_pending=1_000_000)
     red_c = REDSpanProcessor(max_pending=1_000_000)
+    floor = PublicReads()
     providers = {
         "A": make_tracer(red=None),
         "B": make_tracer(red=red),
         "C": make_tracer(red=red_c, fan_out=True),
+        "D": make_tracer(red=floor, fan_out=True),
     }
     store = SeriesStore()
     for _, tracer in providers.values():  # warm-up every path
@@ -125,11 +140,12 @@ def main(argv: list[str]) -> None:
     for r in range(rounds):
         # Short rounds, rotated: this machine's speed drifts by tens of percent within
         # seconds, and a round of a few milliseconds sees A, B and C at nearly the same speed.
-        for name in names[r % 3 :] + names[: r % 3]:
+        for name in names[r % 4 :] + names[: r % 4]:
             times[name].append(one_round(providers[name][1], n))
         if r % 50 == 49:  # housekeeping outside the timed rounds
             red.drain(time.time())
             red_c.drain(time.time())
+            floor.pending.clear()
             for provider, _ in providers.values():
                 provider.force_flush()
             gc.collect()
@@ -147,6 +163,7 @@ def main(argv: list[str]) -> None:
         "A": "SDK + BatchSpanProcessor",
         "B": "  + REDSpanProcessor (2nd processor)",
         "C": "  + RED in one SpanFanOut (configure)",
+        "D": "  + public reads only (RED's floor)",
     }
     for name, label in labels.items():
         b = times[name]
