@@ -2,8 +2,11 @@
 
 :class:`~paca_otel.analysis.history.HistoryStore` copies what a reader needs of a series
 under its lock (a :class:`SeriesSnapshot`) and then reads without it, so appends never wait
-behind a query's decoding. A chunk being written while it is read can be both in the file
-and in the queue; the file's copy wins (chunks are keyed by their first timestamp).
+behind a query's decoding. Chunks are keyed by their first timestamp, and those with the same
+first timestamp are copies of one buffer at different times (a chunk being written is both in
+the file and in the queue; a shared recorder's published copies of its open buffer are in
+the file, the queue and the buffer itself): the longest copy wins, so no sample is read twice
+and none is missed.
 A tier's points cover what it has rolled up (``progress``); the rest of a range comes from
 the next finer tier, down to the raw samples, so a query never misses recent data.
 """
@@ -87,9 +90,11 @@ def _fetch_raw(table: ChunkTable, snap: SeriesSnapshot, start_ms: int, end_ms: i
     for data in table.read(snap.key, 0, start_ms, end_ms):
         chunk_times, (chunk_values,) = decode_chunk(data)
         blocks[chunk_times[0]] = (chunk_times, chunk_values)
-    for chunk in (*snap.pending, snap.buffer):  # written meanwhile: the file's copy wins
+    for chunk in (*snap.pending, snap.buffer):  # copies of one buffer: the longest wins
         if chunk.times and chunk.times[0] <= end_ms and chunk.times[-1] >= start_ms:
-            blocks.setdefault(chunk.times[0], (chunk.times, chunk.values))
+            known = blocks.get(chunk.times[0])
+            if known is None or len(known[0]) < len(chunk.times):
+                blocks[chunk.times[0]] = (chunk.times, chunk.values)
     stamps: list[int] = []
     values: list[float] = []
     for first in sorted(blocks):

@@ -13,19 +13,31 @@ mode lets one worker at a time record:
   no TTL: a recorder that is merely paused keeps its lock, and nobody records meanwhile.
 - **What it records.** The service-wide view (what ``/metrics`` shows: every worker's
   published collection merged), not its own collection; so the history is the service's.
-- **What it loses.** A recorder that dies loses what it had not sealed yet; in shared mode it
-  seals its open buffers every :data:`SEAL_EVERY` seconds, so that is at most that long.
+- **What it publishes.** Every :data:`SEAL_EVERY` seconds the recorder *publishes* each open
+  buffer that got samples since: a copy of it so far is written as a raw chunk starting at
+  the buffer's first sample, so the next publication, and finally the sealed chunk, replace
+  that row (``INSERT OR REPLACE`` on series, tier and start). The buffer itself stays open
+  until ``chunk_samples`` or ``chunk_span`` as in one process, and roll-ups only take sealed
+  samples, so a published copy is never rolled up (nor counted twice).
+- **What it loses.** A recorder that dies loses what it had not published yet: at most
+  :data:`SEAL_EVERY` seconds. Its last published copy stays as the end of its data; the next
+  recorder reads where the raw chunks end and starts new buffers after it, so its chunks
+  start later and never replace that row.
 - **Readers.** The other workers only read: their ``query_range`` and ``names`` first check
   the file's change counter (:mod:`paca_otel.storage._changes`, one ``SELECT``) and reload
   the catalog (series, roll-up progress) when the recorder added series or rolled up. Chunks
   are read from the file at every query anyway, so a reader sees a sample once the recorder
-  sealed and wrote it: at most :data:`SEAL_EVERY` seconds plus one tick after it was
+  published and wrote it: at most :data:`SEAL_EVERY` seconds plus one tick after it was
   collected (plus up to a second for the other workers' numbers to reach the merged view).
   The recorder itself answers from its buffers too, without lag. A reader refuses direct
   ``append`` calls (counted in ``paca_otel.dropped{reason="history_not_recorder"}``).
-- **The price.** Raw chunks hold a minute of samples (6 at the default 10 s interval) rather
-  than up to ``chunk_samples``: the raw tier takes more rows and compresses less; the coarser
-  tiers are rolled up from it as before.
+- **The price.** Raw chunks are as large as in one process (up to ``chunk_samples``), but
+  the open one is encoded and rewritten at every publication: over a buffer's life the
+  writer encodes about ``chunk_samples / samples_per_publication / 2`` times as many samples
+  as it keeps (20x at 240 samples and the default 10 s interval) and rewrites one row per
+  active series a minute; the recorder briefly holds a second copy of each published buffer
+  (16 bytes a sample) until it is written. Roll-ups of recent data wait for the real seal
+  (as in one process); queries cover the gap from the raw tier.
 
 A forked child must not think it holds its parent's lock: ``flock`` locks belong to the open
 file, which a fork shares, so the child closes its inherited descriptors (never unlocking: that
@@ -53,7 +65,7 @@ __all__ = ["SEAL_EVERY", "RecorderLock", "SharedFile"]
 _logger = logging.getLogger("paca_otel.analysis.history")
 
 SEAL_EVERY: Final = 60.0
-"""Seconds between the shared-mode recorder's seals: how far behind the other workers read."""
+"""Seconds between the shared-mode recorder's publications: how far behind the others read."""
 
 _locks: weakref.WeakSet[RecorderLock] = weakref.WeakSet()
 
@@ -134,7 +146,7 @@ class RecorderLock:
 
 
 class SharedFile:
-    """A shared store's election, its readers' change check and its recorder's seal timer.
+    """A shared store's election, its readers' change check and its recorder's publish timer.
 
     Args:
         db: The history file (its ``changes`` table prepared by the chunk table).
@@ -143,7 +155,7 @@ class SharedFile:
     def __init__(self, db: Database) -> None:
         self.lock = RecorderLock(Path(f"{db.path}.recorder"))
         self._watch = ChangeWatch(db)
-        self._next_seal = 0.0
+        self._next_publish = 0.0
 
     def elect(self, reload: Callable[[], None]) -> None:
         """Become the recorder if nobody is; a new recorder first reloads the catalog.
@@ -178,12 +190,12 @@ class SharedFile:
         except StorageError as exc:
             count_error("history_refresh", exc)
 
-    def seal_due(self) -> bool:
-        """Whether the recorder should seal its buffers now (every :data:`SEAL_EVERY` s)."""
+    def publish_due(self) -> bool:
+        """Whether the recorder should publish its buffers now (every :data:`SEAL_EVERY` s)."""
         now = time.monotonic()
-        if now < self._next_seal:
+        if now < self._next_publish:
             return False
-        self._next_seal = now + SEAL_EVERY
+        self._next_publish = now + SEAL_EVERY
         return True
 
 

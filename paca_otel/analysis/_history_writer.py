@@ -10,6 +10,10 @@ path to the file that those decisions feed, the counterpart of
   so an append never waits for the file's lock; the thread encodes the chunks
   (:mod:`paca_otel.analysis._chunks`) and writes them in one transaction
   (:mod:`paca_otel.analysis._history_table`, which encrypts sensitive series);
+- a shared store's recorder also *publishes* open buffers (:meth:`ChunkWriter.publish`): a
+  copy of the buffer so far, queued as a chunk with the buffer's start, so other processes
+  read it; the next copy and finally the sealed chunk replace that row (same key). The
+  buffer stays open and ``sealed_ms`` does not move, so roll-ups wait for the real seal;
 - :func:`downsample` writes the chunks that :func:`roll_up` makes of a tier into the next,
   coarser one, only over buckets whose samples are all sealed.
 
@@ -44,8 +48,8 @@ class Series:
     """One series: identity, open buffer, sealed buffers not yet written, tier progress."""
 
     __slots__ = (
-        "key", "labels", "last_ms", "name", "pending", "progress", "sealed_ms", "sensitive",
-        "times", "values",
+        "key", "labels", "last_ms", "name", "pending", "progress", "published", "sealed_ms",
+        "sensitive", "times", "values",
     )  # fmt: skip
 
     def __init__(self, key: str, name: str, labels: dict[str, str], sensitive: bool) -> None:
@@ -59,6 +63,7 @@ class Series:
         self.sealed_ms = NEVER  # newest sample sealed: buckets up to it are complete
         self.pending: list[SampleBlock] = []
         self.progress: dict[int, int] = {}
+        self.published = 0  # samples of the open buffer published so far (shared recorder)
 
     def row(self) -> SeriesRow:
         return (self.key, self.name, self.labels, self.sensitive)
@@ -68,6 +73,7 @@ class Series:
         chunk = SampleBlock(self.times, self.values)
         self.times, self.values = array("q"), array("d")
         self.sealed_ms = chunk.times[-1]
+        self.published = 0
         return chunk
 
     def snapshot(self) -> SeriesSnapshot:
@@ -81,7 +87,11 @@ class Series:
 
 
 class ChunkWriter:
-    """The queue of sealed chunks and the store's writer thread that empties it.
+    """The queue of chunks to write and the store's writer thread that empties it.
+
+    The queue holds one chunk per series and start: a newer chunk with the same start (the
+    next publication of an open buffer, or its seal) replaces the queued one, which the file
+    would overwrite anyway; so a slow file never queues many copies of one buffer.
 
     Args:
         table: Where the chunks go.
@@ -91,19 +101,31 @@ class ChunkWriter:
     def __init__(self, table: ChunkTable, lock: threading.Lock) -> None:
         self._table = table
         self._lock = lock
-        self._queue: list[tuple[Series, SampleBlock]] = []
-        #: Samples in the queue (the store bounds it by ``max_pending``).
+        self._queue: dict[tuple[Series, int], SampleBlock] = {}
+        #: Samples in the queue and in the batch being written (bounded by ``max_pending``).
         self.queued_samples = 0
         self._wake = threading.Event()  # set when chunks are queued: the writer wakes
         self._thread: threading.Thread | None = None
         self._closing = False
         self._write_lock = threading.Lock()  # one batch at a time (writer thread, maintenance)
 
-    def put(self, series: Series, chunk: SampleBlock) -> None:
-        """Queue a sealed ``chunk`` of ``series`` and wake the writer (the store's lock held)."""
+    def put(self, series: Series, chunk: SampleBlock, limit: int) -> bool:
+        """Queue ``chunk`` of ``series`` and wake the writer (the store's lock held).
+
+        Returns:
+            False if that would take the queue past ``limit`` samples: nothing is queued.
+        """
+        slot = (series, chunk.times[0])
+        replaced = self._queue.get(slot)
+        count = len(chunk.times)
+        freed = 0 if replaced is None else len(replaced.times)
+        if self.queued_samples - freed + count > limit:
+            return False
+        if replaced is not None:
+            series.pending.remove(replaced)
         series.pending.append(chunk)
-        self._queue.append((series, chunk))
-        self.queued_samples += len(chunk.times)
+        self._queue[slot] = chunk
+        self.queued_samples += count - freed
         # no file lock here: the writer may hold it for a whole transaction
         self._wake.set()
         if self._thread is None or not self._thread.is_alive():  # first seal, or after fork
@@ -111,6 +133,21 @@ class ChunkWriter:
                 target=self._write_loop, name="paca-otel-history-writer", daemon=True
             )
             self._thread.start()
+        return True
+
+    def publish(self, catalog: Iterable[Series], limit: int) -> None:
+        """Queue a copy of every open buffer with samples not published yet (lock held).
+
+        For a shared store's recorder, so that other processes read recent samples without
+        the buffer being sealed early (small chunks compress worse). A copy that does not
+        fit under ``limit`` is skipped, not counted: its samples stay in the buffer, to be
+        published or sealed later, so nothing is lost.
+        """
+        for series in catalog:
+            if len(series.times) > series.published:
+                copy = SampleBlock(array("q", series.times), array("d", series.values))
+                if self.put(series, copy, limit):
+                    series.published = len(copy.times)
 
     def _write_loop(self) -> None:
         """The store's writer thread: writes queued chunks whenever some are sealed."""
@@ -129,8 +166,8 @@ class ChunkWriter:
         """Encode and write every queued chunk in one transaction (the writer thread)."""
         with self._write_lock:
             with self._lock:
-                batch, self._queue = self._queue, []
-                rows = [(series.row(), chunk) for series, chunk in batch]
+                batch, self._queue = self._queue, {}
+                rows = [(series.row(), chunk) for (series, _), chunk in batch.items()]
             if not batch:
                 return
             try:
@@ -149,12 +186,19 @@ class ChunkWriter:
                 )
             except StorageError:
                 with self._lock:  # stays queued for the next write; readers still see it
-                    self._queue[:0] = batch
+                    for slot, chunk in batch.items():
+                        if slot in self._queue:  # queued meanwhile with the same start: newer
+                            self._done(slot[0], chunk)
+                    self._queue = {**batch, **self._queue}
                 raise
             with self._lock:
-                for series, chunk in batch:
-                    series.pending.remove(chunk)
-                    self.queued_samples -= len(chunk.times)
+                for (series, _), chunk in batch.items():
+                    self._done(series, chunk)
+
+    def _done(self, series: Series, chunk: SampleBlock) -> None:
+        """Forget a chunk that is written or superseded (the store's lock held)."""
+        series.pending.remove(chunk)
+        self.queued_samples -= len(chunk.times)
 
     def close(self) -> None:
         """Stop the writer thread; what is still queued stays so (flush before)."""

@@ -25,7 +25,7 @@ Timestamps are stored in milliseconds (sub-millisecond parts are rounded); value
 exact float64 given. One process writes a file's history (the one running the collection);
 others may read it. With ``shared=True`` (``multiprocess_dir``: the workers of a service share
 one file) the workers elect the one that records the service-wide view, and the others read
-what it writes, up to a minute late (:mod:`paca_otel.analysis._history_shared`).
+what it publishes, up to a minute late (:mod:`paca_otel.analysis._history_shared`).
 
 Sensitive series (``append(..., sensitive=True)``, or names matching ``sensitive``) have their
 chunks encrypted with the storage layer's :class:`~paca_otel.storage.Codec`
@@ -394,7 +394,7 @@ class HistoryStore:
         """A shared store's tick: record ``collect()`` (the service's view) if this process may.
 
         Each call first tries to become the recorder; a process that does not record returns
-        0 without calling ``collect``. The recorder seals its buffers every
+        0 without calling ``collect``. The recorder publishes its open buffers every
         :data:`~paca_otel.analysis._history_shared.SEAL_EVERY` seconds, so that the others
         read its samples. Without ``shared``: :meth:`record_metrics_data` of ``collect()``.
         """
@@ -405,8 +405,9 @@ class HistoryStore:
                 return 0
         data = collect()
         kept = 0 if data is None else self.record_metrics_data(data, timestamp)
-        if shared is not None and shared.seal_due():
-            self._seal_open()
+        if shared is not None and shared.publish_due():
+            with self._lock:
+                self._writer.publish(self._series.values(), self.max_pending)
         return kept
 
     def _seal_open(self) -> None:
@@ -418,11 +419,8 @@ class HistoryStore:
     def _seal(self, series: Series) -> None:
         """Move the open buffer to the writer's queue (lock held); drop it if that is full."""
         chunk = series.seal()
-        count = len(chunk.times)
-        if self._writer.queued_samples + count > self.max_pending:
-            self._drop("history_write_backlog", count)
-            return
-        self._writer.put(series, chunk)
+        if not self._writer.put(series, chunk, self.max_pending):
+            self._drop("history_write_backlog", len(chunk.times))
 
     def flush(self) -> None:
         """Seal every buffer and write everything queued, on the caller's thread.

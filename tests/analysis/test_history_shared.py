@@ -4,10 +4,13 @@ in one process: the election, the readers' catalog reload, and a fork that keeps
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +26,7 @@ from paca_otel.analysis._history_shared import SEAL_EVERY, RecorderLock
 from paca_otel.analysis.history import HistoryStore, default_history_path
 from paca_otel.config import load_settings
 from paca_otel.errors import ConfigError
+from paca_otel.storage import open_database
 from tests._children import ROOT, TIMEOUT, Child
 from tests._fork import fork_child, read_report, reap
 from tests._wait import wait_for
@@ -137,6 +141,7 @@ def test_after_sigkill_another_worker_records_and_keeps_appending(
         points = reaches(worker, 207.0, after=before[-1][0])  # a dead worker's count stays
         stamps = [at for at, _ in points]
         assert stamps == sorted(set(stamps))  # one series in time order, no duplicates
+        assert set(before) <= set(points)  # what the dead recorder published stays
     assert [w.recording() for w in rest] == [w is successor for w in rest]
 
 
@@ -191,6 +196,192 @@ def test_stores_of_one_file_elect_one_recorder_and_readers_reload(
         assert list(series.points.values) == [5.0, 6.0, 8.0]  # type: ignore[attr-defined]
     finally:
         second.close()
+
+
+def _chunk_rows(path: Path) -> list[tuple[str, int, int, int, int, bytes]]:
+    """``(series key, tier, start, end, count, data)`` of every chunk, straight from the file."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return conn.execute(
+            "SELECT s.key, c.tier, c.start_ms, c.end_ms, c.count, c.data FROM history_chunks"
+            " AS c JOIN history_series AS s ON s.id = c.series_id ORDER BY 1, 2, 3"
+        ).fetchall()
+
+
+def _publish(store: HistoryStore) -> None:
+    """One tick of a shared recorder with nothing to collect: it publishes its buffers."""
+    store.record_service(lambda: None)
+
+
+def _series_values(store: HistoryStore, end: float) -> dict[str, list[float]]:
+    found = store.query_range("s", start=0.0, end=end, step=1.0)
+    return {s.labels["i"]: list(s.points.values) for s in found}  # type: ignore[attr-defined]
+
+
+def test_published_buffers_are_read_at_once_and_kept_as_one_row_per_buffer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every tick publishes the recorder's open buffers (SEAL_EVERY 0 here): a reader sees
+    each sample, the file holds one raw row per series however often the buffer was
+    published, and the recorder's own query (file + queue + buffer) has each sample once."""
+    monkeypatch.setattr(_history_shared, "SEAL_EVERY", 0.0)
+    path = tmp_path / "history.sqlite3"
+    recorder = HistoryStore(path, shared=True, chunk_samples=240, clock=lambda: 2_000.0)
+    reader = HistoryStore(path, shared=True, clock=lambda: 2_000.0)
+    try:
+        _publish(recorder)
+        assert recorder.recording
+        expected: dict[str, list[float]] = {"0": [], "1": [], "2": []}
+        for minute in range(5):
+            for k in range(6):
+                at = 1_000.0 + 60 * minute + 10 * k
+                for i, values in expected.items():
+                    values.append(at + int(i))
+                    assert recorder.append("s", {"i": i}, at, at + int(i))
+            _publish(recorder)
+            wait_for(
+                lambda: _series_values(reader, 1_400.0) == expected or None,
+                f"the reader to read minute {minute}",
+            )
+            assert _series_values(recorder, 1_400.0) == expected
+        rows = _chunk_rows(path)
+        assert [(tier, start, count) for _, tier, start, _, count, _ in rows] == [
+            (0, 1_000_000, 30)
+        ] * 3  # one row per series, rewritten at each publication
+        assert recorder.run_maintenance(1_400.0).downsampled_points == 0  # nothing sealed
+        recorder.flush()  # sealed: the same row, now final
+        assert [(tier, start, count) for _, tier, start, _, count, _ in _chunk_rows(path)] == [
+            (0, 1_000_000, 30)
+        ] * 3
+        assert _series_values(reader, 1_400.0) == expected
+        assert _series_values(recorder, 1_400.0) == expected
+    finally:
+        reader.close()
+        recorder.close()
+
+
+def test_roll_ups_of_published_data_equal_those_of_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same samples (4 series, 10 s apart, 30 minutes) and maintenance passes in a
+    publishing shared store and a single-process one: the same roll-ups at every step, one
+    extra raw row per series (the published open buffer) until the end, then the same file."""
+    monkeypatch.setattr(_history_shared, "SEAL_EVERY", 0.0)
+    shared_path, single_path = tmp_path / "shared.sqlite3", tmp_path / "single.sqlite3"
+    shared = HistoryStore(shared_path, shared=True, chunk_samples=24)
+    single = HistoryStore(single_path, chunk_samples=24)
+    try:
+        _publish(shared)
+        for minute in range(30):
+            for k in range(6):
+                at = 1_000.0 + 60 * minute + 10 * k
+                for i in range(4):
+                    assert shared.append("s", {"i": str(i)}, at, (at * (i + 1)) % 7)
+                    assert single.append("s", {"i": str(i)}, at, (at * (i + 1)) % 7)
+            _publish(shared)
+            now = 1_060.0 + 60 * minute
+            assert shared.run_maintenance(now) == single.run_maintenance(now)
+            shared_rows, single_rows = _chunk_rows(shared_path), _chunk_rows(single_path)
+            assert [r for r in shared_rows if r[1]] == [r for r in single_rows if r[1]]
+        assert sum(r[4] for r in shared_rows if r[1] == 60_000) == 4 * 28  # 1m points so far
+        raw_shared = [r for r in _chunk_rows(shared_path) if not r[1]]
+        raw_single = [r for r in _chunk_rows(single_path) if not r[1]]
+        assert (len(raw_shared), len(raw_single)) == (4 * 8, 4 * 7)  # 180 samples, 24 a chunk
+        assert set(raw_single) < set(raw_shared)
+        assert _series_values(shared, 3_000.0) == _series_values(single, 3_000.0)
+        shared.flush()
+        single.flush()
+        assert _chunk_rows(shared_path) == _chunk_rows(single_path)
+    finally:
+        shared.close()
+        single.close()
+
+
+def test_a_dead_recorders_published_samples_stay_once_after_takeover(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forked recorder publishes a buffer, appends more and dies without closing: the next
+    recorder keeps what was published (exactly once), loses only the unpublished tail, and
+    starts its own chunks after it, never replacing the dead recorder's row."""
+    monkeypatch.setattr(_history_shared, "SEAL_EVERY", 0.0)
+    path = tmp_path / "history.sqlite3"
+
+    def child(report: int, go: int) -> dict[str, Any]:
+        dead = HistoryStore(path, shared=True, clock=lambda: 2_000.0)
+        _publish(dead)
+        for k in range(12):
+            dead.append("s", {"i": "0"}, 1_000.0 + 10 * k, float(k))
+            if k == 5:
+                _publish(dead)
+        _publish(dead)  # the 12 samples so far
+        dead.run_maintenance(1_120.0)  # writes the queue now (no seal: the buffer is young)
+        dead.append("s", {"i": "0"}, 1_120.0, 12.0)  # never published
+        return {"recording": dead.recording}  # exits without closing, as if SIGKILLed
+
+    pid, report_fd, go_w = fork_child(child)
+    try:
+        assert read_report(report_fd) == {"recording": True}
+    finally:
+        os.close(report_fd)
+        assert reap(pid, go_w) == 0
+    successor = HistoryStore(path, shared=True, clock=lambda: 2_000.0)
+    try:
+        _publish(successor)
+        assert successor.recording
+        assert not successor.append("s", {"i": "0"}, 1_110.0, 0.0)  # the file ends at 1110
+        for k in range(6):
+            assert successor.append("s", {"i": "0"}, 1_130.0 + 10 * k, 100.0 + k)
+        _publish(successor)
+        successor.run_maintenance(1_200.0)
+        expected = [float(k) for k in range(12)] + [100.0 + k for k in range(6)]
+        assert _series_values(successor, 1_300.0) == {"0": expected}
+        raw = [(start, count) for _, tier, start, _, count, _ in _chunk_rows(path) if not tier]
+        assert raw == [(1_000_000, 12), (1_130_000, 6)]
+        successor.flush()
+        assert _series_values(successor, 1_300.0) == {"0": expected}
+    finally:
+        successor.close()
+
+
+def test_publications_queued_behind_a_locked_file_replace_each_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the file is held, each publication of a buffer replaces the queued copy, and the
+    seal replaces the last one: a backlog bound of one chunk (and the first copy, which the
+    writer holds while it waits for the file) drops nothing; five queued copies would not fit."""
+    monkeypatch.setattr(_history_shared, "SEAL_EVERY", 0.0)
+    path = tmp_path / "history.sqlite3"
+    store = HistoryStore(path, shared=True, chunk_samples=30, max_pending=36)
+    _publish(store)
+    same = open_database(path)  # the connection the store writes through
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with same.transaction("hold the file"):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        for k in range(31):  # 5 publications of 6..30 samples, then the seal at the 31st
+            store.append("s", {"i": "0"}, 1_000.0 + 10 * k, float(k))
+            if k % 6 == 5:
+                _publish(store)
+        assert store.dropped["history_write_backlog"] == 0
+    finally:
+        release.set()
+        holder.join(30)
+    try:
+        wait_for(lambda: [r for r in _chunk_rows(path) if r[4] == 30] or None, "the sealed chunk")
+        store.flush()
+        assert store.dropped["history_write_backlog"] == 0
+        assert _series_values(store, 1_400.0) == {"0": [float(k) for k in range(31)]}
+        raw = [(start, count) for _, tier, start, _, count, _ in _chunk_rows(path) if not tier]
+        assert raw == [(1_000_000, 30), (1_300_000, 1)]
+    finally:
+        same.close()
+        store.close()
 
 
 def test_a_forked_child_does_not_hold_its_parents_lock(tmp_path: Path) -> None:
