@@ -406,8 +406,9 @@ class HistoryStore:
         data = collect()
         kept = 0 if data is None else self.record_metrics_data(data, timestamp)
         if shared is not None and shared.publish_due():
-            with self._lock:
-                self._writer.publish(self._series.values(), self.max_pending)
+            with self._lock:  # the writer takes the lock again per batch of series
+                catalog = list(self._series.values())
+            self._writer.publish(catalog, self.max_pending)
         return kept
 
     def _seal_open(self) -> None:

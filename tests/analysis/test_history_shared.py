@@ -21,7 +21,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 
 from paca_otel import configure, get_telemetry
-from paca_otel.analysis import _history_shared
+from paca_otel.analysis import _history_shared, _history_writer
 from paca_otel.analysis._history_shared import SEAL_EVERY, RecorderLock
 from paca_otel.analysis.history import HistoryStore, default_history_path
 from paca_otel.config import load_settings
@@ -224,6 +224,7 @@ def test_published_buffers_are_read_at_once_and_kept_as_one_row_per_buffer(
     each sample, the file holds one raw row per series however often the buffer was
     published, and the recorder's own query (file + queue + buffer) has each sample once."""
     monkeypatch.setattr(_history_shared, "SEAL_EVERY", 0.0)
+    monkeypatch.setattr(_history_writer, "PUBLISH_BATCH", 2)  # 3 series: two lock holds
     path = tmp_path / "history.sqlite3"
     recorder = HistoryStore(path, shared=True, chunk_samples=240, clock=lambda: 2_000.0)
     reader = HistoryStore(path, shared=True, clock=lambda: 2_000.0)
