@@ -13,21 +13,21 @@ mode lets one worker at a time record:
   no TTL: a recorder that is merely paused keeps its lock, and nobody records meanwhile.
 - **What it records.** The service-wide view (what ``/metrics`` shows: every worker's
   published collection merged), not its own collection; so the history is the service's.
-- **What it publishes.** Every :data:`SEAL_EVERY` seconds the recorder *publishes* each open
+- **What it publishes.** Every :data:`PUBLISH_EVERY` seconds the recorder *publishes* each open
   buffer that got samples since: a copy of it so far is written as a raw chunk starting at
   the buffer's first sample, so the next publication, and finally the sealed chunk, replace
   that row (``INSERT OR REPLACE`` on series, tier and start). The buffer itself stays open
   until ``chunk_samples`` or ``chunk_span`` as in one process, and roll-ups only take sealed
   samples, so a published copy is never rolled up (nor counted twice).
 - **What it loses.** A recorder that dies loses what it had not published yet: at most
-  :data:`SEAL_EVERY` seconds. Its last published copy stays as the end of its data; the next
+  :data:`PUBLISH_EVERY` seconds. Its last published copy stays as the end of its data; the next
   recorder reads where the raw chunks end and starts new buffers after it, so its chunks
   start later and never replace that row.
 - **Readers.** The other workers only read: their ``query_range`` and ``names`` first check
   the file's change counter (:mod:`paca_otel.storage._changes`, one ``SELECT``) and reload
   the catalog (series, roll-up progress) when the recorder added series or rolled up. Chunks
   are read from the file at every query anyway, so a reader sees a sample once the recorder
-  published and wrote it: at most :data:`SEAL_EVERY` seconds plus one tick after it was
+  published and wrote it: at most :data:`PUBLISH_EVERY` seconds plus one tick after it was
   collected (plus up to a second for the other workers' numbers to reach the merged view).
   The recorder itself answers from its buffers too, without lag. A reader refuses direct
   ``append`` calls (counted in ``paca_otel.dropped{reason="history_not_recorder"}``).
@@ -60,11 +60,11 @@ from paca_otel._internal import warn_once
 from paca_otel.storage import Database, StorageError, count_error
 from paca_otel.storage._changes import ChangeWatch
 
-__all__ = ["SEAL_EVERY", "RecorderLock", "SharedFile"]
+__all__ = ["PUBLISH_EVERY", "RecorderLock", "SharedFile"]
 
 _logger = logging.getLogger("paca_otel.analysis.history")
 
-SEAL_EVERY: Final = 60.0
+PUBLISH_EVERY: Final = 60.0
 """Seconds between the shared-mode recorder's publications: how far behind the others read."""
 
 _locks: weakref.WeakSet[RecorderLock] = weakref.WeakSet()
@@ -191,11 +191,11 @@ class SharedFile:
             count_error("history_refresh", exc)
 
     def publish_due(self) -> bool:
-        """Whether the recorder should publish its buffers now (every :data:`SEAL_EVERY` s)."""
+        """Whether the recorder should publish its buffers now (every :data:`PUBLISH_EVERY` s)."""
         now = time.monotonic()
         if now < self._next_publish:
             return False
-        self._next_publish = now + SEAL_EVERY
+        self._next_publish = now + PUBLISH_EVERY
         return True
 
 

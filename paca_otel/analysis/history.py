@@ -395,7 +395,7 @@ class HistoryStore:
 
         Each call first tries to become the recorder; a process that does not record returns
         0 without calling ``collect``. The recorder publishes its open buffers every
-        :data:`~paca_otel.analysis._history_shared.SEAL_EVERY` seconds, so that the others
+        :data:`~paca_otel.analysis._history_shared.PUBLISH_EVERY` seconds, so that the others
         read its samples. Without ``shared``: :meth:`record_metrics_data` of ``collect()``.
         """
         shared = self._shared

@@ -1,8 +1,8 @@
 """Child process for the shared-history tests: one worker of a service with history on.
 
-Run as ``python history_child.py DIR SEAL N``. It configures paca-otel with
+Run as ``python history_child.py DIR PUBLISH N``. It configures paca-otel with
 ``multiprocess_dir=DIR`` and ``history_enabled`` (a tick every :data:`TICK` s), makes the
-shared recorder seal every SEAL seconds (instead of a minute), adds N to the counter
+shared recorder publish every PUBLISH seconds (instead of a minute), adds N to the counter
 ``mph.requests`` and prints ``ready``; then it answers one JSON line per command from stdin:
 
 * ``add K``: adds K to ``mph.requests`` (answers ``"added"``);
@@ -25,9 +25,9 @@ from paca_otel.analysis import _history_shared
 TICK = 0.2
 
 
-def main(directory: str, seal: float, n: int) -> None:
+def main(directory: str, publish: float, n: int) -> None:
     """Record, report ``ready``, then serve commands until ``exit`` or a signal."""
-    _history_shared.SEAL_EVERY = seal  # the test's stand-in for the minute
+    _history_shared.PUBLISH_EVERY = publish  # the test's stand-in for the minute
     telemetry = paca_otel.configure(
         service_name="mph-test",
         multiprocess_dir=directory,

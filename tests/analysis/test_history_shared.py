@@ -22,7 +22,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 
 from paca_otel import configure, get_telemetry
 from paca_otel.analysis import _history_shared, _history_writer
-from paca_otel.analysis._history_shared import SEAL_EVERY, RecorderLock
+from paca_otel.analysis._history_shared import PUBLISH_EVERY, RecorderLock
 from paca_otel.analysis.history import HistoryStore, default_history_path
 from paca_otel.config import load_settings
 from paca_otel.errors import ConfigError
@@ -32,14 +32,14 @@ from tests._fork import fork_child, read_report, reap
 from tests._wait import wait_for
 
 CHILD = Path(__file__).with_name("history_child.py")
-SEAL = 0.5  # the children's stand-in for SEAL_EVERY
+PUBLISH = 0.5  # the children's stand-in for PUBLISH_EVERY
 
 
 class Worker(Child):
     """One child worker of the service, with history on."""
 
     def __init__(self, directory: Path, n: int, env: dict[str, str]) -> None:
-        super().__init__([sys.executable, str(CHILD), str(directory), str(SEAL), str(n)], env)
+        super().__init__([sys.executable, str(CHILD), str(directory), str(PUBLISH), str(n)], env)
         self.n = n
 
     def recording(self) -> bool:
@@ -112,7 +112,7 @@ def test_one_file_one_recorder_of_the_service_sum_read_by_every_worker(
     for reader in readers:
         reaches(reader, 36.0)
     lag = time.monotonic() - started
-    print(f"readers saw the service sum {lag:.2f} s after it changed (seal every {SEAL} s)")
+    print(f"readers saw the service sum {lag:.2f} s after it changed (published every {PUBLISH} s)")
     assert recorder.recording()  # nobody took over from a live recorder
     assert [w.recording() for w in readers] == [False, False]
 
@@ -166,7 +166,7 @@ def test_stores_of_one_file_elect_one_recorder_and_readers_reload(
 ) -> None:
     """Two shared stores on one file: the first to tick records; the other refuses appends,
     records nothing, reads what the recorder sealed, and records once the first closes."""
-    monkeypatch.setattr(_history_shared, "SEAL_EVERY", 0.0)
+    monkeypatch.setattr(_history_shared, "PUBLISH_EVERY", 0.0)
     path = tmp_path / "history.sqlite3"
     first = HistoryStore(path, shared=True)
     second = HistoryStore(path, shared=True)
@@ -181,7 +181,7 @@ def test_stores_of_one_file_elect_one_recorder_and_readers_reload(
         assert not second.append("c", {}, 1_001.0, 1.0)
         assert second.dropped["history_not_recorder"] == 1
         assert second.run_maintenance(2_000.0).sealed_chunks == 0
-        first.record_service(_collection(6), 1_010.0)  # seals at once (SEAL_EVERY 0)
+        first.record_service(_collection(6), 1_010.0)  # publishes at once (PUBLISH_EVERY 0)
         first.flush()
         assert second.names() == ["c"]
         (series,) = second.query_range("c", start=990.0, end=1_020.0, step=1.0)
@@ -220,10 +220,10 @@ def _series_values(store: HistoryStore, end: float) -> dict[str, list[float]]:
 def test_published_buffers_are_read_at_once_and_kept_as_one_row_per_buffer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every tick publishes the recorder's open buffers (SEAL_EVERY 0 here): a reader sees
+    """Every tick publishes the recorder's open buffers (PUBLISH_EVERY 0 here): a reader sees
     each sample, the file holds one raw row per series however often the buffer was
     published, and the recorder's own query (file + queue + buffer) has each sample once."""
-    monkeypatch.setattr(_history_shared, "SEAL_EVERY", 0.0)
+    monkeypatch.setattr(_history_shared, "PUBLISH_EVERY", 0.0)
     monkeypatch.setattr(_history_writer, "PUBLISH_BATCH", 2)  # 3 series: two lock holds
     path = tmp_path / "history.sqlite3"
     recorder = HistoryStore(path, shared=True, chunk_samples=240, clock=lambda: 2_000.0)
@@ -266,7 +266,7 @@ def test_roll_ups_of_published_data_equal_those_of_one_process(
     """The same samples (4 series, 10 s apart, 30 minutes) and maintenance passes in a
     publishing shared store and a single-process one: the same roll-ups at every step, one
     extra raw row per series (the published open buffer) until the end, then the same file."""
-    monkeypatch.setattr(_history_shared, "SEAL_EVERY", 0.0)
+    monkeypatch.setattr(_history_shared, "PUBLISH_EVERY", 0.0)
     shared_path, single_path = tmp_path / "shared.sqlite3", tmp_path / "single.sqlite3"
     shared = HistoryStore(shared_path, shared=True, chunk_samples=24)
     single = HistoryStore(single_path, chunk_samples=24)
@@ -303,7 +303,7 @@ def test_a_dead_recorders_published_samples_stay_once_after_takeover(
     """A forked recorder publishes a buffer, appends more and dies without closing: the next
     recorder keeps what was published (exactly once), loses only the unpublished tail, and
     starts its own chunks after it, never replacing the dead recorder's row."""
-    monkeypatch.setattr(_history_shared, "SEAL_EVERY", 0.0)
+    monkeypatch.setattr(_history_shared, "PUBLISH_EVERY", 0.0)
     path = tmp_path / "history.sqlite3"
 
     def child(report: int, go: int) -> dict[str, Any]:
@@ -349,7 +349,7 @@ def test_publications_queued_behind_a_locked_file_replace_each_other(
     """While the file is held, each publication of a buffer replaces the queued copy, and the
     seal replaces the last one: a backlog bound of one chunk (and the first copy, which the
     writer holds while it waits for the file) drops nothing; five queued copies would not fit."""
-    monkeypatch.setattr(_history_shared, "SEAL_EVERY", 0.0)
+    monkeypatch.setattr(_history_shared, "PUBLISH_EVERY", 0.0)
     path = tmp_path / "history.sqlite3"
     store = HistoryStore(path, shared=True, chunk_samples=30, max_pending=36)
     _publish(store)
@@ -476,4 +476,4 @@ def test_the_path_and_the_mode_follow_multiprocess_dir(tmp_path: Path) -> None:
         store.close()
     with pytest.raises(ConfigError, match="in-memory"):
         HistoryStore(None, shared=True)
-    assert SEAL_EVERY == 60.0
+    assert PUBLISH_EVERY == 60.0
