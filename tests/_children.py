@@ -14,8 +14,9 @@ import queue
 import signal
 import subprocess
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -67,3 +68,25 @@ class Child:
         for pipe in (self.process.stdin, self.process.stdout):
             if pipe is not None:
                 pipe.close()
+
+
+C = TypeVar("C", bound=Child)
+
+
+def children(make: Callable[[int], C]) -> Iterator[Callable[..., list[C]]]:
+    """The body of a ``start_workers`` fixture: ``start(*counts)`` starts ``make(n)`` for each
+    count and waits until all are ready; every child started is stopped at the end."""
+    started: list[C] = []
+
+    def start(*counts: int) -> list[C]:
+        workers = []
+        for n in counts:
+            started.append(make(n))
+            workers.append(started[-1])
+        for worker in workers:
+            worker.wait_ready()
+        return workers
+
+    yield start
+    for worker in started:
+        worker.stop()

@@ -67,12 +67,12 @@ class ExcludedUrls:
         memory is cleared when full rather than frozen: the hot URLs come back at once.
         """
         if host is None:
-            return self._search(request_url(scheme, host, scope)) is not None
+            return self.url_disabled(request_url(scheme, host, scope))
         path: str = scope["path"]
         key = (scheme, host, path)
         disabled = self._decided.get(key)
         if disabled is None:
-            disabled = self._search(request_url(scheme, host, scope)) is not None
+            disabled = self.url_disabled(request_url(scheme, host, scope))
             if len(path) + len(host) <= _DECIDED_URL_LENGTH:
                 if len(self._decided) >= _DECIDED_LIMIT:
                     self._decided.clear()

@@ -22,6 +22,7 @@ from paca_otel.analysis.source import LabelMatcher, RangePoint, SeriesSource
 from paca_otel.config import load_settings
 from paca_otel.errors import ConfigError
 from paca_otel.storage import Codec, open_database
+from tests._storage import held
 
 T0 = 1_699_999_200.0  # 2023-11-14T22:00:00Z, a multiple of 1 h
 KEY = "correct horse battery staple, twice"
@@ -327,23 +328,10 @@ def test_appends_never_wait_for_a_locked_file_and_the_backlog_is_bounded(
     path = tmp_path / "b.sqlite3"
     store = HistoryStore(path, clock=clock, max_pending=10, chunk_samples=5)
     shared = open_database(path)  # the same connection the store writes through
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with shared.transaction("hold the file"):
-            held.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert held.wait(10)
+    with held(shared):
         for i in range(31):
             store.append("m", {}, T0 + i, float(i))
         assert store.dropped["history_write_backlog"] == 20
-    finally:
-        release.set()
-        holder.join(30)
     (series,) = store.query_range("m", start=T0, end=T0 + 40, step=1)
     assert series.points.values == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 30.0]  # type: ignore[attr-defined]  # columns
     shared.close()

@@ -10,7 +10,6 @@ import os
 import signal
 import sqlite3
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,8 +26,9 @@ from paca_otel.analysis.history import HistoryStore, default_history_path
 from paca_otel.config import load_settings
 from paca_otel.errors import ConfigError
 from paca_otel.storage import open_database
-from tests._children import ROOT, TIMEOUT, Child
+from tests._children import ROOT, TIMEOUT, Child, children
 from tests._fork import fork_child, read_report, reap
+from tests._storage import held
 from tests._wait import wait_for
 
 CHILD = Path(__file__).with_name("history_child.py")
@@ -55,22 +55,9 @@ class Worker(Child):
 @pytest.fixture
 def start_workers(tmp_path: Path) -> Iterator[Callable[..., list[Worker]]]:
     """Start child workers sharing ``tmp_path/mp``; each is killed by its PID at the end."""
-    started: list[Worker] = []
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(tmp_path / "xdg")}
     env = {k: v for k, v in env.items() if not k.startswith("PACA_OTEL_")}
-
-    def start(*counts: int) -> list[Worker]:
-        workers = []
-        for n in counts:
-            started.append(Worker(tmp_path / "mp", n, env))
-            workers.append(started[-1])
-        for worker in workers:
-            worker.wait_ready()
-        return workers
-
-    yield start
-    for worker in started:
-        worker.stop()
+    yield from children(lambda n: Worker(tmp_path / "mp", n, env))
 
 
 def recorder_of(workers: list[Worker]) -> Worker | None:
@@ -354,25 +341,12 @@ def test_publications_queued_behind_a_locked_file_replace_each_other(
     store = HistoryStore(path, shared=True, chunk_samples=30, max_pending=36)
     _publish(store)
     same = open_database(path)  # the connection the store writes through
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with same.transaction("hold the file"):
-            held.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert held.wait(10)
+    with held(same):
         for k in range(31):  # 5 publications of 6..30 samples, then the seal at the 31st
             store.append("s", {"i": "0"}, 1_000.0 + 10 * k, float(k))
             if k % 6 == 5:
                 _publish(store)
         assert store.dropped["history_write_backlog"] == 0
-    finally:
-        release.set()
-        holder.join(30)
     try:
         wait_for(lambda: [r for r in _chunk_rows(path) if r[4] == 30] or None, "the sealed chunk")
         store.flush()

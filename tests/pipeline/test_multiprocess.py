@@ -23,7 +23,7 @@ from paca_otel.pipeline._multiprocess import ARCHIVE, MultiprocessMetrics
 from paca_otel.pipeline._pipeline import Pipeline
 from paca_otel.pipeline._prometheus import CollectionCollector
 from paca_otel.pipeline._spans import percentile
-from tests._children import Child
+from tests._children import Child, children
 from tests._wait import wait_for
 from tests.peers import free_port
 
@@ -58,20 +58,7 @@ class Worker(Child):
 @pytest.fixture
 def start_workers(tmp_path: Path) -> Iterator[Callable[..., list[Worker]]]:
     """Start child workers sharing ``tmp_path/mp``; each is killed by its PID at the end."""
-    started: list[Worker] = []
-
-    def start(*counts: int) -> list[Worker]:
-        workers = []
-        for n in counts:
-            started.append(Worker(tmp_path / "mp", free_port(), n))
-            workers.append(started[-1])
-        for worker in workers:
-            worker.wait_ready()
-        return workers
-
-    yield start
-    for worker in started:
-        worker.stop()
+    yield from children(lambda n: Worker(tmp_path / "mp", free_port(), n))
 
 
 def _one(samples: Samples, name: str, **labels: str) -> float:
